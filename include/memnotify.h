@@ -1,0 +1,415 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * memnotify — tells a Linux process, through callbacks, what is happening to
+ * its memory.
+ *
+ * This is the native API.  Every public symbol starts with mn_ / MN_.
+ *
+ * Conventions used throughout this header
+ * ---------------------------------------
+ * - Functions returning int return 0 (or a non-negative count) on success and
+ *   a negative errno value on failure (-EINVAL, -ENOMEM, ...).  They never set
+ *   errno as their way of reporting.
+ * - Options structs start with `size_t sz`; initialise them with
+ *   MN_OPTS(type, name, .field = value, ...).  A struct from a newer caller
+ *   whose unknown trailing bytes are not zero is refused with -EINVAL; a NULL
+ *   options pointer means "all defaults".
+ * - Units are in names: _bytes, _ms, _usec, _percent.
+ * - Callbacks run in one of three contexts, named in each function's comment:
+ *     thread      - on the dispatcher: memnotify's own thread, or the thread
+ *                   that calls mn_dispatch() when the application drives it;
+ *                   may lock, allocate, log, and call back into memnotify.
+ *     synchronous - in the thread making the memory-changing call.
+ *     signal      - inside a signal handler; async-signal-safe code only.
+ *   Memory-pressure callbacks (this release) run in thread context.
+ * - fork(): memnotify keeps its registrations in the child and resumes there
+ *   at the child's first call into any mn_* function (the dispatcher thread
+ *   and the kernel file descriptors are re-created then); until that call
+ *   the child receives no events.  No call returns -ECHILD.
+ * - The library never prints; see mn_set_log().
+ */
+#ifndef MEMNOTIFY_H
+#define MEMNOTIFY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && !defined(MN_API)
+#define MN_API __attribute__((visibility("default")))
+#elif !defined(MN_API)
+#define MN_API
+#endif
+
+#define MN_VERSION_MAJOR 0
+#define MN_VERSION_MINOR 1
+#define MN_VERSION_PATCH 0
+
+/*
+ * MN_OPTS - declare and initialise an options struct of @type named @name,
+ * with its `sz` set and the remaining fields given as designated
+ * initialisers, e.g.
+ *     MN_OPTS(mn_memory_opts, o, .low_percent = 15);
+ */
+#define MN_OPTS(type, name, ...)                                              \
+	struct type name = { .sz = sizeof(struct type), __VA_ARGS__ }
+
+/**
+ * mn_version() - the library's version string, e.g. "0.1.0".
+ *
+ * Return: a static string.  Thread-safe and async-signal-safe.
+ */
+MN_API const char *mn_version(void);
+
+/**
+ * mn_strerror() - a short English description of a memnotify return code.
+ * @err: a value returned by a memnotify function (negative errno) or 0.
+ *
+ * Return: a static string; never NULL.  Thread-safe and async-signal-safe.
+ */
+MN_API const char *mn_strerror(int err);
+
+/* ------------------------------------------------------------------------
+ * Logging
+ * ------------------------------------------------------------------------ */
+
+enum mn_log_level {
+	MN_LOG_ERROR = 0,
+	MN_LOG_WARN = 1,
+	MN_LOG_INFO = 2,
+	MN_LOG_DEBUG = 3,
+};
+
+/* A log sink: @msg is one line without a trailing newline. */
+typedef void (*mn_log_fn)(enum mn_log_level level, const char *msg, void *ctx);
+
+/**
+ * mn_set_log() - route the library's diagnostics to @fn.
+ * @fn:  the sink, or NULL to drop all messages (the default).
+ * @ctx: passed back to @fn unchanged.
+ *
+ * Messages above the verbosity are not formatted at all.  The verbosity is
+ * MN_LOG_WARN unless the environment variable MEMNOTIFY_LOG names another
+ * ("error", "warn", "info" or "debug"), read once at the first log call.
+ * @fn may be called from any memnotify thread, never from signal context.
+ *
+ * Return: 0.  Thread-safe.  Mirrors libbpf_set_print().
+ */
+MN_API int mn_set_log(mn_log_fn fn, void *ctx);
+
+/* ------------------------------------------------------------------------
+ * Capabilities: the kernel mechanisms this machine offers
+ * ------------------------------------------------------------------------ */
+
+enum mn_cap {
+	MN_CAP_MEMINFO = 0,           /* /proc/meminfo with MemAvailable */
+	MN_CAP_PSI,                   /* /proc/pressure/memory readable */
+	MN_CAP_PSI_TRIGGER,           /* a PSI trigger can be armed on it */
+	MN_CAP_CGROUP_V1_MEMORY,      /* cgroup v1 memory controller, own group */
+	MN_CAP_CGROUP_V1_PRESSURE_LEVEL, /* memory.pressure_level + eventfd */
+	MN_CAP_CGROUP_V2_MEMORY,      /* cgroup v2 memory controller, own group */
+	MN_CAP_CGROUP_V2_PSI,         /* memory.pressure of the own v2 group */
+	MN_CAP_EVENTFD,               /* eventfd(2) */
+	MN_CAP_TIMERFD,               /* timerfd_create(2) */
+	MN_CAP__COUNT
+};
+
+struct mn_capability {
+	size_t sz;            /* set by the caller: sizeof(struct mn_capability) */
+	const char *name;     /* stable identifier, e.g. "psi_trigger" */
+	int supported;        /* 1 if usable here, 0 if not */
+	int error;            /* 0, or the negative errno the probe met */
+	char detail[160];     /* what was found, or why it is missing */
+};
+
+/**
+ * mn_capability() - report whether one kernel mechanism works on this machine.
+ * @cap: one of enum mn_cap.
+ * @out: filled in; @out->sz must be set by the caller.
+ *
+ * Every mechanism is probed once per process (the first time any caller asks
+ * or a source needs it) and the answer is cached; ENOSYS, EPERM, EACCES,
+ * ENOENT and EINVAL from a probe mean "missing".  The probe acts on the
+ * kernel's answer, never on its version number.
+ *
+ * Return: 0; -EINVAL if @cap is out of range, @out is NULL or @out->sz is
+ * too small.  Thread-safe.
+ */
+MN_API int mn_capability(unsigned int cap, struct mn_capability *out);
+
+/* ------------------------------------------------------------------------
+ * Subscriptions and the dispatcher
+ * ------------------------------------------------------------------------ */
+
+/* An opaque subscription handle, returned by every mn_*_subscribe(). */
+typedef struct mn_sub mn_sub;
+
+/**
+ * mn_unsubscribe() - end a subscription and free its handle.
+ * @sub: a handle returned by a mn_*_subscribe() function.
+ *
+ * When called from outside a callback, returns only once the subscription's
+ * callback is not running on any thread and will never run again (it waits
+ * for a running invocation to return).  When called from inside a memnotify
+ * callback (its own or another's), it does not wait — waiting could deadlock —
+ * but guarantees the callback is never started again by this thread and that
+ * its memory is freed only after every running invocation has returned.
+ *
+ * Return: 0; -EINVAL if @sub is NULL; -ENOENT if @sub was already
+ * unsubscribed (detected while memnotify still holds the handle's memory;
+ * after that, passing a stale pointer is undefined, as with free()).
+ * Thread-safe; not async-signal-safe.
+ */
+MN_API int mn_unsubscribe(mn_sub *sub);
+
+enum mn_dispatch_mode {
+	MN_DISPATCH_THREAD = 0,   /* memnotify runs its own thread (default) */
+	MN_DISPATCH_EXTERNAL = 1, /* the application polls mn_dispatch_fd() */
+};
+
+struct mn_dispatch_opts {
+	size_t sz;
+	enum mn_dispatch_mode mode;
+};
+
+/**
+ * mn_dispatch_configure() - choose who runs thread-context callbacks.
+ * @opts: the mode; NULL means MN_DISPATCH_THREAD.
+ *
+ * Call it before the first subscription.  In MN_DISPATCH_THREAD mode one
+ * library thread (named "memnotify", all signals blocked) is started on first
+ * need.  In MN_DISPATCH_EXTERNAL mode no thread is started: the application
+ * adds mn_dispatch_fd() to its own loop (epoll, libuv's uv_poll, sd-event's
+ * sd_event_add_io) and calls mn_dispatch(0) when it is readable.
+ *
+ * Return: 0; -EINVAL for an unknown mode or bad @opts; -EBUSY if the
+ * dispatcher is already running in another mode.  Thread-safe.
+ */
+MN_API int mn_dispatch_configure(const struct mn_dispatch_opts *opts);
+
+/**
+ * mn_dispatch_fd() - the file descriptor an external loop polls.
+ *
+ * It becomes readable (POLLIN) when mn_dispatch() has work.  It is an epoll
+ * file descriptor, O_CLOEXEC, owned by memnotify: do not close it.  After
+ * fork() the child gets a new one at its first mn_* call, so ask again.
+ *
+ * Return: the fd (>= 0); -EINVAL unless in MN_DISPATCH_EXTERNAL mode;
+ * -ENOMEM/-EMFILE if it cannot be created.  Thread-safe.
+ */
+MN_API int mn_dispatch_fd(void);
+
+/**
+ * mn_dispatch() - run the callbacks whose events are ready.
+ * @timeout_ms: how long to wait for an event: 0 returns at once, -1 waits
+ *              without limit.
+ *
+ * Callbacks run on the calling thread (thread context).  One thread
+ * dispatches at a time; a call from inside a callback returns -EBUSY.
+ *
+ * Return: the number of kernel events handled (>= 0); -EINVAL unless in
+ * MN_DISPATCH_EXTERNAL mode or if @timeout_ms < -1; -EBUSY when called
+ * recursively or while another thread dispatches; -EINTR if a signal
+ * interrupted the wait.  Thread-safe.
+ */
+MN_API int mn_dispatch(int timeout_ms);
+
+/**
+ * mn_shutdown() - stop the dispatcher and release every kernel resource.
+ *
+ * Joins the library thread (if any) and closes all fds.  Subscriptions must
+ * have been ended first.  The library can be used again afterwards.
+ * Must not be called from a callback.
+ *
+ * Return: 0; -EBUSY if subscriptions remain or if called from a callback.
+ * Thread-safe.
+ */
+MN_API int mn_shutdown(void);
+
+/* ------------------------------------------------------------------------
+ * Counters: nothing is lost silently
+ * ------------------------------------------------------------------------ */
+
+struct mn_stats {
+	size_t sz;
+	uint64_t events_delivered;  /* callback invocations */
+	uint64_t events_lost;       /* events that could not be delivered */
+	uint64_t source_errors;     /* reads of /proc or cgroup files that failed */
+	uint64_t wakeups;           /* dispatcher wakeups (epoll returns) */
+	uint64_t samples;           /* memory samples taken */
+};
+
+/**
+ * mn_stats() - read the process-wide counters.
+ * @out: filled in; @out->sz must be set.
+ *
+ * Return: 0; -EINVAL if @out is NULL or too small.  Thread-safe; the
+ * counters are read one by one, not as an atomic snapshot.
+ */
+MN_API int mn_stats(struct mn_stats *out);
+
+/* ------------------------------------------------------------------------
+ * Memory pressure
+ *
+ * Mirrors IHostMemoryManager::RegisterMemoryNotificationCallback ->
+ * ICLRMemoryNotificationCallback::OnMemoryNotification(EMemoryAvailable) and
+ * the low/high notifications of CreateMemoryResourceNotification.
+ * Linux sources: PSI triggers, cgroup v1 memory.pressure_level, cgroup v2
+ * memory.events, and adaptive sampling of MemAvailable and cgroup usage.
+ * ------------------------------------------------------------------------ */
+
+/* The values of EMemoryAvailable. */
+enum mn_memory_level {
+	MN_MEMORY_LEVEL_UNKNOWN = 0,
+	MN_MEMORY_LOW = 1,     /* eMemoryAvailableLow: memory is scarce */
+	MN_MEMORY_NEUTRAL = 2, /* eMemoryAvailableNeutral */
+	MN_MEMORY_HIGH = 3,    /* eMemoryAvailableHigh: memory is plentiful */
+};
+
+/* What made memnotify look (bit values; `mechanism` holds exactly one). */
+enum mn_memory_mechanism {
+	MN_MECH_NONE = 0,
+	MN_MECH_QUERY = 1 << 0,          /* mn_memory_status() / first delivery */
+	MN_MECH_POLL = 1 << 1,           /* adaptive sampling timer */
+	MN_MECH_PSI = 1 << 2,            /* a PSI trigger fired */
+	MN_MECH_CGROUP_V1_PRESSURE = 1 << 3, /* memory.pressure_level event */
+	MN_MECH_CGROUP_V2_EVENTS = 1 << 4,   /* memory.events changed */
+};
+
+/* Why a callback is being called. */
+enum mn_memory_reason {
+	MN_MEMORY_INITIAL = 1, /* first delivery after subscribing */
+	MN_MEMORY_CHANGE = 2,  /* the level changed */
+	MN_MEMORY_ERROR = 3,   /* the watched source failed; see `error` */
+};
+
+#define MN_CGROUP_NONE 0
+#define MN_CGROUP_V1 1
+#define MN_CGROUP_V2 2
+
+struct mn_memory_status {
+	size_t sz;
+	enum mn_memory_level level;
+	enum mn_memory_level previous_level; /* UNKNOWN on the first delivery */
+	enum mn_memory_reason reason;        /* set for callbacks; 0 for queries */
+	int error;                   /* 0, or -errno when reason == ERROR */
+	unsigned int mechanism;      /* one enum mn_memory_mechanism value */
+	unsigned int mechanisms_active; /* the mechanisms armed for this watch */
+	uint64_t time_usec;          /* CLOCK_REALTIME of the sample */
+	uint64_t available_bytes;    /* memory still available to the watched
+	                                group (or system) before it must reclaim
+	                                working set */
+	uint64_t limit_bytes;        /* effective limit: the smallest of physical
+	                                memory and every limit of the group and
+	                                its ancestors */
+	uint64_t usage_bytes;        /* limit_bytes - available_bytes */
+	uint64_t physical_bytes;     /* MemTotal */
+	unsigned int load_percent;   /* 0..100, as GlobalMemoryStatusEx's
+	                                dwMemoryLoad: used / limit */
+	unsigned int low_percent;    /* thresholds in force, % of limit_bytes */
+	unsigned int high_percent;
+	int psi_valid;               /* 1 if the psi_* fields are filled */
+	double psi_some_avg10;       /* PSI averages, percent of wall time */
+	double psi_some_avg60;
+	double psi_full_avg10;
+	double psi_full_avg60;
+	int cgroup_version;          /* MN_CGROUP_NONE, _V1 or _V2 */
+	char cgroup_path[256];       /* the watched group's directory, or "" */
+};
+
+/* Subscription callback; @st is valid only during the call.  Thread context. */
+typedef void (*mn_memory_cb)(const struct mn_memory_status *st, void *ctx);
+
+/* Flags for mn_memory_opts.flags */
+#define MN_MEMORY_NO_PSI (1u << 0)      /* do not arm PSI triggers */
+#define MN_MEMORY_NO_EVENTS (1u << 1)   /* no cgroup pressure events */
+#define MN_MEMORY_NO_POLL (1u << 2)     /* no adaptive sampling: events only */
+#define MN_MEMORY_PSI_ONLY (MN_MEMORY_NO_EVENTS | MN_MEMORY_NO_POLL)
+
+struct mn_memory_opts {
+	size_t sz;
+	/* A cgroup directory (v1 memory or v2) to watch instead of the
+	   caller's own memory cgroup; NULL or "" for the own. */
+	const char *cgroup;
+	/* LOW when available < low_percent of the limit; HIGH when available
+	   >= high_percent.  0 takes MEMNOTIFY_LOW_PERCENT /
+	   MEMNOTIFY_HIGH_PERCENT from the environment, else 10 and 30.
+	   Valid: 1 <= low < high <= 99. */
+	unsigned int low_percent;
+	unsigned int high_percent;
+	/* Hysteresis in percentage points: a level is left only once available
+	   memory is this far past its threshold.  0 means 2; it must be
+	   smaller than (high - low) / 2. */
+	unsigned int hysteresis_percent;
+	/* PSI trigger: LOW while the "some" stall exceeds psi_stall_us within
+	   a window.  0 means 100000 us; the window is chosen from what the
+	   kernel accepts (2 s here for unprivileged callers). */
+	unsigned int psi_stall_us;
+	/* Adaptive sampling bounds in ms; 0 means 10 and 2000.  Sampling is
+	   fast near a threshold and slow far from it. */
+	unsigned int poll_min_ms;
+	unsigned int poll_max_ms;
+	unsigned int flags;          /* MN_MEMORY_* flags */
+};
+
+/**
+ * mn_memory_subscribe() - call @cb whenever the memory level changes.
+ * @opts: watch parameters, or NULL for the defaults (own cgroup, 10/30 %).
+ * @cb:   the callback; thread context (the dispatcher); it must not block
+ *        for long — like OnMemoryNotification, it should return promptly.
+ * @ctx:  passed to @cb unchanged.
+ * @out:  receives the subscription handle; end it with mn_unsubscribe().
+ *
+ * @cb is called once soon after subscribing with the current level (reason
+ * MN_MEMORY_INITIAL), then on every level change (MN_MEMORY_CHANGE), and
+ * once with MN_MEMORY_ERROR if the watched group disappears or cannot be
+ * read (the subscription then stays inactive until unsubscribed).
+ * Subscribers that watch the same group with the same parameters share one
+ * monitor (one set of kernel fds) and are called oldest first.  Levels are
+ * states, sampled: each call reports the level of the newest sample.
+ *
+ * Return: 0; -EINVAL for a NULL @cb or @out, a bad @opts or thresholds
+ * (including bad MEMNOTIFY_LOW_PERCENT / MEMNOTIFY_HIGH_PERCENT values);
+ * -ENOENT if @opts->cgroup does not exist; -ENOTDIR or -EMEDIUMTYPE if it is
+ * not a cgroup directory; -EOPNOTSUPP if it has no memory controller or no
+ * mechanism at all is available; -ENOMEM, -EMFILE on resource exhaustion.
+ * Thread-safe; not async-signal-safe.
+ */
+MN_API int mn_memory_subscribe(const struct mn_memory_opts *opts,
+			       mn_memory_cb cb, void *ctx, mn_sub **out);
+
+/**
+ * mn_memory_status() - sample the memory status now.
+ * @opts: the group and thresholds to evaluate, or NULL for the defaults.
+ * @out:  filled in (reason 0, mechanism MN_MECH_QUERY); @out->sz must be set.
+ *
+ * The level is computed from this sample alone (no hysteresis history).
+ * Mirrors IHostMemoryManager::GetMemoryLoad / GlobalMemoryStatusEx.
+ *
+ * Return: 0; the errors of mn_memory_subscribe(); -EIO if a file had
+ * content that could not be parsed.  Thread-safe.
+ */
+MN_API int mn_memory_status(const struct mn_memory_opts *opts,
+			    struct mn_memory_status *out);
+
+/**
+ * mn_memory_level_name() - "low", "neutral", "high" or "unknown".
+ * Return: a static string.  Async-signal-safe.
+ */
+MN_API const char *mn_memory_level_name(enum mn_memory_level level);
+
+/**
+ * mn_memory_mechanism_name() - "query", "poll", "psi", "cgroup_v1_pressure",
+ * "cgroup_v2_events" for one mechanism bit, "none" for 0, "?" otherwise.
+ * Return: a static string.  Async-signal-safe.
+ */
+MN_API const char *mn_memory_mechanism_name(unsigned int mechanism);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MEMNOTIFY_H */

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Capability table: one probe per kernel mechanism, run once, cached.
+ */
+#ifndef MN_CORE_CAPS_H
+#define MN_CORE_CAPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* A probe returns 0 when the mechanism works, or -errno; either way it
+   writes a one-line explanation into @detail. */
+typedef int (*mn__probe_fn)(char *detail, size_t len);
+
+/* Probes that live in the event sources (src/memory/probe.c). */
+int mn__probe_meminfo(char *detail, size_t len);
+int mn__probe_psi(char *detail, size_t len);
+int mn__probe_psi_trigger(char *detail, size_t len);
+int mn__probe_cgroup_v1_memory(char *detail, size_t len);
+int mn__probe_cgroup_v1_pressure_level(char *detail, size_t len);
+int mn__probe_cgroup_v2_memory(char *detail, size_t len);
+int mn__probe_cgroup_v2_psi(char *detail, size_t len);
+
+/* True if @cap (enum mn_cap) is supported; probes on first use.
+   Thread-safe; not async-signal-safe. */
+bool mn__cap_supported(unsigned int cap);
+
+#endif /* MN_CORE_CAPS_H */

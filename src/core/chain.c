@@ -1,0 +1,340 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The callback chain; see chain.h for the design.
+ */
+#include <sched.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "chain.h"
+#include "core.h"
+#include "internal.h"
+
+/*
+ * The walks this thread is inside, innermost last.  Initial-exec TLS is laid
+ * out when the thread is created, so reading and writing it is
+ * async-signal-safe (no lazy allocation through __tls_get_addr).  Signal
+ * handlers nest strictly, so a handler that walks pushes above the
+ * interrupted walk and pops before returning.
+ */
+#define MN__MAX_TRACKED_WALKS 8
+struct walk_rec {
+	const struct mn__chain *chain;
+	unsigned int slot;
+};
+static __thread struct walk_rec tls_walks[MN__MAX_TRACKED_WALKS]
+	__attribute__((tls_model("initial-exec")));
+static __thread unsigned int tls_depth __attribute__((tls_model("initial-exec")));
+
+/* All chains, for the fork fix-up; guarded by the core lock. */
+static struct mn__chain *all_chains;
+
+void mn__chain_init(struct mn__chain *c, enum mn__chain_order order)
+{
+	memset(c, 0, sizeof(*c));
+	atomic_init(&c->snap, NULL);
+	atomic_init(&c->epoch, 0);
+	atomic_init(&c->readers[0], 0);
+	atomic_init(&c->readers[1], 0);
+	c->order = order;
+	c->all_next = all_chains;
+	all_chains = c;
+}
+
+/* --- readers: async-signal-safe, lock-free, allocation-free ------------- */
+
+void mn__chain_walk_begin(struct mn__chain *c, struct mn__chain_reader *rd)
+{
+	unsigned int slot = atomic_load(&c->epoch) & 1u;
+	unsigned int d = tls_depth;
+
+	if (d < MN__MAX_TRACKED_WALKS) {
+		tls_walks[d].chain = c;
+		tls_walks[d].slot = slot;
+	}
+	atomic_signal_fence(memory_order_seq_cst);
+	tls_depth = d + 1;
+	atomic_fetch_add(&c->readers[slot], 1);
+	rd->chain = c;
+	rd->slot = slot;
+	rd->next = 0;
+	rd->snap = atomic_load(&c->snap);
+}
+
+struct mn__chain_node *mn__chain_walk_next(struct mn__chain_reader *rd)
+{
+	const struct mn__chain_snap *s = rd->snap;
+
+	while (s && rd->next < s->n) {
+		struct mn__chain_node *n = s->nodes[rd->next++];
+		if (!atomic_load_explicit(&n->dead, memory_order_acquire))
+			return n;
+	}
+	return NULL;
+}
+
+void mn__chain_walk_end(struct mn__chain_reader *rd)
+{
+	atomic_fetch_sub(&rd->chain->readers[rd->slot], 1);
+	atomic_signal_fence(memory_order_seq_cst);
+	tls_depth--;
+}
+
+bool mn__chain_in_walk(const struct mn__chain *c)
+{
+	unsigned int d = tls_depth;
+
+	if (d > MN__MAX_TRACKED_WALKS)
+		return true; /* too deep to know: assume so, which is safe */
+	for (unsigned int i = 0; i < d; i++)
+		if (tls_walks[i].chain == c)
+			return true;
+	return false;
+}
+
+bool mn__chain_in_any_walk(void)
+{
+	return tls_depth > 0;
+}
+
+/* --- writers (caller holds the core lock) -------------------------------- */
+
+size_t mn__chain_count(struct mn__chain *c)
+{
+	struct mn__chain_snap *s = atomic_load(&c->snap);
+	size_t live = 0;
+
+	for (size_t i = 0; s && i < s->n; i++)
+		if (!atomic_load(&s->nodes[i]->dead))
+			live++;
+	return live;
+}
+
+/*
+ * Publish a snapshot of the live nodes of the current one plus @add.
+ * Dead nodes of the old snapshot are chained into @rm->nodes.
+ */
+static int rebuild(struct mn__chain *c, struct mn__chain_node *add,
+		   struct mn__chain_removal *rm)
+{
+	struct mn__chain_snap *old = atomic_load(&c->snap);
+	struct mn__chain_snap *s;
+	size_t live = 0, k = 0;
+
+	for (size_t i = 0; old && i < old->n; i++)
+		if (!atomic_load(&old->nodes[i]->dead))
+			live++;
+	if (add)
+		live++;
+	s = NULL;
+	if (live) {
+		s = malloc(sizeof(*s) + live * sizeof(s->nodes[0]));
+		if (!s)
+			return -ENOMEM;
+		s->retired_next = NULL;
+		s->n = live;
+		if (add && c->order == MN__CHAIN_NEWEST_FIRST)
+			s->nodes[k++] = add;
+		for (size_t i = 0; old && i < old->n; i++)
+			if (!atomic_load(&old->nodes[i]->dead))
+				s->nodes[k++] = old->nodes[i];
+		if (add && c->order == MN__CHAIN_OLDEST_FIRST)
+			s->nodes[k++] = add;
+	}
+	atomic_store(&c->snap, s);
+
+	rm->old_snap = old;
+	rm->nodes = NULL;
+	for (size_t i = 0; old && i < old->n; i++) {
+		struct mn__chain_node *n = old->nodes[i];
+		if (atomic_load(&n->dead)) {
+			n->retired_next = rm->nodes;
+			rm->nodes = n;
+		}
+	}
+	return 0;
+}
+
+static void defer(struct mn__chain *c, struct mn__chain_removal *rm)
+{
+	if (rm->old_snap) {
+		rm->old_snap->retired_next = c->retired_snaps;
+		c->retired_snaps = rm->old_snap;
+	}
+	while (rm->nodes) {
+		struct mn__chain_node *n = rm->nodes;
+		rm->nodes = n->retired_next;
+		n->retired_next = c->retired_nodes;
+		c->retired_nodes = n;
+	}
+	rm->old_snap = NULL;
+	rm->deferred = true;
+}
+
+int mn__chain_add(struct mn__chain *c, struct mn__chain_node *node,
+		  struct mn__chain_removal *rm)
+{
+	struct mn__chain_snap *s = atomic_load(&c->snap);
+	int err;
+
+	memset(rm, 0, sizeof(*rm));
+	for (size_t i = 0; s && i < s->n; i++)
+		if (s->nodes[i] == node)
+			return -EEXIST;
+	atomic_store(&node->dead, 0);
+	node->retired_next = NULL;
+	err = rebuild(c, node, rm);
+	if (err)
+		return err;
+	/* The old snapshot may still be walked: the caller frees it after a
+	   grace period, or later if it is inside a walk. */
+	if (mn__chain_in_walk(c))
+		defer(c, rm);
+	return 0;
+}
+
+int mn__chain_unlink(struct mn__chain *c, struct mn__chain_node *node,
+		     struct mn__chain_removal *rm)
+{
+	struct mn__chain_snap *s = atomic_load(&c->snap);
+	bool found = false;
+
+	memset(rm, 0, sizeof(*rm));
+	for (size_t i = 0; s && i < s->n; i++)
+		if (s->nodes[i] == node)
+			found = true;
+	if (!found || atomic_load(&node->dead))
+		return -ENOENT;
+	atomic_store_explicit(&node->dead, 1, memory_order_release);
+	if (rebuild(c, NULL, rm) < 0) {
+		/* No memory: the node stays in the snapshot, dead; the next
+		   successful rebuild retires it. */
+		rm->old_snap = NULL;
+		rm->nodes = NULL;
+		return 0;
+	}
+	if (mn__chain_in_walk(c))
+		defer(c, rm);
+	return 0;
+}
+
+static void wait_drained(_Atomic long *counter)
+{
+	unsigned int spins = 0;
+
+	while (atomic_load(counter) != 0) {
+		if (++spins < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+			__builtin_ia32_pause();
+#elif defined(__aarch64__)
+			__asm__ __volatile__("yield");
+#endif
+		} else if (spins < 256) {
+			sched_yield();
+		} else {
+			struct timespec ts = { 0, 100 * 1000 };
+			nanosleep(&ts, NULL);
+		}
+	}
+}
+
+void mn__chain_synchronize(struct mn__chain *c)
+{
+	/* Wait once on each counter, flipping the epoch first so that new
+	   readers go to the other one and the awaited one drains. */
+	for (int i = 0; i < 2; i++) {
+		unsigned int old = atomic_fetch_add(&c->epoch, 1);
+		wait_drained(&c->readers[old & 1u]);
+	}
+}
+
+static void free_lists(struct mn__chain_snap *snaps,
+		       struct mn__chain_node *nodes)
+{
+	while (snaps) {
+		struct mn__chain_snap *next = snaps->retired_next;
+		free(snaps);
+		snaps = next;
+	}
+	while (nodes) {
+		struct mn__chain_node *next = nodes->retired_next;
+		if (nodes->release)
+			nodes->release(nodes);
+		nodes = next;
+	}
+}
+
+void mn__chain_finish_remove(struct mn__chain *c, struct mn__chain_removal *rm)
+{
+	if (rm->deferred || (!rm->old_snap && !rm->nodes))
+		return;
+	mn__chain_synchronize(c);
+	free_lists(rm->old_snap, rm->nodes);
+	rm->old_snap = NULL;
+	rm->nodes = NULL;
+}
+
+void mn__chain_reclaim(struct mn__chain *c)
+{
+	struct mn__chain_snap *snaps;
+	struct mn__chain_node *nodes;
+
+	if (mn__chain_in_walk(c))
+		return;
+	mn__lock();
+	snaps = c->retired_snaps;
+	nodes = c->retired_nodes;
+	c->retired_snaps = NULL;
+	c->retired_nodes = NULL;
+	mn__unlock();
+	if (!snaps && !nodes)
+		return;
+	mn__chain_synchronize(c);
+	free_lists(snaps, nodes);
+}
+
+void mn__chain_destroy(struct mn__chain *c)
+{
+	struct mn__chain_snap *s = atomic_load(&c->snap);
+	struct mn__chain **pp;
+
+	mn__lock();
+	for (pp = &all_chains; *pp; pp = &(*pp)->all_next) {
+		if (*pp == c) {
+			*pp = c->all_next;
+			break;
+		}
+	}
+	mn__unlock();
+	/* The caller guarantees no walk is running or can start; a last
+	   grace period covers walks that ended just before. */
+	mn__chain_synchronize(c);
+	if (s) {
+		for (size_t i = 0; i < s->n; i++) {
+			struct mn__chain_node *n = s->nodes[i];
+			if (atomic_load(&n->dead) && n->release)
+				n->release(n);
+		}
+		free(s);
+	}
+	atomic_store(&c->snap, NULL);
+	free_lists(c->retired_snaps, c->retired_nodes);
+	c->retired_snaps = NULL;
+	c->retired_nodes = NULL;
+}
+
+void mn__chain_atfork_child(void)
+{
+	unsigned int d = MN__MIN(tls_depth, (unsigned int)MN__MAX_TRACKED_WALKS);
+
+	/* Only the forking thread exists in the child: its own walks are the
+	   only ones still running. */
+	for (struct mn__chain *c = all_chains; c; c = c->all_next) {
+		atomic_store(&c->readers[0], 0);
+		atomic_store(&c->readers[1], 0);
+	}
+	for (unsigned int i = 0; i < d; i++) {
+		struct mn__chain *c = (struct mn__chain *)tls_walks[i].chain;
+		atomic_fetch_add(&c->readers[tls_walks[i].slot], 1);
+	}
+}

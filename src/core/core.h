@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The core every event source shares: the core lock, the subscription
+ * registry, fork handling and the dispatcher.
+ *
+ * Locking: one core lock (mn__lock) serializes every writer — subscription
+ * registry, chain writers, source registries, the dispatcher's work list.
+ * It is never held while a callback runs or while waiting for a grace
+ * period, so callbacks may call any mn_* function.  It is never taken in
+ * signal context.
+ */
+#ifndef MN_CORE_CORE_H
+#define MN_CORE_CORE_H
+
+#include <stdint.h>
+
+#include "chain.h"
+#include "internal.h"
+
+void mn__lock(void);
+void mn__unlock(void);
+
+/*
+ * Every public entry point that touches shared state calls mn__enter()
+ * first: after fork() it rebuilds, in the child, what the child lost (the
+ * dispatcher thread, the epoll fd, each source's kernel fds).
+ */
+void mn__enter(void);
+
+/* A source's fork hook: rebuild its kernel objects in the child.  Called
+   with the core lock held, once the dispatcher's epoll fd exists again. */
+struct mn__fork_hook {
+	void (*rebuild)(void);
+	struct mn__fork_hook *next;
+};
+void mn__fork_hook_register(struct mn__fork_hook *h);
+
+/* --- subscriptions -------------------------------------------------------- */
+
+struct mn__sub_ops {
+	const char *kind;
+	/* Under the core lock: unlink @sub from its chain; return that chain
+	   (for the grace period) and fill @rm.  The node's release frees the
+	   subscription. */
+	struct mn__chain *(*unlink)(mn_sub *sub, struct mn__chain_removal *rm);
+	/* Without the lock, after the grace period (or at once when the
+	   removal was deferred); the subscription may be freed already: drop
+	   what it held in its source (found through @chain). */
+	void (*after)(struct mn__chain *chain);
+};
+
+struct mn_sub {
+	struct mn__chain_node node;      /* in its source's chain */
+	const struct mn__sub_ops *ops;
+	struct mn_sub *reg_prev, *reg_next; /* registry, under the core lock */
+};
+
+/* Under the core lock. */
+void mn__sub_register(mn_sub *sub, const struct mn__sub_ops *ops);
+size_t mn__sub_count(void);
+
+/* --- dispatcher ----------------------------------------------------------- */
+
+/* A file descriptor the dispatcher watches; @ready runs in thread context. */
+struct mn__io {
+	int fd;
+	void (*ready)(struct mn__io *io, uint32_t events);
+};
+
+/* Work to run in thread context after the current batch of events. */
+struct mn__work {
+	struct mn__work *next;
+	void (*fn)(struct mn__work *w);
+	bool queued;
+};
+
+/* Under the core lock: create the epoll fd and, in thread mode, start the
+   thread.  Returns 0 or -errno. */
+int mn__dispatch_ensure(void);
+/* Add or remove an fd (epoll_ctl).  Removal must happen on the dispatcher
+   (in a work item) or when it is stopped, so no batch still holds @io. */
+int mn__dispatch_add(struct mn__io *io, uint32_t events);
+void mn__dispatch_del(struct mn__io *io);
+/* Under the core lock: queue @w (once) and wake the dispatcher. */
+void mn__dispatch_post(struct mn__work *w);
+/* True on the thread that is dispatching right now. */
+bool mn__dispatch_on_thread(void);
+/* Called by mn__enter() in a fork child, core lock held. */
+int mn__dispatch_rebuild_after_fork(void);
+
+#endif /* MN_CORE_CORE_H */

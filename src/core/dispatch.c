@@ -1,0 +1,299 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The dispatcher: one epoll set that every source adds its fds to, run
+ * either by memnotify's own thread or by the application's loop through
+ * mn_dispatch_fd() / mn_dispatch().  Thread-context callbacks run here.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "core.h"
+
+#define MN__EPOLL_BATCH 32
+
+static struct {
+	enum mn_dispatch_mode mode;
+	int epfd;
+	int wakefd;
+	struct mn__io wake_io;
+	pthread_t thread;
+	bool thread_running;
+	_Atomic bool stop;
+	_Atomic int dispatching;           /* someone is inside run_once() */
+	struct mn__work *work_head, *work_tail; /* under the core lock */
+} d = { .mode = MN_DISPATCH_THREAD, .epfd = -1, .wakefd = -1 };
+
+static __thread bool tls_on_dispatcher;
+
+bool mn__dispatch_on_thread(void)
+{
+	return tls_on_dispatcher;
+}
+
+static void wake(void)
+{
+	uint64_t one = 1;
+
+	/* write(2) on an eventfd: async-signal-safe; EAGAIN means the
+	   counter is already non-zero, which is as good as a wakeup. */
+	if (d.wakefd >= 0 && write(d.wakefd, &one, sizeof(one)) < 0 &&
+	    errno != EAGAIN)
+		mn__count(source_errors, 1);
+}
+
+static void wake_ready(struct mn__io *io, uint32_t events)
+{
+	uint64_t v;
+
+	(void)events;
+	if (read(io->fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		mn__count(source_errors, 1);
+}
+
+static void run_work(void)
+{
+	struct mn__work *w;
+
+	for (;;) {
+		mn__lock();
+		w = d.work_head;
+		if (w) {
+			d.work_head = w->next;
+			if (!d.work_head)
+				d.work_tail = NULL;
+			w->next = NULL;
+			w->queued = false;
+		}
+		mn__unlock();
+		if (!w)
+			break;
+		w->fn(w); /* may free w */
+	}
+}
+
+static int run_once(int timeout_ms)
+{
+	struct epoll_event ev[MN__EPOLL_BATCH];
+	int n = epoll_wait(d.epfd, ev, MN__EPOLL_BATCH, timeout_ms);
+
+	if (n < 0)
+		return -errno;
+	mn__count(wakeups, 1);
+	for (int i = 0; i < n; i++) {
+		struct mn__io *io = ev[i].data.ptr;
+		io->ready(io, ev[i].events);
+	}
+	run_work();
+	return n;
+}
+
+static void *thread_main(void *arg)
+{
+	(void)arg;
+	tls_on_dispatcher = true;
+	while (!atomic_load(&d.stop)) {
+		int r = run_once(-1);
+		if (r < 0 && r != -EINTR) {
+			mn__err("dispatcher: epoll_wait: %s", strerror(-r));
+			break;
+		}
+	}
+	tls_on_dispatcher = false;
+	return NULL;
+}
+
+static int start_thread(void)
+{
+	sigset_t all, old;
+	int err;
+
+	/* The library thread takes no process signals: block them all while
+	   creating it so it inherits a full mask. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	atomic_store(&d.stop, false);
+	err = pthread_create(&d.thread, NULL, thread_main, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err)
+		return -err;
+	pthread_setname_np(d.thread, "memnotify");
+	d.thread_running = true;
+	return 0;
+}
+
+int mn__dispatch_ensure(void)
+{
+	if (d.epfd < 0) {
+		struct epoll_event ev = { .events = EPOLLIN };
+
+		d.epfd = epoll_create1(EPOLL_CLOEXEC);
+		if (d.epfd < 0)
+			return -errno;
+		d.wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (d.wakefd < 0) {
+			int err = -errno;
+			close(d.epfd);
+			d.epfd = -1;
+			return err;
+		}
+		d.wake_io.fd = d.wakefd;
+		d.wake_io.ready = wake_ready;
+		ev.data.ptr = &d.wake_io;
+		if (epoll_ctl(d.epfd, EPOLL_CTL_ADD, d.wakefd, &ev) < 0) {
+			int err = -errno;
+			close(d.wakefd);
+			close(d.epfd);
+			d.wakefd = d.epfd = -1;
+			return err;
+		}
+	}
+	if (d.mode == MN_DISPATCH_THREAD && !d.thread_running)
+		return start_thread();
+	return 0;
+}
+
+int mn__dispatch_add(struct mn__io *io, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = io };
+
+	if (d.epfd < 0)
+		return -EBADF;
+	if (epoll_ctl(d.epfd, EPOLL_CTL_ADD, io->fd, &ev) < 0)
+		return -errno;
+	return 0;
+}
+
+void mn__dispatch_del(struct mn__io *io)
+{
+	if (d.epfd >= 0 && io->fd >= 0)
+		epoll_ctl(d.epfd, EPOLL_CTL_DEL, io->fd, NULL);
+}
+
+void mn__dispatch_post(struct mn__work *w)
+{
+	if (!w->queued) {
+		w->queued = true;
+		w->next = NULL;
+		if (d.work_tail)
+			d.work_tail->next = w;
+		else
+			d.work_head = w;
+		d.work_tail = w;
+	}
+	wake();
+}
+
+int mn__dispatch_rebuild_after_fork(void)
+{
+	/* The child inherited copies of the parent's epoll and eventfd, which
+	   share kernel state with the parent: drop them and start afresh.
+	   The parent's thread does not exist here. */
+	if (d.epfd >= 0)
+		close(d.epfd);
+	if (d.wakefd >= 0)
+		close(d.wakefd);
+	d.epfd = d.wakefd = -1;
+	d.thread_running = false;
+	atomic_store(&d.dispatching, 0);
+	if (mn__sub_count() == 0)
+		return 0;
+	return mn__dispatch_ensure();
+}
+
+int mn_dispatch_configure(const struct mn_dispatch_opts *opts)
+{
+	enum mn_dispatch_mode mode;
+	int err = 0;
+
+	mn__check(MN__OPTS_VALID(opts, mn_dispatch_opts), -EINVAL);
+	mode = MN__OPTS_GET(opts, mn_dispatch_opts, mode, MN_DISPATCH_THREAD);
+	mn__check(mode == MN_DISPATCH_THREAD || mode == MN_DISPATCH_EXTERNAL,
+		  -EINVAL);
+	mn__enter();
+	mn__lock();
+	if (mode != d.mode && (d.thread_running || d.epfd >= 0))
+		err = -EBUSY;
+	else
+		d.mode = mode;
+	mn__unlock();
+	return err;
+}
+
+int mn_dispatch_fd(void)
+{
+	int ret;
+
+	mn__enter();
+	mn__lock();
+	if (d.mode != MN_DISPATCH_EXTERNAL)
+		ret = -EINVAL;
+	else
+		ret = mn__dispatch_ensure();
+	if (ret == 0)
+		ret = d.epfd;
+	mn__unlock();
+	return ret;
+}
+
+int mn_dispatch(int timeout_ms)
+{
+	int expected = 0;
+	int ret;
+
+	mn__check(timeout_ms >= -1, -EINVAL);
+	mn__enter();
+	if (tls_on_dispatcher)
+		return -EBUSY;
+	mn__lock();
+	if (d.mode != MN_DISPATCH_EXTERNAL)
+		ret = -EINVAL;
+	else
+		ret = mn__dispatch_ensure();
+	mn__unlock();
+	if (ret < 0)
+		return ret;
+	if (!atomic_compare_exchange_strong(&d.dispatching, &expected, 1))
+		return -EBUSY;
+	tls_on_dispatcher = true;
+	ret = run_once(timeout_ms);
+	tls_on_dispatcher = false;
+	atomic_store(&d.dispatching, 0);
+	return ret;
+}
+
+int mn_shutdown(void)
+{
+	mn__enter();
+	if (tls_on_dispatcher || mn__chain_in_any_walk())
+		return -EBUSY;
+	mn__lock();
+	if (mn__sub_count() > 0) {
+		mn__unlock();
+		return -EBUSY;
+	}
+	if (d.thread_running) {
+		pthread_t t = d.thread;
+		atomic_store(&d.stop, true);
+		wake();
+		mn__unlock();
+		pthread_join(t, NULL);
+		mn__lock();
+		d.thread_running = false;
+	}
+	mn__unlock();
+	/* Teardowns queued by the last unsubscriptions. */
+	run_work();
+	mn__lock();
+	if (d.epfd >= 0)
+		close(d.epfd);
+	if (d.wakefd >= 0)
+		close(d.wakefd);
+	d.epfd = d.wakefd = -1;
+	d.mode = MN_DISPATCH_THREAD;
+	mn__unlock();
+	return 0;
+}

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private helpers shared by every part of memnotify.  Never installed.
+ */
+#ifndef MN_CORE_INTERNAL_H
+#define MN_CORE_INTERNAL_H
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "memnotify.h"
+
+#define MN__LIKELY(x) __builtin_expect(!!(x), 1)
+#define MN__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define MN__ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define MN__MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MN__MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* Always-on argument check of a public function (sd-event's assert_return). */
+#define mn__check(expr, ret)                                                  \
+	do {                                                                  \
+		if (MN__UNLIKELY(!(expr)))                                    \
+			return (ret);                                         \
+	} while (0)
+
+#define mn__container_of(ptr, type, member)                                   \
+	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+/*
+ * Options-struct validation (libbpf's OPTS_VALID): a NULL struct is valid;
+ * otherwise sz must cover at least the first field after sz, and any bytes
+ * beyond what this build knows must be zero.
+ */
+bool mn__opts_valid(const void *opts, size_t user_sz, size_t known_sz);
+#define MN__OPTS_VALID(opts, type)                                            \
+	(!(opts) || mn__opts_valid((opts), (opts)->sz, sizeof(struct type)))
+/* Read field of an options struct, or a default if the caller's is older. */
+#define MN__OPTS_GET(opts, type, field, def)                                  \
+	(((opts) && (opts)->sz >= offsetof(struct type, field) +              \
+					  sizeof((opts)->field))              \
+		 ? (opts)->field                                              \
+		 : (def))
+
+/* Logging (log.c).  Never called from signal context. */
+void mn__log(enum mn_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+#define mn__err(...) mn__log(MN_LOG_ERROR, __VA_ARGS__)
+#define mn__warn(...) mn__log(MN_LOG_WARN, __VA_ARGS__)
+#define mn__info(...) mn__log(MN_LOG_INFO, __VA_ARGS__)
+#define mn__debug(...) mn__log(MN_LOG_DEBUG, __VA_ARGS__)
+
+/* Time (util.c). */
+uint64_t mn__now_mono_usec(void);
+uint64_t mn__now_real_usec(void);
+
+/*
+ * Read a whole small file into @buf with one pread at offset 0 (proc, sysfs
+ * and cgroupfs regenerate the content on each read from offset 0).
+ * Returns the byte count (>= 0) or -errno.  @buf is NUL-terminated when
+ * there is room; the parsers do not rely on it.
+ */
+ssize_t mn__pread_all(int fd, char *buf, size_t size);
+ssize_t mn__read_file(const char *path, char *buf, size_t size);
+/* Read a whole file of any size into a malloc'ed, NUL-terminated buffer.
+   Returns 0 or -errno; the caller frees *@buf. */
+int mn__read_file_alloc(const char *path, char **buf, size_t *len);
+/* Write a string to a file (with its NUL if @with_nul); -errno on failure. */
+int mn__write_file(const char *path, const char *s, bool with_nul);
+
+/* Global counters (stats.c); relaxed atomics, cheap on the hot path. */
+struct mn__counters {
+	_Atomic uint64_t delivered;
+	_Atomic uint64_t lost;
+	_Atomic uint64_t source_errors;
+	_Atomic uint64_t wakeups;
+	_Atomic uint64_t samples;
+};
+extern struct mn__counters mn__counters;
+#define mn__count(name, n)                                                    \
+	atomic_fetch_add_explicit(&mn__counters.name, (n),                    \
+				  memory_order_relaxed)
+
+#endif /* MN_CORE_INTERNAL_H */

@@ -1,0 +1,353 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Memory cgroup discovery and sampling.
+ *
+ * Usage follows the .NET runtime's container rule: cgroup usage minus
+ * inactive file pages (v1: memory.usage_in_bytes - total_inactive_file;
+ * v2: memory.current - inactive_file), because clean page cache is
+ * reclaimed before the group is in trouble.  The effective limit is the
+ * smallest of MemTotal and every limit of the group and its ancestors.
+ */
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include "../core/internal.h"
+#include "cgroup.h"
+#include "parse.h"
+
+#ifndef CGROUP_SUPER_MAGIC
+#define CGROUP_SUPER_MAGIC 0x27e0eb
+#endif
+#ifndef CGROUP2_SUPER_MAGIC
+#define CGROUP2_SUPER_MAGIC 0x63677270
+#endif
+
+#define LIMIT_REFRESH_USEC (1000 * 1000)
+
+static bool file_exists(const char *dir, const char *name)
+{
+	char p[MN__CG_PATH_MAX + 64];
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	return access(p, F_OK) == 0;
+}
+
+static int join(char *out, size_t outlen, const char *a, const char *b)
+{
+	/* a is a mount point, b a path inside the hierarchy ("/..."). */
+	int n = snprintf(out, outlen, "%s%s", a, strcmp(b, "/") ? b : "");
+	return (n < 0 || (size_t)n >= outlen) ? -ENAMETOOLONG : 0;
+}
+
+/* The directory of our group in one hierarchy, from /proc/self/cgroup and
+   /proc/self/mountinfo (the mount may show only a sub-tree: strip its
+   root from our path). */
+static int locate(int version, char *out, size_t outlen)
+{
+	char path[MN__CG_PATH_MAX], mnt[MN__CG_PATH_MAX], root[MN__CG_PATH_MAX];
+	char *cg = NULL, *mi = NULL;
+	size_t n, m;
+	int err;
+
+	err = mn__read_file_alloc("/proc/self/cgroup", &cg, &n);
+	if (!err)
+		err = mn__read_file_alloc("/proc/self/mountinfo", &mi, &m);
+	if (err)
+		goto out;
+	if (version == MN_CGROUP_V1) {
+		err = mn__parse_proc_cgroup_v1(cg, (size_t)n, "memory", path,
+					       sizeof(path));
+		if (!err)
+			err = mn__parse_mountinfo(mi, (size_t)m, "cgroup",
+						  "memory", mnt, sizeof(mnt),
+						  root, sizeof(root));
+	} else {
+		err = mn__parse_proc_cgroup_v2(cg, (size_t)n, path,
+					       sizeof(path));
+		if (!err)
+			err = mn__parse_mountinfo(mi, (size_t)m, "cgroup2",
+						  NULL, mnt, sizeof(mnt), root,
+						  sizeof(root));
+	}
+	if (err)
+		goto out;
+	const char *rel = path;
+	size_t rl = strlen(root);
+	if (strcmp(root, "/") && !strncmp(path, root, rl) &&
+	    (path[rl] == '/' || path[rl] == '\0'))
+		rel = path[rl] ? path + rl : "/";
+	err = join(out, outlen, mnt, rel);
+out:
+	free(cg);
+	free(mi);
+	return err;
+}
+
+void mn__cgroup_self(struct mn__cgroup *out)
+{
+	char dir[MN__CG_PATH_MAX];
+
+	memset(out, 0, sizeof(*out));
+	if (locate(MN_CGROUP_V2, dir, sizeof(dir)) == 0 &&
+	    file_exists(dir, "memory.current")) {
+		out->version = MN_CGROUP_V2;
+		snprintf(out->path, sizeof(out->path), "%s", dir);
+	} else if (locate(MN_CGROUP_V1, dir, sizeof(dir)) == 0 &&
+		   file_exists(dir, "memory.usage_in_bytes")) {
+		out->version = MN_CGROUP_V1;
+		snprintf(out->path, sizeof(out->path), "%s", dir);
+	}
+}
+
+int mn__cgroup_from_path(const char *path, struct mn__cgroup *out)
+{
+	char real[PATH_MAX];
+	struct statfs sfs;
+	struct stat st;
+
+	if (!path || !*path || strlen(path) >= MN__CG_PATH_MAX)
+		return -EINVAL;
+	if (stat(path, &st) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	if (statfs(path, &sfs) < 0)
+		return -errno;
+	if (!realpath(path, real))
+		return -errno;
+	if (strlen(real) >= MN__CG_PATH_MAX)
+		return -ENAMETOOLONG;
+	memset(out, 0, sizeof(*out));
+	if ((unsigned long)sfs.f_type == CGROUP2_SUPER_MAGIC) {
+		if (!file_exists(real, "memory.current"))
+			return -EOPNOTSUPP;
+		out->version = MN_CGROUP_V2;
+	} else if ((unsigned long)sfs.f_type == CGROUP_SUPER_MAGIC) {
+		if (!file_exists(real, "memory.usage_in_bytes"))
+			return -EOPNOTSUPP;
+		out->version = MN_CGROUP_V1;
+	} else {
+		return -EMEDIUMTYPE;
+	}
+	snprintf(out->path, sizeof(out->path), "%s", real);
+	return 0;
+}
+
+static int open_at(const char *dir, const char *name)
+{
+	char p[MN__CG_PATH_MAX + 64];
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+void mn__sampler_close(struct mn__sampler *s)
+{
+	close_fd(&s->meminfo_fd);
+	close_fd(&s->usage_fd);
+	close_fd(&s->stat_fd);
+	close_fd(&s->psi_fd);
+	for (int i = 0; i < s->n_limits; i++)
+		close_fd(&s->limit_fd[i]);
+	s->n_limits = 0;
+}
+
+/* Open the limit files of the group and each ancestor on the same
+   filesystem (the hierarchy's mount point ends the walk). */
+static int open_limits(struct mn__sampler *s)
+{
+	char dir[MN__CG_PATH_MAX];
+	struct stat st0, st;
+
+	snprintf(dir, sizeof(dir), "%s", s->cg.path);
+	if (stat(dir, &st0) < 0)
+		return -errno;
+	for (int level = 0; level < MN__CG_MAX_LEVELS; level++) {
+		static const struct {
+			int version;
+			const char *file;
+			int kind;
+		} files[] = {
+			{ MN_CGROUP_V1, "memory.limit_in_bytes", MN__LIM_V1 },
+			{ MN_CGROUP_V2, "memory.max", MN__LIM_V2_MAX },
+			{ MN_CGROUP_V2, "memory.high", MN__LIM_V2_HIGH },
+		};
+		for (size_t i = 0; i < MN__ARRAY_SIZE(files); i++) {
+			if (files[i].version != s->cg.version)
+				continue;
+			int fd = open_at(dir, files[i].file);
+			if (fd < 0)
+				continue; /* v2 root has none */
+			s->limit_fd[s->n_limits] = fd;
+			s->limit_kind[s->n_limits] = files[i].kind;
+			s->n_limits++;
+		}
+		char *slash = strrchr(dir, '/');
+		if (!slash || slash == dir)
+			break;
+		*slash = '\0';
+		if (stat(dir, &st) < 0 || st.st_dev != st0.st_dev)
+			break;
+	}
+	return 0;
+}
+
+int mn__sampler_open(struct mn__sampler *s, const struct mn__cgroup *cg)
+{
+	int err = 0;
+
+	memset(s, 0, sizeof(*s));
+	s->cg = *cg;
+	s->meminfo_fd = s->usage_fd = s->stat_fd = s->psi_fd = -1;
+	s->meminfo_fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
+	if (s->meminfo_fd < 0)
+		return -errno;
+	if (cg->version != MN_CGROUP_NONE) {
+		s->usage_fd = open_at(cg->path, cg->version == MN_CGROUP_V1
+							? "memory.usage_in_bytes"
+							: "memory.current");
+		if (s->usage_fd < 0) {
+			err = s->usage_fd;
+			goto fail;
+		}
+		s->stat_fd = open_at(cg->path, "memory.stat");
+		if (s->stat_fd < 0) {
+			err = s->stat_fd;
+			goto fail;
+		}
+		err = open_limits(s);
+		if (err)
+			goto fail;
+	}
+	if (cg->version == MN_CGROUP_V2)
+		s->psi_fd = open_at(cg->path, "memory.pressure");
+	if (s->psi_fd < 0)
+		s->psi_fd = open("/proc/pressure/memory", O_RDONLY | O_CLOEXEC);
+	/* PSI is optional: psi_fd < 0 just leaves psi_valid 0. */
+	return 0;
+fail:
+	mn__sampler_close(s);
+	return err;
+}
+
+static int read_value(int fd, uint64_t *v)
+{
+	char buf[64];
+	ssize_t n = mn__pread_all(fd, buf, sizeof(buf));
+
+	if (n < 0)
+		return (int)n;
+	return mn__parse_cgroup_value(buf, (size_t)n, v);
+}
+
+static uint64_t effective_limit(struct mn__sampler *s, uint64_t physical)
+{
+	uint64_t limit = physical;
+
+	for (int i = 0; i < s->n_limits; i++) {
+		uint64_t v;
+		if (read_value(s->limit_fd[i], &v) < 0) {
+			mn__count(source_errors, 1);
+			continue;
+		}
+		if (v != MN__UNLIMITED && v < limit)
+			limit = v;
+	}
+	return limit;
+}
+
+int mn__sampler_read(struct mn__sampler *s, struct mn_memory_status *st,
+		     uint64_t now_usec)
+{
+	char buf[8192];
+	struct mn__meminfo mi;
+	uint64_t avail, limit;
+	ssize_t n;
+	int err;
+
+	mn__count(samples, 1);
+	n = mn__pread_all(s->meminfo_fd, buf, sizeof(buf));
+	if (n < 0)
+		return (int)n;
+	err = mn__parse_meminfo(buf, (size_t)n, &mi);
+	if (err) {
+		mn__count(source_errors, 1);
+		return -EIO;
+	}
+	avail = mi.has_available ? mi.available_bytes : mi.free_bytes;
+	limit = mi.total_bytes;
+
+	if (s->cg.version != MN_CGROUP_NONE) {
+		uint64_t usage, inactive = 0;
+
+		err = read_value(s->usage_fd, &usage);
+		if (err) {
+			/* ENODEV/ENOENT: the group was removed. */
+			if (err != -ENODEV && err != -ENOENT)
+				mn__count(source_errors, 1);
+			return err == -ENODEV ? -ENOENT : err;
+		}
+		n = mn__pread_all(s->stat_fd, buf, sizeof(buf));
+		if (n < 0)
+			return n == -ENODEV ? -ENOENT : (int)n;
+		if (mn__parse_keyed(buf, (size_t)n,
+				    s->cg.version == MN_CGROUP_V1
+					    ? "total_inactive_file"
+					    : "inactive_file",
+				    &inactive) < 0)
+			inactive = 0;
+		if (!s->limit_read_usec ||
+		    now_usec - s->limit_read_usec >= LIMIT_REFRESH_USEC) {
+			s->limit_bytes = effective_limit(s, mi.total_bytes);
+			s->limit_read_usec = now_usec;
+		}
+		limit = MN__MIN(s->limit_bytes, mi.total_bytes);
+		if (limit < mi.total_bytes) {
+			uint64_t used = usage > inactive ? usage - inactive : 0;
+			uint64_t cg_avail = limit > used ? limit - used : 0;
+			avail = MN__MIN(cg_avail, avail);
+		}
+	}
+	avail = MN__MIN(avail, limit);
+
+	st->time_usec = mn__now_real_usec();
+	st->available_bytes = avail;
+	st->limit_bytes = limit;
+	st->usage_bytes = limit - avail;
+	st->physical_bytes = mi.total_bytes;
+	st->load_percent =
+		limit ? (unsigned int)((st->usage_bytes * 100 + limit / 2) / limit)
+		      : 0;
+	st->cgroup_version = s->cg.version;
+	snprintf(st->cgroup_path, sizeof(st->cgroup_path), "%s", s->cg.path);
+
+	st->psi_valid = 0;
+	if (s->psi_fd >= 0) {
+		struct mn__psi psi;
+		n = mn__pread_all(s->psi_fd, buf, sizeof(buf));
+		if (n >= 0 && mn__parse_psi(buf, (size_t)n, &psi) == 0) {
+			st->psi_valid = 1;
+			st->psi_some_avg10 = psi.some_avg10;
+			st->psi_some_avg60 = psi.some_avg60;
+			st->psi_full_avg10 = psi.full_avg10;
+			st->psi_full_avg60 = psi.full_avg60;
+		} else {
+			mn__count(source_errors, 1);
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,860 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The memory-pressure source: turns PSI triggers, cgroup v1
+ * memory.pressure_level, cgroup v2 memory.events and adaptive sampling of
+ * available memory into LOW / NEUTRAL / HIGH levels.
+ *
+ * One monitor per (group, parameters) pair, shared by its subscribers
+ * through a chain (oldest first).  A monitor's state is touched only on the
+ * dispatcher, so it needs no lock; the registry of monitors and their
+ * chains' writers are under the core lock.
+ *
+ * Lifetime: a monitor holds one reference per subscriber plus one for the
+ * dispatcher while its fds are armed.  When its last subscriber leaves, a
+ * teardown work item disarms it on the dispatcher, so that no batch of
+ * epoll events can still point at it, and drops the dispatcher's reference.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "../core/caps.h"
+#include "../core/core.h"
+#include "cgroup.h"
+#include "parse.h"
+#include "psi.h"
+
+#define DEFAULT_LOW 10u
+#define DEFAULT_HIGH 30u
+#define DEFAULT_HYST 2u
+#define DEFAULT_PSI_STALL_US 100000u
+#define DEFAULT_POLL_MIN_MS 10u
+#define DEFAULT_POLL_MAX_MS 2000u
+/* The fastest fill rate assumed when sizing the next sleep, as earlyoom
+   does; a faster measured rate takes over. */
+#define ASSUMED_FILL_BYTES_PER_SEC (2ull << 30)
+
+struct params {
+	struct mn__cgroup cg;
+	unsigned int low, high, hyst;
+	unsigned int psi_stall_us;
+	unsigned int poll_min_ms, poll_max_ms;
+	unsigned int flags;
+};
+
+struct mon {
+	struct params p;
+	struct mn__chain chain;
+	_Atomic int refs;
+	struct mon *next;          /* registry, core lock */
+	bool dying;                /* core lock */
+	struct mn__work kick;      /* initial deliveries */
+	struct mn__work teardown;
+	_Atomic int pending_initial;
+
+	_Atomic bool failed;       /* set on the dispatcher, read anywhere */
+	int fail_err;
+
+	/* Dispatcher-only state. */
+	bool armed;
+	struct mn__sampler sampler;
+	struct mn__io timer_io;
+	struct mn__io psi_io;
+	struct mn__io v1_low_io;   /* eventfd for memory.pressure_level low */
+	struct mn__io v1_crit_io;  /* ... and critical */
+	struct mn__io v2_events_io;
+	int v1_plfd;               /* memory.pressure_level, kept open */
+	unsigned int psi_window_us;
+	unsigned int mechanisms;
+	enum mn_memory_level level;
+	struct mn_memory_status last;
+	uint64_t last_avail, last_sample_mono;
+	double fill_rate;          /* bytes/s, EWMA of the fall of avail */
+	uint64_t hold_low_until;   /* monotonic usec; 0 = no hold */
+	uint64_t v2_alarms;        /* high + max + oom + oom_kill, last seen */
+};
+
+struct memsub {
+	struct mn_sub sub;
+	mn_memory_cb cb;
+	void *ctx;
+	struct mon *mon;
+	_Atomic int needs_initial;
+};
+
+static struct mon *monitors; /* core lock */
+static struct mn__fork_hook fork_hook;
+
+/* --- parameters ---------------------------------------------------------- */
+
+static int env_percent(const char *name, unsigned int *out)
+{
+	const char *s = getenv(name);
+	unsigned long v = 0;
+
+	if (!s)
+		return 0;
+	if (!*s)
+		goto bad;
+	for (const char *c = s; *c; c++) {
+		if (*c < '0' || *c > '9' || v > 1000)
+			goto bad;
+		v = v * 10 + (unsigned long)(*c - '0');
+	}
+	if (v < 1 || v > 99)
+		goto bad;
+	*out = (unsigned int)v;
+	return 0;
+bad:
+	mn__err("%s='%s': not a whole number from 1 to 99", name, s);
+	return -EINVAL;
+}
+
+static int make_params(const struct mn_memory_opts *o, struct params *p)
+{
+	const char *cg;
+	int err;
+
+	if (!MN__OPTS_VALID(o, mn_memory_opts))
+		return -EINVAL;
+	memset(p, 0, sizeof(*p));
+	p->low = MN__OPTS_GET(o, mn_memory_opts, low_percent, 0u);
+	p->high = MN__OPTS_GET(o, mn_memory_opts, high_percent, 0u);
+	p->hyst = MN__OPTS_GET(o, mn_memory_opts, hysteresis_percent, 0u);
+	p->psi_stall_us = MN__OPTS_GET(o, mn_memory_opts, psi_stall_us, 0u);
+	p->poll_min_ms = MN__OPTS_GET(o, mn_memory_opts, poll_min_ms, 0u);
+	p->poll_max_ms = MN__OPTS_GET(o, mn_memory_opts, poll_max_ms, 0u);
+	p->flags = MN__OPTS_GET(o, mn_memory_opts, flags, 0u);
+	cg = MN__OPTS_GET(o, mn_memory_opts, cgroup, (const char *)NULL);
+
+	if (p->flags & ~(MN_MEMORY_NO_PSI | MN_MEMORY_NO_EVENTS |
+			 MN_MEMORY_NO_POLL)) {
+		mn__err("memory: unknown flags 0x%x", p->flags);
+		return -EINVAL;
+	}
+	if (!p->low && (err = env_percent("MEMNOTIFY_LOW_PERCENT", &p->low)))
+		return err;
+	if (!p->high && (err = env_percent("MEMNOTIFY_HIGH_PERCENT", &p->high)))
+		return err;
+	if (!p->low)
+		p->low = p->high && p->high <= DEFAULT_LOW ? p->high / 3 : DEFAULT_LOW;
+	if (!p->high)
+		p->high = MN__MIN(p->low * 3, 99u);
+	if (p->low < 1 || p->high > 99 || p->low >= p->high) {
+		mn__err("memory: thresholds low=%u%% high=%u%%: need "
+			"1 <= low < high <= 99",
+			p->low, p->high);
+		return -EINVAL;
+	}
+	if (!p->hyst)
+		p->hyst = MN__MIN(DEFAULT_HYST, (p->high - p->low - 1) / 2);
+	else if (p->hyst * 2 >= p->high - p->low) {
+		mn__err("memory: hysteresis %u%% must be smaller than half of "
+			"high - low (%u%%)",
+			p->hyst, p->high - p->low);
+		return -EINVAL;
+	}
+	if (!p->psi_stall_us)
+		p->psi_stall_us = DEFAULT_PSI_STALL_US;
+	if (!p->poll_min_ms)
+		p->poll_min_ms = DEFAULT_POLL_MIN_MS;
+	if (!p->poll_max_ms)
+		p->poll_max_ms = MN__MAX(DEFAULT_POLL_MAX_MS, p->poll_min_ms);
+	if (p->poll_min_ms > p->poll_max_ms || p->poll_max_ms > 3600000u) {
+		mn__err("memory: poll bounds %u..%u ms are invalid",
+			p->poll_min_ms, p->poll_max_ms);
+		return -EINVAL;
+	}
+	if (cg && *cg) {
+		err = mn__cgroup_from_path(cg, &p->cg);
+		if (err) {
+			mn__err("memory: cgroup '%s': %s", cg, mn_strerror(err));
+			return err;
+		}
+	} else {
+		mn__cgroup_self(&p->cg);
+	}
+	return 0;
+}
+
+static bool same_params(const struct params *a, const struct params *b)
+{
+	return a->cg.version == b->cg.version &&
+	       !strcmp(a->cg.path, b->cg.path) && a->low == b->low &&
+	       a->high == b->high && a->hyst == b->hyst &&
+	       a->psi_stall_us == b->psi_stall_us &&
+	       a->poll_min_ms == b->poll_min_ms &&
+	       a->poll_max_ms == b->poll_max_ms && a->flags == b->flags;
+}
+
+/* --- levels -------------------------------------------------------------- */
+
+/* Next level from available memory, with hysteresis around each threshold. */
+static enum mn_memory_level next_level(const struct params *p,
+				       enum mn_memory_level cur,
+				       uint64_t avail, uint64_t limit)
+{
+	/* Compare avail / limit with pct / 100 without floating point. */
+	unsigned __int128 a = (unsigned __int128)avail * 100;
+	unsigned __int128 lo = (unsigned __int128)limit * p->low;
+	unsigned __int128 hi = (unsigned __int128)limit * p->high;
+	unsigned __int128 lo_exit = (unsigned __int128)limit * (p->low + p->hyst);
+	unsigned __int128 hi_exit = (unsigned __int128)limit * (p->high - p->hyst);
+
+	switch (cur) {
+	case MN_MEMORY_LOW:
+		if (a >= hi)
+			return MN_MEMORY_HIGH;
+		return a >= lo_exit ? MN_MEMORY_NEUTRAL : MN_MEMORY_LOW;
+	case MN_MEMORY_NEUTRAL:
+		if (a < lo)
+			return MN_MEMORY_LOW;
+		return a >= hi ? MN_MEMORY_HIGH : MN_MEMORY_NEUTRAL;
+	case MN_MEMORY_HIGH:
+		if (a < lo)
+			return MN_MEMORY_LOW;
+		return a < hi_exit ? MN_MEMORY_NEUTRAL : MN_MEMORY_HIGH;
+	default:
+		if (a < lo)
+			return MN_MEMORY_LOW;
+		return a >= hi ? MN_MEMORY_HIGH : MN_MEMORY_NEUTRAL;
+	}
+}
+
+const char *mn_memory_level_name(enum mn_memory_level level)
+{
+	switch (level) {
+	case MN_MEMORY_LOW: return "low";
+	case MN_MEMORY_NEUTRAL: return "neutral";
+	case MN_MEMORY_HIGH: return "high";
+	default: return "unknown";
+	}
+}
+
+const char *mn_memory_mechanism_name(unsigned int mechanism)
+{
+	switch (mechanism) {
+	case MN_MECH_NONE: return "none";
+	case MN_MECH_QUERY: return "query";
+	case MN_MECH_POLL: return "poll";
+	case MN_MECH_PSI: return "psi";
+	case MN_MECH_CGROUP_V1_PRESSURE: return "cgroup_v1_pressure";
+	case MN_MECH_CGROUP_V2_EVENTS: return "cgroup_v2_events";
+	default: return "?";
+	}
+}
+
+/* --- delivery (dispatcher) ----------------------------------------------- */
+
+static void deliver(struct mon *m, enum mn_memory_level prev, bool changed,
+		    unsigned int mechanism, int error)
+{
+	struct mn__chain_reader rd;
+	struct mn__chain_node *n;
+	struct mn_memory_status st = m->last;
+
+	st.sz = sizeof(st);
+	st.mechanism = mechanism;
+	st.mechanisms_active = m->mechanisms;
+	st.error = error;
+	st.level = m->level;
+	st.low_percent = m->p.low;
+	st.high_percent = m->p.high;
+
+	mn__chain_walk_begin(&m->chain, &rd);
+	while ((n = mn__chain_walk_next(&rd))) {
+		struct memsub *s = mn__container_of(n, struct memsub, sub.node);
+		if (atomic_exchange(&s->needs_initial, 0)) {
+			st.reason = error ? MN_MEMORY_ERROR : MN_MEMORY_INITIAL;
+			st.previous_level = MN_MEMORY_LEVEL_UNKNOWN;
+		} else if (error) {
+			st.reason = MN_MEMORY_ERROR;
+			st.previous_level = prev;
+		} else if (changed) {
+			st.reason = MN_MEMORY_CHANGE;
+			st.previous_level = prev;
+		} else {
+			continue;
+		}
+		s->cb(&st, s->ctx);
+		mn__count(delivered, 1);
+	}
+	mn__chain_walk_end(&rd);
+	mn__chain_reclaim(&m->chain);
+}
+
+static void disarm(struct mon *m);
+
+/* Arm the one-shot sampling timer; a delay of 0 disarms it. */
+static void arm_timer(struct mon *m, uint64_t delay_usec)
+{
+	struct itimerspec its = { 0 };
+
+	if (m->timer_io.fd < 0)
+		return;
+	its.it_value.tv_sec = (time_t)(delay_usec / 1000000u);
+	its.it_value.tv_nsec = (long)(delay_usec % 1000000u) * 1000;
+	if (timerfd_settime(m->timer_io.fd, 0, &its, NULL) < 0)
+		mn__count(source_errors, 1);
+}
+
+/* How long until the next sample (0: no sample is needed): the time a fill
+   at the fastest rate we believe in would need to reach the nearest
+   threshold (earlyoom's rule), within the poll bounds. */
+static uint64_t next_interval_usec(const struct mon *m, uint64_t now)
+{
+	const struct params *p = &m->p;
+	uint64_t limit = m->last.limit_bytes, avail = m->last.available_bytes;
+	uint64_t lo = limit / 100 * p->low, hi = limit / 100 * p->high;
+	uint64_t dist, rate, usec;
+	uint64_t min_us = (uint64_t)p->poll_min_ms * 1000;
+	uint64_t max_us = (uint64_t)p->poll_max_ms * 1000;
+
+	if (p->flags & MN_MEMORY_NO_POLL) {
+		/* Only the end of a pressure hold needs a timer. */
+		return m->hold_low_until > now ? m->hold_low_until - now : 0;
+	}
+	dist = avail > lo ? avail - lo : lo - avail;
+	dist = MN__MIN(dist, avail > hi ? avail - hi : hi - avail);
+	rate = MN__MAX((uint64_t)m->fill_rate, ASSUMED_FILL_BYTES_PER_SEC);
+	usec = (uint64_t)((double)dist / (double)rate * 1e6);
+	usec = MN__MIN(MN__MAX(usec, min_us), max_us);
+	if (m->hold_low_until > now)
+		usec = MN__MIN(usec, m->hold_low_until - now);
+	return usec;
+}
+
+static void fail(struct mon *m, int err)
+{
+	if (atomic_load(&m->failed))
+		return;
+	m->fail_err = err;
+	atomic_store(&m->failed, true);
+	mn__warn("memory: %s: %s; the watch stops",
+		 m->p.cg.path[0] ? m->p.cg.path : "system", mn_strerror(err));
+	disarm(m);
+	deliver(m, m->level, false, MN_MECH_NONE, err);
+}
+
+/* Take a sample and deliver what changed.  @mechanism is what made us look;
+   @force_low asks for LOW whatever the sample says (sustained stall). */
+static void evaluate(struct mon *m, unsigned int mechanism, bool force_low)
+{
+	uint64_t now = mn__now_mono_usec();
+	enum mn_memory_level prev = m->level, lvl;
+	int err;
+
+	if (atomic_load(&m->failed))
+		return;
+	err = mn__sampler_read(&m->sampler, &m->last, now);
+	if (err) {
+		fail(m, err);
+		return;
+	}
+	/* Fill rate: EWMA of how fast available memory falls. */
+	if (m->last_sample_mono && now > m->last_sample_mono) {
+		double dt = (double)(now - m->last_sample_mono) / 1e6;
+		double fall = m->last_avail > m->last.available_bytes
+				      ? (double)(m->last_avail -
+						 m->last.available_bytes)
+				      : 0.0;
+		m->fill_rate = 0.5 * m->fill_rate + 0.5 * (fall / dt);
+	}
+	m->last_avail = m->last.available_bytes;
+	m->last_sample_mono = now;
+
+	if (force_low)
+		m->hold_low_until = now + MN__MAX(m->psi_window_us, 1000000u);
+	lvl = next_level(&m->p, m->level, m->last.available_bytes,
+			 m->last.limit_bytes);
+	if (m->hold_low_until > now)
+		lvl = MN_MEMORY_LOW;
+	else
+		m->hold_low_until = 0;
+	m->level = lvl;
+	deliver(m, prev, lvl != prev, mechanism, 0);
+	if (!atomic_load(&m->failed))
+		arm_timer(m, next_interval_usec(m, now));
+}
+
+static void on_timer(struct mn__io *io, uint32_t events)
+{
+	struct mon *m = mn__container_of(io, struct mon, timer_io);
+	uint64_t ticks;
+
+	(void)events;
+	if (read(io->fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
+		mn__count(source_errors, 1);
+	evaluate(m, MN_MECH_POLL, false);
+}
+
+static void on_psi(struct mn__io *io, uint32_t events)
+{
+	struct mon *m = mn__container_of(io, struct mon, psi_io);
+
+	if (events & (EPOLLERR | EPOLLHUP)) {
+		/* The group's pressure file went away with the group. */
+		fail(m, -ENOENT);
+		return;
+	}
+	/* At machine scope PSI includes stalls of limited groups elsewhere,
+	   so it drives LOW only when memory is not plentiful here; a group's
+	   own memory.pressure always does. */
+	bool own = m->p.cg.version == MN_CGROUP_V2;
+	bool plentiful = m->level == MN_MEMORY_HIGH;
+	evaluate(m, MN_MECH_PSI, own || !plentiful);
+}
+
+static void on_v1(struct mn__io *io, uint32_t events, bool critical)
+{
+	struct mon *m = critical ? mn__container_of(io, struct mon, v1_crit_io)
+				 : mn__container_of(io, struct mon, v1_low_io);
+	uint64_t cnt;
+
+	(void)events;
+	if (read(io->fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+		mn__count(source_errors, 1);
+	/* The kernel also signals the eventfd when the group is removed;
+	   the sample then fails and reports it. */
+	evaluate(m, MN_MECH_CGROUP_V1_PRESSURE, critical);
+}
+
+static void on_v1_low(struct mn__io *io, uint32_t events)
+{
+	on_v1(io, events, false);
+}
+
+static void on_v1_crit(struct mn__io *io, uint32_t events)
+{
+	on_v1(io, events, true);
+}
+
+static int read_v2_alarms(struct mon *m, uint64_t *sum)
+{
+	static const char *const keys[] = { "high", "max", "oom", "oom_kill" };
+	char buf[512];
+	ssize_t n = mn__pread_all(m->v2_events_io.fd, buf, sizeof(buf));
+
+	if (n < 0)
+		return (int)n;
+	*sum = 0;
+	for (size_t i = 0; i < MN__ARRAY_SIZE(keys); i++) {
+		uint64_t v;
+		if (mn__parse_keyed(buf, (size_t)n, keys[i], &v) == 0)
+			*sum += v;
+	}
+	return 0;
+}
+
+static void on_v2_events(struct mn__io *io, uint32_t events)
+{
+	struct mon *m = mn__container_of(io, struct mon, v2_events_io);
+	uint64_t sum = 0;
+	int err = read_v2_alarms(m, &sum);
+
+	(void)events;
+	if (err) {
+		fail(m, err == -ENODEV ? -ENOENT : err);
+		return;
+	}
+	/* memory.high / memory.max reached or OOM in the group: pressure. */
+	bool alarm = sum > m->v2_alarms;
+	m->v2_alarms = sum;
+	evaluate(m, MN_MECH_CGROUP_V2_EVENTS, alarm);
+}
+
+/* --- arming (under the core lock, or on the dispatcher in a fork child) -- */
+
+static void io_init(struct mn__io *io, void (*ready)(struct mn__io *, uint32_t))
+{
+	io->fd = -1;
+	io->ready = ready;
+}
+
+static void io_close(struct mn__io *io)
+{
+	if (io->fd >= 0) {
+		mn__dispatch_del(io);
+		close(io->fd);
+		io->fd = -1;
+	}
+}
+
+static void disarm(struct mon *m)
+{
+	io_close(&m->timer_io);
+	io_close(&m->psi_io);
+	io_close(&m->v1_low_io);
+	io_close(&m->v1_crit_io);
+	io_close(&m->v2_events_io);
+	if (m->v1_plfd >= 0)
+		close(m->v1_plfd);
+	m->v1_plfd = -1;
+	mn__sampler_close(&m->sampler);
+	m->armed = false;
+}
+
+static int v1_register(struct mon *m, struct mn__io *io, const char *level)
+{
+	char path[MN__CG_PATH_MAX + 64], line[64];
+	int err;
+
+	io->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (io->fd < 0)
+		return -errno;
+	snprintf(path, sizeof(path), "%s/cgroup.event_control", m->p.cg.path);
+	/* "hierarchy": also hear about pressure in descendant groups. */
+	snprintf(line, sizeof(line), "%d %d %s,hierarchy", io->fd, m->v1_plfd,
+		 level);
+	err = mn__write_file(path, line, false);
+	if (err == -EINVAL) { /* kernels before 4.5 know no modes */
+		snprintf(line, sizeof(line), "%d %d %s", io->fd, m->v1_plfd,
+			 level);
+		err = mn__write_file(path, line, false);
+	}
+	if (!err)
+		err = mn__dispatch_add(io, EPOLLIN);
+	if (err) {
+		close(io->fd);
+		io->fd = -1;
+	}
+	return err;
+}
+
+/* Open every mechanism this machine has for the group.  Only the sampler
+   is required; each event source that fails is logged and skipped. */
+static int arm(struct mon *m)
+{
+	const struct params *p = &m->p;
+	char path[MN__CG_PATH_MAX + 64];
+	int err;
+
+	m->mechanisms = 0;
+	atomic_store(&m->failed, false);
+	err = mn__sampler_open(&m->sampler, &p->cg);
+	if (err)
+		return err;
+
+	m->timer_io.fd = timerfd_create(CLOCK_MONOTONIC,
+					TFD_CLOEXEC | TFD_NONBLOCK);
+	if (m->timer_io.fd < 0 ||
+	    (err = mn__dispatch_add(&m->timer_io, EPOLLIN)) < 0) {
+		err = m->timer_io.fd < 0 ? -errno : err;
+		disarm(m);
+		return err;
+	}
+	if (!(p->flags & MN_MEMORY_NO_POLL))
+		m->mechanisms |= MN_MECH_POLL;
+
+	/* PSI: the group's own memory.pressure (v2), or the system file when
+	   the watch covers the whole machine or a v1 group without a limit
+	   below it (whose stalls are the machine's). */
+	if (!(p->flags & MN_MEMORY_NO_PSI)) {
+		const char *psi = NULL;
+		if (p->cg.version == MN_CGROUP_V2) {
+			snprintf(path, sizeof(path), "%s/memory.pressure",
+				 p->cg.path);
+			psi = path;
+		} else if (mn__cap_supported(MN_CAP_PSI_TRIGGER)) {
+			struct mn_memory_status st = { .sz = sizeof(st) };
+			if (mn__sampler_read(&m->sampler, &st,
+					     mn__now_mono_usec()) == 0 &&
+			    st.limit_bytes >= st.physical_bytes)
+				psi = "/proc/pressure/memory";
+		}
+		if (psi && mn__psi_min_window(psi, &m->psi_window_us) == 0) {
+			unsigned int win = MN__MAX(m->psi_window_us,
+						   MN__PSI_WINDOW_MIN_US);
+			unsigned int stall = MN__MIN(p->psi_stall_us, win / 2);
+			m->psi_window_us = win;
+			m->psi_io.fd = mn__psi_trigger_open(psi, "some", stall,
+							    win);
+			if (m->psi_io.fd >= 0 &&
+			    mn__dispatch_add(&m->psi_io, EPOLLPRI) == 0) {
+				m->mechanisms |= MN_MECH_PSI;
+			} else {
+				mn__info("memory: no PSI trigger on %s: %s", psi,
+					 strerror(m->psi_io.fd < 0 ? -m->psi_io.fd
+								  : EBADF));
+				io_close(&m->psi_io);
+				m->psi_io.fd = -1;
+			}
+		}
+	}
+
+	if (!(p->flags & MN_MEMORY_NO_EVENTS) && p->cg.version == MN_CGROUP_V1) {
+		snprintf(path, sizeof(path), "%s/memory.pressure_level",
+			 p->cg.path);
+		m->v1_plfd = open(path, O_RDONLY | O_CLOEXEC);
+		if (m->v1_plfd >= 0 && v1_register(m, &m->v1_low_io, "low") == 0 &&
+		    v1_register(m, &m->v1_crit_io, "critical") == 0) {
+			m->mechanisms |= MN_MECH_CGROUP_V1_PRESSURE;
+		} else {
+			mn__info("memory: no memory.pressure_level events on %s",
+				 p->cg.path);
+			io_close(&m->v1_low_io);
+			io_close(&m->v1_crit_io);
+		}
+	}
+	if (!(p->flags & MN_MEMORY_NO_EVENTS) && p->cg.version == MN_CGROUP_V2) {
+		snprintf(path, sizeof(path), "%s/memory.events", p->cg.path);
+		m->v2_events_io.fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (m->v2_events_io.fd >= 0 &&
+		    read_v2_alarms(m, &m->v2_alarms) == 0 &&
+		    mn__dispatch_add(&m->v2_events_io, EPOLLPRI) == 0) {
+			m->mechanisms |= MN_MECH_CGROUP_V2_EVENTS;
+		} else {
+			mn__info("memory: no memory.events notifications on %s",
+				 p->cg.path);
+			io_close(&m->v2_events_io);
+		}
+	}
+	if (!m->mechanisms) {
+		disarm(m);
+		return -EOPNOTSUPP;
+	}
+	m->armed = true;
+	return 0;
+}
+
+/* --- monitor lifetime ---------------------------------------------------- */
+
+/* Drop a reference; the last one frees.  Core lock not held. */
+static void mon_put(struct mon *m)
+{
+	if (atomic_fetch_sub(&m->refs, 1) != 1)
+		return;
+	mn__chain_destroy(&m->chain);
+	free(m);
+}
+
+/* Under the core lock: take @m out of the registry and have the
+   dispatcher disarm it. */
+static void mon_retire(struct mon *m)
+{
+	m->dying = true;
+	for (struct mon **pp = &monitors; *pp; pp = &(*pp)->next) {
+		if (*pp == m) {
+			*pp = m->next;
+			break;
+		}
+	}
+	mn__dispatch_post(&m->teardown);
+}
+
+static void kick_fn(struct mn__work *w)
+{
+	struct mon *m = mn__container_of(w, struct mon, kick);
+
+	if (!atomic_exchange(&m->pending_initial, 0))
+		return;
+	if (atomic_load(&m->failed)) {
+		deliver(m, m->level, false, MN_MECH_NONE, m->fail_err);
+		return;
+	}
+	/* A fresh sample for the newcomers; others hear only of changes. */
+	evaluate(m, MN_MECH_QUERY, false);
+}
+
+static void teardown_fn(struct mn__work *w)
+{
+	struct mon *m = mn__container_of(w, struct mon, teardown);
+
+	disarm(m);
+	mon_put(m); /* the dispatcher's reference */
+}
+
+static void memsub_release(struct mn__chain_node *n)
+{
+	free(mn__container_of(n, struct memsub, sub.node));
+}
+
+static struct mn__chain *memsub_unlink(mn_sub *sub, struct mn__chain_removal *rm)
+{
+	struct memsub *s = mn__container_of(sub, struct memsub, sub);
+	struct mon *m = s->mon;
+
+	mn__chain_unlink(&m->chain, &s->sub.node, rm);
+	if (mn__chain_count(&m->chain) == 0 && !m->dying)
+		mon_retire(m);
+	return &m->chain;
+}
+
+static void memsub_after(struct mn__chain *chain)
+{
+	mon_put(mn__container_of(chain, struct mon, chain));
+}
+
+static const struct mn__sub_ops memsub_ops = {
+	.kind = "memory",
+	.unlink = memsub_unlink,
+	.after = memsub_after,
+};
+
+/* In a fork child, with the core lock held and a new epoll set: the
+   inherited fds share kernel state (PSI triggers, eventfd registrations)
+   with the parent, so each monitor re-opens its own. */
+static void rebuild_after_fork(void)
+{
+	for (struct mon *m = monitors; m; m = m->next) {
+		/* The old fds are not in the new epoll set: just close. */
+		struct mn__io *ios[] = { &m->timer_io, &m->psi_io,
+					 &m->v1_low_io, &m->v1_crit_io,
+					 &m->v2_events_io };
+		for (size_t i = 0; i < MN__ARRAY_SIZE(ios); i++) {
+			if (ios[i]->fd >= 0)
+				close(ios[i]->fd);
+			ios[i]->fd = -1;
+		}
+		if (m->v1_plfd >= 0)
+			close(m->v1_plfd);
+		m->v1_plfd = -1;
+		mn__sampler_close(&m->sampler);
+		int err = arm(m);
+		if (err < 0) {
+			m->fail_err = err;
+			atomic_store(&m->failed, true);
+		}
+		m->level = MN_MEMORY_LEVEL_UNKNOWN;
+		m->last_sample_mono = 0;
+		/* Every subscriber hears the child's level anew. */
+		struct mn__chain_reader rd;
+		struct mn__chain_node *n;
+		mn__chain_walk_begin(&m->chain, &rd);
+		while ((n = mn__chain_walk_next(&rd)))
+			atomic_store(&mn__container_of(n, struct memsub,
+						       sub.node)->needs_initial,
+				     1);
+		mn__chain_walk_end(&rd);
+		atomic_store(&m->pending_initial, 1);
+		mn__dispatch_post(&m->kick);
+	}
+}
+
+static struct mon *mon_new(const struct params *p)
+{
+	struct mon *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return NULL;
+	m->p = *p;
+	mn__chain_init(&m->chain, MN__CHAIN_OLDEST_FIRST);
+	atomic_init(&m->refs, 1); /* the dispatcher's */
+	m->kick.fn = kick_fn;
+	m->teardown.fn = teardown_fn;
+	io_init(&m->timer_io, on_timer);
+	io_init(&m->psi_io, on_psi);
+	io_init(&m->v1_low_io, on_v1_low);
+	io_init(&m->v1_crit_io, on_v1_crit);
+	io_init(&m->v2_events_io, on_v2_events);
+	m->v1_plfd = -1;
+	m->sampler.meminfo_fd = m->sampler.usage_fd = -1;
+	m->sampler.stat_fd = m->sampler.psi_fd = -1;
+	return m;
+}
+
+int mn_memory_subscribe(const struct mn_memory_opts *opts, mn_memory_cb cb,
+			void *ctx, mn_sub **out)
+{
+	struct mn__chain_removal rm;
+	struct params p;
+	struct memsub *s;
+	struct mon *m;
+	int err;
+
+	mn__check(cb && out, -EINVAL);
+	*out = NULL;
+	mn__enter();
+	err = make_params(opts, &p);
+	if (err)
+		return err;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->cb = cb;
+	s->ctx = ctx;
+	s->sub.node.release = memsub_release;
+	atomic_init(&s->needs_initial, 1);
+
+	mn__lock();
+	if (!fork_hook.rebuild) {
+		fork_hook.rebuild = rebuild_after_fork;
+		mn__fork_hook_register(&fork_hook);
+	}
+	err = mn__dispatch_ensure();
+	if (err)
+		goto fail_unlock;
+	/* A failed monitor (its group vanished) is not reused: the group may
+	   have been made again. */
+	for (m = monitors; m; m = m->next)
+		if (!m->dying && !atomic_load(&m->failed) &&
+		    same_params(&m->p, &p))
+			break;
+	if (!m) {
+		m = mon_new(&p);
+		if (!m) {
+			err = -ENOMEM;
+			goto fail_unlock;
+		}
+		m->next = monitors;
+		monitors = m;
+		err = arm(m);
+		if (err) {
+			mon_retire(m);
+			goto fail_unlock;
+		}
+	}
+	err = mn__chain_add(&m->chain, &s->sub.node, &rm);
+	if (err) {
+		if (mn__chain_count(&m->chain) == 0)
+			mon_retire(m); /* a new monitor nobody uses */
+		goto fail_unlock;
+	}
+	atomic_fetch_add(&m->refs, 1); /* the subscriber's */
+	s->mon = m;
+	mn__sub_register(&s->sub, &memsub_ops);
+	atomic_store(&m->pending_initial, 1);
+	mn__dispatch_post(&m->kick);
+	mn__unlock();
+	mn__chain_finish_remove(&m->chain, &rm);
+	*out = &s->sub;
+	return 0;
+
+fail_unlock:
+	mn__unlock();
+	free(s);
+	return err;
+}
+
+int mn_memory_status(const struct mn_memory_opts *opts,
+		     struct mn_memory_status *out)
+{
+	struct mn__sampler smp;
+	struct params p;
+	int err;
+
+	mn__check(out && out->sz >= sizeof(struct mn_memory_status), -EINVAL);
+	mn__enter();
+	err = make_params(opts, &p);
+	if (err)
+		return err;
+	err = mn__sampler_open(&smp, &p.cg);
+	if (err)
+		return err;
+	memset(out, 0, sizeof(*out));
+	out->sz = sizeof(*out);
+	err = mn__sampler_read(&smp, out, mn__now_mono_usec());
+	mn__sampler_close(&smp);
+	if (err)
+		return err;
+	out->level = next_level(&p, MN_MEMORY_LEVEL_UNKNOWN,
+				out->available_bytes, out->limit_bytes);
+	out->mechanism = MN_MECH_QUERY;
+	out->low_percent = p.low;
+	out->high_percent = p.high;
+	return 0;
+}

@@ -1,0 +1,336 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * memnotify - the command: a thin face over the library.
+ *
+ *   memnotify status [--json] [--cgroup PATH]
+ *   memnotify watch  [--json] [--cgroup PATH] [--duration SECONDS]
+ *
+ * Exit status: 0 success, 1 runtime failure, 2 usage error.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "memnotify.h"
+#include "output.h"
+
+#define EXIT_USAGE 2
+
+static const char *prog = "memnotify";
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: %s status [--json] [--cgroup PATH]\n"
+		"       %s watch  [--json] [--cgroup PATH] [--duration SECONDS]\n"
+		"       %s --version | --help\n"
+		"\n"
+		"status  print the version, each kernel mechanism memnotify can\n"
+		"        use here (with the reason when one is missing), and the\n"
+		"        current memory status\n"
+		"watch   print the current memory status, then one line per\n"
+		"        memory-level change, until interrupted or SECONDS pass\n"
+		"\n"
+		"  --json           one JSON object per line\n"
+		"  --cgroup PATH    watch this cgroup directory (v1 memory or v2)\n"
+		"                   instead of the command's own\n"
+		"  --duration SECS  stop after SECS seconds (decimal allowed)\n"
+		"\n"
+		"Environment: MEMNOTIFY_LOW_PERCENT, MEMNOTIFY_HIGH_PERCENT "
+		"(thresholds),\nMEMNOTIFY_LOG=error|warn|info|debug.\n",
+		prog, prog, prog);
+}
+
+static void die_usage(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "%s: ", prog);
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, " (see '%s --help')\n", prog);
+	exit(EXIT_USAGE);
+}
+
+static void log_sink(enum mn_log_level level, const char *msg, void *ctx)
+{
+	static const char *const names[] = { "error", "warning", "info", "debug" };
+
+	(void)ctx;
+	fprintf(stderr, "%s: %s: %s\n", prog,
+		level <= MN_LOG_DEBUG ? names[level] : "log", msg);
+}
+
+struct args {
+	bool json;
+	const char *cgroup;
+	double duration; /* seconds; < 0: none */
+};
+
+static void parse_args(int argc, char **argv, bool watch, struct args *a)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "cgroup", required_argument, NULL, 'c' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	a->json = false;
+	a->cgroup = NULL;
+	a->duration = -1;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			a->json = true;
+			break;
+		case 'c':
+			if (!*optarg)
+				die_usage("--cgroup needs a directory%s", "");
+			a->cgroup = optarg;
+			break;
+		case 'd': {
+			char *end;
+			errno = 0;
+			a->duration = strtod(optarg, &end);
+			if (!watch)
+				die_usage("--duration is an option of 'watch'%s", "");
+			if (errno || end == optarg || *end || a->duration <= 0 ||
+			    a->duration > 1e7)
+				die_usage("bad duration '%s': want a number of "
+					  "seconds greater than 0",
+					  optarg);
+			break;
+		}
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case ':':
+			die_usage("option '%s' needs an argument", argv[optind - 1]);
+			break;
+		default:
+			die_usage("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		die_usage("unexpected argument '%s'", argv[optind]);
+}
+
+/* A --cgroup that is not a memory cgroup is a usage error: say which. */
+static void check_cgroup(const char *path, int err)
+{
+	if (!path || (err != -ENOENT && err != -ENOTDIR && err != -EMEDIUMTYPE &&
+		      err != -EOPNOTSUPP && err != -EINVAL))
+		return;
+	fprintf(stderr, "%s: --cgroup %s: %s\n", prog, path,
+		err == -EOPNOTSUPP ? "no memory controller in this cgroup"
+		: err == -EMEDIUMTYPE ? "not a cgroup directory"
+		: err == -ENOTDIR ? "not a directory"
+		: err == -ENOENT ? "no such directory"
+				   : mn_strerror(err));
+	exit(EXIT_USAGE);
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	struct args a;
+	MN_OPTS(mn_memory_opts, mo);
+	struct mn_memory_status st = { .sz = sizeof(st) };
+	int err;
+
+	parse_args(argc, argv, false, &a);
+	mo.cgroup = a.cgroup;
+	err = mn_memory_status(&mo, &st);
+	check_cgroup(a.cgroup, err);
+	if (a.json) {
+		printf("{\"version\":\"%s\",", mn_version());
+		out_capabilities(stdout, true);
+		printf(",\"memory\":");
+		if (err) {
+			printf("{\"error\":");
+			out_json_str(stdout, mn_strerror(err));
+			printf("}}\n");
+		} else {
+			/* out_memory ends with a newline: print the object,
+			   then close the outer one on its own. */
+			char *buf = NULL;
+			size_t len = 0;
+			FILE *m = open_memstream(&buf, &len);
+			if (!m)
+				return 1;
+			out_memory(m, true, "memory.status", &st);
+			fclose(m);
+			if (len && buf[len - 1] == '\n')
+				buf[len - 1] = '\0';
+			printf("%s}\n", buf);
+			free(buf);
+		}
+	} else {
+		printf("memnotify %s\n\n", mn_version());
+		out_capabilities(stdout, false);
+		printf("\n");
+		if (err) {
+			printf("memory status: %s\n", mn_strerror(err));
+		} else {
+			printf("watching        %s\n",
+			       st.cgroup_path[0] ? st.cgroup_path
+						 : "the whole machine");
+			printf("cgroup version  %s\n",
+			       st.cgroup_version == MN_CGROUP_V2 ? "v2"
+			       : st.cgroup_version == MN_CGROUP_V1 ? "v1"
+								   : "none");
+			printf("level           %s (low below %u%%, high from %u%% "
+			       "available)\n",
+			       mn_memory_level_name(st.level), st.low_percent,
+			       st.high_percent);
+			printf("available       %.1f MiB\n",
+			       (double)st.available_bytes / 1048576.0);
+			printf("limit           %.1f MiB\n",
+			       (double)st.limit_bytes / 1048576.0);
+			printf("physical        %.1f MiB\n",
+			       (double)st.physical_bytes / 1048576.0);
+			printf("load            %u%%\n", st.load_percent);
+			if (st.psi_valid)
+				printf("psi some        avg10 %.2f%%  avg60 %.2f%%\n"
+				       "psi full        avg10 %.2f%%  avg60 %.2f%%\n",
+				       st.psi_some_avg10, st.psi_some_avg60,
+				       st.psi_full_avg10, st.psi_full_avg60);
+		}
+	}
+	return err ? 1 : 0;
+}
+
+struct watch_state {
+	bool json;
+	bool failed;
+};
+
+static void on_memory(const struct mn_memory_status *st, void *ctx)
+{
+	struct watch_state *w = ctx;
+	const char *event = st->reason == MN_MEMORY_INITIAL ? "memory.status"
+			    : st->reason == MN_MEMORY_ERROR ? "memory.error"
+							    : "memory.level";
+
+	out_memory(stdout, w->json, event, st);
+	if (st->reason == MN_MEMORY_ERROR)
+		w->failed = true;
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int cmd_watch(int argc, char **argv)
+{
+	MN_OPTS(mn_dispatch_opts, dopts, .mode = MN_DISPATCH_EXTERNAL);
+	MN_OPTS(mn_memory_opts, mo);
+	struct watch_state w = { 0 };
+	struct args a;
+	struct pollfd pfd[2];
+	sigset_t sigs;
+	mn_sub *sub;
+	uint64_t deadline = 0;
+	int err, sfd, dfd;
+
+	parse_args(argc, argv, true, &a);
+	w.json = a.json;
+	mo.cgroup = a.cgroup;
+
+	/* The command drives memnotify from its own loop: the external
+	   dispatch mode, with SIGINT/SIGTERM read from a signalfd. */
+	err = mn_dispatch_configure(&dopts);
+	if (err)
+		goto fail;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+	if (sfd < 0) {
+		err = -errno;
+		goto fail;
+	}
+	if (!a.json)
+		out_memory_header(stdout);
+	err = mn_memory_subscribe(&mo, on_memory, &w, &sub);
+	check_cgroup(a.cgroup, err);
+	if (err)
+		goto fail;
+	dfd = mn_dispatch_fd();
+	if (dfd < 0) {
+		err = dfd;
+		goto fail;
+	}
+	if (a.duration > 0)
+		deadline = mono_ms() + (uint64_t)(a.duration * 1000.0);
+
+	pfd[0] = (struct pollfd){ .fd = dfd, .events = POLLIN };
+	pfd[1] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+	while (!w.failed) {
+		int timeout = -1;
+		if (deadline) {
+			uint64_t now = mono_ms();
+			if (now >= deadline)
+				break;
+			timeout = (int)(deadline - now);
+		}
+		int n = poll(pfd, 2, timeout);
+		if (n < 0 && errno != EINTR) {
+			err = -errno;
+			goto fail;
+		}
+		if (n > 0 && (pfd[1].revents & POLLIN))
+			break;
+		if (n > 0 && (pfd[0].revents & POLLIN)) {
+			err = mn_dispatch(0);
+			if (err < 0 && err != -EINTR)
+				goto fail;
+		}
+	}
+	mn_unsubscribe(sub);
+	mn_shutdown();
+	return w.failed ? 1 : 0;
+fail:
+	fprintf(stderr, "%s: watch: %s\n", prog, mn_strerror(err));
+	return 1;
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd;
+
+	mn_set_log(log_sink, NULL);
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	cmd = argv[1];
+	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "--version")) {
+		printf("memnotify %s\n", mn_version());
+		return 0;
+	}
+	if (!strcmp(cmd, "status"))
+		return cmd_status(argc - 1, argv + 1);
+	if (!strcmp(cmd, "watch"))
+		return cmd_watch(argc - 1, argv + 1);
+	die_usage("unknown command '%s'", cmd);
+	return EXIT_USAGE;
+}
