@@ -27,6 +27,7 @@
 #include "cgroup.h"
 #include "parse.h"
 #include "psi.h"
+#include "level.h"
 
 #define DEFAULT_LOW 10u
 #define DEFAULT_HIGH 30u
@@ -170,11 +171,11 @@ static int make_params(const struct mn_memory_opts *o, struct params *p)
 		return -EINVAL;
 	}
 	if (cg && *cg) {
+		/* The return code names the problem; no log for the
+		   caller's own argument. */
 		err = mn__cgroup_from_path(cg, &p->cg);
-		if (err) {
-			mn__err("memory: cgroup '%s': %s", cg, mn_strerror(err));
+		if (err)
 			return err;
-		}
 	} else {
 		mn__cgroup_self(&p->cg);
 	}
@@ -192,38 +193,6 @@ static bool same_params(const struct params *a, const struct params *b)
 }
 
 /* --- levels -------------------------------------------------------------- */
-
-/* Next level from available memory, with hysteresis around each threshold. */
-static enum mn_memory_level next_level(const struct params *p,
-				       enum mn_memory_level cur,
-				       uint64_t avail, uint64_t limit)
-{
-	/* Compare avail / limit with pct / 100 without floating point. */
-	unsigned __int128 a = (unsigned __int128)avail * 100;
-	unsigned __int128 lo = (unsigned __int128)limit * p->low;
-	unsigned __int128 hi = (unsigned __int128)limit * p->high;
-	unsigned __int128 lo_exit = (unsigned __int128)limit * (p->low + p->hyst);
-	unsigned __int128 hi_exit = (unsigned __int128)limit * (p->high - p->hyst);
-
-	switch (cur) {
-	case MN_MEMORY_LOW:
-		if (a >= hi)
-			return MN_MEMORY_HIGH;
-		return a >= lo_exit ? MN_MEMORY_NEUTRAL : MN_MEMORY_LOW;
-	case MN_MEMORY_NEUTRAL:
-		if (a < lo)
-			return MN_MEMORY_LOW;
-		return a >= hi ? MN_MEMORY_HIGH : MN_MEMORY_NEUTRAL;
-	case MN_MEMORY_HIGH:
-		if (a < lo)
-			return MN_MEMORY_LOW;
-		return a < hi_exit ? MN_MEMORY_NEUTRAL : MN_MEMORY_HIGH;
-	default:
-		if (a < lo)
-			return MN_MEMORY_LOW;
-		return a >= hi ? MN_MEMORY_HIGH : MN_MEMORY_NEUTRAL;
-	}
-}
 
 const char *mn_memory_level_name(enum mn_memory_level level)
 {
@@ -369,7 +338,7 @@ static void evaluate(struct mon *m, unsigned int mechanism, bool force_low)
 
 	if (force_low)
 		m->hold_low_until = now + MN__MAX(m->psi_window_us, 1000000u);
-	lvl = next_level(&m->p, m->level, m->last.available_bytes,
+	lvl = mn__level_next(m->p.low, m->p.high, m->p.hyst, m->level, m->last.available_bytes,
 			 m->last.limit_bytes);
 	if (m->hold_low_until > now)
 		lvl = MN_MEMORY_LOW;
@@ -851,7 +820,7 @@ int mn_memory_status(const struct mn_memory_opts *opts,
 	mn__sampler_close(&smp);
 	if (err)
 		return err;
-	out->level = next_level(&p, MN_MEMORY_LEVEL_UNKNOWN,
+	out->level = mn__level_next(p.low, p.high, p.hyst, MN_MEMORY_LEVEL_UNKNOWN,
 				out->available_bytes, out->limit_bytes);
 	out->mechanism = MN_MECH_QUERY;
 	out->low_percent = p.low;

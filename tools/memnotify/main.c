@@ -264,10 +264,17 @@ static int cmd_watch(int argc, char **argv)
 		err = -errno;
 		goto fail;
 	}
+	/* Refuse a bad --cgroup or threshold before printing anything. */
+	{
+		struct mn_memory_status st = { .sz = sizeof(st) };
+		err = mn_memory_status(&mo, &st);
+		check_cgroup(a.cgroup, err);
+		if (err)
+			goto fail;
+	}
 	if (!a.json)
 		out_memory_header(stdout);
 	err = mn_memory_subscribe(&mo, on_memory, &w, &sub);
-	check_cgroup(a.cgroup, err);
 	if (err)
 		goto fail;
 	dfd = mn_dispatch_fd();
@@ -314,10 +321,8 @@ int main(int argc, char **argv)
 	const char *cmd;
 
 	mn_set_log(log_sink, NULL);
-	if (argc < 2) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
+	if (argc < 2)
+		die_usage("no command given%s", "");
 	cmd = argv[1];
 	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
 		usage(stdout);

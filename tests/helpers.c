@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: MIT */
+/* Shared helpers of the tests and benchmarks; see helpers.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "memory/cgroup.h"
+
+static int write_str(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	int err = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, s, strlen(s)) < 0)
+		err = -errno;
+	close(fd);
+	return err;
+}
+
+int mn_test_cgroup_create(uint64_t limit_bytes, char *path, size_t pathlen,
+			  char *why, size_t whylen)
+{
+	struct mn__cgroup self;
+	char file[512], val[32];
+	int err;
+
+	mn__cgroup_self(&self);
+	if (self.version == MN_CGROUP_NONE) {
+		snprintf(why, whylen, "this process has no memory cgroup");
+		return -EOPNOTSUPP;
+	}
+	snprintf(path, pathlen, "%s/mntest-%d-%ld", self.path, (int)getpid(),
+		 (long)(mn_test_now_usec() % 1000000));
+	if (mkdir(path, 0755) < 0) {
+		err = -errno;
+		snprintf(why, whylen, "mkdir %s: %s", path, strerror(errno));
+		return err;
+	}
+	snprintf(val, sizeof(val), "%llu", (unsigned long long)limit_bytes);
+	snprintf(file, sizeof(file), "%s/%s", path,
+		 self.version == MN_CGROUP_V2 ? "memory.max"
+					      : "memory.limit_in_bytes");
+	err = write_str(file, val);
+	if (err) {
+		snprintf(why, whylen, "%s: %s", file, strerror(-err));
+		rmdir(path);
+		return err;
+	}
+	if (self.version == MN_CGROUP_V2) {
+		/* No swap either, so the limit is a real wall. */
+		snprintf(file, sizeof(file), "%s/memory.swap.max", path);
+		write_str(file, "0");
+	}
+	return 0;
+}
+
+int mn_test_cgroup_enter(const char *path, pid_t pid)
+{
+	char file[512], val[32];
+
+	snprintf(file, sizeof(file), "%s/cgroup.procs", path);
+	snprintf(val, sizeof(val), "%d", (int)pid);
+	return write_str(file, val);
+}
+
+int mn_test_cgroup_destroy(const char *path)
+{
+	char file[512], buf[4096];
+
+	snprintf(file, sizeof(file), "%s/cgroup.procs", path);
+	for (int tries = 0; tries < 200; tries++) {
+		int fd = open(file, O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+		if (fd >= 0)
+			close(fd);
+		if (n <= 0)
+			break;
+		buf[n] = '\0';
+		for (char *p = buf; *p;) {
+			long pid = strtol(p, &p, 10);
+			if (pid > 0)
+				kill((pid_t)pid, SIGKILL);
+			while (*p == '\n')
+				p++;
+		}
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	if (rmdir(path) < 0)
+		return -errno;
+	return 0;
+}
+
+pid_t mn_test_hog_start(const char *cgroup, uint64_t bytes, uint64_t step_bytes,
+			unsigned int step_usec, int hold_ms)
+{
+	pid_t pid = fork();
+
+	if (pid != 0)
+		return pid;
+	if (cgroup && mn_test_cgroup_enter(cgroup, getpid()) < 0)
+		_exit(3);
+	char *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		_exit(4);
+	long pg = sysconf(_SC_PAGESIZE);
+	for (uint64_t off = 0; off < bytes;) {
+		uint64_t end = off + (step_bytes ? step_bytes : bytes);
+		if (end > bytes)
+			end = bytes;
+		for (; off < end; off += (uint64_t)pg)
+			p[off] = 1;
+		if (step_usec) {
+			struct timespec ts = { step_usec / 1000000,
+					       (long)(step_usec % 1000000) * 1000 };
+			nanosleep(&ts, NULL);
+		}
+	}
+	if (hold_ms >= 0) {
+		struct timespec ts = { hold_ms / 1000, (long)(hold_ms % 1000) * 1000000 };
+		nanosleep(&ts, NULL);
+		_exit(0);
+	}
+	for (;;)
+		pause();
+}
+
+void mn_test_hog_stop(pid_t pid)
+{
+	if (pid <= 0)
+		return;
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+uint64_t mn_test_now_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}

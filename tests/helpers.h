@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared helpers of the tests and benchmarks: real memory cgroups, child
+ * processes that hog memory, bounded waits.  Exit code 77 means "skipped".
+ */
+#ifndef MN_TEST_HELPERS_H
+#define MN_TEST_HELPERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define MN_TEST_SKIP 77
+
+/*
+ * Make a child memory cgroup with a hard limit of @limit_bytes under this
+ * process's own memory cgroup (v2 if it has the memory controller, else v1).
+ * @path gets its directory.  Returns 0, or -errno with a reason in @why
+ * (for a skip message) when this machine cannot make one (not root, no
+ * memory controller, read-only cgroupfs).
+ */
+int mn_test_cgroup_create(uint64_t limit_bytes, char *path, size_t pathlen,
+			  char *why, size_t whylen);
+/* Move @pid into the group (cgroup.procs).  Returns 0 or -errno. */
+int mn_test_cgroup_enter(const char *path, pid_t pid);
+/* Remove the group, killing what is left in it.  Returns 0 or -errno. */
+int mn_test_cgroup_destroy(const char *path);
+
+/*
+ * Fork a child that joins @cgroup (if not NULL), then allocates and touches
+ * @bytes in steps of @step_bytes with @step_usec between steps, then waits
+ * to be killed (or exits after @hold_ms if >= 0).
+ */
+pid_t mn_test_hog_start(const char *cgroup, uint64_t bytes, uint64_t step_bytes,
+			unsigned int step_usec, int hold_ms);
+/* SIGKILL and reap. */
+void mn_test_hog_stop(pid_t pid);
+
+uint64_t mn_test_now_usec(void); /* CLOCK_MONOTONIC */
+
+#endif

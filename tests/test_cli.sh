@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# The memnotify command as a user runs it: usage errors give one line on
+# stderr and exit 2; status and watch print what they promise.
+set -u
+bin=$1
+pass=0 fail=0
+ok()  { pass=$((pass + 1)); echo "ok   $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL $1"; }
+
+# expect_usage NAME ARGS... : exit 2, exactly one line on stderr, nothing on stdout
+expect_usage() {
+	local name=$1; shift
+	local out err rc
+	out=$("$bin" "$@" 2>/tmp/mn_cli_err.$$); rc=$?
+	err=$(cat /tmp/mn_cli_err.$$)
+	if [ $rc -eq 2 ] && [ -z "$out" ] && [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] && [ -n "$err" ]; then
+		ok "$name: exit 2: $err"
+	else
+		bad "$name: rc=$rc stdout='$out' stderr='$err'"
+	fi
+}
+
+expect_usage "no command"        # (prints usage: several lines) -- checked below
+expect_usage "unknown command"    frobnicate
+expect_usage "unknown option"     watch --frob
+expect_usage "missing argument"   watch --cgroup
+expect_usage "bad duration"       watch --duration abc
+expect_usage "negative duration"  watch --duration -3
+expect_usage "zero duration"      watch --duration 0
+expect_usage "missing cgroup"     watch --cgroup /nonexistent/cg
+expect_usage "file as cgroup"     watch --cgroup /proc/meminfo
+expect_usage "non-cgroup dir"     watch --cgroup /tmp
+expect_usage "stray argument"     status extra
+expect_usage "duration on status" status --duration 1
+if [ -d /sys/fs/cgroup/pids ]; then
+	expect_usage "no memory controller" watch --cgroup /sys/fs/cgroup/pids
+fi
+
+# status: human and JSON
+out=$("$bin" status); rc=$?
+if [ $rc -eq 0 ] && grep -q '^psi_trigger ' <<<"$out" && grep -q '^level ' <<<"$out"; then
+	ok "status lists capabilities and the level"
+else
+	bad "status: rc=$rc"; echo "$out"
+fi
+json=$("$bin" status --json); rc=$?
+if [ $rc -eq 0 ] && python3 -c '
+import json,sys
+d=json.loads(sys.stdin.read())
+assert d["version"]
+caps={c["name"]:c for c in d["capabilities"]}
+assert "psi_trigger" in caps and "cgroup_v1_memory" in caps
+for c in caps.values():
+    assert isinstance(c["supported"], bool) and c["detail"]
+m=d["memory"]
+assert m["level"] in ("low","neutral","high")
+assert 0 < m["limit_bytes"] <= m["physical_bytes"]
+assert m["available_bytes"] <= m["limit_bytes"]
+' <<<"$json"; then
+	ok "status --json is one valid object with capabilities and memory"
+else
+	bad "status --json: rc=$rc: $json"
+fi
+
+# watch: the first line is the status, then it stops at the duration.
+start=$(date +%s%N)
+out=$("$bin" watch --json --duration 1.5); rc=$?
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+first=$(head -n1 <<<"$out")
+if [ $rc -eq 0 ] && python3 -c '
+import json,sys,re
+d=json.loads(sys.stdin.read())
+assert d["event"]=="memory.status", d
+assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", d["time"]), d["time"]
+for k in ("level","available_bytes","limit_bytes","load_percent","mechanism"):
+    assert k in d, k
+assert d["level"] in ("low","neutral","high")
+' <<<"$first" && [ $ms -ge 1400 ] && [ $ms -lt 10000 ]; then
+	ok "watch --json --duration 1.5: status line, exit 0 after ${ms} ms"
+else
+	bad "watch --json: rc=$rc ms=$ms out=$out"
+fi
+
+out=$("$bin" watch --duration 0.5); rc=$?
+if [ $rc -eq 0 ] && head -n1 <<<"$out" | grep -q '^TIME' && sed -n 2p <<<"$out" | grep -q ' status ' && grep -q 'MiB' <<<"$out"; then
+	ok "watch (plain): header, status line in MiB"
+else
+	bad "watch plain: rc=$rc out=$out"
+fi
+
+# SIGINT ends watch with exit 0
+"$bin" watch --json >/tmp/mn_cli_out.$$ 2>&1 &
+pid=$!
+for _ in $(seq 100); do [ -s /tmp/mn_cli_out.$$ ] && break; sleep 0.05; done
+kill -INT $pid; wait $pid; rc=$?
+if [ $rc -eq 0 ] && grep -q memory.status /tmp/mn_cli_out.$$; then
+	ok "watch stops cleanly on SIGINT"
+else
+	bad "watch SIGINT: rc=$rc"
+fi
+
+# bad threshold environment: a clear error
+err=$(MEMNOTIFY_LOW_PERCENT=abc "$bin" watch --duration 1 2>&1 >/dev/null); rc=$?
+if [ $rc -ne 0 ] && grep -q "MEMNOTIFY_LOW_PERCENT='abc'" <<<"$err"; then
+	ok "bad MEMNOTIFY_LOW_PERCENT refused: $(head -n1 <<<"$err")"
+else
+	bad "bad env: rc=$rc err=$err"
+fi
+
+rm -f /tmp/mn_cli_err.$$ /tmp/mn_cli_out.$$
+echo "test_cli: $pass passed, $fail failed"
+[ $fail -eq 0 ]

@@ -1,0 +1,286 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The dispatcher: its own thread, the application's loop (fd + dispatch),
+ * unsubscription from inside a callback, shutdown, fork, and argument
+ * checks of the core's public functions.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "memnotify.h"
+
+#define WAIT_MS 10000 /* bound on every wait for a callback */
+
+struct rec {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int calls;
+	pthread_t thread;
+	struct mn_memory_status last;
+	/* behaviour */
+	mn_sub *self;          /* unsubscribe this from inside the callback */
+	int unsub_ret;
+	int dispatch_ret;      /* mn_dispatch() from inside the callback */
+	bool try_dispatch;
+	int pipe_wr;           /* write a byte per call (fork test) */
+};
+
+static void rec_init(struct rec *r)
+{
+	memset(r, 0, sizeof(*r));
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->cond, NULL);
+	r->pipe_wr = -1;
+}
+
+static void on_mem(const struct mn_memory_status *st, void *ctx)
+{
+	struct rec *r = ctx;
+
+	pthread_mutex_lock(&r->lock);
+	r->calls++;
+	r->thread = pthread_self();
+	r->last = *st;
+	pthread_mutex_unlock(&r->lock);
+	if (r->try_dispatch)
+		r->dispatch_ret = mn_dispatch(0);
+	if (r->self) {
+		r->unsub_ret = mn_unsubscribe(r->self);
+		r->self = NULL;
+	}
+	if (r->pipe_wr >= 0) {
+		char c = (char)st->reason;
+		if (write(r->pipe_wr, &c, 1) < 0)
+			abort();
+	}
+	pthread_mutex_lock(&r->lock);
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* Wait (bounded) until the callback ran at least @n times. */
+static bool rec_wait(struct rec *r, int n)
+{
+	struct timespec ts;
+	bool ok;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += WAIT_MS / 1000;
+	pthread_mutex_lock(&r->lock);
+	while (r->calls < n)
+		if (pthread_cond_timedwait(&r->cond, &r->lock, &ts) == ETIMEDOUT)
+			break;
+	ok = r->calls >= n;
+	pthread_mutex_unlock(&r->lock);
+	return ok;
+}
+
+static void test_thread_mode(void **state)
+{
+	MN_OPTS(mn_dispatch_opts, ext, .mode = MN_DISPATCH_EXTERNAL);
+	struct rec r;
+	mn_sub *sub;
+	char name[32] = "";
+
+	(void)state;
+	rec_init(&r);
+	assert_int_equal(mn_memory_subscribe(NULL, on_mem, &r, &sub), 0);
+	assert_true(rec_wait(&r, 1));
+	assert_int_equal(r.last.reason, MN_MEMORY_INITIAL);
+	assert_true(r.last.level >= MN_MEMORY_LOW && r.last.level <= MN_MEMORY_HIGH);
+	/* Thread context: memnotify's own thread, not ours. */
+	assert_false(pthread_equal(r.thread, pthread_self()));
+	pthread_getname_np(r.thread, name, sizeof(name));
+	assert_string_equal(name, "memnotify");
+	/* The application's loop is not the driver in this mode. */
+	assert_int_equal(mn_dispatch(0), -EINVAL);
+	assert_int_equal(mn_dispatch_fd(), -EINVAL);
+	assert_int_equal(mn_dispatch_configure(&ext), -EBUSY);
+	assert_int_equal(mn_shutdown(), -EBUSY);
+	assert_int_equal(mn_unsubscribe(sub), 0);
+	/* A stale handle is known to be gone. */
+	assert_int_equal(mn_unsubscribe(sub), -ENOENT);
+	assert_int_equal(mn_shutdown(), 0);
+}
+
+static void test_external_mode(void **state)
+{
+	MN_OPTS(mn_dispatch_opts, ext, .mode = MN_DISPATCH_EXTERNAL);
+	struct rec r;
+	mn_sub *sub;
+	struct pollfd pfd;
+	int fd, calls_before;
+
+	(void)state;
+	rec_init(&r);
+	assert_int_equal(mn_dispatch_configure(&ext), 0);
+	fd = mn_dispatch_fd();
+	assert_true(fd >= 0);
+	r.try_dispatch = true;
+	assert_int_equal(mn_memory_subscribe(NULL, on_mem, &r, &sub), 0);
+	pfd = (struct pollfd){ .fd = fd, .events = POLLIN };
+	/* Nothing runs until we dispatch. */
+	assert_int_equal(r.calls, 0);
+	while (r.calls == 0) {
+		assert_int_equal(poll(&pfd, 1, WAIT_MS), 1);
+		assert_true(mn_dispatch(0) >= 0);
+	}
+	assert_int_equal(r.calls, 1);
+	assert_true(pthread_equal(r.thread, pthread_self()));
+	assert_int_equal(r.dispatch_ret, -EBUSY); /* no recursion */
+	assert_int_equal(r.last.reason, MN_MEMORY_INITIAL);
+
+	/* Unsubscribing from inside the callback: a second subscriber on the
+	   same monitor removes itself when it first runs. */
+	struct rec r2;
+	mn_sub *sub2;
+	rec_init(&r2);
+	assert_int_equal(mn_memory_subscribe(NULL, on_mem, &r2, &sub2), 0);
+	r2.self = sub2;
+	while (r2.calls == 0) {
+		assert_int_equal(poll(&pfd, 1, WAIT_MS), 1);
+		assert_true(mn_dispatch(0) >= 0);
+	}
+	assert_int_equal(r2.unsub_ret, 0);
+	assert_int_equal(mn_unsubscribe(sub2), -ENOENT);
+	calls_before = r.calls;
+	/* Dispatch a little more: the monitor keeps running for r, and r2's
+	   deferred memory is reclaimed without harm (ASan watches). */
+	for (int i = 0; i < 3; i++)
+		mn_dispatch(50);
+	assert_true(r.calls >= calls_before);
+	assert_int_equal(r2.calls, 1);
+
+	assert_int_equal(mn_unsubscribe(sub), 0);
+	assert_int_equal(mn_shutdown(), 0);
+	/* Back to the default mode after shutdown. */
+	assert_int_equal(mn_dispatch(0), -EINVAL);
+}
+
+static void test_fork_child_resumes(void **state)
+{
+	struct rec r;
+	mn_sub *sub;
+	int p[2];
+	pid_t pid;
+	int status;
+
+	(void)state;
+	rec_init(&r);
+	assert_int_equal(mn_memory_subscribe(NULL, on_mem, &r, &sub), 0);
+	assert_true(rec_wait(&r, 1));
+	assert_int_equal(pipe(p), 0);
+	pid = fork();
+	if (pid == 0) {
+		struct mn_memory_status st = { .sz = sizeof(st) };
+		struct pollfd pfd = { .fd = p[0], .events = POLLIN };
+		char c = 0;
+
+		alarm(20);
+		r.pipe_wr = p[1];
+		/* The first call in the child rebuilds memnotify there. */
+		if (mn_memory_status(NULL, &st) != 0)
+			_exit(2);
+		/* Every subscriber hears the child's level anew, from the
+		   child's own dispatcher thread. */
+		if (poll(&pfd, 1, WAIT_MS) != 1 || read(p[0], &c, 1) != 1)
+			_exit(3);
+		if (c != MN_MEMORY_INITIAL)
+			_exit(4);
+		if (mn_unsubscribe(sub) != 0 || mn_shutdown() != 0)
+			_exit(5);
+		_exit(0);
+	}
+	assert_true(pid > 0);
+	assert_true(waitpid(pid, &status, 0) == pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	close(p[0]);
+	close(p[1]);
+	assert_int_equal(mn_unsubscribe(sub), 0);
+	assert_int_equal(mn_shutdown(), 0);
+}
+
+static void test_bad_arguments(void **state)
+{
+	struct mn_dispatch_opts o;
+	struct mn_capability cap = { .sz = sizeof(cap) };
+	struct mn_stats stats = { .sz = sizeof(stats) };
+	unsigned char big[sizeof(struct mn_dispatch_opts) + 16];
+
+	(void)state;
+	memset(&o, 0, sizeof(o));
+	o.sz = sizeof(o);
+	o.mode = (enum mn_dispatch_mode)7;
+	assert_int_equal(mn_dispatch_configure(&o), -EINVAL);
+	o.sz = 2; /* too small to hold sz itself */
+	o.mode = MN_DISPATCH_THREAD;
+	assert_int_equal(mn_dispatch_configure(&o), -EINVAL);
+	/* A newer caller's struct: unknown trailing bytes must be zero. */
+	memset(big, 0, sizeof(big));
+	((struct mn_dispatch_opts *)(void *)big)->sz = sizeof(big);
+	assert_int_equal(mn_dispatch_configure((void *)big), 0);
+	big[sizeof(struct mn_dispatch_opts) + 3] = 1;
+	assert_int_equal(mn_dispatch_configure((void *)big), -EINVAL);
+	assert_int_equal(mn_dispatch_configure(NULL), 0);
+
+	assert_int_equal(mn_dispatch(-2), -EINVAL);
+	assert_int_equal(mn_unsubscribe(NULL), -EINVAL);
+	assert_int_equal(mn_unsubscribe((mn_sub *)&o), -ENOENT);
+	assert_int_equal(mn_capability(MN_CAP__COUNT, &cap), -EINVAL);
+	assert_int_equal(mn_capability(0, NULL), -EINVAL);
+	cap.sz = 4;
+	assert_int_equal(mn_capability(0, &cap), -EINVAL);
+	assert_int_equal(mn_stats(NULL), -EINVAL);
+	assert_int_equal(mn_stats(&stats), 0);
+	assert_string_equal(mn_strerror(-EINVAL), "invalid argument");
+	assert_non_null(mn_strerror(-12345));
+	assert_non_null(mn_version());
+}
+
+static void test_capabilities_explain(void **state)
+{
+	(void)state;
+	for (unsigned int c = 0; c < MN_CAP__COUNT; c++) {
+		struct mn_capability cap = { .sz = sizeof(cap) };
+		assert_int_equal(mn_capability(c, &cap), 0);
+		assert_non_null(cap.name);
+		assert_true(cap.detail[0] != '\0'); /* always says why */
+		assert_true(cap.supported == 0 || cap.supported == 1);
+		if (!cap.supported)
+			assert_true(cap.error < 0);
+		print_message("  %-26s %s  %s\n", cap.name,
+			      cap.supported ? "yes" : "no ", cap.detail);
+	}
+	/* This machine's basics are there: the probe ran, not a guess. */
+	struct mn_capability cap = { .sz = sizeof(cap) };
+	mn_capability(MN_CAP_MEMINFO, &cap);
+	assert_int_equal(cap.supported, access("/proc/meminfo", R_OK) == 0);
+	mn_capability(MN_CAP_PSI, &cap);
+	assert_int_equal(cap.supported,
+			 access("/proc/pressure/memory", R_OK) == 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_bad_arguments),
+		cmocka_unit_test(test_capabilities_explain),
+		cmocka_unit_test(test_thread_mode),
+		cmocka_unit_test(test_external_mode),
+		cmocka_unit_test(test_fork_child_resumes),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,308 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The memory-pressure source: argument checks, the level rule, status
+ * against the kernel's own numbers, and — as root — a real memory cgroup
+ * with a real hog driving LOW and back to HIGH, and the group's removal
+ * reported as an error.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "memnotify.h"
+#include "memory/level.h"
+
+#define MiB (1024ull * 1024ull)
+#define WAIT_MS 15000
+
+static void noop(const struct mn_memory_status *st, void *ctx)
+{
+	(void)st;
+	(void)ctx;
+}
+
+static int subscribe_with(const struct mn_memory_opts *o)
+{
+	mn_sub *sub = NULL;
+	int err = mn_memory_subscribe(o, noop, NULL, &sub);
+
+	if (!err)
+		assert_int_equal(mn_unsubscribe(sub), 0);
+	else
+		assert_null(sub);
+	return err;
+}
+
+static void test_bad_arguments(void **state)
+{
+	mn_sub *sub;
+
+	(void)state;
+	assert_int_equal(mn_memory_subscribe(NULL, NULL, NULL, &sub), -EINVAL);
+	assert_int_equal(mn_memory_subscribe(NULL, noop, NULL, NULL), -EINVAL);
+	{
+		MN_OPTS(mn_memory_opts, o, .low_percent = 40, .high_percent = 30);
+		assert_int_equal(subscribe_with(&o), -EINVAL);
+	}
+	{
+		MN_OPTS(mn_memory_opts, o, .low_percent = 10, .high_percent = 100);
+		assert_int_equal(subscribe_with(&o), -EINVAL);
+	}
+	{
+		MN_OPTS(mn_memory_opts, o, .low_percent = 10, .high_percent = 20,
+			.hysteresis_percent = 5);
+		assert_int_equal(subscribe_with(&o), -EINVAL);
+	}
+	{
+		MN_OPTS(mn_memory_opts, o, .flags = 1u << 20);
+		assert_int_equal(subscribe_with(&o), -EINVAL);
+	}
+	{
+		MN_OPTS(mn_memory_opts, o, .poll_min_ms = 500, .poll_max_ms = 100);
+		assert_int_equal(subscribe_with(&o), -EINVAL);
+	}
+	{
+		MN_OPTS(mn_memory_opts, o, .cgroup = "/nonexistent/memnotify");
+		assert_int_equal(subscribe_with(&o), -ENOENT);
+		o.cgroup = "/proc/meminfo";
+		assert_int_equal(subscribe_with(&o), -ENOTDIR);
+		o.cgroup = "/proc";
+		assert_int_equal(subscribe_with(&o), -EMEDIUMTYPE);
+	}
+	{
+		/* A cgroup v1 hierarchy without the memory controller. */
+		MN_OPTS(mn_memory_opts, o, .cgroup = "/sys/fs/cgroup/pids");
+		if (access("/sys/fs/cgroup/pids/cgroup.procs", F_OK) == 0)
+			assert_int_equal(subscribe_with(&o), -EOPNOTSUPP);
+	}
+	{
+		struct mn_memory_status st = { .sz = 8 };
+		assert_int_equal(mn_memory_status(NULL, &st), -EINVAL);
+		assert_int_equal(mn_memory_status(NULL, NULL), -EINVAL);
+	}
+	assert_int_equal(mn_shutdown(), 0);
+}
+
+static void test_environment_thresholds(void **state)
+{
+	struct mn_memory_status st = { .sz = sizeof(st) };
+
+	(void)state;
+	setenv("MEMNOTIFY_LOW_PERCENT", "abc", 1);
+	assert_int_equal(mn_memory_status(NULL, &st), -EINVAL);
+	setenv("MEMNOTIFY_LOW_PERCENT", "150", 1);
+	assert_int_equal(mn_memory_status(NULL, &st), -EINVAL);
+	setenv("MEMNOTIFY_LOW_PERCENT", "20", 1);
+	setenv("MEMNOTIFY_HIGH_PERCENT", "15", 1);
+	assert_int_equal(mn_memory_status(NULL, &st), -EINVAL);
+	unsetenv("MEMNOTIFY_HIGH_PERCENT");
+	setenv("MEMNOTIFY_LOW_PERCENT", "15", 1);
+	assert_int_equal(mn_memory_status(NULL, &st), 0);
+	assert_int_equal(st.low_percent, 15);
+	assert_int_equal(st.high_percent, 45); /* three times low */
+	/* An explicit option wins over the environment. */
+	MN_OPTS(mn_memory_opts, o, .low_percent = 5, .high_percent = 50);
+	assert_int_equal(mn_memory_status(&o, &st), 0);
+	assert_int_equal(st.low_percent, 5);
+	assert_int_equal(st.high_percent, 50);
+	unsetenv("MEMNOTIFY_LOW_PERCENT");
+}
+
+static void test_level_rule(void **state)
+{
+	const uint64_t L = 1000 * MiB;
+
+	(void)state;
+	/* Without history: straight thresholds. */
+	assert_int_equal(mn__level_next(10, 30, 2, 0, 50 * MiB, L), MN_MEMORY_LOW);
+	assert_int_equal(mn__level_next(10, 30, 2, 0, 100 * MiB, L),
+			 MN_MEMORY_NEUTRAL);
+	assert_int_equal(mn__level_next(10, 30, 2, 0, 300 * MiB, L), MN_MEMORY_HIGH);
+	/* Hysteresis: LOW is left only at low + hyst. */
+	assert_int_equal(mn__level_next(10, 30, 2, MN_MEMORY_LOW, 110 * MiB, L),
+			 MN_MEMORY_LOW);
+	assert_int_equal(mn__level_next(10, 30, 2, MN_MEMORY_LOW, 120 * MiB, L),
+			 MN_MEMORY_NEUTRAL);
+	/* HIGH is left only below high - hyst. */
+	assert_int_equal(mn__level_next(10, 30, 2, MN_MEMORY_HIGH, 290 * MiB, L),
+			 MN_MEMORY_HIGH);
+	assert_int_equal(mn__level_next(10, 30, 2, MN_MEMORY_HIGH, 279 * MiB, L),
+			 MN_MEMORY_NEUTRAL);
+	/* Big jumps skip NEUTRAL. */
+	assert_int_equal(mn__level_next(10, 30, 2, MN_MEMORY_HIGH, 10 * MiB, L),
+			 MN_MEMORY_LOW);
+	assert_int_equal(mn__level_next(10, 30, 2, MN_MEMORY_LOW, 900 * MiB, L),
+			 MN_MEMORY_HIGH);
+	/* No overflow at the top of the range. */
+	assert_int_equal(mn__level_next(10, 30, 2, 0, UINT64_MAX, UINT64_MAX),
+			 MN_MEMORY_HIGH);
+	assert_int_equal(mn__level_next(10, 30, 2, 0, 0, UINT64_MAX), MN_MEMORY_LOW);
+	assert_string_equal(mn_memory_level_name(MN_MEMORY_LOW), "low");
+	assert_string_equal(mn_memory_level_name(MN_MEMORY_NEUTRAL), "neutral");
+	assert_string_equal(mn_memory_level_name(MN_MEMORY_HIGH), "high");
+	assert_string_equal(mn_memory_level_name(99), "unknown");
+	assert_string_equal(mn_memory_mechanism_name(MN_MECH_PSI), "psi");
+	assert_string_equal(mn_memory_mechanism_name(3), "?");
+}
+
+static uint64_t meminfo_kb(const char *key)
+{
+	char line[256];
+	unsigned long long v = 0;
+	size_t kl = strlen(key);
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, kl) && line[kl] == ':')
+			sscanf(line + kl + 1, "%llu", &v);
+	fclose(f);
+	return v;
+}
+
+static void test_status_matches_kernel(void **state)
+{
+	struct mn_memory_status st = { .sz = sizeof(st) };
+	uint64_t total;
+
+	(void)state;
+	assert_int_equal(mn_memory_status(NULL, &st), 0);
+	total = meminfo_kb("MemTotal") * 1024;
+	assert_true(total > 0);
+	assert_int_equal(st.physical_bytes, total);
+	assert_true(st.limit_bytes > 0 && st.limit_bytes <= st.physical_bytes);
+	assert_true(st.available_bytes <= st.limit_bytes);
+	assert_int_equal(st.usage_bytes, st.limit_bytes - st.available_bytes);
+	assert_true(st.load_percent <= 100);
+	assert_int_equal(st.mechanism, MN_MECH_QUERY);
+	assert_int_equal(st.level,
+			 mn__level_next(st.low_percent, st.high_percent, 2, 0,
+					st.available_bytes, st.limit_bytes));
+	/* Without a limit below the machine, available is MemAvailable. */
+	if (st.limit_bytes == st.physical_bytes) {
+		uint64_t avail = meminfo_kb("MemAvailable") * 1024;
+		uint64_t diff = avail > st.available_bytes
+					? avail - st.available_bytes
+					: st.available_bytes - avail;
+		assert_true(diff < 256 * MiB); /* moved between two reads */
+	}
+	if (access("/proc/pressure/memory", R_OK) == 0)
+		assert_true(st.psi_valid);
+}
+
+/* --- a real memory cgroup -------------------------------------------- */
+
+struct seen {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int n;
+	struct mn_memory_status ev[64];
+};
+
+static void record(const struct mn_memory_status *st, void *ctx)
+{
+	struct seen *s = ctx;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->n < 64)
+		s->ev[s->n++] = *st;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Wait (bounded) for an event matching reason and level (0 = any); returns
+   its index or -1. */
+static int wait_for(struct seen *s, int from, enum mn_memory_reason reason,
+		    enum mn_memory_level level)
+{
+	struct timespec ts;
+	int found = -1;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += WAIT_MS / 1000;
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		for (int i = from; i < s->n && found < 0; i++)
+			if (s->ev[i].reason == reason &&
+			    (!level || s->ev[i].level == level))
+				found = i;
+		if (found >= 0 ||
+		    pthread_cond_timedwait(&s->cond, &s->lock, &ts) == ETIMEDOUT)
+			break;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return found;
+}
+
+static void test_real_cgroup(void **state)
+{
+	static struct seen s = { PTHREAD_MUTEX_INITIALIZER,
+				 PTHREAD_COND_INITIALIZER, 0, { { 0 } } };
+	char cg[512], why[256];
+	mn_sub *sub;
+	pid_t hog;
+	int i, j;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip(); /* needs root to make a memory cgroup */
+	if (mn_test_cgroup_create(256 * MiB, cg, sizeof(cg), why, sizeof(why))) {
+		print_message("skipped: cannot make a memory cgroup: %s\n", why);
+		skip();
+	}
+	MN_OPTS(mn_memory_opts, o, .cgroup = cg);
+	assert_int_equal(mn_memory_subscribe(&o, record, &s, &sub), 0);
+	i = wait_for(&s, 0, MN_MEMORY_INITIAL, 0);
+	assert_true(i >= 0);
+	assert_int_equal(s.ev[i].level, MN_MEMORY_HIGH);
+	assert_int_equal(s.ev[i].limit_bytes, 256 * MiB);
+	assert_string_equal(s.ev[i].cgroup_path, cg);
+	assert_true(s.ev[i].mechanisms_active & MN_MECH_POLL);
+
+	/* 240 MiB in a 256 MiB group: under 10 % left -> LOW. */
+	hog = mn_test_hog_start(cg, 240 * MiB, 8 * MiB, 2000, -1);
+	assert_true(hog > 0);
+	j = wait_for(&s, i + 1, MN_MEMORY_CHANGE, MN_MEMORY_LOW);
+	mn_test_hog_stop(hog);
+	assert_true(j >= 0);
+	assert_true(s.ev[j].available_bytes < 256 * MiB / 10);
+	assert_true(s.ev[j].load_percent >= 90);
+	/* The hog is gone: back to HIGH. */
+	i = wait_for(&s, j + 1, MN_MEMORY_CHANGE, MN_MEMORY_HIGH);
+	assert_true(i >= 0);
+	assert_true(s.ev[i].available_bytes >= 256 * MiB * 3 / 10);
+
+	/* The group disappears under the watch: reported, not silent. */
+	assert_int_equal(mn_test_cgroup_destroy(cg), 0);
+	j = wait_for(&s, i + 1, MN_MEMORY_ERROR, 0);
+	if (j < 0) {
+		/* No event source noticed the removal by itself; the next
+		   sample (at most poll_max_ms away) must. */
+		fail_msg("removal of %s was not reported", cg);
+	}
+	assert_int_equal(s.ev[j].error, -ENOENT);
+	assert_int_equal(mn_unsubscribe(sub), 0);
+	assert_int_equal(mn_shutdown(), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_bad_arguments),
+		cmocka_unit_test(test_environment_thresholds),
+		cmocka_unit_test(test_level_rule),
+		cmocka_unit_test(test_status_matches_kernel),
+		cmocka_unit_test(test_real_cgroup),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
