@@ -39,7 +39,7 @@ run: build
 	$(BUILD_DIR)/bin/memnotify watch
 
 check: build
-	@cd $(BUILD_DIR) && ctest --output-on-failure --timeout 300 $(CTEST_ARGS)
+	@cd $(BUILD_DIR) && TSAN_OPTIONS="die_after_fork=0 $${TSAN_OPTIONS:-}" ctest --output-on-failure --timeout 300 $(CTEST_ARGS)
 
 bench: build
 	@cmake --build $(BUILD_DIR) --target bench-all

@@ -178,6 +178,13 @@ static void test_fork_child_resumes(void **state)
 	int status;
 
 	(void)state;
+#if defined(__SANITIZE_THREAD__)
+	/* TSan cannot follow a multi-threaded fork whose child starts a
+	   thread ("dup thread with used id"); the plain and ASan runs cover
+	   this test. */
+	print_message("skipped under ThreadSanitizer: multi-threaded fork\n");
+	skip();
+#endif
 	rec_init(&r);
 	assert_int_equal(mn_memory_subscribe(NULL, on_mem, &r, &sub), 0);
 	assert_true(rec_wait(&r, 1));
