@@ -134,7 +134,7 @@ int mn__cgroup_from_path(const char *path, struct mn__cgroup *out)
 	} else {
 		return -EMEDIUMTYPE;
 	}
-	snprintf(out->path, sizeof(out->path), "%s", real);
+	memcpy(out->path, real, strlen(real) + 1); /* length checked above */
 	return 0;
 }
 
