@@ -12,7 +12,7 @@
 
 static void on_level(const struct mn_memory_status *st, void *ctx)
 {
-	int *changes = ctx;
+	int *changes = (int *)ctx; /* a cast, so the file also builds as C++ */
 
 	(*changes)++;
 	printf("memory level: %s (%u%% load)\n", mn_memory_level_name(st->level),
@@ -30,7 +30,7 @@ int main(void)
 		fprintf(stderr, "memnotify: %s\n", mn_strerror(err));
 		return 1;
 	}
-	struct pollfd pfd = { .fd = mn_dispatch_fd(), .events = POLLIN };
+	struct pollfd pfd = { .fd = mn_dispatch_fd(), .events = POLLIN, .revents = 0 };
 	/* Ten seconds of your loop; memnotify's fd is one among yours. */
 	for (int i = 0; i < 10; i++)
 		if (poll(&pfd, 1, 1000) > 0)
