@@ -375,7 +375,11 @@ struct mn_memory_opts {
  * (including bad MEMNOTIFY_LOW_PERCENT / MEMNOTIFY_HIGH_PERCENT values);
  * -ENOENT if @opts->cgroup does not exist; -ENOTDIR or -EMEDIUMTYPE if it is
  * not a cgroup directory; -EOPNOTSUPP if it has no memory controller or no
- * mechanism at all is available; -ENOMEM, -EMFILE on resource exhaustion.
+ * mechanism at all is available; -EACCES if a file of the group (or
+ * /proc/meminfo) may not be read; -EIO if /proc/meminfo has content that
+ * cannot be parsed; -ENOMEM, -EMFILE on resource exhaustion.  A mechanism
+ * that fails while others work is skipped (and logged at MN_LOG_INFO);
+ * st->mechanisms_active says which are armed.
  * Thread-safe; not async-signal-safe.
  */
 MN_API int mn_memory_subscribe(const struct mn_memory_opts *opts,
