@@ -504,9 +504,18 @@ static int arm(struct mon *m)
 
 	m->mechanisms = 0;
 	atomic_store(&m->failed, false);
+	struct mn_memory_status first = { .sz = sizeof(first) };
+
 	err = mn__sampler_open(&m->sampler, &p->cg);
 	if (err)
 		return err;
+	/* One sample now, so that unreadable or malformed files are the
+	   subscriber's error now rather than an error event later. */
+	err = mn__sampler_read(&m->sampler, &first, mn__now_mono_usec());
+	if (err) {
+		mn__sampler_close(&m->sampler);
+		return err;
+	}
 
 	m->timer_io.fd = timerfd_create(CLOCK_MONOTONIC,
 					TFD_CLOEXEC | TFD_NONBLOCK);
@@ -528,12 +537,9 @@ static int arm(struct mon *m)
 			snprintf(path, sizeof(path), "%s/memory.pressure",
 				 p->cg.path);
 			psi = path;
-		} else if (mn__cap_supported(MN_CAP_PSI_TRIGGER)) {
-			struct mn_memory_status st = { .sz = sizeof(st) };
-			if (mn__sampler_read(&m->sampler, &st,
-					     mn__now_mono_usec()) == 0 &&
-			    st.limit_bytes >= st.physical_bytes)
-				psi = "/proc/pressure/memory";
+		} else if (mn__cap_supported(MN_CAP_PSI_TRIGGER) &&
+			   first.limit_bytes >= first.physical_bytes) {
+			psi = "/proc/pressure/memory";
 		}
 		if (psi && mn__psi_min_window(psi, &m->psi_window_us) == 0) {
 			unsigned int win = MN__MAX(m->psi_window_us,
