@@ -512,7 +512,7 @@ static const char *mechs_str(unsigned int m, char *buf, size_t len)
 	size_t k = 0;
 
 	buf[0] = '\0';
-	for (unsigned int bit = 1; bit <= MN_MECH_CGROUP_V2_EVENTS; bit <<= 1) {
+	for (unsigned int bit = 1; bit <= MN_MECH_CGROUP_V1_THRESHOLD; bit <<= 1) {
 		if (!(m & bit))
 			continue;
 		int w = snprintf(buf + k, len - k, "%s%s", k ? "+" : "",

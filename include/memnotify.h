@@ -277,6 +277,8 @@ enum mn_memory_mechanism {
 	MN_MECH_PSI = 1 << 2,            /* a PSI trigger fired */
 	MN_MECH_CGROUP_V1_PRESSURE = 1 << 3, /* memory.pressure_level event */
 	MN_MECH_CGROUP_V2_EVENTS = 1 << 4,   /* memory.events changed */
+	MN_MECH_CGROUP_V1_THRESHOLD = 1 << 5, /* a memory.usage_in_bytes
+	                                         threshold was crossed */
 };
 
 /* Why a callback is being called. */
@@ -407,7 +409,8 @@ MN_API const char *mn_memory_level_name(enum mn_memory_level level);
 
 /**
  * mn_memory_mechanism_name() - "query", "poll", "psi", "cgroup_v1_pressure",
- * "cgroup_v2_events" for one mechanism bit, "none" for 0, "?" otherwise.
+ * "cgroup_v2_events", "cgroup_v1_threshold" for one mechanism bit, "none"
+ * for 0, "?" otherwise.
  * Return: a static string.  Async-signal-safe.
  */
 MN_API const char *mn_memory_mechanism_name(unsigned int mechanism);

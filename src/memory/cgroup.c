@@ -301,6 +301,7 @@ int mn__sampler_read(struct mn__sampler *s, struct mn_memory_status *st,
 				mn__count(source_errors, 1);
 			return err == -ENODEV ? -ENOENT : err;
 		}
+		s->raw_usage = usage;
 		n = mn__pread_all(s->stat_fd, buf, sizeof(buf));
 		if (n < 0)
 			return n == -ENODEV ? -ENOENT : (int)n;

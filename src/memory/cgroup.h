@@ -48,6 +48,7 @@ struct mn__sampler {
 	int limit_fd[MN__CG_MAX_LEVELS * 2];
 	int limit_kind[MN__CG_MAX_LEVELS * 2];
 	uint64_t limit_bytes;   /* cached effective limit */
+	uint64_t raw_usage;     /* last usage file value (with page cache) */
 	uint64_t limit_read_usec;
 };
 

@@ -67,6 +67,10 @@ struct mon {
 	struct mn__io psi_io;
 	struct mn__io v1_low_io;   /* eventfd for memory.pressure_level low */
 	struct mn__io v1_crit_io;  /* ... and critical */
+	struct mn__io v1_thr_hi_io; /* usage thresholds: limit - high% ... */
+	struct mn__io v1_thr_lo_io; /* ... and limit - low% */
+	uint64_t thr_limit;        /* the limit the thresholds were set for */
+	uint64_t thr_hi;           /* below this usage, available >= high% */
 	struct mn__io v2_events_io;
 	int v1_plfd;               /* memory.pressure_level, kept open */
 	unsigned int psi_window_us;
@@ -213,6 +217,7 @@ const char *mn_memory_mechanism_name(unsigned int mechanism)
 	case MN_MECH_PSI: return "psi";
 	case MN_MECH_CGROUP_V1_PRESSURE: return "cgroup_v1_pressure";
 	case MN_MECH_CGROUP_V2_EVENTS: return "cgroup_v2_events";
+	case MN_MECH_CGROUP_V1_THRESHOLD: return "cgroup_v1_threshold";
 	default: return "?";
 	}
 }
@@ -257,6 +262,7 @@ static void deliver(struct mon *m, enum mn_memory_level prev, bool changed,
 }
 
 static void disarm(struct mon *m);
+static bool v1_arm_thresholds(struct mon *m, uint64_t limit, uint64_t physical);
 
 /* Arm the one-shot sampling timer; a delay of 0 disarms it. */
 static void arm_timer(struct mon *m, uint64_t delay_usec)
@@ -286,6 +292,15 @@ static uint64_t next_interval_usec(const struct mon *m, uint64_t now)
 	if (p->flags & MN_MEMORY_NO_POLL) {
 		/* Only the end of a pressure hold needs a timer. */
 		return m->hold_low_until > now ? m->hold_low_until - now : 0;
+	}
+	/* Below the usage threshold the kernel will tell us when usage
+	   rises: available memory is at least high% whatever the page cache
+	   does, so nothing can change before that event. */
+	if (m->v1_thr_hi_io.fd >= 0 && m->sampler.raw_usage < m->thr_hi) {
+		usec = max_us;
+		if (m->hold_low_until > now)
+			usec = MN__MIN(usec, m->hold_low_until - now);
+		return usec;
 	}
 	dist = avail > lo ? avail - lo : lo - avail;
 	dist = MN__MIN(dist, avail > hi ? avail - hi : hi - avail);
@@ -335,6 +350,13 @@ static void evaluate(struct mon *m, unsigned int mechanism, bool force_low)
 	}
 	m->last_avail = m->last.available_bytes;
 	m->last_sample_mono = now;
+	if ((m->mechanisms & MN_MECH_CGROUP_V1_THRESHOLD) &&
+	    m->last.limit_bytes != m->thr_limit) {
+		/* The limit moved: thresholds follow it. */
+		if (!v1_arm_thresholds(m, m->last.limit_bytes,
+				       m->last.physical_bytes))
+			m->mechanisms &= ~(unsigned int)MN_MECH_CGROUP_V1_THRESHOLD;
+	}
 
 	if (force_low)
 		m->hold_low_until = now + MN__MAX(m->psi_window_us, 1000000u);
@@ -402,6 +424,28 @@ static void on_v1_crit(struct mn__io *io, uint32_t events)
 	on_v1(io, events, true);
 }
 
+/* A usage threshold was crossed (either way): sample now. */
+static void on_v1_threshold(struct mon *m, struct mn__io *io)
+{
+	uint64_t cnt;
+
+	if (read(io->fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+		mn__count(source_errors, 1);
+	evaluate(m, MN_MECH_CGROUP_V1_THRESHOLD, false);
+}
+
+static void on_v1_thr_hi(struct mn__io *io, uint32_t events)
+{
+	(void)events;
+	on_v1_threshold(mn__container_of(io, struct mon, v1_thr_hi_io), io);
+}
+
+static void on_v1_thr_lo(struct mn__io *io, uint32_t events)
+{
+	(void)events;
+	on_v1_threshold(mn__container_of(io, struct mon, v1_thr_lo_io), io);
+}
+
 static int read_v2_alarms(struct mon *m, uint64_t *sum)
 {
 	static const char *const keys[] = { "high", "max", "oom", "oom_kill" };
@@ -459,6 +503,8 @@ static void disarm(struct mon *m)
 	io_close(&m->psi_io);
 	io_close(&m->v1_low_io);
 	io_close(&m->v1_crit_io);
+	io_close(&m->v1_thr_hi_io);
+	io_close(&m->v1_thr_lo_io);
 	io_close(&m->v2_events_io);
 	if (m->v1_plfd >= 0)
 		close(m->v1_plfd);
@@ -467,22 +513,28 @@ static void disarm(struct mon *m)
 	m->armed = false;
 }
 
-static int v1_register(struct mon *m, struct mn__io *io, const char *level)
+/*
+ * Register an eventfd through cgroup v1's cgroup.event_control:
+ * "<eventfd> <fd of the watched file> <argument>".  For memory.pressure_level
+ * the argument is a level ("low", "critical"), tried with ",hierarchy"
+ * first so that descendants' pressure counts; for memory.usage_in_bytes it
+ * is a threshold in bytes, signalled when usage crosses it either way.
+ */
+static int v1_register(struct mon *m, struct mn__io *io, int file_fd,
+		       const char *arg, bool hierarchy)
 {
-	char path[MN__CG_PATH_MAX + 64], line[64];
+	char path[MN__CG_PATH_MAX + 64], line[96];
 	int err;
 
 	io->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (io->fd < 0)
 		return -errno;
 	snprintf(path, sizeof(path), "%s/cgroup.event_control", m->p.cg.path);
-	/* "hierarchy": also hear about pressure in descendant groups. */
-	snprintf(line, sizeof(line), "%d %d %s,hierarchy", io->fd, m->v1_plfd,
-		 level);
+	snprintf(line, sizeof(line), "%d %d %s%s", io->fd, file_fd, arg,
+		 hierarchy ? ",hierarchy" : "");
 	err = mn__write_file(path, line, false);
-	if (err == -EINVAL) { /* kernels before 4.5 know no modes */
-		snprintf(line, sizeof(line), "%d %d %s", io->fd, m->v1_plfd,
-			 level);
+	if (err == -EINVAL && hierarchy) { /* kernels before 4.5: no modes */
+		snprintf(line, sizeof(line), "%d %d %s", io->fd, file_fd, arg);
 		err = mn__write_file(path, line, false);
 	}
 	if (!err)
@@ -492,6 +544,35 @@ static int v1_register(struct mon *m, struct mn__io *io, const char *level)
 		io->fd = -1;
 	}
 	return err;
+}
+
+/*
+ * cgroup v1 memory thresholds on memory.usage_in_bytes at the usages where
+ * available memory could fall below high% and low% of the limit: crossing
+ * one is an event, so a group far from its limit needs no fast sampling.
+ * Only for a group with a limit of its own below the machine's memory.
+ * (Re)armed when the limit changes.  Returns true if armed.
+ */
+static bool v1_arm_thresholds(struct mon *m, uint64_t limit, uint64_t physical)
+{
+	char arg[32];
+
+	io_close(&m->v1_thr_hi_io);
+	io_close(&m->v1_thr_lo_io);
+	m->thr_limit = limit;
+	if (limit >= physical || m->sampler.usage_fd < 0)
+		return false;
+	m->thr_hi = limit - limit / 100 * m->p.high;
+	snprintf(arg, sizeof(arg), "%llu", (unsigned long long)m->thr_hi);
+	if (v1_register(m, &m->v1_thr_hi_io, m->sampler.usage_fd, arg, false))
+		return false;
+	snprintf(arg, sizeof(arg), "%llu",
+		 (unsigned long long)(limit - limit / 100 * m->p.low));
+	if (v1_register(m, &m->v1_thr_lo_io, m->sampler.usage_fd, arg, false)) {
+		io_close(&m->v1_thr_hi_io);
+		return false;
+	}
+	return true;
 }
 
 /* Open every mechanism this machine has for the group.  Only the sampler
@@ -565,8 +646,10 @@ static int arm(struct mon *m)
 		snprintf(path, sizeof(path), "%s/memory.pressure_level",
 			 p->cg.path);
 		m->v1_plfd = open(path, O_RDONLY | O_CLOEXEC);
-		if (m->v1_plfd >= 0 && v1_register(m, &m->v1_low_io, "low") == 0 &&
-		    v1_register(m, &m->v1_crit_io, "critical") == 0) {
+		if (m->v1_plfd >= 0 &&
+		    v1_register(m, &m->v1_low_io, m->v1_plfd, "low", true) == 0 &&
+		    v1_register(m, &m->v1_crit_io, m->v1_plfd, "critical",
+				true) == 0) {
 			m->mechanisms |= MN_MECH_CGROUP_V1_PRESSURE;
 		} else {
 			mn__info("memory: no memory.pressure_level events on %s",
@@ -574,6 +657,8 @@ static int arm(struct mon *m)
 			io_close(&m->v1_low_io);
 			io_close(&m->v1_crit_io);
 		}
+		if (v1_arm_thresholds(m, first.limit_bytes, first.physical_bytes))
+			m->mechanisms |= MN_MECH_CGROUP_V1_THRESHOLD;
 	}
 	if (!(p->flags & MN_MEMORY_NO_EVENTS) && p->cg.version == MN_CGROUP_V2) {
 		snprintf(path, sizeof(path), "%s/memory.events", p->cg.path);
@@ -679,6 +764,7 @@ static void rebuild_after_fork(void)
 		/* The old fds are not in the new epoll set: just close. */
 		struct mn__io *ios[] = { &m->timer_io, &m->psi_io,
 					 &m->v1_low_io, &m->v1_crit_io,
+					 &m->v1_thr_hi_io, &m->v1_thr_lo_io,
 					 &m->v2_events_io };
 		for (size_t i = 0; i < MN__ARRAY_SIZE(ios); i++) {
 			if (ios[i]->fd >= 0)
@@ -725,6 +811,8 @@ static struct mon *mon_new(const struct params *p)
 	io_init(&m->psi_io, on_psi);
 	io_init(&m->v1_low_io, on_v1_low);
 	io_init(&m->v1_crit_io, on_v1_crit);
+	io_init(&m->v1_thr_hi_io, on_v1_thr_hi);
+	io_init(&m->v1_thr_lo_io, on_v1_thr_lo);
 	io_init(&m->v2_events_io, on_v2_events);
 	m->v1_plfd = -1;
 	m->sampler.meminfo_fd = m->sampler.usage_fd = -1;

@@ -39,7 +39,7 @@ static void mechanisms_json(FILE *f, unsigned int mask)
 	bool first = true;
 
 	fputc('[', f);
-	for (unsigned int bit = 1; bit && bit <= MN_MECH_CGROUP_V2_EVENTS;
+	for (unsigned int bit = 1; bit && bit <= MN_MECH_CGROUP_V1_THRESHOLD;
 	     bit <<= 1) {
 		if (!(mask & bit))
 			continue;
