@@ -105,12 +105,23 @@ int mn_test_cgroup_destroy(const char *path)
 pid_t mn_test_hog_start(const char *cgroup, uint64_t bytes, uint64_t step_bytes,
 			unsigned int step_usec, int hold_ms)
 {
-	pid_t pid = fork();
+	char procs[512];
+	pid_t pid;
 
+	/* Format before fork(): the child of a threaded process sticks to
+	   async-signal-safe calls until it is on its own. */
+	if (cgroup)
+		snprintf(procs, sizeof(procs), "%s/cgroup.procs", cgroup);
+	pid = fork();
 	if (pid != 0)
 		return pid;
-	if (cgroup && mn_test_cgroup_enter(cgroup, getpid()) < 0)
-		_exit(3);
+	if (cgroup) {
+		/* Writing "0" to cgroup.procs moves the writer itself. */
+		int fd = open(procs, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, "0", 1) != 1)
+			_exit(3);
+		close(fd);
+	}
 	char *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
