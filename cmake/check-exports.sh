@@ -1,20 +1,29 @@
 #!/usr/bin/env bash
-# Fail the build if the shared library exports anything but the mn_* API
-# declared in the public header, or if the version map and header disagree.
-set -eu
+# Fail the build unless the shared library exports exactly the mn_* API
+# declared in the public header (versioned MEMNOTIFY_0.1, as the map says)
+# plus the unversioned interposers sigaction and signal.
+set -euo pipefail
 lib=$1 map=$2 hdr=$3
-exported=$(nm -D --defined-only "$lib" | awk '$2 ~ /[TDBRW]/ {print $3}' | sed 's/@.*//' | grep -v '^MEMNOTIFY_' | sort -u)
+interposers="sigaction signal"
+versioned=$(objdump -T "$lib" | awk '$2 == "g" && $4 != "*UND*" && $(NF-1) == "MEMNOTIFY_0.1" && $NF !~ /^MEMNOTIFY/ {print $NF}' | sort -u)
+base=$(objdump -T "$lib" | awk '$2 == "g" && $4 != "*UND*" && $(NF-1) == "Base" {print $NF}' | sort -u)
 declared=$(grep -o '^MN_API [^(]*(' "$hdr" | sed 's/($//; s/.*[ *]//' | sort -u)
 mapped=$(sed -n 's/^[[:space:]]*\(mn_[a-z0-9_]*\);$/\1/p' "$map" | sort -u)
+want_base=$(printf '%s\n' $interposers | sort -u)
 bad=0
-if [ "$exported" != "$declared" ]; then
-	echo "check-exports: exported symbols differ from the header:" >&2
-	diff <(echo "$exported") <(echo "$declared") >&2 2>/dev/null || printf 'exported:\n%s\ndeclared:\n%s\n' "$exported" "$declared" >&2
+if [ "$versioned" != "$declared" ]; then
+	echo "check-exports: MEMNOTIFY_0.1 exports differ from the header:" >&2
+	diff <(echo "$versioned") <(echo "$declared") >&2 || true
 	bad=1
 fi
 if [ "$mapped" != "$declared" ]; then
-	echo "check-exports: version map differs from the header" >&2
-	printf 'mapped:\n%s\ndeclared:\n%s\n' "$mapped" "$declared" >&2
+	echo "check-exports: the version map differs from the header:" >&2
+	diff <(echo "$mapped") <(echo "$declared") >&2 || true
+	bad=1
+fi
+if [ "$base" != "$want_base" ]; then
+	echo "check-exports: unversioned exports should be only: $interposers" >&2
+	diff <(echo "$base") <(echo "$want_base") >&2 || true
 	bad=1
 fi
 exit $bad

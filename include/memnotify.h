@@ -31,8 +31,10 @@
 #ifndef MEMNOTIFY_H
 #define MEMNOTIFY_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -114,6 +116,14 @@ enum mn_cap {
 	MN_CAP_CGROUP_V2_PSI,         /* memory.pressure of the own v2 group */
 	MN_CAP_EVENTFD,               /* eventfd(2) */
 	MN_CAP_TIMERFD,               /* timerfd_create(2) */
+	MN_CAP_SIGNAL_INTERPOSE,      /* sigaction()/signal() calls reach
+	                                 memnotify (linked or preloaded) */
+	MN_CAP_MEMORY_FAILURE,        /* kernel memory-failure recovery
+	                                 (CONFIG_MEMORY_FAILURE) */
+	MN_CAP_MCE_EARLY_KILL,        /* prctl(PR_MCE_KILL) early kill */
+	MN_CAP_PATROL_SCRUBBER,       /* an EDAC memory controller scrubs */
+	MN_CAP_HWPOISON_INJECT,       /* madvise(MADV_HWPOISON) allowed */
+	MN_CAP_MEMORY_FAILURE_TRACEPOINT, /* memory_failure_event in tracefs */
 	MN_CAP__COUNT
 };
 
@@ -414,6 +424,238 @@ MN_API const char *mn_memory_level_name(enum mn_memory_level level);
  * Return: a static string.  Async-signal-safe.
  */
 MN_API const char *mn_memory_mechanism_name(unsigned int mechanism);
+
+/* ------------------------------------------------------------------------
+ * The signal chain
+ *
+ * Mirrors KeRegisterNmiCallback / KeDeregisterNmiCallback: in a process,
+ * the events that cannot wait are signals (SIGSEGV, SIGBUS, SIGILL, SIGFPE,
+ * SIGTRAP, ...).  memnotify owns the kernel disposition of each chained
+ * signal and runs a chain of handlers for it:
+ *  - newest first (reverse registration order), and every handler is
+ *    called; each gets handled = 1 if any handler before it returned
+ *    non-zero (Handled |= handler(..., Handled));
+ *  - if some handler returned non-zero, the signal returns (a synchronous
+ *    fault retries the instruction: a handler that fixed the cause, e.g.
+ *    made the page accessible, lets the program go on);
+ *  - otherwise the default handler runs: the disposition the process had
+ *    before memnotify took the signal, or the one the application (or
+ *    another library) set later with sigaction()/signal(), which memnotify
+ *    interposes — its SA_SIGINFO or plain handler, SIG_IGN, or SIG_DFL.  A
+ *    SIG_DFL (or SIG_IGN for a synchronous fault, as the kernel would) is
+ *    done by writing one line naming the signal, code and address to
+ *    stderr, restoring SIG_DFL and re-raising the signal with its siginfo,
+ *    so the process dies by it, with a core dump where that is the action.
+ *
+ * Interposition: libmemnotify exports sigaction() and signal().  When it is
+ * linked into the program or preloaded (LD_PRELOAD), their calls for a
+ * chained signal do not replace memnotify's handler: the new action becomes
+ * the default handler behind the chain, and the caller gets back, as
+ * oldact, the action it (or the process before it) had set.  Calls for
+ * other signals go to the C library untouched.  MEMNOTIFY_NO_INTERPOSE=1
+ * turns interposition off (the calls then go straight to the C library and
+ * may replace memnotify's handler).  A library loaded with dlopen() after
+ * start does not interpose the program's own calls;
+ * mn_capability(MN_CAP_SIGNAL_INTERPOSE) tells.
+ *
+ * Blocking: a thread that blocks a chained synchronous signal
+ * (sigprocmask/pthread_sigmask) and then faults is killed by the kernel
+ * without any handler running — as without memnotify.  Asynchronous
+ * signals that are blocked stay pending, as usual.
+ *
+ * memnotify's handler is installed with SA_SIGINFO | SA_ONSTACK |
+ * SA_RESTART; it saves and restores errno, takes no lock, allocates
+ * nothing and touches no lazily allocated thread-local storage.
+ * ------------------------------------------------------------------------ */
+
+/*
+ * A chained handler.  Signal context: async-signal-safe code only (no
+ * malloc, no stdio, no locks that the interrupted code may hold).
+ * @sig, @info, @ucontext: as given to an SA_SIGINFO handler, for the
+ * current delivery.  @handled: 1 if a handler before this one returned
+ * non-zero.  Return non-zero if this handler dealt with the signal.
+ */
+typedef int (*mn_signal_fn)(int sig, siginfo_t *info, void *ucontext,
+			    int handled, void *ctx);
+
+/**
+ * mn_signal_register() - add a handler to the chain of @sig.
+ * @sig: any catchable signal (not SIGKILL or SIGSTOP), 1..NSIG-1.
+ * @fn:  the handler; signal context (see mn_signal_fn).
+ * @ctx: passed to @fn unchanged (KeRegisterNmiCallback's Context).
+ * @out: receives the handle; end it with mn_unsubscribe().
+ *
+ * The first registration for @sig saves the current disposition as the
+ * default handler and installs memnotify's handler; it stays installed
+ * (an empty chain runs the default handler).  mn_unsubscribe() of a signal
+ * handle returns only once no thread is inside @fn any more; called from
+ * inside a signal handler it marks the handler dead at once (never called
+ * again), does not wait and takes no lock: the memory is freed later on
+ * the dispatcher.  From a signal handler the handle must be live.
+ *
+ * Return: 0; -EINVAL for a bad @sig, NULL @fn or @out; -ENOMEM; another
+ * -errno from sigaction(2).  Thread-safe; not async-signal-safe.
+ */
+MN_API int mn_signal_register(int sig, mn_signal_fn fn, void *ctx,
+			      mn_sub **out);
+
+/* ------------------------------------------------------------------------
+ * Bad memory (hwpoison)
+ *
+ * Mirrors RegisterBadMemoryNotification / UnregisterBadMemoryNotification,
+ * QueryWorkingSetEx's Bad bit and GetMemoryErrorHandlingCapabilities.
+ * Linux sources: SIGBUS with si_code BUS_MCEERR_AO (action optional: the
+ * kernel found poison in a page this process maps) or BUS_MCEERR_AR (action
+ * required: this thread touched it), taken through the SIGBUS chain above
+ * (other SIGBUS codes pass on untouched); prctl(PR_MCE_KILL_EARLY) for early
+ * notice; /proc/meminfo HardwareCorrupted for the whole machine.
+ * ------------------------------------------------------------------------ */
+
+#define MN_BADMEM_PROCESS 1 /* a page this process maps */
+#define MN_BADMEM_SYSTEM 2  /* memory of the machine (not mapped here) */
+
+struct mn_bad_page {
+	uint64_t address;       /* process scope: start of the poisoned range
+	                           (si_addr rounded down to 1 << si_addr_lsb) */
+	uint64_t length;        /* bytes (1 << si_addr_lsb; more for a huge
+	                           page); system scope: bytes newly corrupted */
+	uint64_t pfn;           /* page frame number if known, else 0 */
+	uint64_t time_usec;     /* CLOCK_REALTIME when it was recorded */
+	int scope;              /* MN_BADMEM_PROCESS or MN_BADMEM_SYSTEM */
+	int action_required;    /* 1: BUS_MCEERR_AR, 0: BUS_MCEERR_AO */
+	int tid;                /* the thread that received the SIGBUS */
+	int si_code;            /* BUS_MCEERR_AO / BUS_MCEERR_AR, or 0 */
+};
+
+enum mn_badmem_kind {
+	MN_BADMEM_PAGE = 1,     /* @page describes a bad range */
+	MN_BADMEM_LOST = 2,     /* the table was full: @lost pages were not
+	                           recorded (also counted in mn_stats) */
+};
+
+struct mn_badmem_event {
+	size_t sz;
+	enum mn_badmem_kind kind;
+	struct mn_bad_page page;
+	uint64_t lost;                 /* for MN_BADMEM_LOST */
+	uint64_t hw_corrupted_bytes;   /* machine total (/proc/meminfo), or 0 */
+};
+
+/* Thread context (the dispatcher); @ev is valid during the call only. */
+typedef void (*mn_badmem_cb)(const struct mn_badmem_event *ev, void *ctx);
+
+#define MN_BADMEM_EARLY_KILL (1u << 0) /* ask the kernel for early notice */
+#define MN_BADMEM_NO_SYSTEM (1u << 1)  /* no /proc/meminfo watch */
+
+struct mn_badmem_opts {
+	size_t sz;
+	unsigned int flags;       /* MN_BADMEM_* */
+	/* How often HardwareCorrupted is read, in ms; 0 means 10000. */
+	unsigned int system_poll_ms;
+};
+
+/**
+ * mn_badmem_subscribe() - be told of every bad page (the spec's
+ * BadMemoryCallbackRoutine), in thread context.
+ * @opts: NULL for the defaults.  MN_BADMEM_EARLY_KILL starts one dedicated
+ *        thread with prctl(PR_MCE_KILL, PR_MCE_KILL_SET, PR_MCE_KILL_EARLY)
+ *        so that the kernel sends BUS_MCEERR_AO to it as soon as it finds
+ *        poison in a page this process maps (otherwise the process hears
+ *        of it only when it touches the page: BUS_MCEERR_AR).
+ * @cb:   called on the dispatcher for each bad range recorded since the
+ *        subscription (a subscriber also gets the ranges recorded before
+ *        it, once), for each rise of HardwareCorrupted (scope SYSTEM), and
+ *        with MN_BADMEM_LOST when the table overflowed.
+ * @ctx:  passed to @cb unchanged.
+ * @out:  the handle; end it with mn_unsubscribe().
+ *
+ * The SIGBUS handler records each BUS_MCEERR_AO/AR range in a fixed table
+ * (4096 ranges, preallocated, no allocation in the handler) and wakes the
+ * dispatcher; an AO is then handled (the process goes on), an AR is offered
+ * to the handlers of mn_badmem_register_ar() and, if none handles it, to
+ * the default handler (which ends the process).
+ *
+ * Return: 0; -EINVAL for bad @opts, NULL @cb or @out; -ENOMEM; -EAGAIN if
+ * the early-kill thread cannot be started; -errno from sigaction(2) or
+ * prctl(2) (-EINVAL: the kernel has no early kill).  Thread-safe.
+ */
+MN_API int mn_badmem_subscribe(const struct mn_badmem_opts *opts,
+			       mn_badmem_cb cb, void *ctx, mn_sub **out);
+
+/*
+ * An action-required handler: signal context, on the thread that touched
+ * the poisoned memory.  @page: the poisoned range.  @handled: as in
+ * mn_signal_fn.  Return non-zero if the thread can go on (for example
+ * after mn_badmem_replace()).
+ */
+typedef int (*mn_badmem_ar_fn)(const struct mn_bad_page *page,
+			       siginfo_t *info, void *ucontext, int handled,
+			       void *ctx);
+
+/**
+ * mn_badmem_register_ar() - add an action-required handler (newest first,
+ * every handler called, the Handled rule of the signal chain).
+ * @fn: signal context; @ctx: passed unchanged; @out: the handle, ended with
+ * mn_unsubscribe() (same rules as a signal handle).
+ *
+ * Return: 0; -EINVAL; -ENOMEM; -errno from sigaction(2).  Thread-safe.
+ */
+MN_API int mn_badmem_register_ar(mn_badmem_ar_fn fn, void *ctx, mn_sub **out);
+
+/**
+ * mn_badmem_replace() - replace poisoned pages with fresh zero-filled
+ * private anonymous memory at the same address and protection
+ * (mmap(MAP_FIXED)), for the application to refill.
+ * @addr: any address in the first page; @len: bytes (> 0); the range is
+ *        widened to whole pages.
+ *
+ * The protection is read from /proc/self/maps (open/read only); if it
+ * cannot be found, PROT_READ | PROT_WRITE is used.  A shared mapping loses
+ * its sharing for these pages.
+ *
+ * Return: 0; -EINVAL for NULL @addr, @len 0 or a wrapping range; -ENOMEM or
+ * another -errno from mmap(2).  Async-signal-safe; thread-safe.
+ */
+MN_API int mn_badmem_replace(void *addr, size_t len);
+
+/**
+ * mn_badmem_query() - which pages of a range are known bad (the Bad bit
+ * of QueryWorkingSetEx).
+ * @addr, @len: the range in bytes (@len > 0, not wrapping).
+ * @out:  where to copy the bad ranges that overlap it, or NULL.
+ * @max:  entries @out can hold.
+ *
+ * Return: the number of recorded bad ranges that overlap (may exceed
+ * @max; only @max are copied); -EINVAL for bad arguments.  Thread-safe;
+ * async-signal-safe.
+ */
+MN_API int mn_badmem_query(const void *addr, size_t len,
+			   struct mn_bad_page *out, size_t max);
+
+/**
+ * mn_badmem_inject() - queue a real SIGBUS with BUS_MCEERR_AO or
+ * BUS_MCEERR_AR for @addr to a thread of this process
+ * (rt_tgsigqueueinfo(2), which the kernel allows within one's own process),
+ * for testing without poisoned hardware.
+ * @tid:  the target thread (gettid()), 0 for the calling thread.
+ * @addr: the address the siginfo names.  @lsb: si_addr_lsb (12 for a 4 KiB
+ *        page; 0 means the page shift).  @action_required: 1 for AR, 0 AO.
+ *
+ * Return: 0; -EINVAL for bad arguments; -ESRCH if @tid is not a thread of
+ * this process; -errno.  Async-signal-safe.
+ */
+MN_API int mn_badmem_inject(pid_t tid, void *addr, unsigned int lsb,
+			    int action_required);
+
+/**
+ * mn_badmem_inject_hwpoison() - poison the real page holding @addr with
+ * madvise(MADV_HWPOISON): the kernel then sends its own SIGBUS.
+ *
+ * Return: 0; -EOPNOTSUPP if the kernel has no CONFIG_MEMORY_FAILURE
+ * (EINVAL); -EPERM without CAP_SYS_ADMIN; -errno.  Dangerous outside tests:
+ * the page is lost for good.
+ */
+MN_API int mn_badmem_inject_hwpoison(void *addr);
 
 #ifdef __cplusplus
 }

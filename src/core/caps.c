@@ -63,6 +63,17 @@ static struct cap_entry caps[MN_CAP__COUNT] = {
 	[MN_CAP_CGROUP_V2_PSI] = { "cgroup_v2_psi", mn__probe_cgroup_v2_psi },
 	[MN_CAP_EVENTFD] = { "eventfd", probe_eventfd },
 	[MN_CAP_TIMERFD] = { "timerfd", probe_timerfd },
+	[MN_CAP_SIGNAL_INTERPOSE] = { "signal_interpose",
+				      mn__probe_signal_interpose },
+	[MN_CAP_MEMORY_FAILURE] = { "memory_failure", mn__probe_memory_failure },
+	[MN_CAP_MCE_EARLY_KILL] = { "mce_early_kill", mn__probe_mce_early_kill },
+	[MN_CAP_PATROL_SCRUBBER] = { "patrol_scrubber",
+				     mn__probe_patrol_scrubber },
+	[MN_CAP_HWPOISON_INJECT] = { "hwpoison_inject",
+				     mn__probe_hwpoison_inject },
+	[MN_CAP_MEMORY_FAILURE_TRACEPOINT] = {
+		"memory_failure_tracepoint",
+		mn__probe_memory_failure_tracepoint },
 };
 
 static pthread_mutex_t probe_lock = PTHREAD_MUTEX_INITIALIZER;

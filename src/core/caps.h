@@ -20,6 +20,13 @@ int mn__probe_cgroup_v1_memory(char *detail, size_t len);
 int mn__probe_cgroup_v1_pressure_level(char *detail, size_t len);
 int mn__probe_cgroup_v2_memory(char *detail, size_t len);
 int mn__probe_cgroup_v2_psi(char *detail, size_t len);
+/* src/badmem/probe.c */
+int mn__probe_memory_failure(char *detail, size_t len);
+int mn__probe_mce_early_kill(char *detail, size_t len);
+int mn__probe_patrol_scrubber(char *detail, size_t len);
+int mn__probe_hwpoison_inject(char *detail, size_t len);
+int mn__probe_memory_failure_tracepoint(char *detail, size_t len);
+int mn__probe_signal_interpose(char *detail, size_t len);
 
 /* True if @cap (enum mn_cap) is supported; probes on first use.
    Thread-safe; not async-signal-safe. */

@@ -105,14 +105,16 @@ size_t mn__chain_count(struct mn__chain *c)
 	size_t live = 0;
 
 	for (size_t i = 0; s && i < s->n; i++)
-		if (!atomic_load(&s->nodes[i]->dead))
+		if (!s->nodes[i]->unlinked)
 			live++;
 	return live;
 }
 
 /*
- * Publish a snapshot of the live nodes of the current one plus @add.
- * Dead nodes of the old snapshot are chained into @rm->nodes.
+ * Publish a snapshot of the current one's nodes, less the unlinked ones,
+ * plus @add.  Unlinked nodes of the old snapshot are chained into
+ * @rm->nodes.  A node that is only dead (killed from a signal handler,
+ * not yet unlinked) stays: walks skip it, and its own unlink retires it.
  */
 static int rebuild(struct mn__chain *c, struct mn__chain_node *add,
 		   struct mn__chain_removal *rm)
@@ -122,7 +124,7 @@ static int rebuild(struct mn__chain *c, struct mn__chain_node *add,
 	size_t live = 0, k = 0;
 
 	for (size_t i = 0; old && i < old->n; i++)
-		if (!atomic_load(&old->nodes[i]->dead))
+		if (!old->nodes[i]->unlinked)
 			live++;
 	if (add)
 		live++;
@@ -136,7 +138,7 @@ static int rebuild(struct mn__chain *c, struct mn__chain_node *add,
 		if (add && c->order == MN__CHAIN_NEWEST_FIRST)
 			s->nodes[k++] = add;
 		for (size_t i = 0; old && i < old->n; i++)
-			if (!atomic_load(&old->nodes[i]->dead))
+			if (!old->nodes[i]->unlinked)
 				s->nodes[k++] = old->nodes[i];
 		if (add && c->order == MN__CHAIN_OLDEST_FIRST)
 			s->nodes[k++] = add;
@@ -147,7 +149,7 @@ static int rebuild(struct mn__chain *c, struct mn__chain_node *add,
 	rm->nodes = NULL;
 	for (size_t i = 0; old && i < old->n; i++) {
 		struct mn__chain_node *n = old->nodes[i];
-		if (atomic_load(&n->dead)) {
+		if (n->unlinked) {
 			n->retired_next = rm->nodes;
 			rm->nodes = n;
 		}
@@ -155,7 +157,7 @@ static int rebuild(struct mn__chain *c, struct mn__chain_node *add,
 	return 0;
 }
 
-static void defer(struct mn__chain *c, struct mn__chain_removal *rm)
+void mn__chain_defer(struct mn__chain *c, struct mn__chain_removal *rm)
 {
 	if (rm->old_snap) {
 		rm->old_snap->retired_next = c->retired_snaps;
@@ -182,6 +184,7 @@ int mn__chain_add(struct mn__chain *c, struct mn__chain_node *node,
 		if (s->nodes[i] == node)
 			return -EEXIST;
 	atomic_store(&node->dead, 0);
+	node->unlinked = false;
 	node->retired_next = NULL;
 	err = rebuild(c, node, rm);
 	if (err)
@@ -189,7 +192,7 @@ int mn__chain_add(struct mn__chain *c, struct mn__chain_node *node,
 	/* The old snapshot may still be walked: the caller frees it after a
 	   grace period, or later if it is inside a walk. */
 	if (mn__chain_in_walk(c))
-		defer(c, rm);
+		mn__chain_defer(c, rm);
 	return 0;
 }
 
@@ -203,18 +206,19 @@ int mn__chain_unlink(struct mn__chain *c, struct mn__chain_node *node,
 	for (size_t i = 0; s && i < s->n; i++)
 		if (s->nodes[i] == node)
 			found = true;
-	if (!found || atomic_load(&node->dead))
+	if (!found || node->unlinked)
 		return -ENOENT;
 	atomic_store_explicit(&node->dead, 1, memory_order_release);
+	node->unlinked = true;
 	if (rebuild(c, NULL, rm) < 0) {
-		/* No memory: the node stays in the snapshot, dead; the next
-		   successful rebuild retires it. */
+		/* No memory: the node stays in the snapshot, dead and
+		   unlinked; the next successful rebuild retires it. */
 		rm->old_snap = NULL;
 		rm->nodes = NULL;
 		return 0;
 	}
 	if (mn__chain_in_walk(c))
-		defer(c, rm);
+		mn__chain_defer(c, rm);
 	return 0;
 }
 
@@ -312,7 +316,7 @@ void mn__chain_destroy(struct mn__chain *c)
 	if (s) {
 		for (size_t i = 0; i < s->n; i++) {
 			struct mn__chain_node *n = s->nodes[i];
-			if (atomic_load(&n->dead) && n->release)
+			if (n->unlinked && n->release)
 				n->release(n);
 		}
 		free(s);

@@ -39,7 +39,9 @@ enum mn__chain_order {
 };
 
 struct mn__chain_node {
-	_Atomic int dead;                       /* removed: skip it */
+	_Atomic int dead;                       /* never call it again */
+	bool unlinked;                          /* removed by a writer: the
+	                                           next snapshot drops it */
 	void (*release)(struct mn__chain_node *); /* frees the node; called
 	                                            once no reader can see it */
 	struct mn__chain_node *retired_next;    /* deferred-free list link */
@@ -97,6 +99,9 @@ struct mn__chain_removal {
 };
 int mn__chain_unlink(struct mn__chain *c, struct mn__chain_node *node,
 		     struct mn__chain_removal *rm);
+/* Writer lock held: hand @rm's memory to the chain's deferred list, freed
+   by a later mn__chain_reclaim() (for writers that cannot wait). */
+void mn__chain_defer(struct mn__chain *c, struct mn__chain_removal *rm);
 /* Without any lock held: wait for the grace period, then free. */
 void mn__chain_finish_remove(struct mn__chain *c,
 			     struct mn__chain_removal *rm);

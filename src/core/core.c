@@ -56,8 +56,15 @@ void mn__fork_hook_register(struct mn__fork_hook *h)
 	fork_hooks = h;
 }
 
+static _Atomic(mn_sub *) deferred_subs; /* lock-free stack */
+
 void mn__enter(void)
 {
+	/* Unsubscriptions made in signal handlers are finished by the
+	   dispatcher, or here when no dispatcher runs. */
+	if (MN__UNLIKELY(atomic_load_explicit(&deferred_subs,
+					      memory_order_relaxed) != NULL))
+		mn__sub_process_deferred();
 	if (MN__LIKELY(!atomic_load_explicit(&forked, memory_order_acquire)))
 		return;
 	mn__lock();
@@ -74,6 +81,8 @@ void mn__enter(void)
 void mn__sub_register(mn_sub *sub, const struct mn__sub_ops *ops)
 {
 	sub->ops = ops;
+	atomic_store(&sub->unsubscribed, 0);
+	sub->deferred_next = NULL;
 	sub->reg_prev = NULL;
 	sub->reg_next = subs;
 	if (subs)
@@ -95,20 +104,48 @@ static bool registered(const mn_sub *sub)
 	return false;
 }
 
-int mn_unsubscribe(mn_sub *sub)
-{
-	struct mn__chain_removal rm;
-	struct mn__chain *chain;
+static __thread unsigned int tls_in_signal __attribute__((tls_model("initial-exec")));
 
-	mn__check(sub, -EINVAL);
-	mn__enter();
-	mn__lock();
-	/* Look the pointer up before touching it: a stale handle is -ENOENT,
-	   not a use after free. */
-	if (!registered(sub)) {
-		mn__unlock();
+void mn__signal_enter(void)
+{
+	tls_in_signal++;
+	atomic_signal_fence(memory_order_seq_cst);
+}
+
+void mn__signal_exit(void)
+{
+	atomic_signal_fence(memory_order_seq_cst);
+	tls_in_signal--;
+}
+
+bool mn__in_signal(void)
+{
+	return tls_in_signal > 0;
+}
+
+/*
+ * Unsubscribe from a signal handler: no lock, no allocation, no wait.
+ * The node is marked dead (no walk calls it again) and pushed on a
+ * lock-free stack that the dispatcher drains in thread context.
+ * Async-signal-safe.
+ */
+static int unsubscribe_from_signal(mn_sub *sub)
+{
+	mn_sub *head;
+
+	if (atomic_exchange(&sub->unsubscribed, 1))
 		return -ENOENT;
-	}
+	atomic_store_explicit(&sub->node.dead, 1, memory_order_release);
+	head = atomic_load(&deferred_subs);
+	do {
+		sub->deferred_next = head;
+	} while (!atomic_compare_exchange_weak(&deferred_subs, &head, sub));
+	mn__dispatch_wake_async();
+	return 0;
+}
+
+static void unregister_locked(mn_sub *sub)
+{
 	if (sub->reg_prev)
 		sub->reg_prev->reg_next = sub->reg_next;
 	else
@@ -116,6 +153,47 @@ int mn_unsubscribe(mn_sub *sub)
 	if (sub->reg_next)
 		sub->reg_next->reg_prev = sub->reg_prev;
 	n_subs--;
+}
+
+void mn__sub_process_deferred(void)
+{
+	mn_sub *list = atomic_exchange(&deferred_subs, NULL);
+
+	while (list) {
+		mn_sub *sub = list;
+		struct mn__chain_removal rm;
+		struct mn__chain *chain;
+
+		list = sub->deferred_next;
+		mn__lock();
+		unregister_locked(sub);
+		chain = sub->ops->unlink(sub, &rm);
+		mn__unlock();
+		const struct mn__sub_ops *ops = sub->ops;
+		mn__chain_finish_remove(chain, &rm);
+		if (ops->after)
+			ops->after(chain);
+	}
+}
+
+int mn_unsubscribe(mn_sub *sub)
+{
+	struct mn__chain_removal rm;
+	struct mn__chain *chain;
+
+	mn__check(sub, -EINVAL);
+	if (mn__in_signal())
+		return unsubscribe_from_signal(sub);
+	mn__enter();
+	mn__lock();
+	/* Look the pointer up before touching it: a stale handle is -ENOENT,
+	   not a use after free.  One already unsubscribed from a signal
+	   handler is on its way out. */
+	if (!registered(sub) || atomic_load(&sub->unsubscribed)) {
+		mn__unlock();
+		return -ENOENT;
+	}
+	unregister_locked(sub);
 	chain = sub->ops->unlink(sub, &rm);
 	mn__unlock();
 

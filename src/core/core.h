@@ -53,11 +53,25 @@ struct mn_sub {
 	struct mn__chain_node node;      /* in its source's chain */
 	const struct mn__sub_ops *ops;
 	struct mn_sub *reg_prev, *reg_next; /* registry, under the core lock */
+	_Atomic int unsubscribed;        /* set by an unsubscribe from a
+	                                    signal handler, not yet processed */
+	struct mn_sub *deferred_next;    /* lock-free stack of those */
 };
 
 /* Under the core lock. */
 void mn__sub_register(mn_sub *sub, const struct mn__sub_ops *ops);
 size_t mn__sub_count(void);
+
+/*
+ * Signal context tracking: memnotify's signal handlers bracket their work
+ * with these (initial-exec TLS, async-signal-safe), so that mn_unsubscribe()
+ * knows to take its lock-free path.
+ */
+void mn__signal_enter(void);
+void mn__signal_exit(void);
+bool mn__in_signal(void);
+/* Thread context: finish the unsubscriptions made from signal handlers. */
+void mn__sub_process_deferred(void);
 
 /* --- dispatcher ----------------------------------------------------------- */
 
@@ -83,6 +97,20 @@ int mn__dispatch_add(struct mn__io *io, uint32_t events);
 void mn__dispatch_del(struct mn__io *io);
 /* Under the core lock: queue @w (once) and wake the dispatcher. */
 void mn__dispatch_post(struct mn__work *w);
+/*
+ * Wake the dispatcher from a signal handler: one write(2) to an eventfd
+ * that memnotify never closes (after fork() it is replaced in place with
+ * dup3(2)).  Async-signal-safe.  The dispatcher then runs every async hook
+ * and finishes deferred unsubscriptions.
+ */
+void mn__dispatch_wake_async(void);
+struct mn__async_hook {
+	void (*fn)(void);           /* thread context */
+	struct mn__async_hook *next;
+};
+/* Under the core lock. */
+void mn__async_hook_register(struct mn__async_hook *h);
+
 /* True on the thread that is dispatching right now. */
 bool mn__dispatch_on_thread(void);
 /* Called by mn__enter() in a fork child, core lock held. */

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <sys/epoll.h>
+#include <fcntl.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -25,7 +26,11 @@ static struct {
 	_Atomic bool stop;
 	_Atomic int dispatching;           /* someone is inside run_once() */
 	struct mn__work *work_head, *work_tail; /* under the core lock */
-} d = { .mode = MN_DISPATCH_THREAD, .epfd = -1, .wakefd = -1 };
+	_Atomic int sigwakefd;             /* never closed; see wake_async */
+	struct mn__io sigwake_io;
+	struct mn__async_hook *hooks;      /* under the core lock */
+} d = { .mode = MN_DISPATCH_THREAD, .epfd = -1, .wakefd = -1,
+	.sigwakefd = -1 };
 
 static __thread bool tls_on_dispatcher;
 
@@ -52,6 +57,59 @@ static void wake_ready(struct mn__io *io, uint32_t events)
 	(void)events;
 	if (read(io->fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		mn__count(source_errors, 1);
+}
+
+void mn__dispatch_wake_async(void)
+{
+	int fd = atomic_load_explicit(&d.sigwakefd, memory_order_acquire);
+	uint64_t one = 1;
+	int saved = errno;
+
+	/* Async-signal-safe: one write(2).  EAGAIN (counter saturated) is
+	   still a pending wakeup. */
+	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		mn__count(source_errors, 1);
+	errno = saved;
+}
+
+void mn__async_hook_register(struct mn__async_hook *h)
+{
+	h->next = d.hooks;
+	d.hooks = h;
+}
+
+static void sigwake_ready(struct mn__io *io, uint32_t events)
+{
+	struct mn__async_hook *h;
+	uint64_t v;
+
+	(void)events;
+	if (read(io->fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		mn__count(source_errors, 1);
+	mn__lock();
+	h = d.hooks;
+	mn__unlock();
+	/* Hooks are only ever added, at the head: walking from a head read
+	   under the lock is safe without it. */
+	for (; h; h = h->next)
+		h->fn();
+	mn__sub_process_deferred();
+}
+
+/* Create the signal wake eventfd once (core lock held). */
+static int sigwake_create(void)
+{
+	int fd;
+
+	if (atomic_load(&d.sigwakefd) >= 0)
+		return 0;
+	fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	d.sigwake_io.fd = fd;
+	d.sigwake_io.ready = sigwake_ready;
+	atomic_store_explicit(&d.sigwakefd, fd, memory_order_release);
+	return 0;
 }
 
 static void run_work(void)
@@ -143,8 +201,11 @@ int mn__dispatch_ensure(void)
 		d.wake_io.fd = d.wakefd;
 		d.wake_io.ready = wake_ready;
 		ev.data.ptr = &d.wake_io;
-		if (epoll_ctl(d.epfd, EPOLL_CTL_ADD, d.wakefd, &ev) < 0) {
-			int err = -errno;
+		if (epoll_ctl(d.epfd, EPOLL_CTL_ADD, d.wakefd, &ev) < 0 ||
+		    sigwake_create() < 0 ||
+		    (ev.data.ptr = &d.sigwake_io,
+		     epoll_ctl(d.epfd, EPOLL_CTL_ADD, d.sigwake_io.fd, &ev) < 0)) {
+			int err = errno ? -errno : -ENOMEM;
 			close(d.wakefd);
 			close(d.epfd);
 			d.wakefd = d.epfd = -1;
@@ -199,6 +260,15 @@ int mn__dispatch_rebuild_after_fork(void)
 	d.epfd = d.wakefd = -1;
 	d.thread_running = false;
 	atomic_store(&d.dispatching, 0);
+	/* The signal wake eventfd is shared with the parent: put a fresh one
+	   at the same number, so that a handler's cached number stays right. */
+	if (atomic_load(&d.sigwakefd) >= 0) {
+		int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (fd >= 0) {
+			dup3(fd, d.sigwake_io.fd, O_CLOEXEC);
+			close(fd);
+		}
+	}
 	if (mn__sub_count() == 0)
 		return 0;
 	return mn__dispatch_ensure();
