@@ -81,6 +81,7 @@ static struct {
 	struct mn__work kick;
 	struct mn__io timer_io;      /* HardwareCorrupted sampling */
 	unsigned int timer_ms;       /* armed period, 0 = off */
+	unsigned int timer_gen;      /* dispatcher generation it was added in */
 	uint64_t hw_bytes;           /* last HardwareCorrupted */
 	bool hw_valid;
 	/* Early-kill thread. */
@@ -261,6 +262,23 @@ static void timer_update(void)
 			ms = s->poll_ms;
 	}
 	mn__chain_walk_end(&rd);
+	if (bm.timer_io.fd >= 0 && bm.timer_gen != mn__dispatch_generation()) {
+		close(bm.timer_io.fd); /* its epoll set is gone */
+		bm.timer_io.fd = -1;
+	}
+	if (ms && bm.timer_io.fd < 0) {
+		/* Made here, on the dispatcher, so that it joins whichever
+		   epoll set is current (after fork or shutdown too). */
+		bm.timer_io.fd = timerfd_create(CLOCK_MONOTONIC,
+						TFD_CLOEXEC | TFD_NONBLOCK);
+		if (bm.timer_io.fd >= 0 &&
+		    mn__dispatch_add(&bm.timer_io, EPOLLIN) < 0) {
+			close(bm.timer_io.fd);
+			bm.timer_io.fd = -1;
+		}
+		bm.timer_gen = mn__dispatch_generation();
+		bm.timer_ms = 0;
+	}
 	if (ms == bm.timer_ms || bm.timer_io.fd < 0)
 		return;
 	struct itimerspec its = { 0 };
@@ -290,15 +308,11 @@ static void async_hook(void)
 
 static void fork_rebuild(void)
 {
-	/* A new epoll set: re-create the timer (the inherited one is shared
-	   with the parent). */
+	/* A new epoll set: the timer is made again on the dispatcher (the
+	   inherited one is shared with the parent). */
 	if (bm.timer_io.fd >= 0)
 		close(bm.timer_io.fd);
-	bm.timer_io.fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	if (bm.timer_io.fd >= 0 && mn__dispatch_add(&bm.timer_io, EPOLLIN) < 0) {
-		close(bm.timer_io.fd);
-		bm.timer_io.fd = -1;
-	}
+	bm.timer_io.fd = -1;
 	bm.timer_ms = 0;
 	/* The early-kill thread does not exist in the child. */
 	bm.early_refs = 0;
@@ -310,10 +324,10 @@ static int setup(void)
 {
 	int err;
 
-	if (bm.ready)
-		return 0;
+	/* Every call: the dispatcher may have been shut down, or this may be
+	   a fork child that had no subscription at fork time. */
 	err = mn__dispatch_ensure();
-	if (err)
+	if (err || bm.ready)
 		return err;
 	mn__chain_init(&bm.subs, MN__CHAIN_OLDEST_FIRST);
 	mn__chain_init(&bm.ar, MN__CHAIN_NEWEST_FIRST);
@@ -324,11 +338,7 @@ static int setup(void)
 	mn__async_hook_register(&bm.hook);
 	bm.kick.fn = kick_fn;
 	bm.timer_io.ready = on_timer;
-	bm.timer_io.fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	if (bm.timer_io.fd >= 0 && mn__dispatch_add(&bm.timer_io, EPOLLIN) < 0) {
-		close(bm.timer_io.fd);
-		bm.timer_io.fd = -1;
-	}
+	bm.timer_io.fd = -1;
 	bm.fork_hook.rebuild = fork_rebuild;
 	mn__fork_hook_register(&bm.fork_hook);
 	bm.ready = true;

@@ -111,6 +111,11 @@ struct mn__async_hook {
 /* Under the core lock. */
 void mn__async_hook_register(struct mn__async_hook *h);
 
+/* Increases each time a new epoll set is made (first use, after
+   mn_shutdown(), in a fork child): an fd added under an older generation
+   is not watched any more. */
+unsigned int mn__dispatch_generation(void);
+
 /* True on the thread that is dispatching right now. */
 bool mn__dispatch_on_thread(void);
 /* Called by mn__enter() in a fork child, core lock held. */

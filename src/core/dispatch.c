@@ -29,6 +29,7 @@ static struct {
 	_Atomic int sigwakefd;             /* never closed; see wake_async */
 	struct mn__io sigwake_io;
 	struct mn__async_hook *hooks;      /* under the core lock */
+	_Atomic unsigned int generation;
 } d = { .mode = MN_DISPATCH_THREAD, .epfd = -1, .wakefd = -1,
 	.sigwakefd = -1 };
 
@@ -70,6 +71,11 @@ void mn__dispatch_wake_async(void)
 	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		mn__count(source_errors, 1);
 	errno = saved;
+}
+
+unsigned int mn__dispatch_generation(void)
+{
+	return atomic_load(&d.generation);
 }
 
 void mn__async_hook_register(struct mn__async_hook *h)
@@ -191,6 +197,7 @@ int mn__dispatch_ensure(void)
 		d.epfd = epoll_create1(EPOLL_CLOEXEC);
 		if (d.epfd < 0)
 			return -errno;
+		atomic_fetch_add(&d.generation, 1);
 		d.wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (d.wakefd < 0) {
 			int err = -errno;
