@@ -25,6 +25,17 @@
 
 typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
 
+/*
+ * The interposers can be called by a sanitizer runtime while it starts,
+ * before it can take instrumented code: keep them (and what they call on
+ * the way to the C library) uninstrumented.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define MN__NO_TSAN __attribute__((no_sanitize_thread))
+#else
+#define MN__NO_TSAN
+#endif
+
 struct sigslot {
 	struct mn__chain chain;    /* newest first */
 	bool chain_ready;          /* core lock */
@@ -47,7 +58,7 @@ static bool interpose_off;
 
 /* --- the C library's sigaction ------------------------------------------ */
 
-__attribute__((constructor)) static void sigchain_init(void)
+MN__NO_TSAN __attribute__((constructor)) static void sigchain_init(void)
 {
 	const char *off = getenv("MEMNOTIFY_NO_INTERPOSE");
 
@@ -59,7 +70,7 @@ __attribute__((constructor)) static void sigchain_init(void)
 		real_sigaction = (sigaction_fn)dlsym(RTLD_DEFAULT, "__sigaction");
 }
 
-static int libc_sigaction(int sig, const struct sigaction *act,
+MN__NO_TSAN static int libc_sigaction(int sig, const struct sigaction *act,
 			  struct sigaction *old)
 {
 	if (MN__UNLIKELY(!real_sigaction))
@@ -78,7 +89,7 @@ bool mn__sigchain_interposing(void)
 
 /* Writers block every signal on their thread while they hold wlock, so a
    handler can never spin on a lock its own thread holds. */
-static void slot_wlock(struct sigslot *s, sigset_t *saved)
+MN__NO_TSAN static void slot_wlock(struct sigslot *s, sigset_t *saved)
 {
 	sigset_t all;
 
@@ -88,13 +99,13 @@ static void slot_wlock(struct sigslot *s, sigset_t *saved)
 		sched_yield();
 }
 
-static void slot_wunlock(struct sigslot *s, const sigset_t *saved)
+MN__NO_TSAN static void slot_wunlock(struct sigslot *s, const sigset_t *saved)
 {
 	atomic_flag_clear_explicit(&s->wlock, memory_order_release);
 	pthread_sigmask(SIG_SETMASK, saved, NULL);
 }
 
-static void dfl_write(struct sigslot *s, const struct sigaction *act)
+MN__NO_TSAN static void dfl_write(struct sigslot *s, const struct sigaction *act)
 {
 	atomic_fetch_add_explicit(&s->seq, 1, memory_order_acq_rel);
 	s->dfl = *act;
@@ -109,8 +120,10 @@ static void dfl_read(struct sigslot *s, struct sigaction *out)
 	do {
 		a = atomic_load_explicit(&s->seq, memory_order_acquire);
 		__builtin_memcpy(out, &s->dfl, sizeof(*out));
-		atomic_thread_fence(memory_order_acquire);
-		b = atomic_load_explicit(&s->seq, memory_order_relaxed);
+		/* A read-modify-write with release order keeps the copy above
+		   before the second read of seq (Boehm's seqlock reader),
+		   without a bare fence. */
+		b = atomic_fetch_add_explicit(&s->seq, 0, memory_order_acq_rel);
 	} while ((a & 1u) || a != b);
 }
 
@@ -423,7 +436,7 @@ int mn_signal_register(int sig, mn_signal_fn fn, void *ctx, mn_sub **out)
  * Everything else goes to the C library.  Async-signal-safe, like the real
  * one.
  */
-MN_API int sigaction(int sig, const struct sigaction *act,
+MN_API MN__NO_TSAN int sigaction(int sig, const struct sigaction *act,
 		     struct sigaction *oldact)
 {
 	struct sigslot *s;
@@ -452,7 +465,7 @@ MN_API int sigaction(int sig, const struct sigaction *act,
 /* signal(3) with glibc's (BSD) semantics, through the sigaction above:
    glibc's own signal() calls its internal sigaction, which no
    interposition reaches. */
-MN_API sighandler_t signal(int sig, sighandler_t h)
+MN_API MN__NO_TSAN sighandler_t signal(int sig, sighandler_t h)
 {
 	struct sigaction sa, old;
 
