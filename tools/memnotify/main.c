@@ -37,7 +37,8 @@ static void usage(FILE *f)
 		"        use here (with the reason when one is missing), and the\n"
 		"        current memory status\n"
 		"watch   print the current memory status, then one line per\n"
-		"        memory-level change, until interrupted or SECONDS pass\n"
+		"        memory-level change and per bad-memory event, until\n"
+		"        interrupted or SECONDS pass\n"
 		"\n"
 		"  --json           one JSON object per line\n"
 		"  --cgroup PATH    watch this cgroup directory (v1 memory or v2)\n"
@@ -226,6 +227,13 @@ static void on_memory(const struct mn_memory_status *st, void *ctx)
 		w->failed = true;
 }
 
+static void on_badmem(const struct mn_badmem_event *ev, void *ctx)
+{
+	struct watch_state *w = ctx;
+
+	out_badmem(stdout, w->json, ev);
+}
+
 static uint64_t mono_ms(void)
 {
 	struct timespec ts;
@@ -242,7 +250,7 @@ static int cmd_watch(int argc, char **argv)
 	struct args a;
 	struct pollfd pfd[2];
 	sigset_t sigs;
-	mn_sub *sub;
+	mn_sub *sub, *bad;
 	uint64_t deadline = 0;
 	int err, sfd, dfd;
 
@@ -277,6 +285,11 @@ static int cmd_watch(int argc, char **argv)
 	err = mn_memory_subscribe(&mo, on_memory, &w, &sub);
 	if (err)
 		goto fail;
+	/* Bad memory: this process's pages and the machine's
+	   HardwareCorrupted (read every 10 s). */
+	err = mn_badmem_subscribe(NULL, on_badmem, &w, &bad);
+	if (err)
+		goto fail;
 	dfd = mn_dispatch_fd();
 	if (dfd < 0) {
 		err = dfd;
@@ -308,6 +321,7 @@ static int cmd_watch(int argc, char **argv)
 				goto fail;
 		}
 	}
+	mn_unsubscribe(bad);
 	mn_unsubscribe(sub);
 	mn_shutdown();
 	return w.failed ? 1 : 0;

@@ -111,6 +111,64 @@ void out_memory(FILE *f, bool json, const char *event,
 	fflush(f);
 }
 
+void out_badmem(FILE *f, bool json, const struct mn_badmem_event *ev)
+{
+	char ts[48];
+	const struct mn_bad_page *p = &ev->page;
+	bool lost = ev->kind == MN_BADMEM_LOST;
+	bool system = p->scope == MN_BADMEM_SYSTEM;
+
+	uint64_t t = p->time_usec;
+	if (!t) { /* a loss report carries no time of its own */
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		t = (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
+	}
+	out_time(ts, sizeof(ts), t);
+	if (json) {
+		fprintf(f, "{\"time\":\"%s\",\"event\":\"%s\"", ts,
+			lost ? "memory.bad_page_lost" : "memory.bad_page");
+		if (lost) {
+			fprintf(f, ",\"lost\":%llu}\n", (unsigned long long)ev->lost);
+			fflush(f);
+			return;
+		}
+		if (system && p->pfn)
+			fprintf(f, ",\"pfn\":%llu", (unsigned long long)p->pfn);
+		else if (!system)
+			fprintf(f, ",\"address\":%llu",
+				(unsigned long long)p->address);
+		fprintf(f, ",\"length\":%llu,\"action_required\":%s,"
+			   "\"scope\":\"%s\"",
+			(unsigned long long)p->length,
+			p->action_required ? "true" : "false",
+			system ? "system" : "process");
+		if (!system)
+			fprintf(f, ",\"tid\":%d", p->tid);
+		if (ev->hw_corrupted_bytes)
+			fprintf(f, ",\"hw_corrupted_bytes\":%llu",
+				(unsigned long long)ev->hw_corrupted_bytes);
+		fputs("}\n", f);
+	} else if (lost) {
+		fprintf(f, "%-24s  bad-page lost: %llu range(s) not recorded "
+			   "(table full)\n",
+			ts, (unsigned long long)ev->lost);
+	} else if (system) {
+		fprintf(f, "%-24s  bad-page system: %llu KiB newly corrupted "
+			   "(HardwareCorrupted %llu KiB)\n",
+			ts, (unsigned long long)(p->length >> 10),
+			(unsigned long long)(ev->hw_corrupted_bytes >> 10));
+	} else {
+		fprintf(f, "%-24s  bad-page process: 0x%llx +%llu bytes, %s, "
+			   "thread %d\n",
+			ts, (unsigned long long)p->address,
+			(unsigned long long)p->length,
+			p->action_required ? "action required" : "action optional",
+			p->tid);
+	}
+	fflush(f);
+}
+
 void out_capabilities(FILE *f, bool json)
 {
 	if (json)

@@ -18,6 +18,8 @@ void out_json_str(FILE *f, const char *s);
 void out_memory(FILE *f, bool json, const char *event,
 		const struct mn_memory_status *st);
 void out_memory_header(FILE *f);
+/* One bad-memory event: "memory.bad_page" or "memory.bad_page_lost". */
+void out_badmem(FILE *f, bool json, const struct mn_badmem_event *ev);
 /* The capability table (status). */
 void out_capabilities(FILE *f, bool json);
 
