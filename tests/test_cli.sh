@@ -107,6 +107,21 @@ else
 	bad "bad env: rc=$rc err=$err"
 fi
 
+# status names the bad-memory and signal capabilities, with reasons
+out=$("$bin" status); rc=$?
+if [ $rc -eq 0 ] && grep -qE '^signal_interpose +yes' <<<"$out" &&
+   grep -qE '^(memory_failure|mce_early_kill|patrol_scrubber|hwpoison_inject|memory_failure_tracepoint) ' <<<"$out"; then
+	ok "status lists signal and bad-memory capabilities"
+else
+	bad "status capabilities: $out"
+fi
+out=$(MEMNOTIFY_NO_INTERPOSE=1 "$bin" status); rc=$?
+if [ $rc -eq 0 ] && grep -qE '^signal_interpose +no +turned off by MEMNOTIFY_NO_INTERPOSE' <<<"$out"; then
+	ok "MEMNOTIFY_NO_INTERPOSE=1 turns interposition off, and status says so"
+else
+	bad "MEMNOTIFY_NO_INTERPOSE: $(grep signal_interpose <<<"$out")"
+fi
+
 rm -f /tmp/mn_cli_err.$$ /tmp/mn_cli_out.$$
 echo "test_cli: $pass passed, $fail failed"
 [ $fail -eq 0 ]
