@@ -208,7 +208,7 @@ static void *reader(void *arg)
 				atomic_fetch_add(&late_calls, 1);
 			atomic_fetch_add(&x->running, 1);
 			atomic_fetch_add(&x->calls, 1);
-			for (volatile int spin = 0; spin < 50; spin++)
+			for (volatile int spin = 0; spin < 200; spin++)
 				;
 			atomic_fetch_sub(&x->running, 1);
 		}
@@ -218,39 +218,65 @@ static void *reader(void *arg)
 	return NULL;
 }
 
+/* Two writers add and remove at once (their grace periods overlap, with
+   epoch flips interleaved) while readers walk. */
+struct writer_arg {
+	struct node *nodes; /* N_NODES of its own */
+	_Atomic int failures;
+};
+
+static void *writer(void *arg)
+{
+	struct writer_arg *w = arg;
+
+	for (int r = 0; r < ROUNDS; r++) {
+		struct node *x = &w->nodes[r % N_NODES];
+		node_init(x, r);
+		add(&stress_chain, x);
+		if (r % 16 == 0)
+			usleep(200);
+		if (r >= N_NODES / 2) {
+			struct node *old = &w->nodes[(r - N_NODES / 2) % N_NODES];
+			if (removal(&stress_chain, old) != 0)
+				atomic_fetch_add(&w->failures, 1);
+			atomic_store(&old->removed, 1);
+			/* The promise: not running now, and freed. */
+			if (atomic_load(&old->running) != 0 ||
+			    !atomic_load(&old->released))
+				atomic_fetch_add(&w->failures, 1);
+		}
+	}
+	for (int i = 0; i < N_NODES; i++)
+		if (!atomic_load(&w->nodes[i].removed) &&
+		    removal(&stress_chain, &w->nodes[i]) != 0)
+			atomic_fetch_add(&w->failures, 1);
+	return NULL;
+}
+
 static void test_concurrent_removal(void **state)
 {
-	static struct node nodes[N_NODES];
-	pthread_t th[N_READERS];
+	static struct node nodes[2][N_NODES];
+	static struct writer_arg wa[2];
+	pthread_t th[N_READERS], wt[2];
 
 	(void)state;
 	init_chain(&stress_chain, MN__CHAIN_OLDEST_FIRST);
 	for (int i = 0; i < N_READERS; i++)
 		assert_int_equal(pthread_create(&th[i], NULL, reader, NULL), 0);
-	for (int r = 0; r < ROUNDS; r++) {
-		struct node *x = &nodes[r % N_NODES];
-		node_init(x, r);
-		add(&stress_chain, x);
-		/* Let readers see it now and then. */
-		if (r % 16 == 0)
-			usleep(200);
-		if (r >= N_NODES / 2) {
-			struct node *old = &nodes[(r - N_NODES / 2) % N_NODES];
-			assert_int_equal(removal(&stress_chain, old), 0);
-			atomic_store(&old->removed, 1);
-			/* The promise: not running now, and freed. */
-			assert_int_equal(atomic_load(&old->running), 0);
-			assert_true(atomic_load(&old->released));
-		}
+	for (int i = 0; i < 2; i++) {
+		wa[i].nodes = nodes[i];
+		assert_int_equal(pthread_create(&wt[i], NULL, writer, &wa[i]), 0);
 	}
+	for (int i = 0; i < 2; i++)
+		pthread_join(wt[i], NULL);
 	atomic_store(&stop_readers, 1);
 	for (int i = 0; i < N_READERS; i++)
 		pthread_join(th[i], NULL);
+	assert_int_equal(atomic_load(&wa[0].failures), 0);
+	assert_int_equal(atomic_load(&wa[1].failures), 0);
 	assert_int_equal(atomic_load(&late_calls), 0);
 	assert_true(atomic_load(&total_walks) > 0);
-	for (int i = 0; i < N_NODES; i++)
-		if (!atomic_load(&nodes[i].removed))
-			removal(&stress_chain, &nodes[i]);
+	assert_int_equal(mn__chain_count(&stress_chain), 0);
 	mn__chain_destroy(&stress_chain);
 }
 

@@ -244,12 +244,20 @@ static void wait_drained(_Atomic long *counter)
 
 void mn__chain_synchronize(struct mn__chain *c)
 {
-	/* Wait once on each counter, flipping the epoch first so that new
-	   readers go to the other one and the awaited one drains. */
-	for (int i = 0; i < 2; i++) {
-		unsigned int old = atomic_fetch_add(&c->epoch, 1);
-		wait_drained(&c->readers[old & 1u]);
-	}
+	/*
+	 * A walk that may hold an older snapshot counted itself in one of the
+	 * two counters before this call began; seeing each counter at zero
+	 * once, after the call began, proves every such walk has ended.  Wait
+	 * on both counters by name: other writers may flip the epoch at the
+	 * same time, so the parity the epoch returns cannot choose them.  The
+	 * flips only send new walks to the other counter so that the awaited
+	 * one drains.
+	 */
+	unsigned int first = atomic_fetch_add(&c->epoch, 1) & 1u;
+
+	wait_drained(&c->readers[first]);
+	atomic_fetch_add(&c->epoch, 1);
+	wait_drained(&c->readers[first ^ 1u]);
 }
 
 static void free_lists(struct mn__chain_snap *snaps,
