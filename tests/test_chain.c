@@ -187,7 +187,7 @@ static void test_remove_inside_walk(void **state)
  */
 #define N_READERS 2
 #define N_NODES 8
-#define ROUNDS 300
+#define ROUNDS 150
 
 static struct mn__chain stress_chain;
 static _Atomic int stop_readers;
