@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Fail the build unless the shared library exports exactly the mn_* API
 # declared in the public header (versioned MEMNOTIFY_0.1, as the map says)
-# plus the unversioned interposers sigaction and signal.
+# plus the unversioned interposers (signals and memory-map calls).
 set -euo pipefail
 lib=$1 map=$2 hdr=$3
-interposers="sigaction signal"
+interposers="sigaction signal munmap mremap mprotect pkey_mprotect madvise mmap mmap64 shmdt brk sbrk"
 versioned=$(objdump -T "$lib" | awk '$2 == "g" && $4 != "*UND*" && $(NF-1) == "MEMNOTIFY_0.1" && $NF !~ /^MEMNOTIFY/ {print $NF}' | sort -u)
 base=$(objdump -T "$lib" | awk '$2 == "g" && $4 != "*UND*" && $(NF-1) == "Base" {print $NF}' | sort -u)
 declared=$(grep -o '^MN_API [^(]*(' "$hdr" | sed 's/($//; s/.*[ *]//' | sort -u)

@@ -124,6 +124,11 @@ enum mn_cap {
 	MN_CAP_PATROL_SCRUBBER,       /* an EDAC memory controller scrubs */
 	MN_CAP_HWPOISON_INJECT,       /* madvise(MADV_HWPOISON) allowed */
 	MN_CAP_MEMORY_FAILURE_TRACEPOINT, /* memory_failure_event in tracefs */
+	MN_CAP_VM_INTERPOSE,          /* munmap()/mprotect()/... calls through
+	                                 the PLT reach memnotify */
+	MN_CAP_VM_LIBC_PATCH,         /* the C library's own entry points are
+	                                 redirected (glibc-internal callers) */
+	MN_CAP_USERFAULTFD,           /* userfaultfd unmap/remove/remap events */
 	MN_CAP__COUNT
 };
 
@@ -656,6 +661,120 @@ MN_API int mn_badmem_inject(pid_t tid, void *addr, unsigned int lsb,
  * the page is lost for good.
  */
 MN_API int mn_badmem_inject_hwpoison(void *addr);
+
+/* ------------------------------------------------------------------------
+ * Address-range invalidation
+ *
+ * Mirrors AddSecureMemoryCacheCallback / RemoveSecureMemoryCacheCallback:
+ * a cache of translations or registrations (RDMA memory registrations, GPU
+ * host registrations, pinned pages) learns when any part of a range it
+ * holds is unmapped, moved, discarded or re-protected.
+ *
+ * Sources:
+ *  - hooks: memnotify's munmap(), mremap(), mprotect(), pkey_mprotect(),
+ *    madvise(), mmap() (MAP_FIXED over a range), shmdt(), brk() and sbrk()
+ *    take calls made through the PLT (libmemnotify linked or preloaded:
+ *    MN_CAP_VM_INTERPOSE), and, on x86-64, the C library's own entry points
+ *    are redirected too, which catches glibc's internal callers — free() of
+ *    an mmap()ed block, realloc() through mremap(), thread stacks released
+ *    at thread exit (MN_CAP_VM_LIBC_PATCH).  Hook events are SYNCHRONOUS:
+ *    the callback runs in the thread making the call and has returned before
+ *    the kernel is asked to change anything — while the memory is still
+ *    mapped — so a cache can drop its entry and never hand out a stale one.
+ *    The event describes the attempt: the call may still fail.
+ *  - userfaultfd: watched ranges are also registered with userfaultfd
+ *    (write-protect mode, which traps no page fault, with the UNMAP, REMOVE
+ *    and REMAP events), a kernel-level safety net for paths no hook sees
+ *    (raw syscall(2), static code).  Those events are LATE (ev->late = 1):
+ *    the change has already happened when the callback runs, on the
+ *    dispatcher thread.  A cache must then treat the entry as stale from
+ *    the moment of the call: drop it, and treat any I/O it served since as
+ *    suspect.  Only ranges the kernel lets userfaultfd register (anonymous
+ *    and shmem memory) get the safety net; MN_CAP_USERFAULTFD says whether
+ *    it exists here.
+ *
+ * Ranges are widened to whole pages.  Callbacks may themselves call
+ * munmap(), mprotect(), free(), ...: those calls are reported too (one
+ * level deep; deeper nesting is counted as lost in mn_stats()).
+ * ------------------------------------------------------------------------ */
+
+enum mn_vm_kind {
+	MN_VM_UNMAP = 1,   /* munmap, mmap(MAP_FIXED) over, shmdt, brk/sbrk
+	                      shrinking, mremap shrinking */
+	MN_VM_MOVE = 2,    /* mremap that moves the range */
+	MN_VM_DISCARD = 3, /* madvise DONTNEED, DONTNEED_LOCKED, FREE, REMOVE */
+	MN_VM_PROTECT = 4, /* mprotect, pkey_mprotect */
+};
+
+#define MN_VM_VIA_HOOK 1
+#define MN_VM_VIA_USERFAULTFD 2
+
+struct mn_vm_event {
+	size_t sz;
+	enum mn_vm_kind kind;
+	uint64_t address;      /* the affected range, page-aligned: for a
+	                          watch, the part of the watched range the call
+	                          touches; for a listener, the call's range */
+	uint64_t length;       /* bytes */
+	uint64_t new_address;  /* MOVE: the destination if known before the
+	                          move (MREMAP_FIXED), else 0 */
+	uint64_t new_length;   /* MOVE: the new size */
+	int prot;              /* PROTECT: the new PROT_* bits; else -1 */
+	int advice;            /* DISCARD: the madvise advice; else 0 */
+	int via;               /* MN_VM_VIA_HOOK or MN_VM_VIA_USERFAULTFD */
+	int late;              /* 1: the change has already happened */
+	int tid;               /* the calling thread (hooks), or 0 */
+	uint64_t watch_address; /* for a watch: the watched range */
+	uint64_t watch_length;
+};
+
+/*
+ * A range callback.  Hook events: synchronous context, in the thread
+ * making the call, possibly inside a signal handler (GCs and JITs call
+ * mprotect() there): keep it async-signal-safe unless you know your
+ * callers.  Late (userfaultfd) events: thread context, on the dispatcher.
+ */
+typedef void (*mn_vm_cb)(const struct mn_vm_event *ev, void *ctx);
+
+#define MN_VM_NO_USERFAULTFD (1u << 0) /* watch: no userfaultfd safety net */
+
+/**
+ * mn_vm_watch() - be told of every change to [addr, addr + len).
+ * @addr, @len: the range in bytes; widened to whole pages.  It need not be
+ *        mapped yet.
+ * @flags: 0 or MN_VM_NO_USERFAULTFD.
+ * @cb, @ctx: the callback (see mn_vm_cb) and its argument.
+ * @out: the handle; end it with mn_unsubscribe(), which returns once no
+ *       thread runs @cb for it any more (from inside any memnotify callback
+ *       it does not wait, as for every subscription).
+ *
+ * Watches may overlap; each gets its own event.  The lookup on every hooked
+ * call is lock-free and allocation-free (a binary search of an immutable
+ * sorted index).
+ *
+ * Return: 0; -EINVAL for @len 0, a range that wraps the address space,
+ * unknown @flags, NULL @cb or @out; -ENOMEM.  Thread-safe; not
+ * async-signal-safe.
+ */
+MN_API int mn_vm_watch(const void *addr, size_t len, unsigned int flags,
+		       mn_vm_cb cb, void *ctx, mn_sub **out);
+
+/**
+ * mn_vm_listen() - be told of every hooked change anywhere in the process
+ * (what UCM's VM_UNMAPPED event gives), for caches with their own index.
+ * @flags: 0.  @cb, @ctx, @out: as for mn_vm_watch().  Listeners get hook
+ * events only (userfaultfd covers watched ranges).  Oldest first.
+ *
+ * Return: 0; -EINVAL; -ENOMEM.  Thread-safe.
+ */
+MN_API int mn_vm_listen(unsigned int flags, mn_vm_cb cb, void *ctx,
+			mn_sub **out);
+
+/**
+ * mn_vm_event_name() - "vm.unmap", "vm.move", "vm.discard", "vm.protect",
+ * or "vm.unknown".  Async-signal-safe.
+ */
+MN_API const char *mn_vm_event_name(enum mn_vm_kind kind);
 
 #ifdef __cplusplus
 }

@@ -71,6 +71,9 @@ static struct cap_entry caps[MN_CAP__COUNT] = {
 				     mn__probe_patrol_scrubber },
 	[MN_CAP_HWPOISON_INJECT] = { "hwpoison_inject",
 				     mn__probe_hwpoison_inject },
+	[MN_CAP_VM_INTERPOSE] = { "vm_interpose", mn__probe_vm_interpose },
+	[MN_CAP_VM_LIBC_PATCH] = { "vm_libc_patch", mn__probe_vm_libc_patch },
+	[MN_CAP_USERFAULTFD] = { "userfaultfd", mn__probe_userfaultfd },
 	[MN_CAP_MEMORY_FAILURE_TRACEPOINT] = {
 		"memory_failure_tracepoint",
 		mn__probe_memory_failure_tracepoint },

@@ -27,6 +27,10 @@ int mn__probe_patrol_scrubber(char *detail, size_t len);
 int mn__probe_hwpoison_inject(char *detail, size_t len);
 int mn__probe_memory_failure_tracepoint(char *detail, size_t len);
 int mn__probe_signal_interpose(char *detail, size_t len);
+/* src/vmrange/ */
+int mn__probe_vm_interpose(char *detail, size_t len);
+int mn__probe_vm_libc_patch(char *detail, size_t len);
+int mn__probe_userfaultfd(char *detail, size_t len);
 
 /* True if @cap (enum mn_cap) is supported; probes on first use.
    Thread-safe; not async-signal-safe. */

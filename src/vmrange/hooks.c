@@ -1,0 +1,605 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The hooks of address-range invalidation.
+ *
+ * Two layers, one notification:
+ *  1. Interposers: libmemnotify exports munmap, mremap, mprotect,
+ *     pkey_mprotect, madvise, mmap, mmap64, shmdt, brk and sbrk
+ *     (unversioned, like sigaction).  Calls through the PLT of any library
+ *     — including ones dlopen()ed later — reach them when libmemnotify is
+ *     linked or preloaded.  They report, then forward to the next
+ *     definition (the C library's, or a sanitizer's interceptor).
+ *  2. Entry redirection (x86-64): the C library's own munmap, mremap,
+ *     mprotect, pkey_mprotect, madvise and mmap entry points get a jump to
+ *     memnotify's replacement, which reports and makes the system call
+ *     itself.  glibc's internal callers (free, realloc, thread-stack
+ *     release) call those same entry points, so they are seen too.  The
+ *     jump is one aligned 8-byte store, atomic for threads running the
+ *     code at that moment, which then either run the old code whole or
+ *     take the jump; a self-test fires a real call afterwards.
+ * A thread-local flag set while an interposer forwards keeps the
+ * redirected entry from reporting the same call twice.
+ *
+ * Everything here is async-signal-safe on the call path: no locks, no
+ * allocation, initial-exec TLS, errno preserved.
+ */
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/shm.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "../core/caps.h"
+#include "../core/core.h"
+#include "vmrange.h"
+
+#ifndef MADV_DONTNEED_LOCKED
+#define MADV_DONTNEED_LOCKED 24
+#endif
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+#ifndef MREMAP_FIXED
+#define MREMAP_FIXED 2
+#endif
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4
+#endif
+
+/* Set while an interposer forwards: the redirected entry stays quiet. */
+static __thread int tls_forwarding __attribute__((tls_model("initial-exec")));
+
+typedef int (*munmap_fn)(void *, size_t);
+typedef void *(*mremap_fn)(void *, size_t, size_t, int, ...);
+typedef int (*mprotect_fn)(void *, size_t, int);
+typedef int (*pkey_mprotect_fn)(void *, size_t, int, int);
+typedef int (*madvise_fn)(void *, size_t, int);
+typedef void *(*mmap_fn)(void *, size_t, int, int, int, off_t);
+typedef int (*shmdt_fn)(const void *);
+typedef int (*brk_fn)(void *);
+typedef void *(*sbrk_fn)(intptr_t);
+
+static struct {
+	munmap_fn munmap;
+	mremap_fn mremap;
+	mprotect_fn mprotect;
+	pkey_mprotect_fn pkey_mprotect;
+	madvise_fn madvise;
+	mmap_fn mmap;
+	shmdt_fn shmdt;
+	brk_fn brk;
+	sbrk_fn sbrk;
+	bool resolved;
+} next;
+
+static struct {
+	bool tried;            /* core lock */
+	int patched;           /* entry points redirected */
+	int err;
+	char detail[160];
+} patch;
+
+/* --- event building (signal-safe) ------------------------------------------ */
+
+static void page_range(uint64_t addr, uint64_t len, uint64_t *lo, uint64_t *n)
+{
+	uint64_t ps = mn__page_size();
+	uint64_t start = addr & ~(ps - 1);
+	uint64_t end = addr + len;
+
+	end = end < addr ? UINT64_MAX & ~(ps - 1) : (end + ps - 1) & ~(ps - 1);
+	*lo = start;
+	*n = end > start ? end - start : 0;
+}
+
+static void report(enum mn_vm_kind kind, const void *addr, size_t len,
+		   int prot, int advice, uint64_t new_addr, uint64_t new_len)
+{
+	struct mn_vm_event ev;
+
+	if (!atomic_load_explicit(&mn__vm_active, memory_order_relaxed) || !len)
+		return;
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = kind;
+	page_range((uint64_t)(uintptr_t)addr, len, &ev.address, &ev.length);
+	ev.prot = prot;
+	ev.advice = advice;
+	ev.new_address = new_addr;
+	ev.new_length = new_len;
+	mn__vm_notify(&ev);
+}
+
+static bool discards(int advice)
+{
+	return advice == MADV_DONTNEED || advice == MADV_DONTNEED_LOCKED ||
+	       advice == MADV_FREE || advice == MADV_REMOVE;
+}
+
+/* mremap: a shrink unmaps the tail; a move reports the old range before
+   it goes.  Growing in place changes nothing a cache holds. */
+static void report_mremap(void *old, size_t old_len, size_t new_len, int flags,
+			  void *new_addr)
+{
+	if (new_len < old_len)
+		report(MN_VM_UNMAP, (char *)old + new_len, old_len - new_len, -1,
+		       0, 0, 0);
+	if (flags & MREMAP_FIXED)
+		report(MN_VM_MOVE, old, MN__MIN(old_len, new_len), -1, 0,
+		       (uint64_t)(uintptr_t)new_addr, new_len);
+}
+
+/* --- replacements: report, then the system call ------------------------------ */
+
+static long sys_ret(long r)
+{
+	/* syscall(3) already returned -1 with errno set on failure. */
+	return r;
+}
+
+static int mn_munmap_impl(void *addr, size_t len)
+{
+	if (!tls_forwarding)
+		report(MN_VM_UNMAP, addr, len, -1, 0, 0, 0);
+	return (int)sys_ret(syscall(SYS_munmap, addr, len));
+}
+
+static int mn_mprotect_impl(void *addr, size_t len, int prot)
+{
+	if (!tls_forwarding)
+		report(MN_VM_PROTECT, addr, len, prot, 0, 0, 0);
+	return (int)syscall(SYS_mprotect, addr, len, prot);
+}
+
+static int mn_pkey_mprotect_impl(void *addr, size_t len, int prot, int pkey)
+{
+	if (!tls_forwarding)
+		report(MN_VM_PROTECT, addr, len, prot, 0, 0, 0);
+	if (pkey == -1)
+		return (int)syscall(SYS_mprotect, addr, len, prot);
+	return (int)syscall(SYS_pkey_mprotect, addr, len, prot, pkey);
+}
+
+static int mn_madvise_impl(void *addr, size_t len, int advice)
+{
+	if (!tls_forwarding && discards(advice))
+		report(MN_VM_DISCARD, addr, len, -1, advice, 0, 0);
+	return (int)syscall(SYS_madvise, addr, len, advice);
+}
+
+static void *mn_mmap_impl(void *addr, size_t len, int prot, int flags, int fd,
+			  off_t off)
+{
+	if (!tls_forwarding && (flags & MAP_FIXED) && !(flags & MAP_FIXED_NOREPLACE))
+		report(MN_VM_UNMAP, addr, len, -1, 0, 0, 0);
+	return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+}
+
+/* mremap with a move that the caller left to the kernel: try in place
+   first, so that only a real move is reported (before it happens). */
+static void *mn_mremap_impl(void *old, size_t old_len, size_t new_len,
+			    int flags, void *new_addr)
+{
+	void *r;
+
+	if (tls_forwarding || !atomic_load_explicit(&mn__vm_active, memory_order_relaxed))
+		return (void *)syscall(SYS_mremap, old, old_len, new_len, flags,
+				       new_addr);
+	report_mremap(old, old_len, new_len, flags, new_addr);
+	if ((flags & MREMAP_MAYMOVE) && !(flags & MREMAP_FIXED) &&
+	    new_len > old_len) {
+		r = (void *)syscall(SYS_mremap, old, old_len, new_len, 0, NULL);
+		if (r != MAP_FAILED)
+			return r;
+		report(MN_VM_MOVE, old, old_len, -1, 0, 0, new_len);
+	}
+	return (void *)syscall(SYS_mremap, old, old_len, new_len, flags, new_addr);
+}
+
+/* Entry-point shims with the C library's calling convention. */
+static void *mn_mremap_entry(void *old, size_t old_len, size_t new_len,
+			     int flags, ...)
+{
+	void *new_addr = NULL;
+	va_list ap;
+
+	if (flags & MREMAP_FIXED) {
+		va_start(ap, flags);
+		new_addr = va_arg(ap, void *);
+		va_end(ap);
+	}
+	return mn_mremap_impl(old, old_len, new_len, flags, new_addr);
+}
+
+/* --- interposers (exported) ---------------------------------------------------- */
+
+/* Resolve the next definitions; before that (very early calls), make the
+   system call directly. */
+static void resolve_next(void)
+{
+	if (next.resolved)
+		return;
+	next.munmap = (munmap_fn)dlsym(RTLD_NEXT, "munmap");
+	next.mremap = (mremap_fn)dlsym(RTLD_NEXT, "mremap");
+	next.mprotect = (mprotect_fn)dlsym(RTLD_NEXT, "mprotect");
+	next.pkey_mprotect = (pkey_mprotect_fn)dlsym(RTLD_NEXT, "pkey_mprotect");
+	next.madvise = (madvise_fn)dlsym(RTLD_NEXT, "madvise");
+	next.mmap = (mmap_fn)dlsym(RTLD_NEXT, "mmap");
+	next.shmdt = (shmdt_fn)dlsym(RTLD_NEXT, "shmdt");
+	next.brk = (brk_fn)dlsym(RTLD_NEXT, "brk");
+	next.sbrk = (sbrk_fn)dlsym(RTLD_NEXT, "sbrk");
+	next.resolved = true;
+}
+
+__attribute__((constructor)) static void hooks_init(void)
+{
+	resolve_next();
+}
+
+#define FORWARD(call)                                                         \
+	({                                                                    \
+		tls_forwarding++;                                             \
+		__typeof__(call) r_ = (call);                                 \
+		tls_forwarding--;                                             \
+		r_;                                                           \
+	})
+
+MN_API int munmap(void *addr, size_t len)
+{
+	report(MN_VM_UNMAP, addr, len, -1, 0, 0, 0);
+	if (!next.munmap)
+		return (int)syscall(SYS_munmap, addr, len);
+	return FORWARD(next.munmap(addr, len));
+}
+
+MN_API int mprotect(void *addr, size_t len, int prot)
+{
+	report(MN_VM_PROTECT, addr, len, prot, 0, 0, 0);
+	if (!next.mprotect)
+		return (int)syscall(SYS_mprotect, addr, len, prot);
+	return FORWARD(next.mprotect(addr, len, prot));
+}
+
+MN_API int pkey_mprotect(void *addr, size_t len, int prot, int pkey)
+{
+	report(MN_VM_PROTECT, addr, len, prot, 0, 0, 0);
+	if (!next.pkey_mprotect)
+		return mn_pkey_mprotect_impl(addr, len, prot, pkey);
+	return FORWARD(next.pkey_mprotect(addr, len, prot, pkey));
+}
+
+MN_API int madvise(void *addr, size_t len, int advice)
+{
+	if (discards(advice))
+		report(MN_VM_DISCARD, addr, len, -1, advice, 0, 0);
+	if (!next.madvise)
+		return (int)syscall(SYS_madvise, addr, len, advice);
+	return FORWARD(next.madvise(addr, len, advice));
+}
+
+MN_API void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	if ((flags & MAP_FIXED) && !(flags & MAP_FIXED_NOREPLACE))
+		report(MN_VM_UNMAP, addr, len, -1, 0, 0, 0);
+	if (!next.mmap)
+		return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+	return FORWARD(next.mmap(addr, len, prot, flags, fd, off));
+}
+
+MN_API void *mmap64(void *addr, size_t len, int prot, int flags, int fd,
+		    off_t off) __attribute__((alias("mmap")));
+
+MN_API void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
+{
+	void *new_addr = NULL;
+	va_list ap;
+
+	if (flags & MREMAP_FIXED) {
+		va_start(ap, flags);
+		new_addr = va_arg(ap, void *);
+		va_end(ap);
+	}
+	if (!next.mremap)
+		return mn_mremap_impl(old, old_len, new_len, flags, new_addr);
+	if (!atomic_load_explicit(&mn__vm_active, memory_order_relaxed))
+		return FORWARD(next.mremap(old, old_len, new_len, flags, new_addr));
+	report_mremap(old, old_len, new_len, flags, new_addr);
+	if ((flags & MREMAP_MAYMOVE) && !(flags & MREMAP_FIXED) &&
+	    new_len > old_len) {
+		void *r = FORWARD(next.mremap(old, old_len, new_len, 0));
+		if (r != MAP_FAILED)
+			return r;
+		report(MN_VM_MOVE, old, old_len, -1, 0, 0, new_len);
+	}
+	return FORWARD(next.mremap(old, old_len, new_len, flags, new_addr));
+}
+
+/* The extent of the mapping starting at @addr, from /proc/self/maps,
+   read with open/read only. */
+static size_t mapping_length(uintptr_t addr)
+{
+	char buf[4096];
+	size_t have = 0, len = 0;
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	for (;;) {
+		ssize_t n = read(fd, buf + have, sizeof(buf) - have);
+		if (n <= 0)
+			break;
+		have += (size_t)n;
+		size_t start = 0;
+		for (size_t i = 0; i < have; i++) {
+			if (buf[i] != '\n')
+				continue;
+			uintptr_t a = 0, b = 0;
+			size_t j = start;
+			for (; j < i && buf[j] != '-'; j++)
+				a = a * 16 + (uintptr_t)(buf[j] <= '9' ? buf[j] - '0'
+								     : buf[j] - 'a' + 10);
+			for (j++; j < i && buf[j] != ' '; j++)
+				b = b * 16 + (uintptr_t)(buf[j] <= '9' ? buf[j] - '0'
+								     : buf[j] - 'a' + 10);
+			if (a == addr) {
+				len = b - a;
+				/* shm segments may be split by mprotect:
+				   keep going while the next one continues it */
+				addr = b;
+			}
+			start = i + 1;
+		}
+		memmove(buf, buf + start, have - start);
+		have -= start;
+		if (have == sizeof(buf))
+			have = 0;
+	}
+	close(fd);
+	return len;
+}
+
+MN_API int shmdt(const void *addr)
+{
+	if (atomic_load_explicit(&mn__vm_active, memory_order_relaxed))
+		report(MN_VM_UNMAP, addr, mapping_length((uintptr_t)addr), -1, 0,
+		       0, 0);
+	if (!next.shmdt)
+		return (int)syscall(SYS_shmdt, addr);
+	return FORWARD(next.shmdt(addr));
+}
+
+MN_API int brk(void *addr)
+{
+	if (atomic_load_explicit(&mn__vm_active, memory_order_relaxed)) {
+		uintptr_t cur = (uintptr_t)syscall(SYS_brk, 0);
+		if ((uintptr_t)addr < cur)
+			report(MN_VM_UNMAP, addr, cur - (uintptr_t)addr, -1, 0, 0, 0);
+	}
+	if (!next.brk)
+		return syscall(SYS_brk, addr) == (long)(uintptr_t)addr ? 0 : -1;
+	return FORWARD(next.brk(addr));
+}
+
+MN_API void *sbrk(intptr_t incr)
+{
+	if (incr < 0 && atomic_load_explicit(&mn__vm_active, memory_order_relaxed)) {
+		uintptr_t cur = (uintptr_t)syscall(SYS_brk, 0);
+		report(MN_VM_UNMAP, (void *)(cur + (uintptr_t)incr), (size_t)-incr,
+		       -1, 0, 0, 0);
+	}
+	if (!next.sbrk) {
+		errno = ENOMEM;
+		return (void *)-1;
+	}
+	return FORWARD(next.sbrk(incr));
+}
+
+bool mn__vm_interposing(void)
+{
+	return dlsym(RTLD_DEFAULT, "munmap") == (void *)munmap;
+}
+
+/* --- entry redirection (x86-64) ------------------------------------------------ */
+
+#if defined(__x86_64__)
+/* Landing pads near the C library: movabs $target, %r11; jmp *%r11. */
+struct pad {
+	unsigned char code[16];
+};
+
+static struct pad *alloc_pads_near(uintptr_t near, size_t n)
+{
+	size_t len = (n * sizeof(struct pad) + 4095) & ~(size_t)4095;
+
+	/* Look for room within +-1.5 GiB of the library, below then above. */
+	for (intptr_t delta = 1 << 26; delta < (intptr_t)3 << 29; delta += 1 << 26) {
+		for (int side = -1; side <= 1; side += 2) {
+			uintptr_t hint = (near + (uintptr_t)(side * delta)) & ~(uintptr_t)4095;
+			void *p = (void *)syscall(SYS_mmap, (void *)hint, len,
+						  PROT_READ | PROT_WRITE,
+						  MAP_PRIVATE | MAP_ANONYMOUS |
+							  MAP_FIXED_NOREPLACE,
+						  -1, 0);
+			if (p == MAP_FAILED)
+				continue;
+			intptr_t dist = (intptr_t)((uintptr_t)p - near);
+			if (dist > -((intptr_t)1 << 31) + (1 << 24) &&
+			    dist < ((intptr_t)1 << 31) - (1 << 24))
+				return p;
+			syscall(SYS_munmap, p, len);
+		}
+	}
+	return NULL;
+}
+
+static int redirect(void *entry, void *target, struct pad *pad)
+{
+	uintptr_t e = (uintptr_t)entry;
+	uint64_t word, patched;
+	intptr_t rel;
+	uintptr_t page = e & ~(uintptr_t)4095;
+
+	if (e & 7)
+		return -EINVAL; /* the jump must fit one aligned word */
+	/* movabs $target, %r11 ; jmp *%r11 */
+	pad->code[0] = 0x49;
+	pad->code[1] = 0xbb;
+	memcpy(&pad->code[2], &target, 8);
+	pad->code[10] = 0x41;
+	pad->code[11] = 0xff;
+	pad->code[12] = 0xe3;
+	rel = (intptr_t)((uintptr_t)pad - (e + 5));
+	if (rel != (int32_t)rel)
+		return -ERANGE;
+	memcpy(&word, entry, 8);
+	patched = word;
+	((unsigned char *)&patched)[0] = 0xe9; /* jmp rel32 */
+	int32_t r32 = (int32_t)rel;
+	memcpy((unsigned char *)&patched + 1, &r32, 4);
+	if (syscall(SYS_mprotect, (void *)page, 8192,
+		    PROT_READ | PROT_WRITE | PROT_EXEC) < 0)
+		return -errno;
+	__atomic_store_n((uint64_t *)entry, patched, __ATOMIC_SEQ_CST);
+	syscall(SYS_mprotect, (void *)page, 8192, PROT_READ | PROT_EXEC);
+	return 0;
+}
+
+static _Atomic int selftest_hits;
+
+static void selftest_cb(const struct mn_vm_event *ev, void *ctx)
+{
+	(void)ev;
+	(void)ctx;
+	atomic_fetch_add(&selftest_hits, 1);
+}
+#endif
+
+/* Core lock held. */
+void mn__vm_hooks_install(void)
+{
+	resolve_next();
+	if (patch.tried)
+		return;
+	patch.tried = true;
+#if defined(__x86_64__)
+	static const struct {
+		const char *name;
+		void *target;
+	} targets[] = {
+		{ "munmap", (void *)mn_munmap_impl },
+		{ "mremap", (void *)mn_mremap_entry },
+		{ "mprotect", (void *)mn_mprotect_impl },
+		{ "pkey_mprotect", (void *)mn_pkey_mprotect_impl },
+		{ "madvise", (void *)mn_madvise_impl },
+		{ "mmap", (void *)mn_mmap_impl },
+	};
+	const char *off = getenv("MEMNOTIFY_NO_PATCH");
+	void *libc = dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY);
+	struct pad *pads;
+	void *entries[MN__ARRAY_SIZE(targets)];
+
+	if (off && *off && *off != '0') {
+		patch.err = -EPERM;
+		snprintf(patch.detail, sizeof(patch.detail),
+			 "turned off by MEMNOTIFY_NO_PATCH");
+		return;
+	}
+	if (!libc) {
+		patch.err = -ENOENT;
+		snprintf(patch.detail, sizeof(patch.detail),
+			 "libc.so.6 is not loaded (static program?)");
+		return;
+	}
+	for (size_t i = 0; i < MN__ARRAY_SIZE(targets); i++) {
+		entries[i] = dlsym(libc, targets[i].name);
+		if (!entries[i]) {
+			patch.err = -ENOENT;
+			snprintf(patch.detail, sizeof(patch.detail),
+				 "libc.so.6 has no %s", targets[i].name);
+			dlclose(libc);
+			return;
+		}
+	}
+	pads = alloc_pads_near((uintptr_t)entries[0], MN__ARRAY_SIZE(targets));
+	if (!pads) {
+		patch.err = -ENOMEM;
+		snprintf(patch.detail, sizeof(patch.detail),
+			 "no room for landing pads within 2 GiB of libc");
+		dlclose(libc);
+		return;
+	}
+	for (size_t i = 0; i < MN__ARRAY_SIZE(targets); i++) {
+		int err = redirect(entries[i], targets[i].target, &pads[i]);
+		if (err) {
+			patch.err = err;
+			snprintf(patch.detail, sizeof(patch.detail),
+				 "%s not redirected: %s", targets[i].name,
+				 strerror(-err));
+			continue;
+		}
+		patch.patched++;
+	}
+	syscall(SYS_mprotect, pads, 4096, PROT_READ | PROT_EXEC);
+
+	/* Self-test: a real call into the C library's own munmap entry
+	   (not through our export) must be seen. */
+	{
+		void *p = (void *)syscall(SYS_mmap, NULL, 4096, PROT_READ,
+					  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		int before = atomic_load(&selftest_hits);
+		int was_active = atomic_exchange(&mn__vm_active, 1);
+
+		mn__vm_selftest_arm(selftest_cb);
+		((munmap_fn)entries[0])(p, 4096);
+		mn__vm_selftest_arm(NULL);
+		atomic_store(&mn__vm_active, was_active);
+		if (atomic_load(&selftest_hits) == before && patch.patched) {
+			patch.err = -EIO;
+			snprintf(patch.detail, sizeof(patch.detail),
+				 "redirected, but the self-test call was not seen");
+		}
+	}
+	if (!patch.err)
+		snprintf(patch.detail, sizeof(patch.detail),
+			 "%d C library entry points redirected; self-test passed",
+			 patch.patched);
+	dlclose(libc);
+#else
+	patch.err = -EOPNOTSUPP;
+	snprintf(patch.detail, sizeof(patch.detail),
+		 "entry redirection is implemented for x86-64 only");
+#endif
+}
+
+int mn__vm_patch_status(char *detail, size_t len)
+{
+	if (!patch.tried) {
+		mn__lock();
+		mn__vm_hooks_install();
+		mn__unlock();
+	}
+	snprintf(detail, len, "%s", patch.detail);
+	return patch.err;
+}
+
+int mn__probe_vm_interpose(char *detail, size_t len)
+{
+	if (!mn__vm_interposing()) {
+		snprintf(detail, len,
+			 "munmap() resolves to another library: load libmemnotify "
+			 "at start (link it or LD_PRELOAD it)");
+		return -ENOENT;
+	}
+	snprintf(detail, len, "munmap(), mprotect(), madvise(), ... calls reach "
+			      "memnotify");
+	return 0;
+}
+
+int mn__probe_vm_libc_patch(char *detail, size_t len)
+{
+	return mn__vm_patch_status(detail, len);
+}

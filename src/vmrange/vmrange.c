@@ -1,0 +1,438 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Address-range invalidation (AddSecureMemoryCacheCallback): watches,
+ * listeners, and the lock-free lookup every hooked call makes.
+ *
+ * The watch index is an immutable array sorted by start address, with a
+ * running maximum of the end addresses, published with one atomic store.
+ * A lookup for [lo, hi) binary-searches the first entry starting at or
+ * after hi and scans back while the running maximum end is above lo.
+ * Readers count themselves in the watch chain (the chain's SRCU), so an
+ * old index and a removed watch are freed only after a grace period.
+ *
+ * Everything reachable from mn__vm_notify() is async-signal-safe: atomics,
+ * the chain walk, syscall(SYS_gettid), the callbacks.
+ */
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "../core/core.h"
+#include "vmrange.h"
+
+_Atomic int mn__vm_active;
+
+struct vmwatch {
+	struct mn_sub sub;     /* node in vm.watches */
+	uint64_t start, end;   /* page-aligned */
+	unsigned int flags;
+	bool uffd;             /* registered with userfaultfd */
+	mn_vm_cb cb;
+	void *ctx;
+};
+
+struct vmlistener {
+	struct mn_sub sub;
+	mn_vm_cb cb;
+	void *ctx;
+};
+
+struct idx_entry {
+	uint64_t start, end;
+	uint64_t max_end;      /* max end over entries [0, i] */
+	struct vmwatch *w;
+};
+
+struct vm_index {
+	struct vm_index *retired_next;
+	size_t n;
+	struct idx_entry e[];
+};
+
+static struct {
+	bool ready;                     /* core lock */
+	struct mn__chain watches;       /* nodes: vmwatch; readers: lookups */
+	struct mn__chain listeners;     /* oldest first */
+	_Atomic(struct vm_index *) index;
+	struct vm_index *retired;       /* core lock; freed after a grace */
+} vm;
+
+/* Nesting of notifications on this thread (a callback that unmaps).
+   Initial-exec TLS: safe in signal context. */
+static __thread unsigned int tls_depth __attribute__((tls_model("initial-exec")));
+
+uint64_t mn__page_size(void)
+{
+	static uint64_t ps;
+
+	if (!ps)
+		ps = (uint64_t)sysconf(_SC_PAGESIZE);
+	return ps;
+}
+
+const char *mn_vm_event_name(enum mn_vm_kind kind)
+{
+	switch (kind) {
+	case MN_VM_UNMAP: return "vm.unmap";
+	case MN_VM_MOVE: return "vm.move";
+	case MN_VM_DISCARD: return "vm.discard";
+	case MN_VM_PROTECT: return "vm.protect";
+	default: return "vm.unknown";
+	}
+}
+
+/* --- the lookup (signal-safe) ---------------------------------------------- */
+
+static void deliver_watches(struct mn_vm_event *ev)
+{
+	struct mn__chain_reader rd;
+	const struct vm_index *idx;
+	uint64_t lo = ev->address, hi = ev->address + ev->length;
+	const uint64_t call_addr = ev->address, call_len = ev->length;
+
+	mn__chain_walk_begin(&vm.watches, &rd);
+	idx = atomic_load_explicit(&vm.index, memory_order_acquire);
+	if (idx && idx->n) {
+		/* First entry with start >= hi. */
+		size_t a = 0, b = idx->n;
+		while (a < b) {
+			size_t mid = a + (b - a) / 2;
+			if (idx->e[mid].start < hi)
+				a = mid + 1;
+			else
+				b = mid;
+		}
+		for (size_t i = a; i-- > 0;) {
+			const struct idx_entry *e = &idx->e[i];
+			if (e->max_end <= lo)
+				break; /* nothing at or before i reaches lo */
+			if (e->end <= lo)
+				continue;
+			if (atomic_load_explicit(&e->w->sub.node.dead,
+						 memory_order_acquire))
+				continue;
+			ev->address = MN__MAX(e->start, call_addr);
+			ev->length = MN__MIN(e->end, hi) - ev->address;
+			ev->watch_address = e->start;
+			ev->watch_length = e->end - e->start;
+			if (!ev->late && e->w->uffd && ev->kind != MN_VM_PROTECT)
+				mn__vm_seen_note(ev->kind, ev->address,
+						 ev->address + ev->length);
+			/* userfaultfd's copy of a change a hook reported
+			   already, before it happened: drop it. */
+			if (ev->late && mn__vm_seen_check(ev->kind, ev->address,
+							  ev->address + ev->length))
+				continue;
+			e->w->cb(ev, e->w->ctx);
+			mn__count(delivered, 1);
+		}
+	}
+	mn__chain_walk_end(&rd);
+	ev->address = call_addr;
+	ev->length = call_len;
+	ev->watch_address = ev->watch_length = 0;
+}
+
+static void deliver_listeners(struct mn_vm_event *ev)
+{
+	struct mn__chain_reader rd;
+	struct mn__chain_node *n;
+
+	mn__chain_walk_begin(&vm.listeners, &rd);
+	while ((n = mn__chain_walk_next(&rd))) {
+		struct vmlistener *l = mn__container_of(n, struct vmlistener, sub.node);
+		l->cb(ev, l->ctx);
+		mn__count(delivered, 1);
+	}
+	mn__chain_walk_end(&rd);
+}
+
+static _Atomic(mn_vm_cb) selftest;
+
+void mn__vm_selftest_arm(mn_vm_cb cb)
+{
+	atomic_store(&selftest, cb);
+}
+
+/* The last hook-reported changes of watched ranges (a small ring,
+   overwritten; a missed match only costs a duplicate late event). */
+#define SEEN_RING 64
+static struct {
+	_Atomic uint64_t lo, hi;
+	_Atomic int kind;
+} seen[SEEN_RING];
+static _Atomic unsigned int seen_pos;
+
+void mn__vm_seen_note(enum mn_vm_kind kind, uint64_t lo, uint64_t hi)
+{
+	unsigned int i = atomic_fetch_add(&seen_pos, 1) % SEEN_RING;
+
+	atomic_store(&seen[i].kind, 0);
+	atomic_store(&seen[i].lo, lo);
+	atomic_store(&seen[i].hi, hi);
+	atomic_store(&seen[i].kind, (int)kind);
+}
+
+bool mn__vm_seen_check(enum mn_vm_kind kind, uint64_t lo, uint64_t hi)
+{
+	for (unsigned int i = 0; i < SEEN_RING; i++) {
+		int k = atomic_load(&seen[i].kind);
+		/* userfaultfd's REMOVE also follows an unmap's discard. */
+		if ((k == (int)kind || (kind == MN_VM_DISCARD && k == MN_VM_UNMAP)) &&
+		    atomic_load(&seen[i].lo) <= lo && atomic_load(&seen[i].hi) >= hi)
+			return true;
+	}
+	return false;
+}
+
+void mn__vm_notify(struct mn_vm_event *ev)
+{
+	int saved_errno;
+	mn_vm_cb st = atomic_load_explicit(&selftest, memory_order_relaxed);
+
+	if (st)
+		st(ev, NULL);
+
+	if (!atomic_load_explicit(&mn__vm_active, memory_order_acquire) ||
+	    ev->length == 0)
+		return;
+	if (tls_depth >= 2) {
+		/* A callback's call's callback's call: not reported. */
+		mn__count(lost, 1);
+		return;
+	}
+	saved_errno = errno;
+	tls_depth++;
+	ev->sz = sizeof(*ev);
+	ev->via = MN_VM_VIA_HOOK;
+	ev->late = 0;
+	ev->tid = (int)syscall(SYS_gettid);
+	deliver_listeners(ev);
+	deliver_watches(ev);
+	tls_depth--;
+	errno = saved_errno;
+}
+
+void mn__vm_notify_late(struct mn_vm_event *ev)
+{
+	ev->sz = sizeof(*ev);
+	ev->via = MN_VM_VIA_USERFAULTFD;
+	ev->late = 1;
+	deliver_watches(ev);
+	mn__chain_reclaim(&vm.watches);
+}
+
+/* --- writers (core lock) ----------------------------------------------------- */
+
+static int setup(void)
+{
+	if (vm.ready)
+		return 0;
+	mn__chain_init(&vm.watches, MN__CHAIN_OLDEST_FIRST);
+	mn__chain_init(&vm.listeners, MN__CHAIN_OLDEST_FIRST);
+	vm.ready = true;
+	return 0;
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+	const struct idx_entry *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* Publish an index of the watches in the chain, less @drop, plus @add.
+   The old index goes on the retired list. */
+static int rebuild_index(struct vmwatch *add, struct vmwatch *drop)
+{
+	struct vm_index *old = atomic_load(&vm.index), *idx;
+	size_t n = (old ? old->n : 0) + (add ? 1 : 0), k = 0;
+	uint64_t max_end = 0;
+
+	idx = malloc(sizeof(*idx) + (n ? n : 1) * sizeof(idx->e[0]));
+	if (!idx)
+		return -ENOMEM;
+	for (size_t i = 0; old && i < old->n; i++)
+		if (old->e[i].w != drop)
+			idx->e[k++] = old->e[i];
+	if (add)
+		idx->e[k++] = (struct idx_entry){ add->start, add->end, 0, add };
+	idx->n = k;
+	qsort(idx->e, k, sizeof(idx->e[0]), cmp_entry);
+	for (size_t i = 0; i < k; i++) {
+		max_end = MN__MAX(max_end, idx->e[i].end);
+		idx->e[i].max_end = max_end;
+	}
+	idx->retired_next = NULL;
+	atomic_store_explicit(&vm.index, idx, memory_order_release);
+	if (old) {
+		old->retired_next = vm.retired;
+		vm.retired = old;
+	}
+	return 0;
+}
+
+/* Free retired indexes after a grace period: without the core lock, and
+   not from inside a lookup. */
+static void reclaim_indexes(void)
+{
+	struct vm_index *list;
+
+	if (mn__chain_in_walk(&vm.watches))
+		return;
+	mn__lock();
+	list = vm.retired;
+	vm.retired = NULL;
+	mn__unlock();
+	if (!list)
+		return;
+	mn__chain_synchronize(&vm.watches);
+	while (list) {
+		struct vm_index *next = list->retired_next;
+		free(list);
+		list = next;
+	}
+}
+
+static void update_active(void)
+{
+	atomic_store(&mn__vm_active,
+		     mn__chain_count(&vm.watches) + mn__chain_count(&vm.listeners) > 0);
+}
+
+static void watch_release(struct mn__chain_node *n)
+{
+	free(mn__container_of(n, struct vmwatch, sub.node));
+}
+
+static struct mn__chain *watch_unlink(mn_sub *sub, struct mn__chain_removal *rm)
+{
+	struct vmwatch *w = mn__container_of(sub, struct vmwatch, sub);
+
+	/* Drop it from the index first (a failed rebuild leaves it there,
+	   dead: lookups skip dead watches). */
+	rebuild_index(NULL, w);
+	if (w->uffd)
+		mn__uffd_unregister(w->start, w->end - w->start);
+	mn__chain_unlink(&vm.watches, &w->sub.node, rm);
+	update_active();
+	return &vm.watches;
+}
+
+static void watch_after(struct mn__chain *chain)
+{
+	(void)chain;
+	reclaim_indexes();
+}
+
+static const struct mn__sub_ops watch_ops = {
+	.kind = "vm-watch",
+	.unlink = watch_unlink,
+	.after = watch_after,
+};
+
+int mn_vm_watch(const void *addr, size_t len, unsigned int flags, mn_vm_cb cb,
+		void *ctx, mn_sub **out)
+{
+	uint64_t ps = mn__page_size();
+	uint64_t lo = (uint64_t)(uintptr_t)addr;
+	struct mn__chain_removal rm;
+	struct vmwatch *w;
+	int err;
+
+	mn__check(out, -EINVAL);
+	*out = NULL;
+	mn__check(cb && len > 0 && lo + len > lo && !(flags & ~MN_VM_NO_USERFAULTFD),
+		  -EINVAL);
+	mn__check(lo + len <= UINT64_MAX - ps, -EINVAL);
+	mn__enter();
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->start = lo & ~(ps - 1);
+	w->end = (lo + len + ps - 1) & ~(ps - 1);
+	w->flags = flags;
+	w->cb = cb;
+	w->ctx = ctx;
+	w->sub.node.release = watch_release;
+
+	mn__lock();
+	setup();
+	err = mn__chain_add(&vm.watches, &w->sub.node, &rm);
+	if (!err) {
+		err = rebuild_index(w, NULL);
+		if (err) {
+			struct mn__chain_removal rm2;
+			mn__chain_unlink(&vm.watches, &w->sub.node, &rm2);
+			mn__chain_defer(&vm.watches, &rm2);
+			mn__chain_defer(&vm.watches, &rm);
+			mn__unlock();
+			return err; /* w is freed by the chain's reclaim */
+		}
+	}
+	if (err) {
+		mn__unlock();
+		free(w);
+		return err;
+	}
+	mn__vm_hooks_install();
+	if (!(flags & MN_VM_NO_USERFAULTFD))
+		w->uffd = mn__uffd_register(w->start, w->end - w->start) == 0;
+	mn__sub_register(&w->sub, &watch_ops);
+	update_active();
+	mn__unlock();
+	mn__chain_finish_remove(&vm.watches, &rm);
+	reclaim_indexes();
+	*out = &w->sub;
+	return 0;
+}
+
+static void listener_release(struct mn__chain_node *n)
+{
+	free(mn__container_of(n, struct vmlistener, sub.node));
+}
+
+static struct mn__chain *listener_unlink(mn_sub *sub, struct mn__chain_removal *rm)
+{
+	mn__chain_unlink(&vm.listeners, &sub->node, rm);
+	update_active();
+	return &vm.listeners;
+}
+
+static const struct mn__sub_ops listener_ops = {
+	.kind = "vm-listener",
+	.unlink = listener_unlink,
+};
+
+int mn_vm_listen(unsigned int flags, mn_vm_cb cb, void *ctx, mn_sub **out)
+{
+	struct mn__chain_removal rm;
+	struct vmlistener *l;
+	int err;
+
+	mn__check(out, -EINVAL);
+	*out = NULL;
+	mn__check(cb && flags == 0, -EINVAL);
+	mn__enter();
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->cb = cb;
+	l->ctx = ctx;
+	l->sub.node.release = listener_release;
+	mn__lock();
+	setup();
+	err = mn__chain_add(&vm.listeners, &l->sub.node, &rm);
+	if (err) {
+		mn__unlock();
+		free(l);
+		return err;
+	}
+	mn__vm_hooks_install();
+	mn__sub_register(&l->sub, &listener_ops);
+	update_active();
+	mn__unlock();
+	mn__chain_finish_remove(&vm.listeners, &rm);
+	*out = &l->sub;
+	return 0;
+}
