@@ -26,7 +26,7 @@
 
 static struct {
 	bool tried;             /* core lock */
-	int fd;
+	_Atomic int fd;
 	int err;
 	char detail[160];
 	pthread_t reader;
@@ -123,7 +123,7 @@ static int setup(void)
 		.features = UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMOVE |
 			    UFFD_FEATURE_EVENT_REMAP,
 	};
-	int fd;
+	_Atomic int fd;
 
 	if (u.tried)
 		return u.err;
@@ -185,6 +185,16 @@ void mn__uffd_unregister(uint64_t start, uint64_t len)
 
 	if (u.fd >= 0)
 		ioctl(u.fd, UFFDIO_UNREGISTER, &r); /* gone already: fine */
+}
+
+void mn__uffd_forget(uint64_t start, uint64_t len)
+{
+	struct uffdio_range r = { .start = start, .len = len };
+	int saved = errno;
+
+	if (u.fd >= 0)
+		ioctl(u.fd, UFFDIO_UNREGISTER, &r);
+	errno = saved;
 }
 
 int mn__uffd_probe(char *detail, size_t len)

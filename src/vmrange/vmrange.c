@@ -14,6 +14,7 @@
  * the chain walk, syscall(SYS_gettid), the callbacks.
  */
 #include <stdlib.h>
+#include <time.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -115,9 +116,13 @@ static void deliver_watches(struct mn_vm_event *ev)
 			ev->length = MN__MIN(e->end, hi) - ev->address;
 			ev->watch_address = e->start;
 			ev->watch_length = e->end - e->start;
-			if (!ev->late && e->w->uffd && ev->kind != MN_VM_PROTECT)
-				mn__vm_seen_note(ev->kind, ev->address,
-						 ev->address + ev->length);
+			if (!ev->late && e->w->uffd) {
+				if (ev->kind == MN_VM_DISCARD)
+					mn__vm_seen_note(ev->kind, ev->address,
+							 ev->address + ev->length);
+				else if (ev->kind != MN_VM_PROTECT)
+					mn__uffd_forget(ev->address, ev->length);
+			}
 			/* userfaultfd's copy of a change a hook reported
 			   already, before it happened: drop it. */
 			if (ev->late && mn__vm_seen_check(ev->kind, ev->address,
@@ -157,11 +162,20 @@ void mn__vm_selftest_arm(mn_vm_cb cb)
 /* The last hook-reported changes of watched ranges (a small ring,
    overwritten; a missed match only costs a duplicate late event). */
 #define SEEN_RING 64
+#define SEEN_TTL_NS (1000ull * 1000 * 1000)
 static struct {
-	_Atomic uint64_t lo, hi;
+	_Atomic uint64_t lo, hi, when;
 	_Atomic int kind;
 } seen[SEEN_RING];
 static _Atomic unsigned int seen_pos;
+
+static uint64_t coarse_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts); /* vDSO: signal-safe */
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 void mn__vm_seen_note(enum mn_vm_kind kind, uint64_t lo, uint64_t hi)
 {
@@ -170,16 +184,18 @@ void mn__vm_seen_note(enum mn_vm_kind kind, uint64_t lo, uint64_t hi)
 	atomic_store(&seen[i].kind, 0);
 	atomic_store(&seen[i].lo, lo);
 	atomic_store(&seen[i].hi, hi);
+	atomic_store(&seen[i].when, coarse_ns());
 	atomic_store(&seen[i].kind, (int)kind);
 }
 
 bool mn__vm_seen_check(enum mn_vm_kind kind, uint64_t lo, uint64_t hi)
 {
+	uint64_t now = coarse_ns();
+
 	for (unsigned int i = 0; i < SEEN_RING; i++) {
-		int k = atomic_load(&seen[i].kind);
-		/* userfaultfd's REMOVE also follows an unmap's discard. */
-		if ((k == (int)kind || (kind == MN_VM_DISCARD && k == MN_VM_UNMAP)) &&
-		    atomic_load(&seen[i].lo) <= lo && atomic_load(&seen[i].hi) >= hi)
+		if (atomic_load(&seen[i].kind) == (int)kind &&
+		    atomic_load(&seen[i].lo) <= lo && atomic_load(&seen[i].hi) >= hi &&
+		    now - atomic_load(&seen[i].when) < SEEN_TTL_NS)
 			return true;
 	}
 	return false;

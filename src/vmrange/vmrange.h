@@ -29,8 +29,9 @@ void mn__vm_notify_late(struct mn_vm_event *ev);
 /* Core lock held: a callback that sees every notification (the hooks'
    self-test), or NULL. */
 void mn__vm_selftest_arm(mn_vm_cb cb);
-/* Hooks note the watched ranges they reported, so that userfaultfd's late
-   copy of the same change is dropped.  Async-signal-safe. */
+/* Hooks note the discards of watched ranges they reported, so that
+   userfaultfd's late copy of the same change is dropped (notes expire
+   after a short while).  Async-signal-safe. */
 void mn__vm_seen_note(enum mn_vm_kind kind, uint64_t lo, uint64_t hi);
 bool mn__vm_seen_check(enum mn_vm_kind kind, uint64_t lo, uint64_t hi);
 
@@ -43,6 +44,10 @@ int mn__vm_patch_status(char *detail, size_t len);
    Returns 0 or -errno (the range stays watched by the hooks alone). */
 int mn__uffd_register(uint64_t start, uint64_t len);
 void mn__uffd_unregister(uint64_t start, uint64_t len);
+/* From a hook, before an unmap or move a hook has reported: take the range
+   out of userfaultfd so the kernel sends no late copy.  Async-signal-safe
+   (one ioctl). */
+void mn__uffd_forget(uint64_t start, uint64_t len);
 int mn__uffd_probe(char *detail, size_t len);
 
 /* Page helpers. */
