@@ -21,6 +21,17 @@
 #define MN__MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MN__MAX(a, b) ((a) > (b) ? (a) : (b))
 
+/*
+ * Functions that a sanitizer runtime may call while it starts (through
+ * memnotify's interposers of sigaction, mmap, munmap, ...), before it can
+ * run instrumented code: leave them uninstrumented under TSan.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define MN__NO_TSAN __attribute__((no_sanitize_thread))
+#else
+#define MN__NO_TSAN
+#endif
+
 /* Always-on argument check of a public function (sd-event's assert_return). */
 #define mn__check(expr, ret)                                                  \
 	do {                                                                  \

@@ -25,17 +25,6 @@
 
 typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
 
-/*
- * The interposers can be called by a sanitizer runtime while it starts,
- * before it can take instrumented code: keep them (and what they call on
- * the way to the C library) uninstrumented.
- */
-#if defined(__SANITIZE_THREAD__)
-#define MN__NO_TSAN __attribute__((no_sanitize_thread))
-#else
-#define MN__NO_TSAN
-#endif
-
 struct sigslot {
 	struct mn__chain chain;    /* newest first */
 	bool chain_ready;          /* core lock */

@@ -86,7 +86,7 @@ static struct {
 
 /* --- event building (signal-safe) ------------------------------------------ */
 
-static void page_range(uint64_t addr, uint64_t len, uint64_t *lo, uint64_t *n)
+MN__NO_TSAN static void page_range(uint64_t addr, uint64_t len, uint64_t *lo, uint64_t *n)
 {
 	uint64_t ps = mn__page_size();
 	uint64_t start = addr & ~(ps - 1);
@@ -97,7 +97,7 @@ static void page_range(uint64_t addr, uint64_t len, uint64_t *lo, uint64_t *n)
 	*n = end > start ? end - start : 0;
 }
 
-static void report(enum mn_vm_kind kind, const void *addr, size_t len,
+MN__NO_TSAN static void report(enum mn_vm_kind kind, const void *addr, size_t len,
 		   int prot, int advice, uint64_t new_addr, uint64_t new_len)
 {
 	struct mn_vm_event ev;
@@ -114,7 +114,7 @@ static void report(enum mn_vm_kind kind, const void *addr, size_t len,
 	mn__vm_notify(&ev);
 }
 
-static bool discards(int advice)
+MN__NO_TSAN static bool discards(int advice)
 {
 	return advice == MADV_DONTNEED || advice == MADV_DONTNEED_LOCKED ||
 	       advice == MADV_FREE || advice == MADV_REMOVE;
@@ -122,7 +122,7 @@ static bool discards(int advice)
 
 /* mremap: a shrink unmaps the tail; a move reports the old range before
    it goes.  Growing in place changes nothing a cache holds. */
-static void report_mremap(void *old, size_t old_len, size_t new_len, int flags,
+MN__NO_TSAN static void report_mremap(void *old, size_t old_len, size_t new_len, int flags,
 			  void *new_addr)
 {
 	if (new_len < old_len)
@@ -155,7 +155,7 @@ static int mn_mprotect_impl(void *addr, size_t len, int prot)
 	return (int)syscall(SYS_mprotect, addr, len, prot);
 }
 
-static int mn_pkey_mprotect_impl(void *addr, size_t len, int prot, int pkey)
+MN__NO_TSAN static int mn_pkey_mprotect_impl(void *addr, size_t len, int prot, int pkey)
 {
 	if (!tls_forwarding)
 		report(MN_VM_PROTECT, addr, len, prot, 0, 0, 0);
@@ -181,7 +181,7 @@ static void *mn_mmap_impl(void *addr, size_t len, int prot, int flags, int fd,
 
 /* mremap with a move that the caller left to the kernel: try in place
    first, so that only a real move is reported (before it happens). */
-static void *mn_mremap_impl(void *old, size_t old_len, size_t new_len,
+MN__NO_TSAN static void *mn_mremap_impl(void *old, size_t old_len, size_t new_len,
 			    int flags, void *new_addr)
 {
 	void *r;
@@ -219,7 +219,7 @@ static void *mn_mremap_entry(void *old, size_t old_len, size_t new_len,
 
 /* Resolve the next definitions; before that (very early calls), make the
    system call directly. */
-static void resolve_next(void)
+MN__NO_TSAN static void resolve_next(void)
 {
 	if (next.resolved)
 		return;
@@ -235,7 +235,7 @@ static void resolve_next(void)
 	next.resolved = true;
 }
 
-__attribute__((constructor)) static void hooks_init(void)
+MN__NO_TSAN __attribute__((constructor)) static void hooks_init(void)
 {
 	resolve_next();
 }
@@ -248,7 +248,7 @@ __attribute__((constructor)) static void hooks_init(void)
 		r_;                                                           \
 	})
 
-MN_API int munmap(void *addr, size_t len)
+MN_API MN__NO_TSAN int munmap(void *addr, size_t len)
 {
 	report(MN_VM_UNMAP, addr, len, -1, 0, 0, 0);
 	if (!next.munmap)
@@ -256,7 +256,7 @@ MN_API int munmap(void *addr, size_t len)
 	return FORWARD(next.munmap(addr, len));
 }
 
-MN_API int mprotect(void *addr, size_t len, int prot)
+MN_API MN__NO_TSAN int mprotect(void *addr, size_t len, int prot)
 {
 	report(MN_VM_PROTECT, addr, len, prot, 0, 0, 0);
 	if (!next.mprotect)
@@ -264,7 +264,7 @@ MN_API int mprotect(void *addr, size_t len, int prot)
 	return FORWARD(next.mprotect(addr, len, prot));
 }
 
-MN_API int pkey_mprotect(void *addr, size_t len, int prot, int pkey)
+MN_API MN__NO_TSAN int pkey_mprotect(void *addr, size_t len, int prot, int pkey)
 {
 	report(MN_VM_PROTECT, addr, len, prot, 0, 0, 0);
 	if (!next.pkey_mprotect)
@@ -272,7 +272,7 @@ MN_API int pkey_mprotect(void *addr, size_t len, int prot, int pkey)
 	return FORWARD(next.pkey_mprotect(addr, len, prot, pkey));
 }
 
-MN_API int madvise(void *addr, size_t len, int advice)
+MN_API MN__NO_TSAN int madvise(void *addr, size_t len, int advice)
 {
 	if (discards(advice))
 		report(MN_VM_DISCARD, addr, len, -1, advice, 0, 0);
@@ -281,7 +281,7 @@ MN_API int madvise(void *addr, size_t len, int advice)
 	return FORWARD(next.madvise(addr, len, advice));
 }
 
-MN_API void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+MN_API MN__NO_TSAN void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	if ((flags & MAP_FIXED) && !(flags & MAP_FIXED_NOREPLACE))
 		report(MN_VM_UNMAP, addr, len, -1, 0, 0, 0);
@@ -293,7 +293,7 @@ MN_API void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off
 MN_API void *mmap64(void *addr, size_t len, int prot, int flags, int fd,
 		    off_t off) __attribute__((alias("mmap")));
 
-MN_API void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
+MN_API MN__NO_TSAN void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
 {
 	void *new_addr = NULL;
 	va_list ap;
@@ -320,7 +320,7 @@ MN_API void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
 
 /* The extent of the mapping starting at @addr, from /proc/self/maps,
    read with open/read only. */
-static size_t mapping_length(uintptr_t addr)
+MN__NO_TSAN static size_t mapping_length(uintptr_t addr)
 {
 	char buf[4096];
 	size_t have = 0, len = 0;
@@ -362,7 +362,7 @@ static size_t mapping_length(uintptr_t addr)
 	return len;
 }
 
-MN_API int shmdt(const void *addr)
+MN_API MN__NO_TSAN int shmdt(const void *addr)
 {
 	if (atomic_load_explicit(&mn__vm_active, memory_order_relaxed))
 		report(MN_VM_UNMAP, addr, mapping_length((uintptr_t)addr), -1, 0,
@@ -372,7 +372,7 @@ MN_API int shmdt(const void *addr)
 	return FORWARD(next.shmdt(addr));
 }
 
-MN_API int brk(void *addr)
+MN_API MN__NO_TSAN int brk(void *addr)
 {
 	if (atomic_load_explicit(&mn__vm_active, memory_order_relaxed)) {
 		uintptr_t cur = (uintptr_t)syscall(SYS_brk, 0);
@@ -384,7 +384,7 @@ MN_API int brk(void *addr)
 	return FORWARD(next.brk(addr));
 }
 
-MN_API void *sbrk(intptr_t incr)
+MN_API MN__NO_TSAN void *sbrk(intptr_t incr)
 {
 	if (incr < 0 && atomic_load_explicit(&mn__vm_active, memory_order_relaxed)) {
 		uintptr_t cur = (uintptr_t)syscall(SYS_brk, 0);
@@ -502,6 +502,20 @@ void mn__vm_hooks_install(void)
 	struct pad *pads;
 	void *entries[MN__ARRAY_SIZE(targets)];
 
+#if defined(__SANITIZE_THREAD__)
+	/* TSan's runtime calls the C library's mmap/munmap itself, from places
+	   that cannot run instrumented code: leave the entry points alone. */
+	off = "1";
+	if (off) {
+		patch.err = -EOPNOTSUPP;
+		snprintf(patch.detail, sizeof(patch.detail),
+			 "not under ThreadSanitizer (its runtime calls the C "
+			 "library's entry points itself)");
+		if (libc)
+			dlclose(libc);
+		return;
+	}
+#endif
 	if (off && *off && *off != '0') {
 		patch.err = -EPERM;
 		snprintf(patch.detail, sizeof(patch.detail),

@@ -123,7 +123,7 @@ static int setup(void)
 		.features = UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMOVE |
 			    UFFD_FEATURE_EVENT_REMAP,
 	};
-	_Atomic int fd;
+	int fd;
 
 	if (u.tried)
 		return u.err;
