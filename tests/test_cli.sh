@@ -122,6 +122,40 @@ else
 	bad "MEMNOTIFY_NO_INTERPOSE: $(grep signal_interpose <<<"$out")"
 fi
 
+# run: usage errors, exit status, events
+expect_usage "run without --"       run /bin/true
+expect_usage "run without program"  run --json --
+expect_usage "run missing program"  run -- /nonexistent/program
+"$bin" run -- sh -c 'exit 7' >/dev/null; rc=$?
+if [ $rc -eq 7 ]; then ok "run exits with the program's status"; else bad "run status: $rc"; fi
+out=$("$bin" run --json -- python3 -c '
+import mmap
+m = mmap.mmap(-1, 3 << 20); m.close()
+'); rc=$?
+if [ $rc -eq 0 ] && python3 -c '
+import json,sys
+evs=[json.loads(l) for l in sys.stdin if l.strip()]
+assert evs[0]["event"] == "run.start", evs[0]
+un=[e for e in evs if e["event"]=="vm.unmap" and e["length"]==3<<20]
+assert un, evs
+e=un[0]
+for k in ("time","pid","tid","address","via"):
+    assert k in e, k
+assert e["via"]=="hook" and isinstance(e["address"], int)
+' <<<"$out"; then
+	ok "run --json: a 3 MiB munmap in python3 is a vm.unmap line"
+else
+	bad "run --json: rc=$rc out=$(head -c 600 <<<"$out")"
+fi
+f=$(mktemp)
+"$bin" run --output "$f" -- python3 -c 'import mmap; m = mmap.mmap(-1, 1 << 20); m.close()' >/dev/null
+if grep -q "vm.unmap" "$f" && grep -q "run.start" "$f"; then
+	ok "run --output FILE writes plain lines there"
+else
+	bad "run --output: $(cat "$f")"
+fi
+rm -f "$f"
+
 rm -f /tmp/mn_cli_err.$$ /tmp/mn_cli_out.$$
 echo "test_cli: $pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -200,6 +200,48 @@ MN__NO_TSAN static void *mn_mremap_impl(void *old, size_t old_len, size_t new_le
 	return (void *)syscall(SYS_mremap, old, old_len, new_len, flags, new_addr);
 }
 
+/*
+ * brk and sbrk replacements that keep the C library's own record of the
+ * break, __curbrk, as its own brk()/sbrk() do: malloc trims its heap
+ * through the internal sbrk, which these catch.
+ */
+static void **libc_curbrk;
+
+static int mn_brk_impl(void *addr)
+{
+	void *cur = (void *)syscall(SYS_brk, 0);
+
+	if (!tls_forwarding && (uintptr_t)addr < (uintptr_t)cur)
+		report(MN_VM_UNMAP, addr, (uintptr_t)cur - (uintptr_t)addr, -1, 0,
+		       0, 0);
+	void *now = (void *)syscall(SYS_brk, addr);
+	*libc_curbrk = now;
+	if ((uintptr_t)now < (uintptr_t)addr) {
+		errno = ENOMEM;
+		return -1;
+	}
+	return 0;
+}
+
+static void *mn_sbrk_impl(intptr_t incr)
+{
+	void *old;
+
+	if (!*libc_curbrk)
+		*libc_curbrk = (void *)syscall(SYS_brk, 0);
+	old = *libc_curbrk;
+	if (incr == 0)
+		return old;
+	if (incr > 0 ? (uintptr_t)old + (uintptr_t)incr < (uintptr_t)old
+		     : (uintptr_t)old < (uintptr_t)-incr) {
+		errno = ENOMEM;
+		return (void *)-1;
+	}
+	if (mn_brk_impl((char *)old + incr) < 0)
+		return (void *)-1;
+	return old;
+}
+
 /* Entry-point shims with the C library's calling convention. */
 static void *mn_mremap_entry(void *old, size_t old_len, size_t new_len,
 			     int flags, ...)
@@ -468,6 +510,115 @@ static int redirect(void *entry, void *target, struct pad *pad)
 	return 0;
 }
 
+/*
+ * The dynamic loader keeps its own copies of munmap and mprotect (dlopen
+ * maps, protects RELRO and unmaps its cache with them), with no symbol to
+ * find them by: they are the two 16-byte-aligned system-call stubs
+ *   mov $NR,%eax; syscall; cmp $-4095,%rax; jae 1f; ret
+ *   1: lea rtld_errno(%rip),%rcx; neg %eax; mov %eax,(%rcx); ...
+ * Exactly one match each is required, or nothing is changed.  The
+ * replacements set the loader's own errno variable on failure.
+ */
+static int *ldso_errno;
+
+static int ldso_fail(long r)
+{
+	if (r < 0 && r > -4096) {
+		if (ldso_errno)
+			*ldso_errno = (int)-r;
+		return -1;
+	}
+	return (int)r;
+}
+
+static long raw_syscall3(long nr, long a, long b, long c)
+{
+	long ret;
+	register long r10 __asm__("r10") = 0;
+
+	__asm__ volatile("syscall"
+			 : "=a"(ret)
+			 : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10)
+			 : "rcx", "r11", "memory");
+	return ret;
+}
+
+static int mn_ldso_munmap(void *addr, size_t len)
+{
+	report(MN_VM_UNMAP, addr, len, -1, 0, 0, 0);
+	return ldso_fail(raw_syscall3(SYS_munmap, (long)addr, (long)len, 0));
+}
+
+static int mn_ldso_mprotect(void *addr, size_t len, int prot)
+{
+	report(MN_VM_PROTECT, addr, len, prot, 0, 0, 0);
+	return ldso_fail(raw_syscall3(SYS_mprotect, (long)addr, (long)len, prot));
+}
+
+static unsigned char *find_stub(unsigned char *lo, unsigned char *hi, int nr,
+				int *count)
+{
+	static const unsigned char tail[] = { 0x0f, 0x05, 0x48, 0x3d, 0x01, 0xf0,
+					      0xff, 0xff, 0x73, 0x01, 0xc3, 0x48,
+					      0x8d, 0x0d };
+	unsigned char *found = NULL;
+
+	*count = 0;
+	for (unsigned char *p = (unsigned char *)(((uintptr_t)lo + 15) & ~(uintptr_t)15);
+	     p + 32 <= hi; p += 16) {
+		if (p[0] != 0xb8 || p[1] != nr || p[2] || p[3] || p[4])
+			continue;
+		if (memcmp(p + 5, tail, sizeof(tail)))
+			continue;
+		found = p;
+		(*count)++;
+	}
+	return found;
+}
+
+#include <elf.h>
+#include <link.h>
+#include <sys/auxv.h>
+
+static int patch_ldso(struct pad *pads)
+{
+	uintptr_t base = getauxval(AT_BASE);
+	const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *)base;
+	unsigned char *lo = NULL, *hi = NULL;
+	unsigned char *mp, *mu;
+	int nmp, nmu, err;
+
+	if (!base || memcmp(eh->e_ident, ELFMAG, SELFMAG))
+		return -ENOENT;
+	for (int i = 0; i < eh->e_phnum; i++) {
+		const ElfW(Phdr) *ph = (const ElfW(Phdr) *)(base + eh->e_phoff +
+							    (size_t)i * eh->e_phentsize);
+		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
+			lo = (unsigned char *)(base + ph->p_vaddr);
+			hi = lo + ph->p_memsz;
+		}
+	}
+	if (!lo)
+		return -ENOENT;
+	mp = find_stub(lo, hi, SYS_mprotect, &nmp);
+	mu = find_stub(lo, hi, SYS_munmap, &nmu);
+	if (nmp != 1 || nmu != 1)
+		return -ESRCH; /* not the code we know: leave it alone */
+	/* Both stubs store into the same errno variable. */
+	int32_t disp;
+	memcpy(&disp, mp + 19, 4);
+	int *e1 = (int *)(mp + 23 + disp);
+	memcpy(&disp, mu + 19, 4);
+	int *e2 = (int *)(mu + 23 + disp);
+	if (e1 != e2)
+		return -ESRCH;
+	ldso_errno = e1;
+	err = redirect(mp, (void *)mn_ldso_mprotect, &pads[0]);
+	if (!err)
+		err = redirect(mu, (void *)mn_ldso_munmap, &pads[1]);
+	return err;
+}
+
 static _Atomic int selftest_hits;
 
 static void selftest_cb(const struct mn_vm_event *ev, void *ctx)
@@ -496,6 +647,8 @@ void mn__vm_hooks_install(void)
 		{ "pkey_mprotect", (void *)mn_pkey_mprotect_impl },
 		{ "madvise", (void *)mn_madvise_impl },
 		{ "mmap", (void *)mn_mmap_impl },
+		{ "brk", (void *)mn_brk_impl },   /* needs __curbrk */
+		{ "sbrk", (void *)mn_sbrk_impl },
 	};
 	const char *off = getenv("MEMNOTIFY_NO_PATCH");
 	void *libc = dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY);
@@ -528,6 +681,7 @@ void mn__vm_hooks_install(void)
 			 "libc.so.6 is not loaded (static program?)");
 		return;
 	}
+	libc_curbrk = (void **)dlsym(libc, "__curbrk");
 	for (size_t i = 0; i < MN__ARRAY_SIZE(targets); i++) {
 		entries[i] = dlsym(libc, targets[i].name);
 		if (!entries[i]) {
@@ -538,7 +692,7 @@ void mn__vm_hooks_install(void)
 			return;
 		}
 	}
-	pads = alloc_pads_near((uintptr_t)entries[0], MN__ARRAY_SIZE(targets));
+	pads = alloc_pads_near((uintptr_t)entries[0], MN__ARRAY_SIZE(targets) + 2);
 	if (!pads) {
 		patch.err = -ENOMEM;
 		snprintf(patch.detail, sizeof(patch.detail),
@@ -547,6 +701,9 @@ void mn__vm_hooks_install(void)
 		return;
 	}
 	for (size_t i = 0; i < MN__ARRAY_SIZE(targets); i++) {
+		if (!libc_curbrk && (targets[i].target == (void *)mn_brk_impl ||
+				     targets[i].target == (void *)mn_sbrk_impl))
+			continue; /* a C library that keeps the break elsewhere */
 		int err = redirect(entries[i], targets[i].target, &pads[i]);
 		if (err) {
 			patch.err = err;
@@ -557,6 +714,10 @@ void mn__vm_hooks_install(void)
 		}
 		patch.patched++;
 	}
+	/* The dynamic loader's copies, for dlopen()/dlclose().  Its landing
+	   pads must be near it too: it sits close to libc in practice; if
+	   not, the jump cannot reach and nothing is changed. */
+	int ld_err = patch_ldso(&pads[MN__ARRAY_SIZE(targets)]);
 	syscall(SYS_mprotect, pads, 4096, PROT_READ | PROT_EXEC);
 
 	/* Self-test: a real call into the C library's own munmap entry
@@ -579,8 +740,10 @@ void mn__vm_hooks_install(void)
 	}
 	if (!patch.err)
 		snprintf(patch.detail, sizeof(patch.detail),
-			 "%d C library entry points redirected; self-test passed",
-			 patch.patched);
+			 "%d C library entry points redirected; self-test passed; "
+			 "dynamic loader: %s",
+			 patch.patched,
+			 ld_err ? strerror(-ld_err) : "munmap and mprotect redirected");
 	dlclose(libc);
 #else
 	patch.err = -EOPNOTSUPP;

@@ -152,7 +152,8 @@ static void deliver_listeners(struct mn_vm_event *ev)
 	mn__chain_walk_end(&rd);
 }
 
-static _Atomic(mn_vm_cb) selftest;
+static _Atomic(mn_vm_cb) selftest; /* set only under the core lock, for
+					 one call on the locking thread */
 
 void mn__vm_selftest_arm(mn_vm_cb cb)
 {
@@ -206,8 +207,11 @@ void mn__vm_notify(struct mn_vm_event *ev)
 	int saved_errno;
 	mn_vm_cb st = atomic_load_explicit(&selftest, memory_order_relaxed);
 
-	if (st)
+	if (st) {
+		/* The hooks' self-test: seen here, and by no one else. */
 		st(ev, NULL);
+		return;
+	}
 
 	if (!atomic_load_explicit(&mn__vm_active, memory_order_acquire) ||
 	    ev->length == 0)

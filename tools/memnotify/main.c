@@ -7,8 +7,11 @@
  *
  * Exit status: 0 success, 1 runtime failure, 2 usage error.
  */
+#include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -16,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,6 +35,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: %s status [--json] [--cgroup PATH]\n"
 		"       %s watch  [--json] [--cgroup PATH] [--duration SECONDS]\n"
+		"       %s run    [--json] [--output FILE] -- PROGRAM [ARGS...]\n"
 		"       %s --version | --help\n"
 		"\n"
 		"status  print the version, each kernel mechanism memnotify can\n"
@@ -39,15 +44,19 @@ static void usage(FILE *f)
 		"watch   print the current memory status, then one line per\n"
 		"        memory-level change and per bad-memory event, until\n"
 		"        interrupted or SECONDS pass\n"
+		"run     run PROGRAM with memnotify preloaded and print one line\n"
+		"        per unmap, move, discard or protection change in it and\n"
+		"        its children; exits with PROGRAM's status\n"
 		"\n"
 		"  --json           one JSON object per line\n"
 		"  --cgroup PATH    watch this cgroup directory (v1 memory or v2)\n"
 		"                   instead of the command's own\n"
 		"  --duration SECS  stop after SECS seconds (decimal allowed)\n"
+		"  --output FILE    run: write the events to FILE\n"
 		"\n"
 		"Environment: MEMNOTIFY_LOW_PERCENT, MEMNOTIFY_HIGH_PERCENT "
 		"(thresholds),\nMEMNOTIFY_LOG=error|warn|info|debug.\n",
-		prog, prog, prog);
+		prog, prog, prog, prog);
 }
 
 static void die_usage(const char *fmt, const char *arg)
@@ -330,6 +339,96 @@ fail:
 	return 1;
 }
 
+/* memnotify run [--json] [--output FILE] -- PROGRAM [ARGS...] */
+static int cmd_run(int argc, char **argv)
+{
+	const char *output = NULL;
+	bool json = false;
+	int i, fd, pipefd[2], status;
+	char lib[PATH_MAX], preload[PATH_MAX * 2 + 2], fdbuf[16];
+	Dl_info info;
+	pid_t pid;
+
+	for (i = 1; i < argc && strcmp(argv[i], "--"); i++) {
+		if (!strcmp(argv[i], "--json")) {
+			json = true;
+		} else if (!strcmp(argv[i], "--output")) {
+			if (++i >= argc || !strcmp(argv[i], "--"))
+				die_usage("--output needs a file%s", "");
+			output = argv[i];
+		} else if (!strcmp(argv[i], "--help")) {
+			usage(stdout);
+			exit(0);
+		} else if (argv[i][0] != '-') {
+			die_usage("run needs '--' before the program ('%s')", argv[i]);
+		} else {
+			die_usage("unknown option '%s'", argv[i]);
+		}
+	}
+	if (i >= argc)
+		die_usage("run needs '--' before the program%s", "");
+	if (i + 1 >= argc)
+		die_usage("run needs a program after '--'%s", "");
+	argv += i + 1;
+
+	/* The library this command itself runs on is the one to preload. */
+	if (!dladdr((void *)mn_version, &info) || !info.dli_fname ||
+	    !realpath(info.dli_fname, lib)) {
+		fprintf(stderr, "%s: run: cannot find libmemnotify.so\n", prog);
+		return 1;
+	}
+	if (output)
+		fd = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
+	else
+		fd = dup(STDOUT_FILENO);
+	if (fd < 0) {
+		fprintf(stderr, "%s: run: %s: %s\n", prog, output ? output : "stdout",
+			strerror(errno));
+		return output ? EXIT_USAGE : 1;
+	}
+	snprintf(fdbuf, sizeof(fdbuf), "%d", fd);
+	const char *old = getenv("LD_PRELOAD");
+	snprintf(preload, sizeof(preload), "%s%s%s", lib, old && *old ? " " : "",
+		 old ? old : "");
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return 1;
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0)
+		return 1;
+	if (pid == 0) {
+		int err;
+		setenv("MEMNOTIFY_RUN_FD", fdbuf, 1);
+		setenv("MEMNOTIFY_RUN_JSON", json ? "1" : "0", 1);
+		setenv("LD_PRELOAD", preload, 1);
+		execvp(argv[0], argv);
+		err = errno;
+		if (write(pipefd[1], &err, sizeof(err)) < 0)
+			_exit(127);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	close(fd);
+	int exec_err = 0;
+	ssize_t n = read(pipefd[0], &exec_err, sizeof(exec_err));
+	close(pipefd[0]);
+	/* The terminal's Ctrl-C reaches the program; the command waits for
+	   it and returns its status. */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGQUIT, SIG_IGN);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (n == (ssize_t)sizeof(exec_err)) {
+		fprintf(stderr, "%s: run: %s: %s\n", prog, argv[0], strerror(exec_err));
+		return EXIT_USAGE;
+	}
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return 1;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd;
@@ -350,6 +449,8 @@ int main(int argc, char **argv)
 		return cmd_status(argc - 1, argv + 1);
 	if (!strcmp(cmd, "watch"))
 		return cmd_watch(argc - 1, argv + 1);
+	if (!strcmp(cmd, "run"))
+		return cmd_run(argc - 1, argv + 1);
 	die_usage("unknown command '%s'", cmd);
 	return EXIT_USAGE;
 }
