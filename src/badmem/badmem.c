@@ -366,6 +366,7 @@ static void *early_main(void *arg)
 	sigfillset(&only_bus);
 	sigdelset(&only_bus, SIGBUS);
 	pthread_sigmask(SIG_SETMASK, &only_bus, NULL);
+	pthread_setname_np(pthread_self(), "memnotify-mce");
 	if (prctl(PR_MCE_KILL, PR_MCE_KILL_SET, PR_MCE_KILL_EARLY, 0, 0) < 0)
 		err = -errno;
 	pthread_mutex_lock(&st->lock);
@@ -374,7 +375,6 @@ static void *early_main(void *arg)
 	pthread_mutex_unlock(&st->lock);
 	if (err)
 		return NULL;
-	pthread_setname_np(pthread_self(), "memnotify-mce");
 	/* Wait until the write end closes. */
 	while (read(rfd, &c, 1) != 0 && errno == EINTR)
 		;
