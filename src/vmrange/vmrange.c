@@ -112,6 +112,8 @@ static void deliver_watches(struct mn_vm_event *ev)
 			if (atomic_load_explicit(&e->w->sub.node.dead,
 						 memory_order_acquire))
 				continue;
+			if (ev->tid == -1)
+				ev->tid = (int)syscall(SYS_gettid);
 			ev->address = MN__MAX(e->start, call_addr);
 			ev->length = MN__MIN(e->end, hi) - ev->address;
 			ev->watch_address = e->start;
@@ -138,6 +140,7 @@ static void deliver_watches(struct mn_vm_event *ev)
 	ev->watch_address = ev->watch_length = 0;
 }
 
+
 static void deliver_listeners(struct mn_vm_event *ev)
 {
 	struct mn__chain_reader rd;
@@ -146,6 +149,8 @@ static void deliver_listeners(struct mn_vm_event *ev)
 	mn__chain_walk_begin(&vm.listeners, &rd);
 	while ((n = mn__chain_walk_next(&rd))) {
 		struct vmlistener *l = mn__container_of(n, struct vmlistener, sub.node);
+		if (ev->tid == -1)
+			ev->tid = (int)syscall(SYS_gettid);
 		l->cb(ev, l->ctx);
 		mn__count(delivered, 1);
 	}
@@ -226,7 +231,7 @@ void mn__vm_notify(struct mn_vm_event *ev)
 	ev->sz = sizeof(*ev);
 	ev->via = MN_VM_VIA_HOOK;
 	ev->late = 0;
-	ev->tid = (int)syscall(SYS_gettid);
+	ev->tid = -1; /* filled in (one system call) only if someone is told */
 	deliver_listeners(ev);
 	deliver_watches(ev);
 	tls_depth--;
