@@ -31,6 +31,16 @@
 #ifndef MEMNOTIFY_H
 #define MEMNOTIFY_H
 
+/*
+ * The signal and bad-memory callbacks take siginfo_t, a POSIX type: a
+ * strict ISO C build (-std=c11) must ask for POSIX declarations.
+ */
+#if defined(__STRICT_ANSI__) && !defined(__cplusplus) &&                    \
+	!defined(_POSIX_C_SOURCE) && !defined(_XOPEN_SOURCE) &&             \
+	!defined(_GNU_SOURCE) && !defined(_DEFAULT_SOURCE)
+#error "memnotify.h needs POSIX declarations (siginfo_t): define _POSIX_C_SOURCE=200809L, or build with -std=gnu11"
+#endif
+
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
