@@ -155,32 +155,42 @@ static void unregister_locked(mn_sub *sub)
 	n_subs--;
 }
 
+/*
+ * Called with the core lock held; returns with it released.  Takes @sub
+ * out of the registry and its chain, then, outside the lock, waits for the
+ * grace period (unless the removal was deferred) and lets the source drop
+ * what the subscription held.
+ */
+static void remove_locked(mn_sub *sub)
+{
+	/* Read before the grace period lets release free the subscription. */
+	const struct mn__sub_ops *ops = sub->ops;
+	struct mn__chain_removal rm;
+	struct mn__chain *chain;
+
+	unregister_locked(sub);
+	chain = ops->unlink(sub, &rm);
+	mn__unlock();
+	mn__chain_finish_remove(chain, &rm);
+	if (ops->after)
+		ops->after(chain);
+}
+
 void mn__sub_process_deferred(void)
 {
 	mn_sub *list = atomic_exchange(&deferred_subs, NULL);
 
 	while (list) {
 		mn_sub *sub = list;
-		struct mn__chain_removal rm;
-		struct mn__chain *chain;
 
 		list = sub->deferred_next;
 		mn__lock();
-		unregister_locked(sub);
-		chain = sub->ops->unlink(sub, &rm);
-		mn__unlock();
-		const struct mn__sub_ops *ops = sub->ops;
-		mn__chain_finish_remove(chain, &rm);
-		if (ops->after)
-			ops->after(chain);
+		remove_locked(sub);
 	}
 }
 
 int mn_unsubscribe(mn_sub *sub)
 {
-	struct mn__chain_removal rm;
-	struct mn__chain *chain;
-
 	mn__check(sub, -EINVAL);
 	if (mn__in_signal())
 		return unsubscribe_from_signal(sub);
@@ -193,14 +203,6 @@ int mn_unsubscribe(mn_sub *sub)
 		mn__unlock();
 		return -ENOENT;
 	}
-	unregister_locked(sub);
-	chain = sub->ops->unlink(sub, &rm);
-	mn__unlock();
-
-	/* Read what we need before the grace period lets release free it. */
-	const struct mn__sub_ops *ops = sub->ops;
-	mn__chain_finish_remove(chain, &rm);
-	if (ops->after)
-		ops->after(chain);
+	remove_locked(sub);
 	return 0;
 }
