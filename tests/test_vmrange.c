@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/shm.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -453,6 +454,31 @@ static void test_fork_child_keeps_working(void **state)
 	munmap(p, 2 * PG);
 }
 
+/* shmdt: the whole attached segment is unmapped. */
+static void test_shmdt(void **state)
+{
+	struct log l;
+	mn_sub *w;
+	int id = shmget(IPC_PRIVATE, 3 * PG, IPC_CREAT | 0600);
+	char *p;
+
+	(void)state;
+	if (id < 0) {
+		print_message("skipped: shmget: %s\n", strerror(errno));
+		skip();
+	}
+	p = shmat(id, NULL, 0);
+	shmctl(id, IPC_RMID, NULL);
+	assert_true(p != (void *)-1);
+	log_init(&l);
+	assert_int_equal(mn_vm_watch(p, 3 * PG, 0, record, &l, &w), 0);
+	assert_int_equal(shmdt(p), 0);
+	int i = find(&l, MN_VM_UNMAP, u(p), 3 * PG);
+	assert_true(i >= 0);
+	assert_true(l.still_mapped[i]);
+	assert_int_equal(mn_unsubscribe(w), 0);
+}
+
 static void noop(const struct mn_vm_event *ev, void *ctx)
 {
 	(void)ev;
@@ -510,6 +536,7 @@ int main(void)
 		cmocka_unit_test(test_bad_arguments),
 		cmocka_unit_test(test_direct_calls),
 		cmocka_unit_test(test_mremap),
+		cmocka_unit_test(test_shmdt),
 		cmocka_unit_test(test_many_overlapping_watches),
 		cmocka_unit_test(test_glibc_internal),
 		cmocka_unit_test(test_thread_stack),

@@ -577,58 +577,6 @@ int mn_badmem_query(const void *addr, size_t len, struct mn_bad_page *out,
 	return found;
 }
 
-/* Protection of the mapping holding @addr, from /proc/self/maps, read with
-   open/read only (async-signal-safe).  -1 if not found. */
-static int prot_of(uintptr_t addr)
-{
-	char buf[4096];
-	size_t have = 0;
-	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-	int prot = -1;
-
-	if (fd < 0)
-		return -1;
-	for (;;) {
-		ssize_t n = read(fd, buf + have, sizeof(buf) - have);
-		if (n <= 0)
-			break;
-		have += (size_t)n;
-		size_t start = 0;
-		for (size_t i = 0; i < have; i++) {
-			if (buf[i] != '\n')
-				continue;
-			/* "lo-hi perms ..." */
-			uintptr_t a = 0, b = 0;
-			size_t j = start;
-			while (j < i && buf[j] != '-') {
-				char c = buf[j++];
-				a = a * 16 + (uintptr_t)(c <= '9' ? c - '0' : c - 'a' + 10);
-			}
-			j++;
-			while (j < i && buf[j] != ' ') {
-				char c = buf[j++];
-				b = b * 16 + (uintptr_t)(c <= '9' ? c - '0' : c - 'a' + 10);
-			}
-			j++;
-			if (addr >= a && addr < b && j + 3 <= i) {
-				prot = (buf[j] == 'r' ? PROT_READ : 0) |
-				       (buf[j + 1] == 'w' ? PROT_WRITE : 0) |
-				       (buf[j + 2] == 'x' ? PROT_EXEC : 0);
-				close(fd);
-				return prot;
-			}
-			start = i + 1;
-		}
-		/* Keep the partial last line. */
-		memmove(buf, buf + start, have - start);
-		have -= start;
-		if (have == sizeof(buf))
-			have = 0; /* a line longer than the buffer: drop it */
-	}
-	close(fd);
-	return prot;
-}
-
 int mn_badmem_replace(void *addr, size_t len)
 {
 	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
@@ -639,8 +587,8 @@ int mn_badmem_replace(void *addr, size_t len)
 	mn__check(addr && len > 0 && (uintptr_t)addr + len > (uintptr_t)addr,
 		  -EINVAL);
 	hi = ((uintptr_t)addr + len + page - 1) & ~(page - 1);
-	prot = prot_of(lo);
-	if (prot < 0)
+	uintptr_t ms, me;
+	if (mn__maps_lookup(lo, &ms, &me, &prot) < 0)
 		prot = PROT_READ | PROT_WRITE;
 	if (mmap((void *)lo, hi - lo, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
 		 -1, 0) == MAP_FAILED)

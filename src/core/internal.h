@@ -83,6 +83,13 @@ int mn__read_file_alloc(const char *path, char **buf, size_t *len);
 /* Write a string to a file (with its NUL if @with_nul); -errno on failure. */
 int mn__write_file(const char *path, const char *s, bool with_nul);
 
+/*
+ * The mapping of this process that holds @addr, from /proc/self/maps:
+ * [*start, *end) and its PROT_* bits.  Returns 0, -ENOENT if no mapping
+ * holds it, or -errno.  Async-signal-safe (open/read/close only).
+ */
+int mn__maps_lookup(uintptr_t addr, uintptr_t *start, uintptr_t *end, int *prot);
+
 /* Global counters (stats.c); relaxed atomics, cheap on the hot path. */
 struct mn__counters {
 	_Atomic uint64_t delivered;

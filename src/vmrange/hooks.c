@@ -360,48 +360,17 @@ MN_API MN__NO_TSAN void *mremap(void *old, size_t old_len, size_t new_len, int f
 	return FORWARD(next.mremap(old, old_len, new_len, flags, new_addr));
 }
 
-/* The extent of the mapping starting at @addr, from /proc/self/maps,
-   read with open/read only. */
+/* The extent of the mappings that start at @addr and continue without a
+   gap (mprotect may have split a shm segment).  Async-signal-safe. */
 MN__NO_TSAN static size_t mapping_length(uintptr_t addr)
 {
-	char buf[4096];
-	size_t have = 0, len = 0;
-	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	uintptr_t start, end, at = addr;
+	int prot;
 
-	if (fd < 0)
-		return 0;
-	for (;;) {
-		ssize_t n = read(fd, buf + have, sizeof(buf) - have);
-		if (n <= 0)
-			break;
-		have += (size_t)n;
-		size_t start = 0;
-		for (size_t i = 0; i < have; i++) {
-			if (buf[i] != '\n')
-				continue;
-			uintptr_t a = 0, b = 0;
-			size_t j = start;
-			for (; j < i && buf[j] != '-'; j++)
-				a = a * 16 + (uintptr_t)(buf[j] <= '9' ? buf[j] - '0'
-								     : buf[j] - 'a' + 10);
-			for (j++; j < i && buf[j] != ' '; j++)
-				b = b * 16 + (uintptr_t)(buf[j] <= '9' ? buf[j] - '0'
-								     : buf[j] - 'a' + 10);
-			if (a == addr) {
-				len = b - a;
-				/* shm segments may be split by mprotect:
-				   keep going while the next one continues it */
-				addr = b;
-			}
-			start = i + 1;
-		}
-		memmove(buf, buf + start, have - start);
-		have -= start;
-		if (have == sizeof(buf))
-			have = 0;
-	}
-	close(fd);
-	return len;
+	while (mn__maps_lookup(at, &start, &end, &prot) == 0 &&
+	       (at == addr ? start == addr : start == at))
+		at = end;
+	return at - addr;
 }
 
 MN_API MN__NO_TSAN int shmdt(const void *addr)
