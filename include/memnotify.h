@@ -137,8 +137,12 @@ enum mn_cap {
 	MN_CAP_VM_INTERPOSE,          /* munmap()/mprotect()/... calls through
 	                                 the PLT reach memnotify */
 	MN_CAP_VM_LIBC_PATCH,         /* the C library's own entry points are
-	                                 redirected (glibc-internal callers) */
-	MN_CAP_USERFAULTFD,           /* userfaultfd unmap/remove/remap events */
+	                                 redirected (glibc-internal callers);
+	                                 probing it redirects them, as the
+	                                 first mn_vm_watch()/listen() would */
+	MN_CAP_USERFAULTFD,           /* userfaultfd unmap/remove/remap events;
+	                                 probing it opens the userfaultfd and
+	                                 starts its reader thread */
 	MN_CAP__COUNT
 };
 
