@@ -141,17 +141,48 @@ static long sys_ret(long r)
 	return r;
 }
 
+/*
+ * Another hooker (UCX's libucm, for one) may have redirected an entry point
+ * before us with the same 5-byte jmp.  We then call its target instead of
+ * making the system call, so that both see the call; a thread-local guard
+ * lets its own call of the "original" (which may come back through the
+ * entry point) fall through to the system call.
+ */
+static struct {
+	munmap_fn munmap;
+	mprotect_fn mprotect;
+	madvise_fn madvise;
+	mmap_fn mmap;
+	mremap_fn mremap;
+	brk_fn brk;
+	sbrk_fn sbrk;
+} chained;
+static __thread int tls_chaining __attribute__((tls_model("initial-exec")));
+
+#define CHAIN(call)                                                           \
+	({                                                                    \
+		tls_chaining++;                                               \
+		__typeof__(call) c_ = (call);                                 \
+		tls_chaining--;                                               \
+		c_;                                                           \
+	})
+#define QUIET (tls_forwarding || tls_chaining)
+
 static int mn_munmap_impl(void *addr, size_t len)
 {
-	if (!tls_forwarding)
+	if (!QUIET)
 		report(MN_VM_UNMAP, addr, len, -1, 0, 0, 0);
+	if (chained.munmap && !tls_chaining)
+		return CHAIN(chained.munmap(addr, len));
 	return (int)sys_ret(syscall(SYS_munmap, addr, len));
 }
 
 static int mn_mprotect_impl(void *addr, size_t len, int prot)
 {
-	if (!tls_forwarding)
+	if (!QUIET)
 		report(MN_VM_PROTECT, addr, len, prot, 0, 0, 0);
+	if (chained.mprotect && !tls_chaining)
+		return CHAIN(chained.mprotect(addr, len, prot));
 	return (int)syscall(SYS_mprotect, addr, len, prot);
 }
 
@@ -166,17 +197,29 @@ MN__NO_TSAN static int mn_pkey_mprotect_impl(void *addr, size_t len, int prot, i
 
 static int mn_madvise_impl(void *addr, size_t len, int advice)
 {
-	if (!tls_forwarding && discards(advice))
+	if (!QUIET && discards(advice))
 		report(MN_VM_DISCARD, addr, len, -1, advice, 0, 0);
+	if (chained.madvise && !tls_chaining)
+		return CHAIN(chained.madvise(addr, len, advice));
 	return (int)syscall(SYS_madvise, addr, len, advice);
 }
 
 static void *mn_mmap_impl(void *addr, size_t len, int prot, int flags, int fd,
 			  off_t off)
 {
-	if (!tls_forwarding && (flags & MAP_FIXED) && !(flags & MAP_FIXED_NOREPLACE))
+	if (!QUIET && (flags & MAP_FIXED) && !(flags & MAP_FIXED_NOREPLACE))
 		report(MN_VM_UNMAP, addr, len, -1, 0, 0, 0);
+	if (chained.mmap && !tls_chaining)
+		return CHAIN(chained.mmap(addr, len, prot, flags, fd, off));
 	return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+}
+
+MN__NO_TSAN static void *sys_mremap(void *old, size_t old_len, size_t new_len,
+				    int flags, void *new_addr)
+{
+	if (chained.mremap && !tls_chaining)
+		return CHAIN(chained.mremap(old, old_len, new_len, flags, new_addr));
+	return (void *)syscall(SYS_mremap, old, old_len, new_len, flags, new_addr);
 }
 
 /* mremap with a move that the caller left to the kernel: try in place
@@ -186,18 +229,17 @@ MN__NO_TSAN static void *mn_mremap_impl(void *old, size_t old_len, size_t new_le
 {
 	void *r;
 
-	if (tls_forwarding || !atomic_load_explicit(&mn__vm_active, memory_order_relaxed))
-		return (void *)syscall(SYS_mremap, old, old_len, new_len, flags,
-				       new_addr);
+	if (QUIET || !atomic_load_explicit(&mn__vm_active, memory_order_relaxed))
+		return sys_mremap(old, old_len, new_len, flags, new_addr);
 	report_mremap(old, old_len, new_len, flags, new_addr);
 	if ((flags & MREMAP_MAYMOVE) && !(flags & MREMAP_FIXED) &&
 	    new_len > old_len) {
-		r = (void *)syscall(SYS_mremap, old, old_len, new_len, 0, NULL);
+		r = sys_mremap(old, old_len, new_len, 0, NULL);
 		if (r != MAP_FAILED)
 			return r;
 		report(MN_VM_MOVE, old, old_len, -1, 0, 0, new_len);
 	}
-	return (void *)syscall(SYS_mremap, old, old_len, new_len, flags, new_addr);
+	return sys_mremap(old, old_len, new_len, flags, new_addr);
 }
 
 /*
@@ -211,9 +253,11 @@ static int mn_brk_impl(void *addr)
 {
 	void *cur = (void *)syscall(SYS_brk, 0);
 
-	if (!tls_forwarding && (uintptr_t)addr < (uintptr_t)cur)
+	if (!QUIET && (uintptr_t)addr < (uintptr_t)cur)
 		report(MN_VM_UNMAP, addr, (uintptr_t)cur - (uintptr_t)addr, -1, 0,
 		       0, 0);
+	if (chained.brk && !tls_chaining)
+		return CHAIN(chained.brk(addr));
 	void *now = (void *)syscall(SYS_brk, addr);
 	*libc_curbrk = now;
 	if ((uintptr_t)now < (uintptr_t)addr) {
@@ -226,6 +270,13 @@ static int mn_brk_impl(void *addr)
 static void *mn_sbrk_impl(intptr_t incr)
 {
 	void *old;
+
+	if (chained.sbrk && !tls_chaining) {
+		if (incr < 0 && !QUIET && *libc_curbrk)
+			report(MN_VM_UNMAP, (char *)*libc_curbrk + incr,
+			       (size_t)-incr, -1, 0, 0, 0);
+		return CHAIN(chained.sbrk(incr));
+	}
 
 	if (!*libc_curbrk)
 		*libc_curbrk = (void *)syscall(SYS_brk, 0);
@@ -447,7 +498,7 @@ static struct pad *alloc_pads_near(uintptr_t near, size_t n)
 	return NULL;
 }
 
-static int redirect(void *entry, void *target, struct pad *pad)
+static int redirect(void *entry, void *target, struct pad *pad, void **chain)
 {
 	uintptr_t e = (uintptr_t)entry;
 	uint64_t word, patched;
@@ -467,6 +518,16 @@ static int redirect(void *entry, void *target, struct pad *pad)
 	if (rel != (int32_t)rel)
 		return -ERANGE;
 	memcpy(&word, entry, 8);
+	if (chain) {
+		unsigned char *b = (unsigned char *)&word;
+		*chain = NULL;
+		if (b[0] == 0xe9) {
+			/* Someone redirected it before us: keep calling them. */
+			int32_t prev;
+			memcpy(&prev, b + 1, 4);
+			*chain = (void *)(e + 5 + (intptr_t)prev);
+		}
+	}
 	patched = word;
 	((unsigned char *)&patched)[0] = 0xe9; /* jmp rel32 */
 	int32_t r32 = (int32_t)rel;
@@ -582,9 +643,9 @@ static int patch_ldso(struct pad *pads)
 	if (e1 != e2)
 		return -ESRCH;
 	ldso_errno = e1;
-	err = redirect(mp, (void *)mn_ldso_mprotect, &pads[0]);
+	err = redirect(mp, (void *)mn_ldso_mprotect, &pads[0], NULL);
 	if (!err)
-		err = redirect(mu, (void *)mn_ldso_munmap, &pads[1]);
+		err = redirect(mu, (void *)mn_ldso_munmap, &pads[1], NULL);
 	return err;
 }
 
@@ -609,15 +670,16 @@ void mn__vm_hooks_install(void)
 	static const struct {
 		const char *name;
 		void *target;
+		void **chain;
 	} targets[] = {
-		{ "munmap", (void *)mn_munmap_impl },
-		{ "mremap", (void *)mn_mremap_entry },
-		{ "mprotect", (void *)mn_mprotect_impl },
-		{ "pkey_mprotect", (void *)mn_pkey_mprotect_impl },
-		{ "madvise", (void *)mn_madvise_impl },
-		{ "mmap", (void *)mn_mmap_impl },
-		{ "brk", (void *)mn_brk_impl },   /* needs __curbrk */
-		{ "sbrk", (void *)mn_sbrk_impl },
+		{ "munmap", (void *)mn_munmap_impl, (void **)&chained.munmap },
+		{ "mremap", (void *)mn_mremap_entry, (void **)&chained.mremap },
+		{ "mprotect", (void *)mn_mprotect_impl, (void **)&chained.mprotect },
+		{ "pkey_mprotect", (void *)mn_pkey_mprotect_impl, NULL },
+		{ "madvise", (void *)mn_madvise_impl, (void **)&chained.madvise },
+		{ "mmap", (void *)mn_mmap_impl, (void **)&chained.mmap },
+		{ "brk", (void *)mn_brk_impl, (void **)&chained.brk }, /* needs __curbrk */
+		{ "sbrk", (void *)mn_sbrk_impl, (void **)&chained.sbrk },
 	};
 	const char *off = getenv("MEMNOTIFY_NO_PATCH");
 	void *libc = dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY);
@@ -673,7 +735,8 @@ void mn__vm_hooks_install(void)
 		if (!libc_curbrk && (targets[i].target == (void *)mn_brk_impl ||
 				     targets[i].target == (void *)mn_sbrk_impl))
 			continue; /* a C library that keeps the break elsewhere */
-		int err = redirect(entries[i], targets[i].target, &pads[i]);
+		int err = redirect(entries[i], targets[i].target, &pads[i],
+				   targets[i].chain);
 		if (err) {
 			patch.err = err;
 			snprintf(patch.detail, sizeof(patch.detail),
