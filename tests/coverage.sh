@@ -4,7 +4,7 @@
 # the dynamic loader maps and protects), the sqlite3 shell on a real
 # workload, gcc compiling and linking.  Every matching call must be seen.
 set -u
-memnotify=$1
+memnotify=$(realpath "$1")
 here=$(cd "$(dirname "$0")" && pwd)
 for t in strace sqlite3 python3 gcc; do
 	command -v $t >/dev/null || { echo "skipped: $t is not installed (make check installs it as root)"; exit 77; }
