@@ -62,6 +62,7 @@
 
 #include "memnotify.h"
 #include "helpers.h"
+#include "core/internal.h"
 #include "memory/parse.h"
 #include "memory/psi.h"
 
@@ -214,25 +215,6 @@ static int open_in(const char *dir, const char *name)
 	return open(p, O_RDONLY | O_CLOEXEC);
 }
 
-static ssize_t pread_small(int fd, char *buf, size_t size)
-{
-	size_t got = 0;
-
-	while (got < size - 1) {
-		ssize_t n = pread(fd, buf + got, size - 1 - got, (off_t)got);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	buf[got] = '\0';
-	return (ssize_t)got;
-}
-
 static int observer_open(struct observer *o, const char *dir)
 {
 	char buf[64];
@@ -255,7 +237,7 @@ static int observer_open(struct observer *o, const char *dir)
 						     : "memory.max");
 	if (fd < 0)
 		return -errno;
-	n = pread_small(fd, buf, sizeof(buf));
+	n = mn__pread_all(fd, buf, sizeof(buf));
 	close(fd);
 	if (n < 0)
 		return (int)n;
@@ -284,13 +266,13 @@ static int observer_read(struct observer *o, uint64_t *avail)
 	ssize_t n;
 	int err;
 
-	n = pread_small(o->usage_fd, buf, 64);
+	n = mn__pread_all(o->usage_fd, buf, 64);
 	if (n < 0)
 		return (int)n;
 	err = mn__parse_cgroup_value(buf, (size_t)n, &usage);
 	if (err)
 		return err;
-	n = pread_small(o->stat_fd, buf, sizeof(buf));
+	n = mn__pread_all(o->stat_fd, buf, sizeof(buf));
 	if (n < 0)
 		return (int)n;
 	if (mn__parse_keyed(buf, (size_t)n,

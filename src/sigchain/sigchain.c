@@ -357,9 +357,11 @@ static const struct mn__sub_ops sigsub_ops = {
 	.unlink = sigsub_unlink,
 };
 
-int mn__signal_register_internal(int sig, mn_signal_fn fn, void *ctx)
+/* Core lock held: a new handler in the chain of @sig (memnotify's handler
+   installed first if needed).  The replaced snapshot is handed back in @rm. */
+static int add_handler(int sig, mn_signal_fn fn, void *ctx,
+		       struct mn__chain_removal *rm, struct sigsub **out)
 {
-	struct mn__chain_removal rm;
 	struct sigsub *s = calloc(1, sizeof(*s));
 	int err;
 
@@ -371,11 +373,23 @@ int mn__signal_register_internal(int sig, mn_signal_fn fn, void *ctx)
 	s->sub.node.release = sigsub_release;
 	err = slot_prepare(sig);
 	if (!err)
-		err = mn__chain_add(&slots[sig].chain, &s->sub.node, &rm);
+		err = mn__chain_add(&slots[sig].chain, &s->sub.node, rm);
 	if (err) {
 		free(s);
 		return err;
 	}
+	*out = s;
+	return 0;
+}
+
+int mn__signal_register_internal(int sig, mn_signal_fn fn, void *ctx)
+{
+	struct mn__chain_removal rm;
+	struct sigsub *s;
+	int err = add_handler(sig, fn, ctx, &rm, &s);
+
+	if (err)
+		return err;
 	/* Under the core lock we cannot wait: the old snapshot is freed by
 	   the chain's next reclaim. */
 	mn__chain_defer(&slots[sig].chain, &rm);
@@ -393,20 +407,10 @@ int mn_signal_register(int sig, mn_signal_fn fn, void *ctx, mn_sub **out)
 	mn__check(fn && sig > 0 && sig < NSIG && sig != SIGKILL && sig != SIGSTOP,
 		  -EINVAL);
 	mn__enter();
-	s = calloc(1, sizeof(*s));
-	if (!s)
-		return -ENOMEM;
-	s->fn = fn;
-	s->ctx = ctx;
-	s->sig = sig;
-	s->sub.node.release = sigsub_release;
 	mn__lock();
-	err = slot_prepare(sig);
-	if (!err)
-		err = mn__chain_add(&slots[sig].chain, &s->sub.node, &rm);
+	err = add_handler(sig, fn, ctx, &rm, &s);
 	if (err) {
 		mn__unlock();
-		free(s);
 		return err;
 	}
 	mn__sub_register(&s->sub, &sigsub_ops);
