@@ -340,7 +340,8 @@ struct mn_memory_status {
 	uint64_t physical_bytes;     /* MemTotal */
 	unsigned int load_percent;   /* 0..100, as GlobalMemoryStatusEx's
 	                                dwMemoryLoad: used / limit */
-	unsigned int low_percent;    /* thresholds in force, % of limit_bytes */
+	unsigned int low_percent;    /* thresholds in force, % of limit_bytes
+	                                (0 with byte thresholds) */
 	unsigned int high_percent;
 	int psi_valid;               /* 1 if the psi_* fields are filled */
 	double psi_some_avg10;       /* PSI averages, percent of wall time */
@@ -349,6 +350,8 @@ struct mn_memory_status {
 	double psi_full_avg60;
 	int cgroup_version;          /* MN_CGROUP_NONE, _V1 or _V2 */
 	char cgroup_path[256];       /* the watched group's directory, or "" */
+	uint64_t low_bytes;          /* the thresholds in force, in bytes of */
+	uint64_t high_bytes;         /* available memory, for limit_bytes */
 };
 
 /* Subscription callback; @st is valid only during the call.  Thread context. */
@@ -384,6 +387,14 @@ struct mn_memory_opts {
 	unsigned int poll_min_ms;
 	unsigned int poll_max_ms;
 	unsigned int flags;          /* MN_MEMORY_* flags */
+	/* Thresholds in bytes of available memory instead of percentages
+	   (CreateMemoryResourceNotification's are absolute): LOW below
+	   low_bytes, HIGH at or above high_bytes.  Both or neither; then
+	   low_percent and high_percent must be 0, and the hysteresis is
+	   hysteresis_percent of the limit (0 means 2) but at most a quarter
+	   of high_bytes - low_bytes. */
+	uint64_t low_bytes;
+	uint64_t high_bytes;
 };
 
 /**
@@ -403,7 +414,8 @@ struct mn_memory_opts {
  * states, sampled: each call reports the level of the newest sample.
  *
  * Return: 0; -EINVAL for a NULL @cb or @out, a bad @opts or thresholds
- * (including bad MEMNOTIFY_LOW_PERCENT / MEMNOTIFY_HIGH_PERCENT values);
+ * (including bad MEMNOTIFY_LOW_PERCENT / MEMNOTIFY_HIGH_PERCENT values,
+ * and byte thresholds given with percentages or with low >= high);
  * -ENOENT if @opts->cgroup does not exist; -ENOTDIR or -EMEDIUMTYPE if it is
  * not a cgroup directory; -EOPNOTSUPP if it has no memory controller or no
  * mechanism at all is available; -EACCES if a file of the group (or

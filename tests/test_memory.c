@@ -155,6 +155,48 @@ static void test_level_rule(void **state)
 	assert_string_equal(mn_memory_mechanism_name(3), "?");
 }
 
+/* Byte thresholds (what CreateMemoryResourceNotification's absolute
+   defaults need): straight comparisons, hysteresis at most a quarter of
+   the gap, and the status reports them. */
+static void test_byte_thresholds(void **state)
+{
+	struct mn__thresholds t;
+	struct mn_memory_status st = { .sz = sizeof(st) };
+	struct mn_memory_opts o = { .sz = sizeof(o) };
+
+	(void)state;
+	mn__thresholds_for(0, 0, 2, 32 * MiB, 96 * MiB, 4096 * MiB, &t);
+	assert_int_equal(t.low, 32 * MiB);
+	assert_int_equal(t.high, 96 * MiB);
+	assert_int_equal(t.low_exit, 32 * MiB + 16 * MiB); /* 2 % > 64/4 */
+	assert_int_equal(mn__level_step(&t, 0, 31 * MiB), MN_MEMORY_LOW);
+	assert_int_equal(mn__level_step(&t, 0, 32 * MiB), MN_MEMORY_NEUTRAL);
+	assert_int_equal(mn__level_step(&t, 0, 96 * MiB), MN_MEMORY_HIGH);
+	assert_int_equal(mn__level_step(&t, MN_MEMORY_LOW, 40 * MiB), MN_MEMORY_LOW);
+	assert_int_equal(mn__level_step(&t, MN_MEMORY_HIGH, 90 * MiB), MN_MEMORY_HIGH);
+	assert_int_equal(mn__level_step(&t, MN_MEMORY_HIGH, 79 * MiB), MN_MEMORY_NEUTRAL);
+
+	o.low_bytes = 32 * MiB;
+	o.high_bytes = 96 * MiB;
+	assert_int_equal(mn_memory_status(&o, &st), 0);
+	assert_int_equal(st.low_bytes, 32 * MiB);
+	assert_int_equal(st.high_bytes, 96 * MiB);
+	assert_int_equal(st.low_percent, 0);
+	assert_int_equal(st.level, st.available_bytes < 32 * MiB ? MN_MEMORY_LOW
+				   : st.available_bytes >= 96 * MiB ? MN_MEMORY_HIGH
+								    : MN_MEMORY_NEUTRAL);
+	/* Bad combinations. */
+	o.low_percent = 10;
+	assert_int_equal(mn_memory_status(&o, &st), -EINVAL);
+	o.low_percent = 0;
+	o.high_bytes = 0;
+	assert_int_equal(mn_memory_status(&o, &st), -EINVAL);
+	o.high_bytes = 16 * MiB; /* low >= high */
+	assert_int_equal(mn_memory_status(&o, &st), -EINVAL);
+	o.low_bytes = 0; /* high without low */
+	assert_int_equal(mn_memory_status(&o, &st), -EINVAL);
+}
+
 static uint64_t meminfo_kb(const char *key)
 {
 	char line[256];
@@ -301,6 +343,7 @@ int main(void)
 		cmocka_unit_test(test_bad_arguments),
 		cmocka_unit_test(test_environment_thresholds),
 		cmocka_unit_test(test_level_rule),
+		cmocka_unit_test(test_byte_thresholds),
 		cmocka_unit_test(test_status_matches_kernel),
 		cmocka_unit_test(test_real_cgroup),
 	};

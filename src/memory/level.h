@@ -6,6 +6,25 @@
 
 #include "memnotify.h"
 
+/* Thresholds in bytes of available memory, for one limit. */
+struct mn__thresholds {
+	uint64_t low, high;           /* LOW below low, HIGH at or above high */
+	uint64_t low_exit, high_exit; /* where LOW and HIGH are left */
+};
+
+/*
+ * The thresholds for @limit: @low_bytes/@high_bytes if non-zero, else
+ * @low/@high percent of @limit; hysteresis @hyst percent of @limit (at
+ * most a quarter of high - low for byte thresholds).
+ */
+void mn__thresholds_for(unsigned int low, unsigned int high, unsigned int hyst,
+			uint64_t low_bytes, uint64_t high_bytes, uint64_t limit,
+			struct mn__thresholds *t);
+
+/* The next level for a sample of @avail bytes, from level @cur. */
+enum mn_memory_level mn__level_step(const struct mn__thresholds *t,
+				    enum mn_memory_level cur, uint64_t avail);
+
 /*
  * The next level for a sample of @avail bytes available out of @limit,
  * from the current level @cur (MN_MEMORY_LEVEL_UNKNOWN: no history).

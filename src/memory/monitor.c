@@ -42,6 +42,7 @@
 struct params {
 	struct mn__cgroup cg;
 	unsigned int low, high, hyst;
+	uint64_t low_bytes, high_bytes; /* non-zero: thresholds in bytes */
 	unsigned int psi_stall_us;
 	unsigned int poll_min_ms, poll_max_ms;
 	unsigned int flags;
@@ -134,12 +135,31 @@ static int make_params(const struct mn_memory_opts *o, struct params *p)
 	p->poll_min_ms = MN__OPTS_GET(o, mn_memory_opts, poll_min_ms, 0u);
 	p->poll_max_ms = MN__OPTS_GET(o, mn_memory_opts, poll_max_ms, 0u);
 	p->flags = MN__OPTS_GET(o, mn_memory_opts, flags, 0u);
+	p->low_bytes = MN__OPTS_GET(o, mn_memory_opts, low_bytes, (uint64_t)0);
+	p->high_bytes = MN__OPTS_GET(o, mn_memory_opts, high_bytes, (uint64_t)0);
 	cg = MN__OPTS_GET(o, mn_memory_opts, cgroup, (const char *)NULL);
 
 	if (p->flags & ~(MN_MEMORY_NO_PSI | MN_MEMORY_NO_EVENTS |
 			 MN_MEMORY_NO_POLL)) {
 		mn__err("memory: unknown flags 0x%x", p->flags);
 		return -EINVAL;
+	}
+	if (p->low_bytes || p->high_bytes) {
+		if (p->low || p->high || !p->low_bytes ||
+		    p->low_bytes >= p->high_bytes) {
+			mn__err("memory: byte thresholds low=%llu high=%llu: need "
+				"0 < low < high, and no percentages",
+				(unsigned long long)p->low_bytes,
+				(unsigned long long)p->high_bytes);
+			return -EINVAL;
+		}
+		if (p->hyst > 49) {
+			mn__err("memory: hysteresis %u%% is too large", p->hyst);
+			return -EINVAL;
+		}
+		if (!p->hyst)
+			p->hyst = DEFAULT_HYST;
+		goto rest;
 	}
 	if (!p->low && (err = env_percent("MEMNOTIFY_LOW_PERCENT", &p->low)))
 		return err;
@@ -163,6 +183,7 @@ static int make_params(const struct mn_memory_opts *o, struct params *p)
 			p->hyst, p->high - p->low);
 		return -EINVAL;
 	}
+rest:
 	if (!p->psi_stall_us)
 		p->psi_stall_us = DEFAULT_PSI_STALL_US;
 	if (!p->poll_min_ms)
@@ -186,11 +207,20 @@ static int make_params(const struct mn_memory_opts *o, struct params *p)
 	return 0;
 }
 
+/* The thresholds of @p in bytes for @limit. */
+static void thresholds(const struct params *p, uint64_t limit,
+		       struct mn__thresholds *t)
+{
+	mn__thresholds_for(p->low, p->high, p->hyst, p->low_bytes,
+			   p->high_bytes, limit, t);
+}
+
 static bool same_params(const struct params *a, const struct params *b)
 {
 	return a->cg.version == b->cg.version &&
 	       !strcmp(a->cg.path, b->cg.path) && a->low == b->low &&
 	       a->high == b->high && a->hyst == b->hyst &&
+	       a->low_bytes == b->low_bytes && a->high_bytes == b->high_bytes &&
 	       a->psi_stall_us == b->psi_stall_us &&
 	       a->poll_min_ms == b->poll_min_ms &&
 	       a->poll_max_ms == b->poll_max_ms && a->flags == b->flags;
@@ -238,6 +268,12 @@ static void deliver(struct mon *m, enum mn_memory_level prev, bool changed,
 	st.level = m->level;
 	st.low_percent = m->p.low;
 	st.high_percent = m->p.high;
+	{
+		struct mn__thresholds t;
+		thresholds(&m->p, st.limit_bytes, &t);
+		st.low_bytes = t.low;
+		st.high_bytes = t.high;
+	}
 
 	mn__chain_walk_begin(&m->chain, &rd);
 	while ((n = mn__chain_walk_next(&rd))) {
@@ -284,11 +320,15 @@ static uint64_t next_interval_usec(const struct mon *m, uint64_t now)
 {
 	const struct params *p = &m->p;
 	uint64_t limit = m->last.limit_bytes, avail = m->last.available_bytes;
-	uint64_t lo = limit / 100 * p->low, hi = limit / 100 * p->high;
+	struct mn__thresholds t;
+	uint64_t lo, hi;
 	uint64_t dist, rate, usec;
 	uint64_t min_us = (uint64_t)p->poll_min_ms * 1000;
 	uint64_t max_us = (uint64_t)p->poll_max_ms * 1000;
 
+	thresholds(p, limit, &t);
+	lo = t.low;
+	hi = t.high;
 	if (p->flags & MN_MEMORY_NO_POLL) {
 		/* Only the end of a pressure hold needs a timer. */
 		return m->hold_low_until > now ? m->hold_low_until - now : 0;
@@ -330,6 +370,7 @@ static void evaluate(struct mon *m, unsigned int mechanism, bool force_low)
 {
 	uint64_t now = mn__now_mono_usec();
 	enum mn_memory_level prev = m->level, lvl;
+	struct mn__thresholds t;
 	int err;
 
 	if (atomic_load(&m->failed))
@@ -360,8 +401,8 @@ static void evaluate(struct mon *m, unsigned int mechanism, bool force_low)
 
 	if (force_low)
 		m->hold_low_until = now + MN__MAX(m->psi_window_us, 1000000u);
-	lvl = mn__level_next(m->p.low, m->p.high, m->p.hyst, m->level, m->last.available_bytes,
-			 m->last.limit_bytes);
+	thresholds(&m->p, m->last.limit_bytes, &t);
+	lvl = mn__level_step(&t, m->level, m->last.available_bytes);
 	if (m->hold_low_until > now)
 		lvl = MN_MEMORY_LOW;
 	else
@@ -562,12 +603,17 @@ static bool v1_arm_thresholds(struct mon *m, uint64_t limit, uint64_t physical)
 	m->thr_limit = limit;
 	if (limit >= physical || m->sampler.usage_fd < 0)
 		return false;
-	m->thr_hi = limit - limit / 100 * m->p.high;
+	struct mn__thresholds t;
+
+	thresholds(&m->p, limit, &t);
+	if (t.high >= limit)
+		return false;
+	m->thr_hi = limit - t.high;
 	snprintf(arg, sizeof(arg), "%llu", (unsigned long long)m->thr_hi);
 	if (v1_register(m, &m->v1_thr_hi_io, m->sampler.usage_fd, arg, false))
 		return false;
 	snprintf(arg, sizeof(arg), "%llu",
-		 (unsigned long long)(limit - limit / 100 * m->p.low));
+		 (unsigned long long)(limit - t.low));
 	if (v1_register(m, &m->v1_thr_lo_io, m->sampler.usage_fd, arg, false)) {
 		io_close(&m->v1_thr_hi_io);
 		return false;
@@ -914,10 +960,13 @@ int mn_memory_status(const struct mn_memory_opts *opts,
 	mn__sampler_close(&smp);
 	if (err)
 		return err;
-	out->level = mn__level_next(p.low, p.high, p.hyst, MN_MEMORY_LEVEL_UNKNOWN,
-				out->available_bytes, out->limit_bytes);
+	struct mn__thresholds t;
+	thresholds(&p, out->limit_bytes, &t);
+	out->level = mn__level_step(&t, MN_MEMORY_LEVEL_UNKNOWN, out->available_bytes);
 	out->mechanism = MN_MECH_QUERY;
 	out->low_percent = p.low;
 	out->high_percent = p.high;
+	out->low_bytes = t.low;
+	out->high_bytes = t.high;
 	return 0;
 }
