@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Fail the build unless the shared library exports exactly the mn_* API
-# declared in the public header (versioned MEMNOTIFY_0.1, as the map says)
+# Fail the build unless the shared library exports exactly the API declared
+# in the public headers (memnotify.h; memnotify/win32.h, whose user-mode
+# functions are exported under the Windows name and the Mn-prefixed one) (versioned MEMNOTIFY_0.1, as the map says)
 # plus the unversioned interposers (signals and memory-map calls).
 set -euo pipefail
-lib=$1 map=$2 hdr=$3
+lib=$1 map=$2 hdr=$3 w32=$4
 interposers="sigaction signal munmap mremap mprotect pkey_mprotect madvise mmap mmap64 shmdt brk sbrk"
 versioned=$(objdump -T "$lib" | awk '$2 == "g" && $4 != "*UND*" && $(NF-1) == "MEMNOTIFY_0.1" && $NF !~ /^MEMNOTIFY/ {print $NF}' | sort -u)
 base=$(objdump -T "$lib" | awk '$2 == "g" && $4 != "*UND*" && $(NF-1) == "Base" {print $NF}' | sort -u)
-declared=$(grep -o '^MN_API [^(]*(' "$hdr" | sed 's/($//; s/.*[ *]//' | sort -u)
-mapped=$(sed -n 's/^[[:space:]]*\(mn_[a-z0-9_]*\);$/\1/p' "$map" | sort -u)
+declared=$( {
+	grep -o '^MN_API [^(]*(' "$hdr" "$w32" | grep -v 'MN_W32($' | sed 's/($//; s/.*[ *]//'
+	grep -o 'MN_W32([A-Z][A-Za-z]*)' "$w32" | sed 's/MN_W32(\(.*\))/\1\nMn\1/'
+	sed -n 's/^extern MN_API const [A-Za-z]* \([A-Za-z_]*\);.*/\1/p' "$w32"
+} | sort -u)
+mapped=$(sed -n 's/^[[:space:]]*\([A-Za-z_][A-Za-z0-9_]*\);$/\1/p' "$map" | sort -u)
 want_base=$(printf '%s\n' $interposers | sort -u)
 bad=0
 if [ "$versioned" != "$declared" ]; then

@@ -530,6 +530,25 @@ typedef int (*mn_signal_fn)(int sig, siginfo_t *info, void *ucontext,
 MN_API int mn_signal_register(int sig, mn_signal_fn fn, void *ctx,
 			      mn_sub **out);
 
+/* The process-wide NMI signal when MEMNOTIFY_NMI_SIGNAL is not set:
+   SIGRTMAX - 3 (61 with glibc), a real-time signal few programs use. */
+#define MN_NMI_SIGNAL_DEFAULT_OFFSET 3
+
+/**
+ * mn_nmi_signal() - the signal number another process sends to raise an
+ * "NMI" in this one (`memnotify nmi PID`; KeRegisterNmiCallback of
+ * <memnotify/win32.h> chains it).
+ *
+ * MEMNOTIFY_NMI_SIGNAL chooses it: a number (1..SIGRTMAX, catchable, not
+ * SIGSEGV/SIGBUS/SIGILL/SIGFPE), or a name: "SIGUSR1", "SIGUSR2",
+ * "SIGRTMIN+N", "SIGRTMAX-N" (the "SIG" prefix is optional).  Unset means
+ * SIGRTMAX - MN_NMI_SIGNAL_DEFAULT_OFFSET.
+ *
+ * Return: the signal number (> 0); -EINVAL if MEMNOTIFY_NMI_SIGNAL is set
+ * but not one of those.  Thread-safe (reads the environment).
+ */
+MN_API int mn_nmi_signal(void);
+
 /* ------------------------------------------------------------------------
  * Bad memory (hwpoison)
  *

@@ -396,6 +396,60 @@ int mn__signal_register_internal(int sig, mn_signal_fn fn, void *ctx)
 	return 0;
 }
 
+/* "N", or "[SIG]USR1", "[SIG]USR2", "[SIG]RTMIN+N", "[SIG]RTMAX-N". */
+static int parse_nmi_signal(const char *s)
+{
+	char *end;
+	long v;
+
+	if (!strncmp(s, "SIG", 3))
+		s += 3;
+	if (!strcmp(s, "USR1"))
+		return SIGUSR1;
+	if (!strcmp(s, "USR2"))
+		return SIGUSR2;
+	if (!strncmp(s, "RTMIN", 5) || !strncmp(s, "RTMAX", 5)) {
+		bool min = s[4] == 'N';
+		v = 0;
+		if (s[5]) {
+			if (s[5] != (min ? '+' : '-') || s[6] < '0' || s[6] > '9')
+				return -EINVAL;
+			errno = 0;
+			v = strtol(s + 6, &end, 10);
+			if (errno || *end || v > SIGRTMAX - SIGRTMIN)
+				return -EINVAL;
+		}
+		return min ? SIGRTMIN + (int)v : SIGRTMAX - (int)v;
+	}
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end || v < 1 || v > SIGRTMAX)
+		return -EINVAL;
+	return (int)v;
+}
+
+int mn_nmi_signal(void)
+{
+	const char *s = getenv("MEMNOTIFY_NMI_SIGNAL");
+	int sig;
+
+	if (!s)
+		return SIGRTMAX - MN_NMI_SIGNAL_DEFAULT_OFFSET;
+	sig = parse_nmi_signal(s);
+	/* 32 .. SIGRTMIN - 1 are the C library's own (thread cancellation,
+	   setxid). */
+	if (sig < 0 || sig == SIGKILL || sig == SIGSTOP || sig == SIGSEGV ||
+	    sig == SIGBUS || sig == SIGILL || sig == SIGFPE ||
+	    (sig >= 32 && sig < SIGRTMIN)) {
+		mn__err("MEMNOTIFY_NMI_SIGNAL='%s': not a catchable signal other "
+			"than SIGSEGV, SIGBUS, SIGILL and SIGFPE", s);
+		return -EINVAL;
+	}
+	return sig;
+}
+
 int mn_signal_register(int sig, mn_signal_fn fn, void *ctx, mn_sub **out)
 {
 	struct mn__chain_removal rm;

@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * KeRegisterNmiCallback over the signal chain: one mn_signal_register() per
+ * hardware-exception signal and for the process-wide NMI signal.  The chain
+ * gives the spec's order (newest first), the Handled rule and the default
+ * handler; this file only adapts the callback's shape.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "face.h"
+
+#define NSIGS 5
+
+struct nmireg {
+	struct nmireg *next; /* lock */
+	MN_PNMI_CALLBACK fn;
+	PVOID ctx;
+	mn_sub *subs[NSIGS];
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct nmireg *regs;
+
+/* Signal context: async-signal-safe, no lock, no allocation. */
+static int on_nmi(int sig, siginfo_t *info, void *uc, int handled, void *ctx)
+{
+	struct nmireg *r = ctx;
+
+	(void)sig;
+	(void)info;
+	(void)uc;
+	return r->fn(r->ctx, handled ? TRUE : FALSE) ? 1 : 0;
+}
+
+PVOID KeRegisterNmiCallback(MN_PNMI_CALLBACK fn, PVOID ctx)
+{
+	int sigs[NSIGS] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, mn_nmi_signal() };
+	struct nmireg *r;
+	int i, err = 0;
+
+	if (!fn)
+		return mn__w32_fail(-EINVAL, NULL);
+	if (sigs[NSIGS - 1] < 0)
+		return mn__w32_fail(-EOPNOTSUPP, NULL); /* bad MEMNOTIFY_NMI_SIGNAL */
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return mn__w32_fail(-ENOMEM, NULL);
+	r->fn = fn;
+	r->ctx = ctx;
+	/* Under the lock, so every chain has the registrations in the same
+	   order. */
+	pthread_mutex_lock(&lock);
+	for (i = 0; i < NSIGS && !err; i++)
+		err = mn_signal_register(sigs[i], on_nmi, r, &r->subs[i]);
+	if (!err) {
+		r->next = regs;
+		regs = r;
+	}
+	pthread_mutex_unlock(&lock);
+	if (err) {
+		for (i = 0; i < NSIGS && r->subs[i]; i++)
+			mn_unsubscribe(r->subs[i]);
+		free(r);
+		return mn__w32_fail(err == -ENOMEM ? err : -EOPNOTSUPP, NULL);
+	}
+	return r;
+}
+
+NTSTATUS KeDeregisterNmiCallback(PVOID handle)
+{
+	struct nmireg **pp, *r = NULL;
+
+	pthread_mutex_lock(&lock);
+	for (pp = &regs; *pp; pp = &(*pp)->next)
+		if (*pp == handle) {
+			r = *pp;
+			*pp = r->next;
+			break;
+		}
+	pthread_mutex_unlock(&lock);
+	if (!r)
+		return STATUS_INVALID_HANDLE;
+	/* Each returns once no thread runs on_nmi for it. */
+	for (int i = 0; i < NSIGS; i++)
+		mn_unsubscribe(r->subs[i]);
+	free(r);
+	return STATUS_SUCCESS;
+}
