@@ -1,0 +1,850 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Conformance of the Windows face (memnotify/win32.h) to the spec pages in
+ * ../shared/seeds/: one group per page, each assertion citing the sentence
+ * of the page (or of the seeds README, "companion facts") it checks.
+ *   000 RegisterBadMemoryNotification      -> test_badmem_*
+ *   001 IHostMemoryManager::Register...    -> test_clr_*, test_system_*
+ *   002 KeRegisterNmiCallback              -> test_nmi_*
+ *   003 AddSecureMemoryCacheCallback       -> test_secure_*
+ *   CreateMemoryResourceNotification (README) -> test_resource_*, test_system_*
+ * Real mechanisms throughout: real faults, a real SIGBUS siginfo, real
+ * munmap/mprotect, a real memory cgroup with a real hog (root).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "memnotify/win32.h"
+#include "helpers.h"
+
+#define PG 4096ul
+
+static pid_t gettid_(void)
+{
+	return (pid_t)syscall(SYS_gettid);
+}
+
+static uint64_t now_ms(void)
+{
+	return mn_test_now_usec() / 1000;
+}
+
+/* ---- 002 KeRegisterNmiCallback ------------------------------------------ */
+
+struct nmi_log {
+	_Atomic int n;
+	int who[8];
+	BOOLEAN handled[8];
+};
+static struct nmi_log nlog;
+static char *nmi_page;
+
+/* Signal context: async-signal-safe only. */
+static BOOLEAN nmi_record(PVOID ctx, BOOLEAN handled, BOOLEAN ret)
+{
+	int i = atomic_fetch_add(&nlog.n, 1);
+
+	if (i < 8) {
+		nlog.who[i] = (int)(intptr_t)ctx;
+		nlog.handled[i] = handled;
+	}
+	return ret;
+}
+static BOOLEAN nmi_false(PVOID ctx, BOOLEAN handled)
+{
+	return nmi_record(ctx, handled, FALSE);
+}
+static BOOLEAN nmi_true(PVOID ctx, BOOLEAN handled)
+{
+	return nmi_record(ctx, handled, TRUE);
+}
+/* Removes the cause (makes the page writable) and claims the fault. */
+static BOOLEAN nmi_fix(PVOID ctx, BOOLEAN handled)
+{
+	if (nmi_page)
+		mprotect(nmi_page, PG, PROT_READ | PROT_WRITE);
+	return nmi_record(ctx, handled, TRUE);
+}
+
+static void test_nmi_reverse_order_and_handled(void **state)
+{
+	PVOID a, b, c;
+
+	(void)state;
+	memset(&nlog, 0, sizeof(nlog));
+	nmi_page = mmap(NULL, PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(nmi_page != MAP_FAILED);
+	a = KeRegisterNmiCallback(nmi_fix, (PVOID)1);
+	b = KeRegisterNmiCallback(nmi_true, (PVOID)2);
+	c = KeRegisterNmiCallback(nmi_false, (PVOID)3);
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_non_null(c);
+
+	/* A real fault: the write hits a PROT_NONE page (SIGSEGV). */
+	*(volatile char *)nmi_page = 7;
+	assert_int_equal(nmi_page[0], 7); /* the fault was handled and retried */
+
+	assert_int_equal(atomic_load(&nlog.n), 3);
+	/* 002: "the system calls each registered callback in reverse order
+	   from the order in which they were registered." */
+	assert_int_equal(nlog.who[0], 3);
+	assert_int_equal(nlog.who[1], 2);
+	assert_int_equal(nlog.who[2], 1);
+	/* 002: "For the first callback, the system passes FALSE as the
+	   Handled parameter." */
+	assert_int_equal(nlog.handled[0], FALSE);
+	/* 002: "if any previous callback returned TRUE, the system passes
+	   TRUE ... otherwise it passes FALSE." (3 returned FALSE, 2 TRUE) */
+	assert_int_equal(nlog.handled[1], FALSE);
+	assert_int_equal(nlog.handled[2], TRUE);
+
+	/* The process-wide NMI signal runs the same chain. */
+	memset(&nlog, 0, sizeof(nlog));
+	assert_int_equal(kill(getpid(), mn_nmi_signal()), 0);
+	for (uint64_t end = now_ms() + 5000; atomic_load(&nlog.n) < 3 && now_ms() < end;)
+		usleep(1000);
+	assert_int_equal(atomic_load(&nlog.n), 3);
+	assert_int_equal(nlog.who[0], 3);
+	assert_int_equal(nlog.handled[2], TRUE);
+
+	/* README: KeDeregisterNmiCallback "returns STATUS_SUCCESS". */
+	assert_int_equal(KeDeregisterNmiCallback(c), STATUS_SUCCESS);
+	assert_int_equal(KeDeregisterNmiCallback(b), STATUS_SUCCESS);
+	assert_int_equal(KeDeregisterNmiCallback(a), STATUS_SUCCESS);
+	munmap(nmi_page, PG);
+	nmi_page = NULL;
+}
+
+/* 002: "Otherwise, the system calls the HAL's default handler for the
+   interrupt, which normally causes the system to bug check" — in a
+   process: death by the signal. */
+static void test_nmi_unhandled_ends_child(void **state)
+{
+	int st;
+	pid_t pid;
+
+	(void)state;
+	/* A fault nobody handles. */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char *p = mmap(NULL, PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		/* cmocka catches SIGSEGV in the test process; the child has
+		   no handler of its own, as a plain program. */
+		signal(SIGSEGV, SIG_DFL);
+		if (!KeRegisterNmiCallback(nmi_false, (PVOID)9))
+			_exit(10);
+		*(volatile char *)p = 1;
+		_exit(11); /* not reached */
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGSEGV);
+
+	/* The NMI signal from another process: unhandled, the child dies by
+	   it; handled, it goes on. */
+	for (int handle = 0; handle < 2; handle++) {
+		int ready[2];
+		char c;
+
+		assert_int_equal(pipe(ready), 0);
+		memset(&nlog, 0, sizeof(nlog));
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			if (!KeRegisterNmiCallback(handle ? nmi_true : nmi_false, (PVOID)9))
+				_exit(10);
+			if (write(ready[1], "r", 1) != 1)
+				_exit(12);
+			for (int i = 0; i < 5000 && atomic_load(&nlog.n) == 0; i++)
+				usleep(1000);
+			_exit(atomic_load(&nlog.n) ? 0 : 13);
+		}
+		close(ready[1]);
+		assert_int_equal(read(ready[0], &c, 1), 1);
+		close(ready[0]);
+		assert_int_equal(kill(pid, mn_nmi_signal()), 0);
+		assert_int_equal(waitpid(pid, &st, 0), pid);
+		if (handle) {
+			assert_true(WIFEXITED(st));
+			assert_int_equal(WEXITSTATUS(st), 0);
+		} else {
+			assert_true(WIFSIGNALED(st));
+			assert_int_equal(WTERMSIG(st), mn_nmi_signal());
+		}
+	}
+}
+
+static void test_nmi_bad_input(void **state)
+{
+	int not_a_handle;
+	PVOID h;
+
+	(void)state;
+	/* README: KeDeregisterNmiCallback returns "STATUS_INVALID_HANDLE". */
+	assert_int_equal(KeDeregisterNmiCallback(NULL), STATUS_INVALID_HANDLE);
+	assert_int_equal(KeDeregisterNmiCallback(&not_a_handle), STATUS_INVALID_HANDLE);
+	h = KeRegisterNmiCallback(nmi_false, NULL);
+	assert_non_null(h);
+	assert_int_equal(KeDeregisterNmiCallback(h), STATUS_SUCCESS);
+	assert_int_equal(KeDeregisterNmiCallback(h), STATUS_INVALID_HANDLE);
+	/* 002: "The routine returns NULL if it is unable to register the
+	   callback." */
+	SetLastError(0);
+	assert_null(KeRegisterNmiCallback(NULL, NULL));
+	assert_int_equal(GetLastError(), ERROR_INVALID_PARAMETER);
+	setenv("MEMNOTIFY_NMI_SIGNAL", "SIGSEGV", 1); /* not allowed */
+	assert_null(KeRegisterNmiCallback(nmi_false, NULL));
+	setenv("MEMNOTIFY_NMI_SIGNAL", "RTMAX-2", 1);
+	assert_int_equal(mn_nmi_signal(), SIGRTMAX - 2);
+	setenv("MEMNOTIFY_NMI_SIGNAL", "SIGUSR2", 1);
+	assert_int_equal(mn_nmi_signal(), SIGUSR2);
+	setenv("MEMNOTIFY_NMI_SIGNAL", "RTMIN+x", 1);
+	assert_int_equal(mn_nmi_signal(), -EINVAL);
+	unsetenv("MEMNOTIFY_NMI_SIGNAL");
+	assert_int_equal(mn_nmi_signal(), SIGRTMAX - MN_NMI_SIGNAL_DEFAULT_OFFSET);
+}
+
+/* ---- 000 RegisterBadMemoryNotification ---------------------------------- */
+
+static pthread_mutex_t bad_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t bad_cond = PTHREAD_COND_INITIALIZER;
+static int bad_calls;
+static pid_t bad_tid;
+
+/* README: "BadMemoryCallbackRoutine is VOID CALLBACK
+   BadMemoryCallbackRoutine(VOID)". */
+static VOID CALLBACK on_bad_memory(VOID)
+{
+	pthread_mutex_lock(&bad_lock);
+	bad_calls++;
+	bad_tid = gettid_();
+	pthread_cond_broadcast(&bad_cond);
+	pthread_mutex_unlock(&bad_lock);
+}
+
+static PSAPI_WORKING_SET_EX_BLOCK ws_of(const void *addr)
+{
+	PSAPI_WORKING_SET_EX_INFORMATION e = { .VirtualAddress = (PVOID)addr };
+
+	assert_true(QueryWorkingSetEx(GetCurrentProcess(), &e, sizeof(e)));
+	return e.VirtualAttributes;
+}
+
+static void test_badmem_callback_and_bad_bit(void **state)
+{
+	char *p = mmap(NULL, 2 * PG, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct timespec ts;
+	PVOID h;
+	int before;
+
+	(void)state;
+	assert_true(p != MAP_FAILED);
+	memset(p, 1, 2 * PG);
+	/* 000: "Returns: Registration handle that represents the callback
+	   notification." */
+	h = RegisterBadMemoryNotification(on_bad_memory);
+	assert_non_null(h);
+	pthread_mutex_lock(&bad_lock);
+	before = bad_calls;
+	pthread_mutex_unlock(&bad_lock);
+
+	/* 000: "called when one or more bad memory pages are detected": a
+	   real SIGBUS with BUS_MCEERR_AO for the first page. */
+	assert_int_equal(mn_badmem_inject(0, p, 12, 0), 0);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 5;
+	pthread_mutex_lock(&bad_lock);
+	while (bad_calls == before)
+		if (pthread_cond_timedwait(&bad_cond, &bad_lock, &ts) == ETIMEDOUT)
+			break;
+	int calls = bad_calls;
+	pid_t tid = bad_tid;
+	pthread_mutex_unlock(&bad_lock);
+	assert_true(calls > before);
+	/* Thread context: not the thread the signal interrupted. */
+	assert_true(tid != gettid_());
+
+	/* README: "an application finds the bad pages with
+	   QueryWorkingSetEx, whose PSAPI_WORKING_SET_EX_BLOCK has a Bad
+	   bit". */
+	PSAPI_WORKING_SET_EX_BLOCK bad = ws_of(p), good = ws_of(p + PG);
+	assert_int_equal(bad.Valid, 1);
+	assert_int_equal(bad.Bad, 1);
+	assert_true(bad.Flags & MN_WORKING_SET_EX_BAD);
+	assert_int_equal(good.Valid, 1);
+	assert_int_equal(good.Bad, 0);
+	assert_int_equal(good.Win32Protection, PAGE_READWRITE);
+
+	/* README: "UnregisterBadMemoryNotification(PVOID) returns nonzero on
+	   success." */
+	assert_true(UnregisterBadMemoryNotification(h));
+	SetLastError(0);
+	assert_false(UnregisterBadMemoryNotification(h));
+	assert_int_equal(GetLastError(), ERROR_INVALID_HANDLE);
+	assert_null(RegisterBadMemoryNotification(NULL));
+	assert_int_equal(GetLastError(), ERROR_INVALID_PARAMETER);
+	munmap(p, 2 * PG);
+}
+
+static void test_badmem_working_set_bits(void **state)
+{
+	char *p = mmap(NULL, 4 * PG, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	PSAPI_WORKING_SET_EX_INFORMATION e[2];
+	ULONG caps = 0xdead;
+	struct mn_capability cap = { .sz = sizeof(cap) };
+
+	(void)state;
+	assert_true(p != MAP_FAILED);
+	p[0] = 1;                           /* resident */
+	assert_int_equal(ws_of(p).Valid, 1);
+	assert_int_equal(ws_of(p + PG).Valid, 0); /* never touched */
+	assert_int_equal(ws_of(p + PG).Bad, 0);
+	p[2 * PG] = 1;
+	assert_int_equal(mprotect(p + 2 * PG, PG, PROT_READ), 0);
+	assert_int_equal(ws_of(p + 2 * PG).Win32Protection, PAGE_READONLY);
+	if (mlock(p + 3 * PG, PG) == 0) {
+		assert_int_equal(ws_of(p + 3 * PG).Locked, 1);
+		assert_int_equal(ws_of(p + 3 * PG).Valid, 1);
+		assert_int_equal(ws_of(p).Locked, 0);
+		munlock(p + 3 * PG, PG);
+	}
+	/* Whole arrays, in bytes. */
+	e[0].VirtualAddress = p;
+	e[1].VirtualAddress = p + PG;
+	assert_true(QueryWorkingSetEx(GetCurrentProcess(), e, sizeof(e)));
+	assert_int_equal(e[0].VirtualAttributes.Valid, 1);
+	assert_int_equal(e[1].VirtualAttributes.Valid, 0);
+	/* Bad input. */
+	SetLastError(0);
+	assert_false(QueryWorkingSetEx((HANDLE)(intptr_t)1234, e, sizeof(e)));
+	assert_int_equal(GetLastError(), ERROR_INVALID_HANDLE);
+	assert_false(QueryWorkingSetEx(GetCurrentProcess(), e, sizeof(e[0]) - 1));
+	assert_int_equal(GetLastError(), ERROR_INVALID_PARAMETER);
+	assert_false(QueryWorkingSetEx(GetCurrentProcess(), NULL, sizeof(e)));
+	/* The layout is Windows' own: 64 bits, Bad at bit 31. */
+	assert_int_equal(sizeof(PSAPI_WORKING_SET_EX_BLOCK), 8);
+	assert_int_equal(sizeof(PSAPI_WORKING_SET_EX_INFORMATION), 16);
+	PSAPI_WORKING_SET_EX_BLOCK b = { .Flags = 0 };
+	b.Bad = 1;
+	assert_true(b.Flags == (1ull << 31));
+	b.Flags = 0;
+	b.Win32Protection = 0x7ff;
+	assert_true(b.Flags == (0x7ffull << 4));
+
+	/* README: GetMemoryErrorHandlingCapabilities "reports
+	   MEHC_PATROL_SCRUBBER_PRESENT (0x1)". */
+	assert_true(GetMemoryErrorHandlingCapabilities(&caps));
+	mn_capability(MN_CAP_PATROL_SCRUBBER, &cap);
+	assert_int_equal(caps, cap.supported ? MEHC_PATROL_SCRUBBER_PRESENT : 0);
+	assert_false(GetMemoryErrorHandlingCapabilities(NULL));
+	munmap(p, 4 * PG);
+}
+
+/* ---- 003 AddSecureMemoryCacheCallback ------------------------------------ */
+
+struct sec_call {
+	uintptr_t addr;
+	size_t len;
+};
+static struct sec_call sec_calls[32];
+static _Atomic int sec_n;
+static _Atomic int sec_drop; /* return TRUE (dropped) */
+
+/* README: "BOOLEAN CALLBACK SecureMemoryCacheCallback(PVOID Addr, SIZE_T
+   Range)".  Synchronous context: async-signal-safe. */
+static BOOLEAN CALLBACK on_secure(PVOID addr, SIZE_T range)
+{
+	int i = atomic_fetch_add(&sec_n, 1);
+
+	if (i < 32) {
+		sec_calls[i].addr = (uintptr_t)addr;
+		sec_calls[i].len = range;
+	}
+	return atomic_load(&sec_drop) ? TRUE : FALSE;
+}
+
+static void sec_reset(void)
+{
+	memset(sec_calls, 0, sizeof(sec_calls));
+	atomic_store(&sec_n, 0);
+	atomic_store(&sec_drop, 0);
+}
+
+static bool sec_saw(const void *addr, size_t len)
+{
+	for (int i = 0; i < atomic_load(&sec_n) && i < 32; i++)
+		if (sec_calls[i].addr == (uintptr_t)addr && sec_calls[i].len == len)
+			return true;
+	return false;
+}
+
+static void test_secure_free_and_protect(void **state)
+{
+	char *p = mmap(NULL, 8 * PG, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *other = mmap(NULL, 2 * PG, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	HANDLE h;
+
+	(void)state;
+	assert_true(p != MAP_FAILED && other != MAP_FAILED);
+	sec_reset();
+	/* 003: "If the function succeeds, it registers the callback function
+	   and returns TRUE." */
+	assert_true(AddSecureMemoryCacheCallback(on_secure));
+	h = MmSecureVirtualMemory(p, 8 * PG, PAGE_READWRITE);
+	assert_non_null(h);
+
+	/* README: "called after any attempt to free the range or change its
+	   protection" — with the part of the range concerned. */
+	assert_int_equal(munmap(p + 2 * PG, PG), 0);
+	assert_true(sec_saw(p + 2 * PG, PG));
+	assert_int_equal(mprotect(p + 4 * PG, PG, PROT_READ), 0);
+	assert_true(sec_saw(p + 4 * PG, PG));
+	assert_int_equal(madvise(p + 6 * PG, 2 * PG, MADV_DONTNEED), 0);
+	assert_true(sec_saw(p + 6 * PG, 2 * PG));
+
+	/* Memory that is not secured gives no callback. */
+	int n = atomic_load(&sec_n);
+	assert_int_equal(munmap(other, 2 * PG), 0);
+	assert_int_equal(atomic_load(&sec_n), n);
+
+	/* README: "if the application had secured any part of the range it
+	   drops its cached mapping, unsecures it and returns TRUE": that
+	   part gives no more callbacks. */
+	atomic_store(&sec_drop, 1);
+	assert_int_equal(mprotect(p, PG, PROT_READ), 0);
+	assert_true(sec_saw(p, PG));
+	n = atomic_load(&sec_n);
+	assert_int_equal(mprotect(p, PG, PROT_NONE), 0);
+	assert_int_equal(atomic_load(&sec_n), n);
+	atomic_store(&sec_drop, 0);
+
+	/* After MmUnsecureVirtualMemory nothing more. */
+	MmUnsecureVirtualMemory(h);
+	n = atomic_load(&sec_n);
+	assert_int_equal(munmap(p, 8 * PG), 0);
+	assert_int_equal(atomic_load(&sec_n), n);
+	assert_true(RemoveSecureMemoryCacheCallback(on_secure));
+}
+
+static void test_secure_virtualfree_and_order(void **state)
+{
+	IHostMemoryManager *m;
+	void *mem;
+	HANDLE h;
+
+	(void)state;
+	sec_reset();
+	assert_int_equal(MnGetHostMemoryManager(&m), S_OK);
+	assert_int_equal(m->lpVtbl->VirtualAlloc(m, NULL, 4 * PG, MEM_RESERVE | MEM_COMMIT,
+						 PAGE_READWRITE, eTaskCritical, &mem),
+			 S_OK);
+	memset(mem, 3, 4 * PG);
+	/* Secured before the callback is added: still reported. */
+	h = MmSecureVirtualMemory(mem, 4 * PG, PAGE_READONLY);
+	assert_non_null(h);
+	assert_true(AddSecureMemoryCacheCallback(on_secure));
+	/* VirtualFree(MEM_DECOMMIT) of part of the range. */
+	assert_int_equal(m->lpVtbl->VirtualFree(m, (char *)mem + PG, PG, MEM_DECOMMIT), S_OK);
+	assert_true(sec_saw((char *)mem + PG, PG));
+	/* VirtualFree(MEM_RELEASE) of all of it. */
+	assert_int_equal(m->lpVtbl->VirtualFree(m, mem, 0, MEM_RELEASE), S_OK);
+	assert_true(sec_saw(mem, 4 * PG));
+	MmUnsecureVirtualMemory(h);
+	assert_true(RemoveSecureMemoryCacheCallback(on_secure));
+	m->lpVtbl->Release(m);
+}
+
+static void test_secure_bad_input(void **state)
+{
+	char *p = mmap(NULL, 2 * PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	(void)state;
+	assert_true(p != MAP_FAILED);
+	SetLastError(0);
+	/* The issue: "fails with NULL if the range is not mapped with that
+	   access". */
+	assert_null(MmSecureVirtualMemory(p, 2 * PG, PAGE_READWRITE));
+	assert_int_equal(GetLastError(), ERROR_INVALID_ADDRESS);
+	HANDLE h = MmSecureVirtualMemory(p, 2 * PG, PAGE_READONLY);
+	assert_non_null(h);
+	MmUnsecureVirtualMemory(h);
+	assert_null(MmSecureVirtualMemory(p, 2 * PG, PAGE_EXECUTE));
+	assert_int_equal(GetLastError(), ERROR_INVALID_PARAMETER);
+	assert_null(MmSecureVirtualMemory(p, 0, PAGE_READONLY));
+	munmap(p, 2 * PG);
+	assert_null(MmSecureVirtualMemory(p, PG, PAGE_READONLY));
+	assert_int_equal(GetLastError(), ERROR_INVALID_ADDRESS);
+	SetLastError(0);
+	MmUnsecureVirtualMemory((HANDLE)p);
+	assert_int_equal(GetLastError(), ERROR_INVALID_HANDLE);
+	assert_false(AddSecureMemoryCacheCallback(NULL));
+	assert_int_equal(GetLastError(), ERROR_INVALID_PARAMETER);
+	assert_false(RemoveSecureMemoryCacheCallback(on_secure));
+	assert_int_equal(GetLastError(), ERROR_INVALID_PARAMETER);
+}
+
+/* ---- 001 IHostMemoryManager::RegisterMemoryNotificationCallback ---------- */
+
+struct clr_cb {
+	ICLRMemoryNotificationCallback iface;
+	_Atomic int refs;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int n;
+	EMemoryAvailable levels[64];
+	pid_t tid;
+};
+
+static struct clr_cb *clr_of(ICLRMemoryNotificationCallback *This)
+{
+	return (struct clr_cb *)This;
+}
+static HRESULT STDMETHODCALLTYPE clr_qi(ICLRMemoryNotificationCallback *This,
+				       REFIID riid, void **ppv)
+{
+	(void)riid;
+	*ppv = This;
+	return S_OK;
+}
+static ULONG STDMETHODCALLTYPE clr_add_ref(ICLRMemoryNotificationCallback *This)
+{
+	return (ULONG)atomic_fetch_add(&clr_of(This)->refs, 1) + 1;
+}
+static ULONG STDMETHODCALLTYPE clr_release(ICLRMemoryNotificationCallback *This)
+{
+	return (ULONG)atomic_fetch_sub(&clr_of(This)->refs, 1) - 1;
+}
+static HRESULT STDMETHODCALLTYPE clr_on_memory(ICLRMemoryNotificationCallback *This,
+					       EMemoryAvailable level)
+{
+	struct clr_cb *c = clr_of(This);
+
+	pthread_mutex_lock(&c->lock);
+	if (c->n < 64)
+		c->levels[c->n] = level;
+	c->n++;
+	c->tid = gettid_();
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	return S_OK;
+}
+static const ICLRMemoryNotificationCallbackVtbl clr_vtbl = {
+	clr_qi, clr_add_ref, clr_release, clr_on_memory,
+};
+
+static void clr_init(struct clr_cb *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->iface.lpVtbl = &clr_vtbl;
+	c->refs = 1;
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
+}
+
+/* Wait up to @ms for a notification of @level after index @from; its
+   index, or -1. */
+static int clr_wait(struct clr_cb *c, int from, EMemoryAvailable level, int ms)
+{
+	struct timespec ts;
+	int found = -1;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		for (int i = from; i < c->n && i < 64; i++)
+			if (c->levels[i] == level) {
+				found = i;
+				break;
+			}
+		if (found >= 0 ||
+		    pthread_cond_timedwait(&c->cond, &c->lock, &ts) == ETIMEDOUT)
+			break;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return found;
+}
+
+static void test_clr_register_and_load(void **state)
+{
+	struct mn_memory_status st = { .sz = sizeof(st) };
+	IHostMemoryManager *m;
+	struct clr_cb c;
+	void *q = NULL;
+	DWORD load = 999;
+	SIZE_T avail = 0;
+	static const IID bogus = { 1, 2, 3, { 4 } };
+
+	(void)state;
+	clr_init(&c);
+	assert_int_equal(MnGetHostMemoryManager(NULL), E_POINTER);
+	assert_int_equal(MnGetHostMemoryManager(&m), S_OK);
+	assert_int_equal(m->lpVtbl->QueryInterface(m, &MN_IID_IHostMemoryManager, &q), S_OK);
+	assert_ptr_equal(q, m);
+	m->lpVtbl->Release(m);
+	assert_int_equal(m->lpVtbl->QueryInterface(m, &bogus, &q), E_NOINTERFACE);
+	assert_null(q);
+
+	/* 001 (the issue): "returns E_POINTER for NULL". */
+	assert_int_equal(m->lpVtbl->RegisterMemoryNotificationCallback(m, NULL), E_POINTER);
+	/* 001: "S_OK: RegisterMemoryNotificationCallback returned
+	   successfully"; the host keeps a reference. */
+	assert_int_equal(m->lpVtbl->RegisterMemoryNotificationCallback(m, &c.iface), S_OK);
+	assert_int_equal(atomic_load(&c.refs), 2);
+	/* The current level arrives on the host's thread. */
+	int i = -1;
+	for (int lvl = eMemoryAvailableLow; lvl <= eMemoryAvailableHigh && i < 0; lvl++)
+		i = clr_wait(&c, 0, (EMemoryAvailable)lvl, lvl == eMemoryAvailableHigh ? 5000 : 0);
+	assert_true(i >= 0);
+	assert_true(c.tid != gettid_());
+
+	/* GetMemoryLoad reports the same status as memnotify. */
+	assert_int_equal(m->lpVtbl->GetMemoryLoad(m, NULL, &avail), E_POINTER);
+	assert_int_equal(m->lpVtbl->GetMemoryLoad(m, &load, &avail), S_OK);
+	assert_int_equal(mn_memory_status(NULL, &st), 0);
+	assert_true(load <= 100);
+	assert_true(avail > 0 && avail <= st.limit_bytes);
+
+	/* Methods with no meaning here. */
+	assert_int_equal(m->lpVtbl->CreateMalloc(m, 1, &q), E_NOTIMPL);
+	assert_int_equal(m->lpVtbl->NeedsVirtualAddressSpace(m, NULL, PG), S_OK);
+
+	/* The last Release ends the registration and drops the reference. */
+	assert_int_equal(m->lpVtbl->Release(m), 0);
+	assert_int_equal(atomic_load(&c.refs), 1);
+}
+
+static void test_clr_virtual_memory(void **state)
+{
+	MEMORY_BASIC_INFORMATION mbi;
+	IHostMemoryManager *m;
+	SIZE_T got = 0;
+	DWORD old = 0;
+	void *mem = NULL;
+
+	(void)state;
+	assert_int_equal(MnGetHostMemoryManager(&m), S_OK);
+	/* Reserve, then commit part. */
+	assert_int_equal(m->lpVtbl->VirtualAlloc(m, NULL, 16 * PG, MEM_RESERVE,
+						 PAGE_READWRITE, eTaskCritical, &mem),
+			 S_OK);
+	assert_int_equal(m->lpVtbl->VirtualQuery(m, mem, &mbi, sizeof(mbi), &got), S_OK);
+	assert_int_equal(got, sizeof(mbi));
+	assert_int_equal(mbi.State, MEM_RESERVE);
+	assert_ptr_equal(mbi.AllocationBase, mem);
+	void *c = NULL;
+	assert_int_equal(m->lpVtbl->VirtualAlloc(m, mem, 2 * PG, MEM_COMMIT,
+						 PAGE_READWRITE, eTaskCritical, &c),
+			 S_OK);
+	memset(c, 5, 2 * PG);
+	assert_int_equal(m->lpVtbl->VirtualQuery(m, mem, &mbi, sizeof(mbi), &got), S_OK);
+	assert_int_equal(mbi.State, MEM_COMMIT);
+	assert_int_equal(mbi.Protect, PAGE_READWRITE);
+	assert_int_equal(mbi.RegionSize, 2 * PG);
+	assert_int_equal(m->lpVtbl->VirtualProtect(m, mem, PG, PAGE_READONLY, &old), S_OK);
+	assert_int_equal(old, PAGE_READWRITE);
+	assert_int_equal(ws_of(mem).Win32Protection, PAGE_READONLY);
+	/* Bad input. */
+	assert_int_equal(m->lpVtbl->VirtualAlloc(m, NULL, 0, MEM_COMMIT, PAGE_READWRITE,
+						 eTaskCritical, &c),
+			 E_INVALIDARG);
+	assert_int_equal(m->lpVtbl->VirtualAlloc(m, NULL, PG, MEM_COMMIT | MEM_RESERVE,
+						 0x1234, eTaskCritical, &c),
+			 E_INVALIDARG);
+	assert_int_equal(m->lpVtbl->VirtualFree(m, mem, PG, MEM_RELEASE), E_INVALIDARG);
+	assert_int_equal(m->lpVtbl->VirtualProtect(m, mem, PG, PAGE_READONLY, NULL), E_POINTER);
+	/* Release: the range is gone. */
+	assert_int_equal(m->lpVtbl->VirtualFree(m, mem, 0, MEM_RELEASE), S_OK);
+	assert_int_equal(m->lpVtbl->VirtualQuery(m, mem, &mbi, sizeof(mbi), &got), S_OK);
+	assert_int_equal(mbi.State, MEM_FREE);
+	assert_int_equal(m->lpVtbl->VirtualFree(m, mem, 0, MEM_RELEASE), E_INVALIDARG);
+	m->lpVtbl->Release(m);
+}
+
+/* ---- CreateMemoryResourceNotification ------------------------------------- */
+
+static void test_resource_state_and_handles(void **state)
+{
+	struct mn_memory_status st = { .sz = sizeof(st) };
+	struct mn_memory_opts o = { .sz = sizeof(o) };
+	HANDLE lo, hi;
+	BOOL s_lo = 7, s_hi = 7;
+
+	(void)state;
+	lo = CreateMemoryResourceNotification(LowMemoryResourceNotification);
+	hi = CreateMemoryResourceNotification(HighMemoryResourceNotification);
+	assert_non_null(lo);
+	assert_non_null(hi);
+	assert_true(QueryMemoryResourceNotification(lo, &s_lo));
+	assert_true(QueryMemoryResourceNotification(hi, &s_hi));
+	/* README: "by default low is about 32 MB per 4 GB, at most 64 MB,
+	   and high is three times low" — over the effective limit. */
+	assert_int_equal(mn_memory_status(NULL, &st), 0);
+	o.low_bytes = st.limit_bytes / 128 < (64u << 20) ? st.limit_bytes / 128 : (64u << 20);
+	o.high_bytes = 3 * o.low_bytes;
+	assert_int_equal(mn_memory_status(&o, &st), 0);
+	assert_int_equal(s_lo, st.available_bytes < o.low_bytes);
+	assert_int_equal(s_hi, st.available_bytes >= o.high_bytes);
+	/* A signaled handle satisfies a wait at once; the other times out. */
+	HANDLE on = s_hi ? hi : lo, off = s_hi ? lo : hi;
+	if (s_hi || s_lo) {
+		assert_int_equal(WaitForSingleObject(on, 0), WAIT_OBJECT_0);
+		uint64_t t0 = now_ms();
+		assert_int_equal(WaitForSingleObject(off, 100), WAIT_TIMEOUT);
+		assert_true(now_ms() - t0 >= 90);
+	}
+	/* Bad input. */
+	SetLastError(0);
+	assert_null(CreateMemoryResourceNotification((MEMORY_RESOURCE_NOTIFICATION_TYPE)2));
+	assert_int_equal(GetLastError(), ERROR_INVALID_PARAMETER);
+	assert_false(QueryMemoryResourceNotification(lo, NULL));
+	assert_int_equal(GetLastError(), ERROR_INVALID_PARAMETER);
+	assert_true(CloseHandle(lo));
+	assert_true(CloseHandle(hi));
+	assert_false(CloseHandle(lo));
+	assert_int_equal(GetLastError(), ERROR_INVALID_HANDLE);
+	assert_false(QueryMemoryResourceNotification(lo, &s_lo));
+	assert_int_equal(WaitForSingleObject(lo, 0), WAIT_FAILED);
+	assert_true(CloseHandle(GetCurrentProcess()));
+	assert_ptr_equal(GetCurrentProcess(), (HANDLE)(intptr_t)-1);
+	/* Last error is per thread. */
+	SetLastError(1234);
+	assert_int_equal(GetLastError(), 1234);
+}
+
+/* ---- System: a real memory cgroup and a real hog (root) ----------------- */
+
+#define SYS_LIMIT (4096ull << 20)
+
+static void fail_child(const char *what)
+{
+	fprintf(stderr, "system child: %s\n", what);
+	_exit(1);
+}
+
+/* In the group: the CLR callback object must get Low under the hog, then
+   High after; the resource handles must signal and clear. */
+static void system_child(int go)
+{
+	IHostMemoryManager *m;
+	struct clr_cb c;
+	HANDLE lo, hi;
+	BOOL s;
+	char b;
+
+	if (read(go, &b, 1) != 1)
+		fail_child("no go");
+	alarm(120);
+	clr_init(&c);
+	if (MnGetHostMemoryManager(&m) != S_OK ||
+	    m->lpVtbl->RegisterMemoryNotificationCallback(m, &c.iface) != S_OK)
+		fail_child("register");
+	lo = CreateMemoryResourceNotification(LowMemoryResourceNotification);
+	hi = CreateMemoryResourceNotification(HighMemoryResourceNotification);
+	if (!lo || !hi)
+		fail_child("CreateMemoryResourceNotification");
+	/* 4 GiB group: low below 32 MiB, high from 96 MiB (Windows'
+	   defaults); the CLR levels at 10 % and 30 %. */
+	if (clr_wait(&c, 0, eMemoryAvailableHigh, 10000) < 0)
+		fail_child("not High before the hog");
+	if (WaitForSingleObject(hi, 0) != WAIT_OBJECT_0)
+		fail_child("high handle not signaled before the hog");
+	int from = c.n;
+	pid_t hog = mn_test_hog_start(NULL, SYS_LIMIT - (16ull << 20), 64ull << 20, 0, -1);
+	if (hog < 0)
+		fail_child("hog");
+	/* 001: the host invokes OnMemoryNotification "to report memory
+	   pressure conditions": Low while the hog fills the group. */
+	int low_at = clr_wait(&c, from, eMemoryAvailableLow, 60000);
+	DWORD w = WaitForSingleObject(lo, 60000);
+	BOOL hi_during = TRUE;
+	QueryMemoryResourceNotification(hi, &hi_during);
+	mn_test_hog_stop(hog);
+	if (low_at < 0)
+		fail_child("CLR callback never got eMemoryAvailableLow");
+	if (w != WAIT_OBJECT_0)
+		fail_child("low handle never signaled under the hog");
+	if (hi_during)
+		fail_child("high handle still signaled under the hog");
+	if (clr_wait(&c, low_at, eMemoryAvailableHigh, 60000) < 0)
+		fail_child("CLR callback never back to eMemoryAvailableHigh");
+	if (WaitForSingleObject(hi, 60000) != WAIT_OBJECT_0)
+		fail_child("high handle not signaled after the hog");
+	if (!QueryMemoryResourceNotification(lo, &s) || s)
+		fail_child("low handle still signaled after the hog");
+	fprintf(stderr, "system child: %d notifications, Low at #%d\n", c.n, low_at);
+	CloseHandle(lo);
+	CloseHandle(hi);
+	m->lpVtbl->Release(m);
+	_exit(0);
+}
+
+static void test_system_clr_and_resource_in_cgroup(void **state)
+{
+	char cg[512], why[256];
+	int go[2], st;
+	pid_t pid;
+
+	(void)state;
+	if (mn_test_cgroup_create(SYS_LIMIT, cg, sizeof(cg), why, sizeof(why))) {
+		print_message("skipped: %s\n", why);
+		skip();
+	}
+	assert_int_equal(pipe(go), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(go[1]);
+		system_child(go[0]);
+	}
+	close(go[0]);
+	assert_int_equal(mn_test_cgroup_enter(cg, pid), 0);
+	assert_int_equal(write(go[1], "g", 1), 1);
+	close(go[1]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	mn_test_cgroup_destroy(cg);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_nmi_reverse_order_and_handled),
+		cmocka_unit_test(test_nmi_unhandled_ends_child),
+		cmocka_unit_test(test_nmi_bad_input),
+		cmocka_unit_test(test_badmem_callback_and_bad_bit),
+		cmocka_unit_test(test_badmem_working_set_bits),
+		cmocka_unit_test(test_secure_free_and_protect),
+		cmocka_unit_test(test_secure_virtualfree_and_order),
+		cmocka_unit_test(test_secure_bad_input),
+		cmocka_unit_test(test_clr_register_and_load),
+		cmocka_unit_test(test_clr_virtual_memory),
+		cmocka_unit_test(test_resource_state_and_handles),
+		cmocka_unit_test(test_system_clr_and_resource_in_cgroup),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
