@@ -163,6 +163,32 @@ fi
 rm -f "$f"
 fi
 
+# nmi: the signal `status` reports is the one `nmi` sends.
+expect_usage "nmi without pid"      nmi
+expect_usage "nmi bad pid"          nmi 12abc
+expect_usage "nmi bad signal"       nmi --signal SIGSEGV 1
+nmi=$("$bin" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["nmi_signal"])')
+usr2=$(MEMNOTIFY_NMI_SIGNAL=USR2 "$bin" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["nmi_signal"])')
+if [ "$nmi" -gt 0 ] && [ "$usr2" = 12 ] && "$bin" status | grep -q "^nmi signal *$nmi "; then
+	ok "status reports the NMI signal ($nmi; 12 with MEMNOTIFY_NMI_SIGNAL=USR2)"
+else
+	bad "status nmi signal: '$nmi' '$usr2'"
+fi
+sleep 30 &
+victim=$!
+"$bin" nmi "$victim" >/dev/null
+wait "$victim"; rc=$?
+if [ "$rc" -eq $((128 + nmi)) ]; then
+	ok "nmi PID: a process without NMI callbacks dies by signal $nmi"
+else
+	bad "nmi PID: victim exit $rc, wanted $((128 + nmi))"
+fi
+if "$bin" nmi 2147483646 2>/dev/null; then
+	bad "nmi to a missing process succeeded"
+else
+	ok "nmi to a missing process fails"
+fi
+
 rm -f /tmp/mn_cli_err.$$ /tmp/mn_cli_out.$$
 echo "test_cli: $pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -4,6 +4,8 @@
  *
  *   memnotify status [--json] [--cgroup PATH]
  *   memnotify watch  [--json] [--cgroup PATH] [--duration SECONDS]
+ *   memnotify run    [--json] [--output FILE] -- PROGRAM [ARGS...]
+ *   memnotify nmi    [--signal SIG] PID
  *
  * Exit status: 0 success, 1 runtime failure, 2 usage error.
  */
@@ -36,6 +38,7 @@ static void usage(FILE *f)
 		"usage: %s status [--json] [--cgroup PATH]\n"
 		"       %s watch  [--json] [--cgroup PATH] [--duration SECONDS]\n"
 		"       %s run    [--json] [--output FILE] -- PROGRAM [ARGS...]\n"
+		"       %s nmi    [--signal SIG] PID\n"
 		"       %s --version | --help\n"
 		"\n"
 		"status  print the version, each kernel mechanism memnotify can\n"
@@ -47,16 +50,22 @@ static void usage(FILE *f)
 		"run     run PROGRAM with memnotify preloaded and print one line\n"
 		"        per unmap, move, discard or protection change in it and\n"
 		"        its children; exits with PROGRAM's status\n"
+		"nmi     raise an NMI in process PID: send it the process-wide NMI\n"
+		"        signal, which its KeRegisterNmiCallback() callbacks handle\n"
+		"        (unhandled, it ends the process)\n"
 		"\n"
 		"  --json           one JSON object per line\n"
 		"  --cgroup PATH    watch this cgroup directory (v1 memory or v2)\n"
 		"                   instead of the command's own\n"
 		"  --duration SECS  stop after SECS seconds (decimal allowed)\n"
 		"  --output FILE    run: write the events to FILE\n"
+		"  --signal SIG     nmi: the signal (number, or USR1, USR2,\n"
+		"                   RTMIN+N, RTMAX-N) instead of the NMI signal\n"
 		"\n"
 		"Environment: MEMNOTIFY_LOW_PERCENT, MEMNOTIFY_HIGH_PERCENT "
-		"(thresholds),\nMEMNOTIFY_LOG=error|warn|info|debug.\n",
-		prog, prog, prog, prog);
+		"(thresholds),\nMEMNOTIFY_NMI_SIGNAL (the NMI signal, default "
+		"SIGRTMAX-3),\nMEMNOTIFY_LOG=error|warn|info|debug.\n",
+		prog, prog, prog, prog, prog);
 }
 
 static void die_usage(const char *fmt, const char *arg)
@@ -150,6 +159,72 @@ static void check_cgroup(const char *path, int err)
 	exit(EXIT_USAGE);
 }
 
+/* "SIGUSR2", "SIGRTMIN+3", "SIGRTMAX-3". */
+static void signal_name(int sig, char *buf, size_t len)
+{
+	const char *abbrev;
+
+	if (sig >= SIGRTMIN && sig <= SIGRTMAX) {
+		if (sig - SIGRTMIN <= SIGRTMAX - sig)
+			snprintf(buf, len, "SIGRTMIN+%d", sig - SIGRTMIN);
+		else
+			snprintf(buf, len, "SIGRTMAX-%d", SIGRTMAX - sig);
+	} else if (sig > 0 && (abbrev = sigabbrev_np(sig))) {
+		snprintf(buf, len, "SIG%s", abbrev);
+	} else {
+		snprintf(buf, len, "%d", sig);
+	}
+}
+
+/* memnotify nmi [--signal SIG] PID */
+static int cmd_nmi(int argc, char **argv)
+{
+	const char *sigarg = NULL, *pidarg = NULL;
+	char name[32], *end;
+	long pid;
+	int sig;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--signal")) {
+			if (++i >= argc)
+				die_usage("--signal needs a signal%s", "");
+			sigarg = argv[i];
+		} else if (!strcmp(argv[i], "--help")) {
+			usage(stdout);
+			exit(0);
+		} else if (argv[i][0] == '-') {
+			die_usage("unknown option '%s'", argv[i]);
+		} else if (pidarg) {
+			die_usage("unexpected argument '%s'", argv[i]);
+		} else {
+			pidarg = argv[i];
+		}
+	}
+	if (!pidarg)
+		die_usage("nmi needs a process id%s", "");
+	errno = 0;
+	pid = strtol(pidarg, &end, 10);
+	if (errno || *end || pid <= 0 || pid > INT_MAX)
+		die_usage("bad process id '%s'", pidarg);
+	/* The library's own parser and rules for the signal. */
+	if (sigarg && setenv("MEMNOTIFY_NMI_SIGNAL", sigarg, 1))
+		return 1;
+	mn_set_log(NULL, NULL); /* the usage line below says it */
+	sig = mn_nmi_signal();
+	mn_set_log(log_sink, NULL);
+	if (sig < 0)
+		die_usage(sigarg ? "bad signal '%s'" : "bad MEMNOTIFY_NMI_SIGNAL%s",
+			  sigarg ? sigarg : "");
+	signal_name(sig, name, sizeof(name));
+	if (kill((pid_t)pid, sig) < 0) {
+		fprintf(stderr, "%s: nmi: cannot signal process %ld: %s\n", prog,
+			pid, strerror(errno));
+		return 1;
+	}
+	printf("sent %s (%d) to process %ld\n", name, sig, pid);
+	return 0;
+}
+
 static int cmd_status(int argc, char **argv)
 {
 	struct args a;
@@ -161,8 +236,15 @@ static int cmd_status(int argc, char **argv)
 	mo.cgroup = a.cgroup;
 	err = mn_memory_status(&mo, &st);
 	check_cgroup(a.cgroup, err);
+	int nmi = mn_nmi_signal();
+	char nmi_name[32];
+	signal_name(nmi, nmi_name, sizeof(nmi_name));
 	if (a.json) {
 		printf("{\"version\":\"%s\",", mn_version());
+		if (nmi > 0)
+			printf("\"nmi_signal\":%d,\"nmi_signal_name\":\"%s\",", nmi, nmi_name);
+		else
+			printf("\"nmi_signal\":null,");
 		out_capabilities(stdout, true);
 		printf(",\"memory\":");
 		if (err) {
@@ -188,6 +270,11 @@ static int cmd_status(int argc, char **argv)
 		printf("memnotify %s\n\n", mn_version());
 		out_capabilities(stdout, false);
 		printf("\n");
+		if (nmi > 0)
+			printf("nmi signal      %d (%s%s)\n", nmi, nmi_name,
+			       getenv("MEMNOTIFY_NMI_SIGNAL") ? ", from MEMNOTIFY_NMI_SIGNAL" : "");
+		else
+			printf("nmi signal      none: MEMNOTIFY_NMI_SIGNAL is invalid\n");
 		if (err) {
 			printf("memory status: %s\n", mn_strerror(err));
 		} else {
@@ -451,6 +538,8 @@ int main(int argc, char **argv)
 		return cmd_watch(argc - 1, argv + 1);
 	if (!strcmp(cmd, "run"))
 		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(cmd, "nmi"))
+		return cmd_nmi(argc - 1, argv + 1);
 	die_usage("unknown command '%s'", cmd);
 	return EXIT_USAGE;
 }
