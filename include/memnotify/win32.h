@@ -33,8 +33,8 @@
  * kernel-mode names (KeRegisterNmiCallback, MmSecureVirtualMemory, ...)
  * keep theirs.  Callbacks passed to memnotify always use the Linux
  * convention: declare them with MN_CALLBACK (empty), not Wine's CALLBACK,
- * and use the MN_P... callback types (a mismatch is a compile error, not a
- * crash).  The library exports both spellings of each user-mode function.
+ * and use the MN_P... callback types (the compiler diagnoses a mismatch:
+ * incompatible pointer types).  The library exports both spellings of each user-mode function.
  * Wine's psapi.h has no Bad bit: test (Flags & MN_WORKING_SET_EX_BAD).
  * Do not include Wine's mscoree.h with this header (its interfaces use
  * ms_abi); this header defines the two interfaces it needs.
@@ -581,7 +581,7 @@ typedef struct _GUID {
 #define __IID_DEFINED__
 typedef GUID IID;
 #endif
-#ifndef _REFIID_DEFINED
+#if !defined(_REFIID_DEFINED) && !defined(REFIID) /* Wine: a macro */
 #define _REFIID_DEFINED
 typedef const IID *REFIID;
 #endif
