@@ -6,8 +6,10 @@
 set -euo pipefail
 lib=$1 map=$2 hdr=$3 w32=$4
 interposers="sigaction signal munmap mremap mprotect pkey_mprotect madvise mmap mmap64 shmdt brk sbrk"
-versioned=$(objdump -T "$lib" | awk '$2 == "g" && $4 != "*UND*" && $(NF-1) == "MEMNOTIFY_0.1" && $NF !~ /^MEMNOTIFY/ {print $NF}' | sort -u)
-base=$(objdump -T "$lib" | awk '$2 == "g" && $4 != "*UND*" && $(NF-1) == "Base" {print $NF}' | sort -u)
+# (__odr_asan.* are AddressSanitizer's one-definition-rule markers for
+# exported data, present only in ASan builds.)
+versioned=$(objdump -T "$lib" | awk '$2 == "g" && $4 != "*UND*" && $(NF-1) == "MEMNOTIFY_0.1" && $NF !~ /^(MEMNOTIFY|__odr_asan)/ {print $NF}' | sort -u)
+base=$(objdump -T "$lib" | awk '$2 == "g" && $4 != "*UND*" && $(NF-1) == "Base" && $NF !~ /^__odr_asan/ {print $NF}' | sort -u)
 declared=$( {
 	grep -o '^MN_API [^(]*(' "$hdr" "$w32" | grep -v 'MN_W32($' | sed 's/($//; s/.*[ *]//'
 	grep -o 'MN_W32([A-Z][A-Za-z]*)' "$w32" | sed 's/MN_W32(\(.*\))/\1\nMn\1/'
