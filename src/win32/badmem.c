@@ -16,13 +16,13 @@
 #include "face.h"
 
 struct badreg {
-	struct badreg *next; /* lock */
+	struct mn__w32_link link; /* regs, lock */
 	MN_PBAD_MEMORY_CALLBACK_ROUTINE fn;
 	mn_sub *sub;
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct badreg *regs;
+static struct mn__w32_link *regs;
 
 /* Thread context (the dispatcher): one call per bad range, per rise of
    HardwareCorrupted, or per overflow report. */
@@ -59,8 +59,7 @@ PVOID RegisterBadMemoryNotification(MN_PBAD_MEMORY_CALLBACK_ROUTINE fn)
 		return mn__w32_fail(err, NULL);
 	}
 	pthread_mutex_lock(&lock);
-	r->next = regs;
-	regs = r;
+	mn__w32_push(&regs, r);
 	pthread_mutex_unlock(&lock);
 	return r;
 }
@@ -68,15 +67,10 @@ MN__W32_ALIAS(RegisterBadMemoryNotification);
 
 BOOL UnregisterBadMemoryNotification(PVOID handle)
 {
-	struct badreg **pp, *r = NULL;
+	struct badreg *r;
 
 	pthread_mutex_lock(&lock);
-	for (pp = &regs; *pp; pp = &(*pp)->next)
-		if (*pp == handle) {
-			r = *pp;
-			*pp = r->next;
-			break;
-		}
+	r = mn__w32_take(&regs, handle);
 	pthread_mutex_unlock(&lock);
 	if (!r)
 		return mn__w32_fail(-ENOENT, FALSE);

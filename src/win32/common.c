@@ -27,6 +27,25 @@ HANDLE GetCurrentProcess(void)
 }
 MN__W32_ALIAS(GetCurrentProcess);
 
+void mn__w32_push(struct mn__w32_link **head, void *node)
+{
+	struct mn__w32_link *n = node;
+
+	n->next = *head;
+	*head = n;
+}
+
+void *mn__w32_take(struct mn__w32_link **head, const void *node)
+{
+	for (struct mn__w32_link **pp = head; *pp; pp = &(*pp)->next)
+		if (*pp == node) {
+			struct mn__w32_link *n = *pp;
+			*pp = n->next;
+			return n;
+		}
+	return NULL;
+}
+
 DWORD mn__w32_error_of(int err)
 {
 	switch (err) {

@@ -16,6 +16,17 @@
 	extern __typeof__(name) Mn##name                                      \
 		__attribute__((alias(#name), visibility("default")))
 
+/* The face's registries of live handles: singly linked lists whose nodes
+   start with a struct mn__w32_link; each list is guarded by its file's
+   lock, held by the caller. */
+struct mn__w32_link {
+	struct mn__w32_link *next;
+};
+void mn__w32_push(struct mn__w32_link **head, void *node);
+/* Unlink @node if it is on the list: it, or NULL for a handle that is not
+   (unknown, or already removed). */
+void *mn__w32_take(struct mn__w32_link **head, const void *node);
+
 /* Set the thread's last error from a native -errno and return @ret. */
 DWORD mn__w32_error_of(int err);
 #define mn__w32_fail(err, ret) (SetLastError(mn__w32_error_of(err)), (ret))

@@ -13,14 +13,14 @@
 #define NSIGS 5
 
 struct nmireg {
-	struct nmireg *next; /* lock */
+	struct mn__w32_link link; /* regs, lock */
 	MN_PNMI_CALLBACK fn;
 	PVOID ctx;
 	mn_sub *subs[NSIGS];
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct nmireg *regs;
+static struct mn__w32_link *regs;
 
 /* Signal context: async-signal-safe, no lock, no allocation. */
 static int on_nmi(int sig, siginfo_t *info, void *uc, int handled, void *ctx)
@@ -53,10 +53,8 @@ PVOID KeRegisterNmiCallback(MN_PNMI_CALLBACK fn, PVOID ctx)
 	pthread_mutex_lock(&lock);
 	for (i = 0; i < NSIGS && !err; i++)
 		err = mn_signal_register(sigs[i], on_nmi, r, &r->subs[i]);
-	if (!err) {
-		r->next = regs;
-		regs = r;
-	}
+	if (!err)
+		mn__w32_push(&regs, r);
 	pthread_mutex_unlock(&lock);
 	if (err) {
 		for (i = 0; i < NSIGS && r->subs[i]; i++)
@@ -69,15 +67,10 @@ PVOID KeRegisterNmiCallback(MN_PNMI_CALLBACK fn, PVOID ctx)
 
 NTSTATUS KeDeregisterNmiCallback(PVOID handle)
 {
-	struct nmireg **pp, *r = NULL;
+	struct nmireg *r;
 
 	pthread_mutex_lock(&lock);
-	for (pp = &regs; *pp; pp = &(*pp)->next)
-		if (*pp == handle) {
-			r = *pp;
-			*pp = r->next;
-			break;
-		}
+	r = mn__w32_take(&regs, handle);
 	pthread_mutex_unlock(&lock);
 	if (!r)
 		return STATUS_INVALID_HANDLE;

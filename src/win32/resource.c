@@ -13,7 +13,7 @@
 #define MiB (1024ull * 1024)
 
 struct resnotif {
-	struct resnotif *next;      /* registry, reg_lock */
+	struct mn__w32_link link;   /* handles, reg_lock */
 	MEMORY_RESOURCE_NOTIFICATION_TYPE type;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;        /* CLOCK_MONOTONIC */
@@ -24,7 +24,7 @@ struct resnotif {
 };
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct resnotif *handles;
+static struct mn__w32_link *handles;
 
 static void put(struct resnotif *h)
 {
@@ -38,11 +38,12 @@ static void put(struct resnotif *h)
 /* The live handle @p with a reference, or NULL. */
 static struct resnotif *get(HANDLE p)
 {
-	struct resnotif *h;
+	struct resnotif *h = NULL;
 
 	pthread_mutex_lock(&reg_lock);
-	for (h = handles; h && h != p; h = h->next)
-		;
+	for (struct mn__w32_link *l = handles; l && !h; l = l->next)
+		if (l == p)
+			h = (struct resnotif *)l;
 	if (h)
 		atomic_fetch_add(&h->refs, 1);
 	pthread_mutex_unlock(&reg_lock);
@@ -109,8 +110,7 @@ HANDLE CreateMemoryResourceNotification(MEMORY_RESOURCE_NOTIFICATION_TYPE type)
 		return mn__w32_fail(err, NULL);
 	}
 	pthread_mutex_lock(&reg_lock);
-	h->next = handles;
-	handles = h;
+	mn__w32_push(&handles, h);
 	pthread_mutex_unlock(&reg_lock);
 	return h;
 }
@@ -174,17 +174,12 @@ MN__W32_ALIAS(WaitForSingleObject);
 
 BOOL CloseHandle(HANDLE handle)
 {
-	struct resnotif **pp, *h = NULL;
+	struct resnotif *h;
 
 	if (handle == GetCurrentProcess())
 		return TRUE;
 	pthread_mutex_lock(&reg_lock);
-	for (pp = &handles; *pp; pp = &(*pp)->next)
-		if (*pp == handle) {
-			h = *pp;
-			*pp = h->next;
-			break;
-		}
+	h = mn__w32_take(&handles, handle);
 	pthread_mutex_unlock(&reg_lock);
 	if (!h)
 		return mn__w32_fail(-ENOENT, FALSE);

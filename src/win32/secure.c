@@ -15,7 +15,7 @@
 #define HOLES 16
 
 struct secured {
-	struct secured *next;          /* lock */
+	struct mn__w32_link link;      /* ranges, lock */
 	uintptr_t addr;
 	size_t len;
 	/* Parts a callback dropped (returned TRUE for): unsecured, so no
@@ -43,7 +43,7 @@ struct pair {
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct secured *ranges;
+static struct mn__w32_link *ranges;
 static struct cachecb *cbs;
 static struct pair *pairs;
 
@@ -141,8 +141,8 @@ BOOL AddSecureMemoryCacheCallback(MN_PSECURE_MEMORY_CACHE_CALLBACK fn)
 		return mn__w32_fail(-ENOMEM, FALSE);
 	cb->fn = fn;
 	pthread_mutex_lock(&lock);
-	for (struct secured *r = ranges; r && !err; r = r->next)
-		err = pair_up(cb, r);
+	for (struct mn__w32_link *l = ranges; l && !err; l = l->next)
+		err = pair_up(cb, (struct secured *)l);
 	if (!err) {
 		cb->next = cbs;
 		cbs = cb;
@@ -224,10 +224,8 @@ HANDLE MmSecureVirtualMemory(PVOID address, SIZE_T size, ULONG mode)
 	pthread_mutex_lock(&lock);
 	for (struct cachecb *cb = cbs; cb && !err; cb = cb->next)
 		err = pair_up(cb, r);
-	if (!err) {
-		r->next = ranges;
-		ranges = r;
-	}
+	if (!err)
+		mn__w32_push(&ranges, r);
 	struct pair *undo = err ? unpair(NULL, r) : NULL;
 	pthread_mutex_unlock(&lock);
 	if (err) {
@@ -240,17 +238,13 @@ HANDLE MmSecureVirtualMemory(PVOID address, SIZE_T size, ULONG mode)
 
 VOID MmUnsecureVirtualMemory(HANDLE handle)
 {
-	struct secured **pp, *r = NULL;
+	struct secured *r;
 	struct pair *gone = NULL;
 
 	pthread_mutex_lock(&lock);
-	for (pp = &ranges; *pp; pp = &(*pp)->next)
-		if (*pp == handle) {
-			r = *pp;
-			*pp = r->next;
-			gone = unpair(NULL, r);
-			break;
-		}
+	r = mn__w32_take(&ranges, handle);
+	if (r)
+		gone = unpair(NULL, r);
 	pthread_mutex_unlock(&lock);
 	if (!r) {
 		SetLastError(ERROR_INVALID_HANDLE);
