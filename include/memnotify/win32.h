@@ -34,8 +34,8 @@
  * keep theirs.  Callbacks passed to memnotify always use the Linux
  * convention: declare them with MN_CALLBACK (empty), not Wine's CALLBACK,
  * and use the MN_P... callback types (the compiler diagnoses a mismatch:
- * incompatible pointer types).  The library exports both spellings of each user-mode function.
- * Wine's psapi.h has no Bad bit: test (Flags & MN_WORKING_SET_EX_BAD).
+ * incompatible pointer types).  The library exports both spellings of
+ * each user-mode function.  Wine's psapi.h has no Bad bit: test (Flags & MN_WORKING_SET_EX_BAD).
  * Do not include Wine's mscoree.h with this header (its interfaces use
  * ms_abi); this header defines the two interfaces it needs.
  */
@@ -344,7 +344,7 @@ typedef MN_PBAD_MEMORY_CALLBACK_ROUTINE PBAD_MEMORY_CALLBACK_ROUTINE;
  * memory is found (Win32 RegisterBadMemoryNotification).
  * @Callback: thread context (memnotify's dispatcher).
  *
- * @Callback runs once for each batch of bad ranges memnotify records: a
+ * @Callback runs once for each bad range memnotify records: a
  * SIGBUS with BUS_MCEERR_AO or BUS_MCEERR_AR for a page this process maps
  * (with early kill, prctl(PR_MCE_KILL_EARLY), where the kernel has it), a
  * rise of /proc/meminfo HardwareCorrupted on the machine, and a lost-event
