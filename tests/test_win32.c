@@ -361,6 +361,61 @@ static void test_badmem_working_set_bits(void **state)
 	munmap(p, 4 * PG);
 }
 
+/* AnonHugePages of the mapping holding @addr, in kB (/proc/self/smaps): the
+   kernel's own account, the oracle for LargePage. */
+static long anon_huge_kb(const void *addr)
+{
+	FILE *f = fopen("/proc/self/smaps", "re");
+	char line[512];
+	bool in = false;
+	long kb = -1;
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		char perms[5];
+		if (sscanf(line, "%lx-%lx %4s", &lo, &hi, perms) == 3) {
+			if (in)
+				break;
+			in = (uintptr_t)addr >= lo && (uintptr_t)addr < hi;
+		} else if (in && sscanf(line, "AnonHugePages: %ld kB", &kb) == 1) {
+			break;
+		}
+	}
+	fclose(f);
+	return kb;
+}
+
+static void test_badmem_large_page(void **state)
+{
+	size_t huge = 2u << 20;
+	char *raw = mmap(NULL, 3 * huge, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *p;
+
+	(void)state;
+	assert_true(raw != MAP_FAILED);
+	p = (char *)(((uintptr_t)raw + huge - 1) & ~(uintptr_t)(huge - 1));
+	if (madvise(p, huge, MADV_HUGEPAGE) != 0) {
+		munmap(raw, 3 * huge);
+		print_message("skipped: no transparent huge pages (%s)\n", strerror(errno));
+		skip();
+	}
+	memset(p, 1, huge);
+	long kb = anon_huge_kb(p);
+	if (kb < 2048) {
+		munmap(raw, 3 * huge);
+		print_message("skipped: the kernel gave no huge page (AnonHugePages %ld kB)\n", kb);
+		skip();
+	}
+	assert_int_equal(ws_of(p + 4096).Valid, 1);
+	assert_int_equal(ws_of(p + 4096).LargePage, 1);
+	raw[0] = 1; /* before the aligned part: a small page */
+	if (raw < p)
+		assert_int_equal(ws_of(raw).LargePage, 0);
+	munmap(raw, 3 * huge);
+}
+
 /* ---- 003 AddSecureMemoryCacheCallback ------------------------------------ */
 
 struct sec_call {
@@ -838,6 +893,7 @@ int main(void)
 		cmocka_unit_test(test_nmi_bad_input),
 		cmocka_unit_test(test_badmem_callback_and_bad_bit),
 		cmocka_unit_test(test_badmem_working_set_bits),
+		cmocka_unit_test(test_badmem_large_page),
 		cmocka_unit_test(test_secure_free_and_protect),
 		cmocka_unit_test(test_secure_virtualfree_and_order),
 		cmocka_unit_test(test_secure_bad_input),
