@@ -532,6 +532,37 @@ static void test_secure_virtualfree_and_order(void **state)
 	m->lpVtbl->Release(m);
 }
 
+/* Windows code unsecures from inside its callback (README: it "drops its
+   cached mapping, unsecures it and returns TRUE"). */
+static HANDLE self_unsecure_handle;
+static _Atomic int self_unsecure_calls;
+static BOOLEAN CALLBACK on_secure_unsecure(PVOID addr, SIZE_T range)
+{
+	(void)addr;
+	(void)range;
+	atomic_fetch_add(&self_unsecure_calls, 1);
+	MmUnsecureVirtualMemory(self_unsecure_handle);
+	return TRUE;
+}
+
+static void test_secure_unsecure_from_callback(void **state)
+{
+	char *p = mmap(NULL, 4 * PG, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	(void)state;
+	assert_true(p != MAP_FAILED);
+	assert_true(AddSecureMemoryCacheCallback(on_secure_unsecure));
+	self_unsecure_handle = MmSecureVirtualMemory(p, 4 * PG, PAGE_READWRITE);
+	assert_non_null(self_unsecure_handle);
+	assert_int_equal(mprotect(p, PG, PROT_READ), 0);
+	assert_int_equal(atomic_load(&self_unsecure_calls), 1);
+	/* Unsecured: nothing more, and (under ASan) no use after free. */
+	assert_int_equal(munmap(p, 4 * PG), 0);
+	assert_int_equal(atomic_load(&self_unsecure_calls), 1);
+	assert_true(RemoveSecureMemoryCacheCallback(on_secure_unsecure));
+}
+
 static void test_secure_bad_input(void **state)
 {
 	char *p = mmap(NULL, 2 * PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -896,6 +927,7 @@ int main(void)
 		cmocka_unit_test(test_badmem_large_page),
 		cmocka_unit_test(test_secure_free_and_protect),
 		cmocka_unit_test(test_secure_virtualfree_and_order),
+		cmocka_unit_test(test_secure_unsecure_from_callback),
 		cmocka_unit_test(test_secure_bad_input),
 		cmocka_unit_test(test_clr_register_and_load),
 		cmocka_unit_test(test_clr_virtual_memory),

@@ -43,6 +43,12 @@ struct pair {
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+/* Depth of secure-memory callbacks running on this thread.  Windows code
+   unsecures from inside its callback; then the pairs and the range may be
+   in use right now (here, or on another thread whose invocation
+   mn_unsubscribe() does not wait for from inside a callback), so their
+   few bytes are kept, never freed: no use after free. */
+static __thread int in_callback __attribute__((tls_model("initial-exec")));
 static struct mn__w32_link *ranges;
 static struct cachecb *cbs;
 static struct pair *pairs;
@@ -68,9 +74,14 @@ static void on_change(const struct mn_vm_event *ev, void *ctx)
 	struct pair *p = ctx;
 	struct secured *r = p->rng;
 
+	BOOLEAN dropped;
+
 	if (unsecured(r, ev->address, ev->length))
 		return;
-	if (!p->fn((PVOID)(uintptr_t)ev->address, (SIZE_T)ev->length))
+	in_callback++;
+	dropped = p->fn((PVOID)(uintptr_t)ev->address, (SIZE_T)ev->length);
+	in_callback--;
+	if (!dropped)
 		return;
 	unsigned int i = atomic_fetch_add(&r->nholes, 1);
 	if (i < HOLES) {
@@ -123,8 +134,9 @@ static void end_pairs(struct pair *p)
 {
 	while (p) {
 		struct pair *next = p->next;
-		mn_unsubscribe(p->watch);
-		free(p);
+		mn_unsubscribe(p->watch); /* waits, unless in a callback */
+		if (!in_callback)
+			free(p);
 		p = next;
 	}
 }
@@ -175,7 +187,8 @@ BOOL RemoveSecureMemoryCacheCallback(MN_PSECURE_MEMORY_CACHE_CALLBACK fn)
 	if (!cb)
 		return mn__w32_fail(-EINVAL, FALSE);
 	end_pairs(gone);
-	free(cb);
+	if (!in_callback)
+		free(cb);
 	return TRUE;
 }
 MN__W32_ALIAS(RemoveSecureMemoryCacheCallback);
@@ -251,5 +264,6 @@ VOID MmUnsecureVirtualMemory(HANDLE handle)
 		return;
 	}
 	end_pairs(gone);
-	free(r);
+	if (!in_callback)
+		free(r);
 }
