@@ -35,13 +35,15 @@ struct region {
 	size_t size;
 };
 
+static const IHostMemoryManagerVtbl vtbl;
+
 static struct {
 	IHostMemoryManager iface;
 	_Atomic ULONG refs;
 	pthread_mutex_t lock;
 	struct clrreg *regs;     /* lock */
 	struct region *regions;  /* lock */
-} host = { .lock = PTHREAD_MUTEX_INITIALIZER };
+} host = { .iface = { &vtbl }, .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static size_t page_size(void)
 {
@@ -364,7 +366,6 @@ HRESULT MnGetHostMemoryManager(IHostMemoryManager **pp)
 {
 	if (!pp)
 		return E_POINTER;
-	host.iface.lpVtbl = &vtbl;
 	hm_add_ref(&host.iface);
 	*pp = &host.iface;
 	return S_OK;
