@@ -172,7 +172,7 @@ int mn__probe_memory_failure_tracepoint(char *detail, size_t len)
 
 int mn__probe_signal_interpose(char *detail, size_t len)
 {
-	const char *off = getenv("MEMNOTIFY_NO_INTERPOSE");
+	const char *off = secure_getenv("MEMNOTIFY_NO_INTERPOSE");
 
 	if (off && *off && *off != '0') {
 		snprintf(detail, len, "turned off by MEMNOTIFY_NO_INTERPOSE");

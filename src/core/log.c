@@ -22,7 +22,7 @@ static _Atomic int log_level = -1; /* -1: not read from the environment yet */
 
 static int env_level(void)
 {
-	const char *s = getenv("MEMNOTIFY_LOG");
+	const char *s = secure_getenv("MEMNOTIFY_LOG");
 
 	if (!s || !*s)
 		return MN_LOG_WARN;

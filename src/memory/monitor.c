@@ -99,7 +99,7 @@ static struct mn__fork_hook fork_hook;
 
 static int env_percent(const char *name, unsigned int *out)
 {
-	const char *s = getenv(name);
+	const char *s = secure_getenv(name);
 	unsigned long v = 0;
 
 	if (!s)

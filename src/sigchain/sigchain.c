@@ -49,7 +49,7 @@ static bool interpose_off;
 
 MN__NO_TSAN __attribute__((constructor)) static void sigchain_init(void)
 {
-	const char *off = getenv("MEMNOTIFY_NO_INTERPOSE");
+	const char *off = secure_getenv("MEMNOTIFY_NO_INTERPOSE");
 
 	interpose_off = off && *off && *off != '0';
 	/* The next definition after ours: the C library's (or a sanitizer's
@@ -432,7 +432,7 @@ static int parse_nmi_signal(const char *s)
 
 int mn_nmi_signal(void)
 {
-	const char *s = getenv("MEMNOTIFY_NMI_SIGNAL");
+	const char *s = secure_getenv("MEMNOTIFY_NMI_SIGNAL");
 	int sig;
 
 	if (!s)

@@ -681,7 +681,7 @@ void mn__vm_hooks_install(void)
 		{ "brk", (void *)mn_brk_impl, (void **)&chained.brk }, /* needs __curbrk */
 		{ "sbrk", (void *)mn_sbrk_impl, (void **)&chained.sbrk },
 	};
-	const char *off = getenv("MEMNOTIFY_NO_PATCH");
+	const char *off = secure_getenv("MEMNOTIFY_NO_PATCH");
 	void *libc = dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY);
 	struct pad *pads;
 	void *entries[MN__ARRAY_SIZE(targets)];

@@ -190,8 +190,8 @@ static void on_event(const struct mn_vm_event *ev, void *ctx)
  */
 __attribute__((constructor(200))) static void run_init(void)
 {
-	const char *fd = getenv("MEMNOTIFY_RUN_FD");
-	const char *json = getenv("MEMNOTIFY_RUN_JSON");
+	const char *fd = secure_getenv("MEMNOTIFY_RUN_FD");
+	const char *json = secure_getenv("MEMNOTIFY_RUN_JSON");
 	char line[200];
 	struct buf b = { line, line + sizeof(line) - 1 };
 	mn_sub *sub;
