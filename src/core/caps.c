@@ -3,20 +3,20 @@
  * Capability table (libbpf's features.c habit): each mechanism is probed
  * once, by asking the kernel, and the tri-state answer is cached.
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "caps.h"
-#include "internal.h"
+#include "core.h"
 
 enum { CAP_UNKNOWN = 0, CAP_YES = 1, CAP_NO = 2 };
 
 struct cap_entry {
 	const char *name;
 	mn__probe_fn probe;
+	struct mn__once once;
 	_Atomic int state;
 	int error;
 	char detail[160];
@@ -79,22 +79,28 @@ static struct cap_entry caps[MN_CAP__COUNT] = {
 		mn__probe_memory_failure_tracepoint },
 };
 
-static pthread_mutex_t probe_lock = PTHREAD_MUTEX_INITIALIZER;
+/*
+ * Each probe runs once, on the first asker's thread, with no memnotify lock
+ * held (a probe may open files, start a thread, take the core lock);
+ * concurrent askers wait for it, and a probe that a fork() interrupted runs
+ * again in the child (mn__once).
+ */
+static void run_probe(void *arg)
+{
+	struct cap_entry *e = arg;
+	int err = e->probe(e->detail, sizeof(e->detail));
+
+	e->error = err < 0 ? err : 0;
+	atomic_store_explicit(&e->state, err < 0 ? CAP_NO : CAP_YES,
+			      memory_order_release);
+}
 
 static struct cap_entry *probed(unsigned int cap)
 {
 	struct cap_entry *e = &caps[cap];
 
-	if (atomic_load_explicit(&e->state, memory_order_acquire) != CAP_UNKNOWN)
-		return e;
-	pthread_mutex_lock(&probe_lock);
-	if (atomic_load(&e->state) == CAP_UNKNOWN) {
-		int err = e->probe(e->detail, sizeof(e->detail));
-		e->error = err < 0 ? err : 0;
-		atomic_store_explicit(&e->state, err < 0 ? CAP_NO : CAP_YES,
-				      memory_order_release);
-	}
-	pthread_mutex_unlock(&probe_lock);
+	if (atomic_load_explicit(&e->state, memory_order_acquire) == CAP_UNKNOWN)
+		mn__once(&e->once, run_probe, e);
 	return e;
 }
 

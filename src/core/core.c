@@ -2,7 +2,11 @@
 /*
  * Core lock, subscription registry, fork handling.
  */
+#include <linux/futex.h>
 #include <pthread.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "core.h"
 
@@ -12,42 +16,147 @@ static size_t n_subs;
 static struct mn__fork_hook *fork_hooks;
 static _Atomic int forked;             /* set in a fork child */
 
+static __thread bool tls_core_held;
+
 void mn__lock(void)
 {
 	pthread_mutex_lock(&core_lock);
+	tls_core_held = true;
 }
 
 void mn__unlock(void)
 {
+	tls_core_held = false;
 	pthread_mutex_unlock(&core_lock);
+	mn__log_flush(); /* lines logged under the lock */
+}
+
+bool mn__lock_held(void)
+{
+	return tls_core_held;
+}
+
+/* --- locks and fork ------------------------------------------------------ */
+
+#define MAX_LOCKS 32
+static struct {
+	pthread_mutex_t *m;
+	unsigned int rank;
+} locks[MAX_LOCKS];
+static _Atomic unsigned int n_locks;
+static _Atomic unsigned int fork_gen;
+
+void mn__lock_register(pthread_mutex_t *m, enum mn__lock_rank rank)
+{
+	unsigned int i = atomic_fetch_add(&n_locks, 1);
+
+	if (i >= MAX_LOCKS)
+		__builtin_trap(); /* a build with more locks than the table */
+	locks[i].rank = (unsigned int)rank;
+	atomic_store_explicit((_Atomic(pthread_mutex_t *) *)&locks[i].m, m,
+			      memory_order_release);
+}
+
+/* The registered locks, in rank order (stable: registration order within
+   a rank).  The table is tiny: a selection each time. */
+static size_t ordered(pthread_mutex_t **out)
+{
+	unsigned int n = MN__MIN(atomic_load(&n_locks), MAX_LOCKS);
+	size_t k = 0;
+
+	for (unsigned int rank = 0; rank <= MN__RANK_LEAF; rank++)
+		for (unsigned int i = 0; i < n; i++)
+			if (locks[i].m && locks[i].rank == rank)
+				out[k++] = locks[i].m;
+	return k;
 }
 
 /*
- * fork(): the prepare handler takes the core lock so that no writer is
- * half-way through a change when the address space is copied; the child
- * then repairs the chains' reader counts and marks itself for a rebuild.
- * Nothing here allocates or makes a system call.
+ * fork(): the prepare handler takes every registered lock in rank order
+ * (the core lock among them) so that no writer is half-way through a change
+ * when the address space is copied; the child then repairs the chains'
+ * reader counts and marks itself for a rebuild.  Nothing here allocates or
+ * makes a system call.
  */
+static pthread_mutex_t *held[MAX_LOCKS];
+static size_t n_held;
+
 static void atfork_prepare(void)
 {
-	pthread_mutex_lock(&core_lock);
+	n_held = ordered(held);
+	for (size_t i = 0; i < n_held; i++)
+		pthread_mutex_lock(held[i]);
 }
 
 static void atfork_parent(void)
 {
-	pthread_mutex_unlock(&core_lock);
+	for (size_t i = n_held; i-- > 0;)
+		pthread_mutex_unlock(held[i]);
 }
 
 static void atfork_child(void)
 {
 	mn__chain_atfork_child();
+	atomic_fetch_add(&fork_gen, 1);
 	atomic_store(&forked, 1);
-	pthread_mutex_unlock(&core_lock);
+	for (size_t i = n_held; i-- > 0;)
+		pthread_mutex_unlock(held[i]);
+}
+
+unsigned int mn__fork_generation(void)
+{
+	return atomic_load_explicit(&fork_gen, memory_order_acquire);
 }
 
 __attribute__((constructor)) static void core_init(void)
 {
+	mn__lock_register(&core_lock, MN__RANK_CORE);
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+/* --- once ----------------------------------------------------------------- */
+
+static int gettid_(void)
+{
+	return (int)syscall(SYS_gettid);
+}
+
+/* o->state packs the fork generation of the run (above bit 2) with the
+   phase (the low two bits): one compare-and-swap both claims a run and
+   takes over one that a fork interrupted. */
+void mn__once(struct mn__once *o, void (*fn)(void *), void *arg)
+{
+	for (;;) {
+		unsigned int w = atomic_load_explicit(&o->state, memory_order_acquire);
+		unsigned int gen = mn__fork_generation();
+		unsigned int mine = (gen << 2) | 1u;
+
+		if ((w & 3u) == 2)
+			return;
+		if ((w & 3u) == 1 && (w >> 2) == (gen & (UINT32_MAX >> 2))) {
+			if (atomic_load(&o->owner) == gettid_())
+				return; /* a recursion from inside @fn */
+			struct timespec ts = { 0, 10 * 1000 * 1000 };
+			syscall(SYS_futex, &o->state, FUTEX_WAIT_PRIVATE, w, &ts,
+				NULL, 0);
+			continue;
+		}
+		/* New, or a run whose thread stayed in the parent. */
+		if (!atomic_compare_exchange_strong(&o->state, &w, mine))
+			continue;
+		atomic_store(&o->owner, gettid_());
+		fn(arg);
+		atomic_store(&o->owner, 0);
+		atomic_store_explicit(&o->state, 2, memory_order_release);
+		syscall(SYS_futex, &o->state, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL,
+			NULL, 0);
+		return;
+	}
+}
+
+bool mn__once_done(const struct mn__once *o)
+{
+	return (atomic_load_explicit(&o->state, memory_order_acquire) & 3u) == 2;
 }
 
 void mn__fork_hook_register(struct mn__fork_hook *h)
@@ -67,15 +176,23 @@ void mn__enter(void)
 		mn__sub_process_deferred();
 	if (MN__LIKELY(!atomic_load_explicit(&forked, memory_order_acquire)))
 		return;
+	bool start = false;
 	mn__lock();
 	if (atomic_load(&forked)) {
 		if (mn__dispatch_rebuild_after_fork() == 0) {
 			for (struct mn__fork_hook *h = fork_hooks; h; h = h->next)
 				h->rebuild();
 		}
+		start = n_subs > 0;
 		atomic_store(&forked, 0);
 	}
 	mn__unlock();
+	/* The child's threads, created with no lock held. */
+	if (start)
+		mn__dispatch_start();
+	for (struct mn__fork_hook *h = fork_hooks; h; h = h->next)
+		if (h->after)
+			h->after();
 }
 
 void mn__sub_register(mn_sub *sub, const struct mn__sub_ops *ops)

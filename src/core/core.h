@@ -12,6 +12,7 @@
 #ifndef MN_CORE_CORE_H
 #define MN_CORE_CORE_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include "chain.h"
@@ -19,6 +20,44 @@
 
 void mn__lock(void);
 void mn__unlock(void);
+/* True if this thread holds the core lock. */
+bool mn__lock_held(void);
+/* Hand the program's log sink the lines logged under the core lock;
+   mn__unlock() calls it. */
+void mn__log_flush(void);
+
+/*
+ * Every internal mutex, with its rank in the lock order (see
+ * ARCHITECTURE.md, "Locks"): a thread that holds a lock of rank r takes
+ * only locks of a higher rank.  fork() takes every registered lock in rank
+ * order before the address space is copied and releases them on both
+ * sides, so the child never inherits a lock held by a thread it does not
+ * have.  Registration is lock-free (a constructor may call it).
+ */
+enum mn__lock_rank {
+	MN__RANK_FACE = 10,  /* the Windows face's registries */
+	MN__RANK_CORE = 20,  /* the core lock */
+	MN__RANK_LEAF = 30,  /* a lock under which no other is taken */
+};
+void mn__lock_register(pthread_mutex_t *m, enum mn__lock_rank rank);
+
+/*
+ * Once per process, fork-aware and lock-free for the caller: @fn(@arg)
+ * runs on the first caller's thread while no memnotify lock is held;
+ * concurrent callers wait (futex) until it is done.  A run that a fork()
+ * interrupted (its thread is not in the child) is started again by the
+ * child's first caller.  A caller on the thread that is running @fn (a
+ * recursion) returns at once.  Call it holding no memnotify lock.
+ */
+struct mn__once {
+	_Atomic unsigned int state; /* phase 0 new, 1 running, 2 done;
+	                               fork generation above bit 2 */
+	_Atomic int owner;          /* tid running it */
+};
+void mn__once(struct mn__once *o, void (*fn)(void *), void *arg);
+bool mn__once_done(const struct mn__once *o);
+/* Increases in every fork child (atfork child handler). */
+unsigned int mn__fork_generation(void);
 
 /*
  * Every public entry point that touches shared state calls mn__enter()
@@ -31,6 +70,9 @@ void mn__enter(void);
    with the core lock held, once the dispatcher's epoll fd exists again. */
 struct mn__fork_hook {
 	void (*rebuild)(void);
+	/* Optional: after the rebuild, with no lock held (it may start a
+	   thread). */
+	void (*after)(void);
 	struct mn__fork_hook *next;
 };
 void mn__fork_hook_register(struct mn__fork_hook *h);
@@ -88,9 +130,21 @@ struct mn__work {
 	bool queued;
 };
 
-/* Under the core lock: create the epoll fd and, in thread mode, start the
-   thread.  Returns 0 or -errno. */
+/* Under the core lock: create the epoll fd (never a thread).  Returns 0 or
+   -errno. */
 int mn__dispatch_ensure(void);
+/* Holding no memnotify lock: the epoll fd and, in thread mode, memnotify's
+   thread (created unlocked).  Every subscribe calls it before taking the
+   core lock and again after.  Returns 0 or -errno. */
+int mn__dispatch_start(void);
+/* Run by mn_shutdown() once the dispatcher has stopped, holding no lock:
+   a source stops its threads and closes its fds. */
+struct mn__shutdown_hook {
+	void (*fn)(void);
+	struct mn__shutdown_hook *next;
+};
+/* Under the core lock. */
+void mn__shutdown_hook_register(struct mn__shutdown_hook *h);
 /* Add or remove an fd (epoll_ctl).  Removal must happen on the dispatcher
    (in a work item) or when it is stopped, so no batch still holds @io. */
 int mn__dispatch_add(struct mn__io *io, uint32_t events);

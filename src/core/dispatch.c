@@ -5,6 +5,7 @@
  * mn_dispatch_fd() / mn_dispatch().  Thread-context callbacks run here.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/epoll.h>
@@ -23,10 +24,12 @@ static struct {
 	struct mn__io wake_io;
 	pthread_t thread;
 	bool thread_running;
+	bool thread_starting;              /* being created, lock not held */
 	_Atomic bool stop;
 	_Atomic int dispatching;           /* someone is inside run_once() */
 	struct mn__work *work_head, *work_tail; /* under the core lock */
-	_Atomic int sigwakefd;             /* never closed; see wake_async */
+	_Atomic int sigwakefd;             /* see wake_async, mn_shutdown */
+	_Atomic int sigwake_users;         /* handlers writing to it now */
 	struct mn__io sigwake_io;
 	struct mn__async_hook *hooks;      /* under the core lock */
 	_Atomic unsigned int generation;
@@ -34,6 +37,7 @@ static struct {
 	.sigwakefd = -1 };
 
 static __thread bool tls_on_dispatcher;
+static struct mn__shutdown_hook *shutdown_hooks; /* core lock */
 
 bool mn__dispatch_on_thread(void)
 {
@@ -62,14 +66,18 @@ static void wake_ready(struct mn__io *io, uint32_t events)
 
 void mn__dispatch_wake_async(void)
 {
-	int fd = atomic_load_explicit(&d.sigwakefd, memory_order_acquire);
 	uint64_t one = 1;
-	int saved = errno;
+	int saved = errno, fd;
 
-	/* Async-signal-safe: one write(2).  EAGAIN (counter saturated) is
-	   still a pending wakeup. */
+	/* Async-signal-safe: one write(2), counted in sigwake_users so that
+	   mn_shutdown() closes the eventfd only when no handler can still
+	   write to its number.  EAGAIN (counter saturated) is still a
+	   pending wakeup. */
+	atomic_fetch_add(&d.sigwake_users, 1);
+	fd = atomic_load_explicit(&d.sigwakefd, memory_order_acquire);
 	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		mn__count(source_errors, 1);
+	atomic_fetch_sub(&d.sigwake_users, 1);
 	errno = saved;
 }
 
@@ -185,43 +193,71 @@ static int start_thread(void)
 	if (err)
 		return -err;
 	pthread_setname_np(d.thread, "memnotify");
-	d.thread_running = true;
 	return 0;
 }
 
+/* Core lock held: the epoll set and its eventfds.  Never a thread: see
+   mn__dispatch_start(). */
 int mn__dispatch_ensure(void)
 {
-	if (d.epfd < 0) {
-		struct epoll_event ev = { .events = EPOLLIN };
+	struct epoll_event ev = { .events = EPOLLIN };
 
-		d.epfd = epoll_create1(EPOLL_CLOEXEC);
-		if (d.epfd < 0)
-			return -errno;
-		atomic_fetch_add(&d.generation, 1);
-		d.wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (d.wakefd < 0) {
-			int err = -errno;
-			close(d.epfd);
-			d.epfd = -1;
-			return err;
-		}
-		d.wake_io.fd = d.wakefd;
-		d.wake_io.ready = wake_ready;
-		ev.data.ptr = &d.wake_io;
-		if (epoll_ctl(d.epfd, EPOLL_CTL_ADD, d.wakefd, &ev) < 0 ||
-		    sigwake_create() < 0 ||
-		    (ev.data.ptr = &d.sigwake_io,
-		     epoll_ctl(d.epfd, EPOLL_CTL_ADD, d.sigwake_io.fd, &ev) < 0)) {
-			int err = errno ? -errno : -ENOMEM;
-			close(d.wakefd);
-			close(d.epfd);
-			d.wakefd = d.epfd = -1;
-			return err;
-		}
+	if (d.epfd >= 0)
+		return 0;
+	d.epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (d.epfd < 0)
+		return -errno;
+	atomic_fetch_add(&d.generation, 1);
+	d.wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (d.wakefd < 0) {
+		int err = -errno;
+		close(d.epfd);
+		d.epfd = -1;
+		return err;
 	}
-	if (d.mode == MN_DISPATCH_THREAD && !d.thread_running)
-		return start_thread();
+	d.wake_io.fd = d.wakefd;
+	d.wake_io.ready = wake_ready;
+	ev.data.ptr = &d.wake_io;
+	if (epoll_ctl(d.epfd, EPOLL_CTL_ADD, d.wakefd, &ev) < 0 ||
+	    sigwake_create() < 0 ||
+	    (ev.data.ptr = &d.sigwake_io,
+	     epoll_ctl(d.epfd, EPOLL_CTL_ADD, d.sigwake_io.fd, &ev) < 0)) {
+		int err = errno ? -errno : -ENOMEM;
+		close(d.wakefd);
+		close(d.epfd);
+		d.wakefd = d.epfd = -1;
+		return err;
+	}
 	return 0;
+}
+
+/*
+ * Without any memnotify lock: make sure the epoll set exists and, in
+ * thread mode, that memnotify's thread runs.  The thread is created with
+ * no lock held: creating it maps and protects a stack, which the range
+ * hooks report synchronously to listeners that may call any mn_* function.
+ */
+int mn__dispatch_start(void)
+{
+	bool want;
+	int err;
+
+	mn__lock();
+	err = mn__dispatch_ensure();
+	want = !err && d.mode == MN_DISPATCH_THREAD && !d.thread_running &&
+	       !d.thread_starting;
+	if (want)
+		d.thread_starting = true;
+	mn__unlock();
+	if (!want)
+		return err;
+	err = start_thread();
+	mn__lock();
+	d.thread_starting = false;
+	if (!err)
+		d.thread_running = true;
+	mn__unlock();
+	return err;
 }
 
 int mn__dispatch_add(struct mn__io *io, uint32_t events)
@@ -265,7 +301,7 @@ int mn__dispatch_rebuild_after_fork(void)
 	if (d.wakefd >= 0)
 		close(d.wakefd);
 	d.epfd = d.wakefd = -1;
-	d.thread_running = false;
+	d.thread_running = d.thread_starting = false;
 	atomic_store(&d.dispatching, 0);
 	/* The signal wake eventfd is shared with the parent: put a fresh one
 	   at the same number, so that a handler's cached number stays right. */
@@ -278,7 +314,7 @@ int mn__dispatch_rebuild_after_fork(void)
 	}
 	if (mn__sub_count() == 0)
 		return 0;
-	return mn__dispatch_ensure();
+	return mn__dispatch_ensure(); /* the thread: mn__enter(), unlocked */
 }
 
 int mn_dispatch_configure(const struct mn_dispatch_opts *opts)
@@ -344,11 +380,14 @@ int mn_dispatch(int timeout_ms)
 
 int mn_shutdown(void)
 {
+	struct mn__shutdown_hook *h;
+	int sfd;
+
 	mn__enter();
 	if (tls_on_dispatcher || mn__chain_in_any_walk())
 		return -EBUSY;
 	mn__lock();
-	if (mn__sub_count() > 0) {
+	if (mn__sub_count() > 0 || d.thread_starting) {
 		mn__unlock();
 		return -EBUSY;
 	}
@@ -361,9 +400,14 @@ int mn_shutdown(void)
 		mn__lock();
 		d.thread_running = false;
 	}
+	h = shutdown_hooks;
 	mn__unlock();
 	/* Teardowns queued by the last unsubscriptions. */
 	run_work();
+	/* Each source stops its threads and closes its fds, unlocked (a
+	   thread it joins may be waiting for the core lock). */
+	for (; h; h = h->next)
+		h->fn();
 	mn__lock();
 	if (d.epfd >= 0)
 		close(d.epfd);
@@ -371,6 +415,20 @@ int mn_shutdown(void)
 		close(d.wakefd);
 	d.epfd = d.wakefd = -1;
 	d.mode = MN_DISPATCH_THREAD;
+	/* The signal wake eventfd last: no handler may write to the number
+	   once it is closed and maybe reused, so wait out those in flight. */
+	sfd = atomic_exchange(&d.sigwakefd, -1);
 	mn__unlock();
+	if (sfd >= 0) {
+		while (atomic_load(&d.sigwake_users))
+			sched_yield();
+		close(sfd);
+	}
 	return 0;
+}
+
+void mn__shutdown_hook_register(struct mn__shutdown_hook *hk)
+{
+	hk->next = shutdown_hooks;
+	shutdown_hooks = hk;
 }

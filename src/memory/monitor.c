@@ -888,6 +888,13 @@ int mn_memory_subscribe(const struct mn_memory_opts *opts, mn_memory_cb cb,
 	s->ctx = ctx;
 	s->sub.node.release = memsub_release;
 	atomic_init(&s->needs_initial, 1);
+	/* Probes and the dispatcher's thread run with no lock held. */
+	mn__cap_supported(MN_CAP_PSI_TRIGGER);
+	err = mn__dispatch_start();
+	if (err) {
+		free(s);
+		return err;
+	}
 
 	mn__lock();
 	if (!fork_hook.rebuild) {
@@ -930,6 +937,7 @@ int mn_memory_subscribe(const struct mn_memory_opts *opts, mn_memory_cb cb,
 	mn__dispatch_post(&m->kick);
 	mn__unlock();
 	mn__chain_finish_remove(&m->chain, &rm);
+	mn__dispatch_start(); /* a concurrent mn_shutdown() stopped it */
 	*out = &s->sub;
 	return 0;
 

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#include "../core/internal.h"
+#include "../core/core.h"
 #include "psi.h"
 
 int mn__psi_trigger_open(const char *path, const char *kind,
@@ -31,7 +31,12 @@ int mn__psi_trigger_open(const char *path, const char *kind,
 	return fd;
 }
 
-static pthread_mutex_t win_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t win_lock = PTHREAD_MUTEX_INITIALIZER; /* leaf */
+
+__attribute__((constructor)) static void psi_init(void)
+{
+	mn__lock_register(&win_lock, MN__RANK_LEAF);
+}
 static unsigned int cached_win[2]; /* [0] system file, [1] cgroup files */
 static int cached_err[2];
 static bool cached[2];
