@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -84,12 +85,18 @@ static struct {
 	unsigned int timer_gen;      /* dispatcher generation it was added in */
 	uint64_t hw_bytes;           /* last HardwareCorrupted */
 	bool hw_valid;
-	/* Early-kill thread. */
+	/* Early-kill thread: started (mn__once, no lock held) by the first
+	   MN_BADMEM_EARLY_KILL subscriber, stopped when the last one leaves;
+	   joined by the next start or by mn_shutdown(). */
+	struct mn__once early_once;
+	int early_err;
 	unsigned int early_refs;     /* core lock */
 	pthread_t early_thread;
-	int early_pipe[2];
+	bool early_joinable;         /* stopped, not joined yet */
+	int early_stop;              /* eventfd that ends it, or -1 */
 	struct mn__fork_hook fork_hook;
-} bm = { .timer_io = { .fd = -1 }, .early_pipe = { -1, -1 } };
+	struct mn__shutdown_hook shutdown_hook;
+} bm = { .timer_io = { .fd = -1 }, .early_stop = -1 };
 
 /* --- signal context -------------------------------------------------------- */
 
@@ -314,10 +321,49 @@ static void fork_rebuild(void)
 		close(bm.timer_io.fd);
 	bm.timer_io.fd = -1;
 	bm.timer_ms = 0;
-	/* The early-kill thread does not exist in the child. */
+	/* The early-kill thread does not exist in the child: the next early
+	   subscriber starts one. */
+	if (bm.early_stop >= 0)
+		close(bm.early_stop);
+	bm.early_stop = -1;
 	bm.early_refs = 0;
-	bm.early_pipe[0] = bm.early_pipe[1] = -1;
+	bm.early_joinable = false;
+	atomic_store(&bm.early_once.state, 0);
 	mn__dispatch_post(&bm.kick);
+}
+
+/* Core lock held: the last early subscriber left.  The thread closes its
+   eventfd itself (the number is never reused under it). */
+static void early_stop(void)
+{
+	uint64_t one = 1;
+
+	if (bm.early_stop < 0)
+		return;
+	if (write(bm.early_stop, &one, sizeof(one)) != (ssize_t)sizeof(one))
+		mn__count(source_errors, 1);
+	bm.early_stop = -1;
+	bm.early_joinable = true;
+	atomic_store(&bm.early_once.state, 0); /* the next one starts anew */
+}
+
+/* No lock held. */
+static void early_join(void)
+{
+	if (bm.early_joinable) {
+		pthread_join(bm.early_thread, NULL);
+		bm.early_joinable = false;
+	}
+}
+
+/* mn_shutdown(), no lock held, the dispatcher stopped: no thread, no fd. */
+static void shutdown_fn(void)
+{
+	if (bm.timer_io.fd >= 0)
+		close(bm.timer_io.fd);
+	bm.timer_io.fd = -1;
+	bm.timer_ms = 0;
+	early_join();
 }
 
 static int setup(void)
@@ -329,6 +375,8 @@ static int setup(void)
 	err = mn__dispatch_ensure();
 	if (err || bm.ready)
 		return err;
+	bm.shutdown_hook.fn = shutdown_fn;
+	mn__shutdown_hook_register(&bm.shutdown_hook);
 	mn__chain_init(&bm.subs, MN__CHAIN_OLDEST_FIRST);
 	mn__chain_init(&bm.ar, MN__CHAIN_NEWEST_FIRST);
 	err = mn__signal_register_internal(SIGBUS, on_sigbus, NULL);
@@ -351,15 +399,15 @@ struct early_start {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	int result; /* 1: not yet */
-	int rfd;
+	int stopfd;
 };
 
 static void *early_main(void *arg)
 {
 	struct early_start *st = arg;
 	sigset_t only_bus;
-	int rfd = st->rfd, err = 0;
-	char c;
+	int stopfd = st->stopfd, err = 0;
+	uint64_t v;
 
 	/* This thread takes SIGBUS for the process: the kernel sends
 	   BUS_MCEERR_AO to a thread that asked for early kill. */
@@ -375,32 +423,32 @@ static void *early_main(void *arg)
 	pthread_mutex_unlock(&st->lock);
 	if (err)
 		return NULL;
-	/* Wait until the write end closes. */
-	while (read(rfd, &c, 1) != 0 && errno == EINTR)
+	/* Until the last early subscriber leaves. */
+	while (read(stopfd, &v, sizeof(v)) < 0 && errno == EINTR)
 		;
-	close(rfd);
+	close(stopfd);
 	return NULL;
 }
 
-static int early_start(void)
+/* mn__once: no memnotify lock is held while the thread is created. */
+static void early_start(void *arg)
 {
 	struct early_start st = { PTHREAD_MUTEX_INITIALIZER,
 				  PTHREAD_COND_INITIALIZER, 1, -1 };
-	int p[2], err;
+	int err;
 
-	if (bm.early_refs++ > 0)
-		return 0;
-	if (pipe2(p, O_CLOEXEC) < 0) {
-		bm.early_refs--;
-		return -errno;
+	(void)arg;
+	early_join(); /* the one the last unsubscription stopped */
+	st.stopfd = eventfd(0, EFD_CLOEXEC);
+	if (st.stopfd < 0) {
+		bm.early_err = -errno;
+		return;
 	}
-	st.rfd = p[0];
 	err = pthread_create(&bm.early_thread, NULL, early_main, &st);
 	if (err) {
-		close(p[0]);
-		close(p[1]);
-		bm.early_refs--;
-		return -EAGAIN;
+		close(st.stopfd);
+		bm.early_err = -EAGAIN;
+		return;
 	}
 	pthread_mutex_lock(&st.lock);
 	while (st.result == 1)
@@ -409,27 +457,12 @@ static int early_start(void)
 	pthread_mutex_unlock(&st.lock);
 	if (err) {
 		pthread_join(bm.early_thread, NULL);
-		close(p[0]);
-		close(p[1]);
-		bm.early_refs--;
-		return err;
+		close(st.stopfd);
+		bm.early_err = err;
+		return;
 	}
-	bm.early_pipe[0] = p[0];
-	bm.early_pipe[1] = p[1];
-	return 0;
-}
-
-/* Core lock held; returns the thread to join (after unlocking), if any. */
-static bool early_stop(pthread_t *t)
-{
-	if (bm.early_refs == 0 || --bm.early_refs > 0)
-		return false;
-	if (bm.early_pipe[1] < 0)
-		return false; /* a fork child: no thread here */
-	close(bm.early_pipe[1]);
-	bm.early_pipe[0] = bm.early_pipe[1] = -1;
-	*t = bm.early_thread;
-	return true;
+	bm.early_err = 0;
+	bm.early_stop = st.stopfd;
 }
 
 /* --- subscriptions ---------------------------------------------------------- */
@@ -442,11 +475,10 @@ static void bmsub_release(struct mn__chain_node *n)
 static struct mn__chain *bmsub_unlink(mn_sub *sub, struct mn__chain_removal *rm)
 {
 	struct bmsub *s = mn__container_of(sub, struct bmsub, sub);
-	pthread_t t;
 
 	mn__chain_unlink(&bm.subs, &s->sub.node, rm);
-	if ((s->flags & MN_BADMEM_EARLY_KILL) && early_stop(&t))
-		pthread_detach(t); /* it ends as soon as it reads EOF */
+	if ((s->flags & MN_BADMEM_EARLY_KILL) && --bm.early_refs == 0)
+		early_stop();
 	mn__dispatch_post(&bm.kick); /* the timer period may change */
 	return &bm.subs;
 }
@@ -479,18 +511,27 @@ int mn_badmem_subscribe(const struct mn_badmem_opts *opts, mn_badmem_cb cb,
 	s->poll_ms = poll ? poll : DEFAULT_SYSTEM_POLL_MS;
 	s->sub.node.release = bmsub_release;
 
-	mn__lock();
-	err = setup();
-	if (!err && (flags & MN_BADMEM_EARLY_KILL))
-		err = early_start();
-	if (!err) {
-		err = mn__chain_add(&bm.subs, &s->sub.node, &rm);
-		if (err && (flags & MN_BADMEM_EARLY_KILL)) {
-			pthread_t t;
-			if (early_stop(&t))
-				pthread_detach(t);
+	/* Threads are created with no lock held. */
+	err = mn__dispatch_start();
+	for (;;) {
+		if (!err && (flags & MN_BADMEM_EARLY_KILL)) {
+			mn__once(&bm.early_once, early_start, NULL);
+			err = mn__once_done(&bm.early_once) ? bm.early_err : -EAGAIN;
 		}
+		if (err) {
+			free(s);
+			return err;
+		}
+		mn__lock();
+		if (!(flags & MN_BADMEM_EARLY_KILL) || bm.early_stop >= 0)
+			break;
+		mn__unlock(); /* stopped meanwhile by a last unsubscription */
 	}
+	err = setup();
+	if (!err)
+		err = mn__chain_add(&bm.subs, &s->sub.node, &rm);
+	if (!err && (flags & MN_BADMEM_EARLY_KILL))
+		bm.early_refs++;
 	if (err) {
 		mn__unlock();
 		free(s);
@@ -500,6 +541,7 @@ int mn_badmem_subscribe(const struct mn_badmem_opts *opts, mn_badmem_cb cb,
 	mn__dispatch_post(&bm.kick);
 	mn__unlock();
 	mn__chain_finish_remove(&bm.subs, &rm);
+	mn__dispatch_start(); /* a concurrent mn_shutdown() stopped it */
 	*out = &s->sub;
 	return 0;
 }
@@ -536,6 +578,11 @@ int mn_badmem_register_ar(mn_badmem_ar_fn fn, void *ctx, mn_sub **out)
 	a->fn = fn;
 	a->ctx = ctx;
 	a->sub.node.release = arsub_release;
+	err = mn__dispatch_start();
+	if (err) {
+		free(a);
+		return err;
+	}
 	mn__lock();
 	err = setup();
 	if (!err)
