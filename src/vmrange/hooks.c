@@ -37,6 +37,9 @@
 #include "../core/caps.h"
 #include "../core/core.h"
 #include "vmrange.h"
+#if defined(__x86_64__)
+#include "arch/x86_64/patch.h"
+#endif
 
 #ifndef MADV_DONTNEED_LOCKED
 #define MADV_DONTNEED_LOCKED 24
@@ -78,11 +81,18 @@ static struct {
 } next;
 
 static struct {
-	bool tried;            /* core lock */
+	struct mn__once once;
 	int patched;           /* entry points redirected */
 	int err;
+	int ldso_err;
 	char detail[160];
 } patch;
+
+/* The self-test: set on the installing thread while it makes its test
+   call, which is counted and reported to no one.  Every other thread's
+   events go on as usual meanwhile. */
+static __thread int tls_selftest __attribute__((tls_model("initial-exec")));
+static __thread int tls_selftest_hits __attribute__((tls_model("initial-exec")));
 
 /* --- event building (signal-safe) ------------------------------------------ */
 
@@ -102,6 +112,10 @@ MN__NO_TSAN static void report(enum mn_vm_kind kind, const void *addr, size_t le
 {
 	struct mn_vm_event ev;
 
+	if (MN__UNLIKELY(tls_selftest)) {
+		tls_selftest_hits++;
+		return;
+	}
 	if (!atomic_load_explicit(&mn__vm_active, memory_order_relaxed) || !len)
 		return;
 	memset(&ev, 0, sizeof(ev));
@@ -121,16 +135,20 @@ MN__NO_TSAN static bool discards(int advice)
 }
 
 /* mremap: a shrink unmaps the tail; a move reports the old range before
-   it goes.  Growing in place changes nothing a cache holds. */
+   it goes.  MREMAP_DONTUNMAP always moves the pages and leaves the old
+   range mapped but empty: a move, then a discard of the old range.
+   Growing in place changes nothing a cache holds. */
 MN__NO_TSAN static void report_mremap(void *old, size_t old_len, size_t new_len, int flags,
 			  void *new_addr)
 {
 	if (new_len < old_len)
 		report(MN_VM_UNMAP, (char *)old + new_len, old_len - new_len, -1,
 		       0, 0, 0);
-	if (flags & MREMAP_FIXED)
+	if (flags & (MREMAP_FIXED | MREMAP_DONTUNMAP))
 		report(MN_VM_MOVE, old, MN__MIN(old_len, new_len), -1, 0,
 		       (uint64_t)(uintptr_t)new_addr, new_len);
+	if (flags & MREMAP_DONTUNMAP)
+		report(MN_VM_DISCARD, old, old_len, -1, MADV_DONTNEED, 0, 0);
 }
 
 /* --- replacements: report, then the system call ------------------------------ */
@@ -195,13 +213,34 @@ MN__NO_TSAN static int mn_pkey_mprotect_impl(void *addr, size_t len, int prot, i
 	return (int)syscall(SYS_pkey_mprotect, addr, len, prot, pkey);
 }
 
+/* A discard reported before its system call, recorded as in flight
+   until the call returns: userfaultfd's copy of this call (sent while it
+   runs) is dropped, a later call's is not.  -1: nothing recorded. */
+MN__NO_TSAN static int discard_begin(void *addr, size_t len, int advice)
+{
+	uint64_t lo, n;
+
+	if (!discards(advice) ||
+	    !atomic_load_explicit(&mn__vm_active, memory_order_relaxed))
+		return -1;
+	report(MN_VM_DISCARD, addr, len, -1, advice, 0, 0);
+	if (!mn__uffd_in_use())
+		return -1;
+	page_range((uint64_t)(uintptr_t)addr, len, &lo, &n);
+	return mn__vm_inflight_begin(MN_VM_DISCARD, lo, lo + n);
+}
+
 static int mn_madvise_impl(void *addr, size_t len, int advice)
 {
-	if (!QUIET && discards(advice))
-		report(MN_VM_DISCARD, addr, len, -1, advice, 0, 0);
+	int slot = QUIET ? -1 : discard_begin(addr, len, advice);
+	int r;
+
 	if (chained.madvise && !tls_chaining)
-		return CHAIN(chained.madvise(addr, len, advice));
-	return (int)syscall(SYS_madvise, addr, len, advice);
+		r = CHAIN(chained.madvise(addr, len, advice));
+	else
+		r = (int)syscall(SYS_madvise, addr, len, advice);
+	mn__vm_inflight_end(slot);
+	return r;
 }
 
 static void *mn_mmap_impl(void *addr, size_t len, int prot, int flags, int fd,
@@ -367,11 +406,15 @@ MN_API MN__NO_TSAN int pkey_mprotect(void *addr, size_t len, int prot, int pkey)
 
 MN_API MN__NO_TSAN int madvise(void *addr, size_t len, int advice)
 {
-	if (discards(advice))
-		report(MN_VM_DISCARD, addr, len, -1, advice, 0, 0);
+	int slot = discard_begin(addr, len, advice);
+	int r;
+
 	if (!next.madvise)
-		return (int)syscall(SYS_madvise, addr, len, advice);
-	return FORWARD(next.madvise(addr, len, advice));
+		r = (int)syscall(SYS_madvise, addr, len, advice);
+	else
+		r = FORWARD(next.madvise(addr, len, advice));
+	mn__vm_inflight_end(slot);
+	return r;
 }
 
 MN_API MN__NO_TSAN void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
@@ -468,78 +511,6 @@ bool mn__vm_interposing(void)
 /* --- entry redirection (x86-64) ------------------------------------------------ */
 
 #if defined(__x86_64__)
-/* Landing pads near the C library: movabs $target, %r11; jmp *%r11. */
-struct pad {
-	unsigned char code[16];
-};
-
-static struct pad *alloc_pads_near(uintptr_t near, size_t n)
-{
-	size_t len = (n * sizeof(struct pad) + 4095) & ~(size_t)4095;
-
-	/* Look for room within +-1.5 GiB of the library, below then above. */
-	for (intptr_t delta = 1 << 26; delta < (intptr_t)3 << 29; delta += 1 << 26) {
-		for (int side = -1; side <= 1; side += 2) {
-			uintptr_t hint = (near + (uintptr_t)(side * delta)) & ~(uintptr_t)4095;
-			void *p = (void *)syscall(SYS_mmap, (void *)hint, len,
-						  PROT_READ | PROT_WRITE,
-						  MAP_PRIVATE | MAP_ANONYMOUS |
-							  MAP_FIXED_NOREPLACE,
-						  -1, 0);
-			if (p == MAP_FAILED)
-				continue;
-			intptr_t dist = (intptr_t)((uintptr_t)p - near);
-			if (dist > -((intptr_t)1 << 31) + (1 << 24) &&
-			    dist < ((intptr_t)1 << 31) - (1 << 24))
-				return p;
-			syscall(SYS_munmap, p, len);
-		}
-	}
-	return NULL;
-}
-
-static int redirect(void *entry, void *target, struct pad *pad, void **chain)
-{
-	uintptr_t e = (uintptr_t)entry;
-	uint64_t word, patched;
-	intptr_t rel;
-	uintptr_t page = e & ~(uintptr_t)4095;
-
-	if (e & 7)
-		return -EINVAL; /* the jump must fit one aligned word */
-	/* movabs $target, %r11 ; jmp *%r11 */
-	pad->code[0] = 0x49;
-	pad->code[1] = 0xbb;
-	memcpy(&pad->code[2], &target, 8);
-	pad->code[10] = 0x41;
-	pad->code[11] = 0xff;
-	pad->code[12] = 0xe3;
-	rel = (intptr_t)((uintptr_t)pad - (e + 5));
-	if (rel != (int32_t)rel)
-		return -ERANGE;
-	memcpy(&word, entry, 8);
-	if (chain) {
-		unsigned char *b = (unsigned char *)&word;
-		*chain = NULL;
-		if (b[0] == 0xe9) {
-			/* Someone redirected it before us: keep calling them. */
-			int32_t prev;
-			memcpy(&prev, b + 1, 4);
-			*chain = (void *)(e + 5 + (intptr_t)prev);
-		}
-	}
-	patched = word;
-	((unsigned char *)&patched)[0] = 0xe9; /* jmp rel32 */
-	int32_t r32 = (int32_t)rel;
-	memcpy((unsigned char *)&patched + 1, &r32, 4);
-	if (syscall(SYS_mprotect, (void *)page, 8192,
-		    PROT_READ | PROT_WRITE | PROT_EXEC) < 0)
-		return -errno;
-	__atomic_store_n((uint64_t *)entry, patched, __ATOMIC_SEQ_CST);
-	syscall(SYS_mprotect, (void *)page, 8192, PROT_READ | PROT_EXEC);
-	return 0;
-}
-
 /*
  * The dynamic loader keeps its own copies of munmap and mprotect (dlopen
  * maps, protects RELRO and unmaps its cache with them), with no symbol to
@@ -610,13 +581,14 @@ static unsigned char *find_stub(unsigned char *lo, unsigned char *hi, int nr,
 #include <link.h>
 #include <sys/auxv.h>
 
-static int patch_ldso(struct pad *pads)
+/* The loader's munmap and mprotect stubs, or -errno. */
+static int find_ldso_stubs(void **mp_out, void **mu_out)
 {
 	uintptr_t base = getauxval(AT_BASE);
 	const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *)base;
 	unsigned char *lo = NULL, *hi = NULL;
 	unsigned char *mp, *mu;
-	int nmp, nmu, err;
+	int nmp, nmu;
 
 	if (!base || memcmp(eh->e_ident, ELFMAG, SELFMAG))
 		return -ENOENT;
@@ -643,140 +615,194 @@ static int patch_ldso(struct pad *pads)
 	if (e1 != e2)
 		return -ESRCH;
 	ldso_errno = e1;
-	err = redirect(mp, (void *)mn_ldso_mprotect, &pads[0], NULL);
-	if (!err)
-		err = redirect(mu, (void *)mn_ldso_munmap, &pads[1], NULL);
-	return err;
+	*mp_out = mp;
+	*mu_out = mu;
+	return 0;
 }
 
-static _Atomic int selftest_hits;
 
-static void selftest_cb(const struct mn_vm_event *ev, void *ctx)
+enum { R_MUNMAP, R_MREMAP, R_MPROTECT, R_PKEY_MPROTECT, R_MADVISE, R_MMAP,
+       R_BRK, R_SBRK, R_LIBC_COUNT, R_LDSO_MPROTECT = R_LIBC_COUNT,
+       R_LDSO_MUNMAP, R_COUNT };
+
+static struct mn__x86_redirect redirects[R_COUNT] = {
+	[R_MUNMAP] = { .name = "munmap", .target = (void *)mn_munmap_impl },
+	[R_MREMAP] = { .name = "mremap", .target = (void *)mn_mremap_entry },
+	[R_MPROTECT] = { .name = "mprotect", .target = (void *)mn_mprotect_impl },
+	[R_PKEY_MPROTECT] = { .name = "pkey_mprotect",
+			      .target = (void *)mn_pkey_mprotect_impl },
+	[R_MADVISE] = { .name = "madvise", .target = (void *)mn_madvise_impl },
+	[R_MMAP] = { .name = "mmap", .target = (void *)mn_mmap_impl },
+	[R_BRK] = { .name = "brk", .target = (void *)mn_brk_impl },
+	[R_SBRK] = { .name = "sbrk", .target = (void *)mn_sbrk_impl },
+	[R_LDSO_MPROTECT] = { .name = "ld.so mprotect",
+			      .target = (void *)mn_ldso_mprotect },
+	[R_LDSO_MUNMAP] = { .name = "ld.so munmap",
+			    .target = (void *)mn_ldso_munmap },
+};
+
+/* Another hooker's jump already at an entry: our replacement calls it. */
+static void **const chain_slot[R_COUNT] = {
+	[R_MUNMAP] = (void **)&chained.munmap,
+	[R_MREMAP] = (void **)&chained.mremap,
+	[R_MPROTECT] = (void **)&chained.mprotect,
+	[R_MADVISE] = (void **)&chained.madvise,
+	[R_MMAP] = (void **)&chained.mmap,
+	[R_BRK] = (void **)&chained.brk,
+	[R_SBRK] = (void **)&chained.sbrk,
+};
+
+static void fail(int err, const char *fmt, const char *arg)
 {
-	(void)ev;
-	(void)ctx;
-	atomic_fetch_add(&selftest_hits, 1);
+	patch.err = err;
+	snprintf(patch.detail, sizeof(patch.detail), fmt, arg);
 }
-#endif
 
-/* Core lock held. */
-void mn__vm_hooks_install(void)
+/* Which entries to redirect; false (with the reason set) when none. */
+static bool collect_entries(void *libc)
 {
-	resolve_next();
-	if (patch.tried)
-		return;
-	patch.tried = true;
-#if defined(__x86_64__)
-	static const struct {
-		const char *name;
-		void *target;
-		void **chain;
-	} targets[] = {
-		{ "munmap", (void *)mn_munmap_impl, (void **)&chained.munmap },
-		{ "mremap", (void *)mn_mremap_entry, (void **)&chained.mremap },
-		{ "mprotect", (void *)mn_mprotect_impl, (void **)&chained.mprotect },
-		{ "pkey_mprotect", (void *)mn_pkey_mprotect_impl, NULL },
-		{ "madvise", (void *)mn_madvise_impl, (void **)&chained.madvise },
-		{ "mmap", (void *)mn_mmap_impl, (void **)&chained.mmap },
-		{ "brk", (void *)mn_brk_impl, (void **)&chained.brk }, /* needs __curbrk */
-		{ "sbrk", (void *)mn_sbrk_impl, (void **)&chained.sbrk },
-	};
+	void *mp, *mu;
+
+	libc_curbrk = (void **)dlsym(libc, "__curbrk");
+	for (int i = 0; i < R_LIBC_COUNT; i++) {
+		redirects[i].entry = dlsym(libc, redirects[i].name);
+		if (!redirects[i].entry) {
+			fail(-ENOENT, "libc.so.6 has no %s", redirects[i].name);
+			return false;
+		}
+	}
+	if (!libc_curbrk) /* a C library that keeps the break elsewhere */
+		redirects[R_BRK].entry = redirects[R_SBRK].entry = NULL;
+	patch.ldso_err = find_ldso_stubs(&mp, &mu);
+	if (!patch.ldso_err) {
+		redirects[R_LDSO_MPROTECT].entry = mp;
+		redirects[R_LDSO_MUNMAP].entry = mu;
+	}
+	return true;
+}
+
+/* Before any jump exists: where a previous hooker's jump leads. */
+static void note_chains(void)
+{
+	for (int i = 0; i < R_COUNT; i++) {
+		struct mn__x86_site site;
+		char why[120];
+		if (chain_slot[i] && redirects[i].entry &&
+		    mn__x86_find_site(redirects[i].entry, 16,
+				      (uintptr_t)redirects[i].entry, &site, why,
+				      sizeof(why)) == 0)
+			*chain_slot[i] = (void *)site.chain;
+	}
+}
+
+/* A real call of the C library's own munmap entry (not our export) on
+   this thread must be seen. */
+static bool selftest(void)
+{
+	void *p = (void *)syscall(SYS_mmap, NULL, 4096, PROT_READ,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return false;
+	tls_selftest_hits = 0;
+	tls_selftest = 1;
+	((munmap_fn)redirects[R_MUNMAP].entry)(p, 4096);
+	tls_selftest = 0;
+	return tls_selftest_hits > 0;
+}
+
+static void describe(int done)
+{
+	char refused[100] = "";
+	size_t k = 0;
+
+	for (int i = 0; i < R_COUNT; i++)
+		if (redirects[i].entry && redirects[i].err == -ENOTSUP && k < 60)
+			k += (size_t)snprintf(refused + k, sizeof(refused) - k,
+					      "%s%s", k ? ", " : "; refused: ",
+					      redirects[i].name);
+	snprintf(patch.detail, sizeof(patch.detail),
+		 "%d entry points redirected (loader: %s)%s; self-test passed",
+		 done, patch.ldso_err ? strerror(-patch.ldso_err) : "yes",
+		 refused);
+}
+
+/* mn__once, no memnotify lock held. */
+static void install(void *arg)
+{
 	const char *off = secure_getenv("MEMNOTIFY_NO_PATCH");
-	void *libc = dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY);
-	struct pad *pads;
-	void *entries[MN__ARRAY_SIZE(targets)];
+	void *libc;
+	char why[100];
+	size_t n = 0;
 
+	(void)arg;
 #if defined(__SANITIZE_THREAD__)
 	/* TSan's runtime calls the C library's mmap/munmap itself, from places
 	   that cannot run instrumented code: leave the entry points alone. */
-	off = "1";
-	if (off) {
-		patch.err = -EOPNOTSUPP;
-		snprintf(patch.detail, sizeof(patch.detail),
-			 "not under ThreadSanitizer (its runtime calls the C "
-			 "library's entry points itself)");
-		if (libc)
-			dlclose(libc);
-		return;
-	}
+	fail(-EOPNOTSUPP, "%s", "not under ThreadSanitizer (its runtime calls "
+	     "the C library's entry points itself)");
+	return;
 #endif
 	if (off && *off && *off != '0') {
-		patch.err = -EPERM;
-		snprintf(patch.detail, sizeof(patch.detail),
-			 "turned off by MEMNOTIFY_NO_PATCH");
+		fail(-EPERM, "%s", "turned off by MEMNOTIFY_NO_PATCH");
 		return;
 	}
+	libc = dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY);
 	if (!libc) {
-		patch.err = -ENOENT;
-		snprintf(patch.detail, sizeof(patch.detail),
-			 "libc.so.6 is not loaded (static program?)");
+		fail(-ENOENT, "%s", "libc.so.6 is not loaded (static program?)");
 		return;
 	}
-	libc_curbrk = (void **)dlsym(libc, "__curbrk");
-	for (size_t i = 0; i < MN__ARRAY_SIZE(targets); i++) {
-		entries[i] = dlsym(libc, targets[i].name);
-		if (!entries[i]) {
-			patch.err = -ENOENT;
-			snprintf(patch.detail, sizeof(patch.detail),
-				 "libc.so.6 has no %s", targets[i].name);
-			dlclose(libc);
-			return;
-		}
-	}
-	pads = alloc_pads_near((uintptr_t)entries[0], MN__ARRAY_SIZE(targets) + 2);
-	if (!pads) {
-		patch.err = -ENOMEM;
-		snprintf(patch.detail, sizeof(patch.detail),
-			 "no room for landing pads within 2 GiB of libc");
+	if (!collect_entries(libc)) {
 		dlclose(libc);
 		return;
 	}
-	for (size_t i = 0; i < MN__ARRAY_SIZE(targets); i++) {
-		if (!libc_curbrk && (targets[i].target == (void *)mn_brk_impl ||
-				     targets[i].target == (void *)mn_sbrk_impl))
-			continue; /* a C library that keeps the break elsewhere */
-		int err = redirect(entries[i], targets[i].target, &pads[i],
-				   targets[i].chain);
-		if (err) {
-			patch.err = err;
-			snprintf(patch.detail, sizeof(patch.detail),
-				 "%s not redirected: %s", targets[i].name,
-				 strerror(-err));
-			continue;
+	dlclose(libc); /* RTLD_NOLOAD: libc stays, as do its addresses */
+	note_chains();
+	/* Entries that are NULL (brk without __curbrk, no loader stubs) are
+	   compacted away: redirect_all sees only real ones. */
+	struct mn__x86_redirect *live[R_COUNT];
+	struct mn__x86_redirect batch[R_COUNT];
+	for (int i = 0; i < R_COUNT; i++)
+		if (redirects[i].entry) {
+			live[n] = &redirects[i];
+			batch[n++] = redirects[i];
 		}
-		patch.patched++;
+	int done = mn__x86_redirect_all(batch, n, (uintptr_t)redirects[R_MUNMAP].entry,
+				       why, sizeof(why));
+	for (size_t i = 0; i < n; i++)
+		*live[i] = batch[i];
+	if (done < 0) {
+		fail(done, "nothing redirected: %s", why);
+		return;
 	}
-	/* The dynamic loader's copies, for dlopen()/dlclose().  Its landing
-	   pads must be near it too: it sits close to libc in practice; if
-	   not, the jump cannot reach and nothing is changed. */
-	int ld_err = patch_ldso(&pads[MN__ARRAY_SIZE(targets)]);
-	syscall(SYS_mprotect, pads, 4096, PROT_READ | PROT_EXEC);
-
-	/* Self-test: a real call into the C library's own munmap entry
-	   (not through our export) must be seen. */
-	{
-		void *p = (void *)syscall(SYS_mmap, NULL, 4096, PROT_READ,
-					  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		int before = atomic_load(&selftest_hits);
-		int was_active = atomic_exchange(&mn__vm_active, 1);
-
-		mn__vm_selftest_arm(selftest_cb);
-		((munmap_fn)entries[0])(p, 4096);
-		mn__vm_selftest_arm(NULL);
-		atomic_store(&mn__vm_active, was_active);
-		if (atomic_load(&selftest_hits) == before && patch.patched) {
-			patch.err = -EIO;
-			snprintf(patch.detail, sizeof(patch.detail),
-				 "redirected, but the self-test call was not seen");
-		}
+	if (!redirects[R_MUNMAP].done) {
+		mn__x86_unredirect_all(batch, n);
+		for (size_t i = 0; i < n; i++)
+			*live[i] = batch[i];
+		fail(-ENOTSUP, "munmap not redirected: %s", redirects[R_MUNMAP].why);
+		return;
 	}
-	if (!patch.err)
-		snprintf(patch.detail, sizeof(patch.detail),
-			 "%d C library entry points redirected; self-test passed; "
-			 "dynamic loader: %s",
-			 patch.patched,
-			 ld_err ? strerror(-ld_err) : "munmap and mprotect redirected");
-	dlclose(libc);
+	if (!selftest()) {
+		mn__x86_unredirect_all(batch, n);
+		for (size_t i = 0; i < n; i++)
+			*live[i] = batch[i];
+		fail(-EIO, "%s", "redirected, but the self-test call was not seen: "
+		     "undone");
+		return;
+	}
+	patch.err = 0;
+	patch.patched = done;
+	describe(done);
+}
+#endif
+
+/* No memnotify lock held: install the redirection once, in the first
+   thread that needs it; others wait for it. */
+void mn__vm_hooks_install(void)
+{
+	resolve_next();
+#if defined(__x86_64__)
+	mn__once(&patch.once, install, NULL);
 #else
 	patch.err = -EOPNOTSUPP;
 	snprintf(patch.detail, sizeof(patch.detail),
@@ -786,11 +812,7 @@ void mn__vm_hooks_install(void)
 
 int mn__vm_patch_status(char *detail, size_t len)
 {
-	if (!patch.tried) {
-		mn__lock();
-		mn__vm_hooks_install();
-		mn__unlock();
-	}
+	mn__vm_hooks_install();
 	snprintf(detail, len, "%s", patch.detail);
 	return patch.err;
 }

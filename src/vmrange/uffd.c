@@ -7,13 +7,29 @@
  * static code included.  The unmapping thread waits until the event is
  * read, so a dedicated thread reads at once and hands the events to the
  * dispatcher, where they are delivered as late events (thread context).
+ *
+ * Locks: none.  The reader thread never takes the core lock (an unmapping
+ * thread that holds it waits for the reader): it pushes into a
+ * single-producer, single-consumer ring and wakes the dispatcher with one
+ * write(2) (mn__dispatch_wake_async); the dispatcher drains the ring in an
+ * async hook.  A full ring counts the loss in mn_stats' events_lost.
+ *
+ * Lifetime: set up once (mn__once), with no lock held, by the first watch
+ * that wants it; the reader is created with every signal blocked.  In a
+ * fork child the inherited descriptor belongs to the parent's address
+ * space (an ioctl on it would unregister the parent's ranges): the atfork
+ * child handler drops it at once, and the child's first mn_* call makes
+ * its own and registers the child's watched ranges there.  mn_shutdown()
+ * stops the reader and closes the descriptor.
  */
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -22,101 +38,136 @@
 #include "../core/core.h"
 #include "vmrange.h"
 
-#define QUEUE_CAP 1024
+#define QUEUE_CAP 1024u /* a power of two */
 
 static struct {
-	bool tried;             /* core lock */
-	_Atomic int fd;
+	struct mn__once once;
+	_Atomic int fd;          /* -1 when there is none */
+	int stopfd;              /* eventfd that ends the reader */
 	int err;
 	char detail[160];
 	pthread_t reader;
-	pthread_mutex_t qlock;
+	bool reader_running;
+	/* Single producer (the reader), single consumer (the dispatcher). */
 	struct mn_vm_event q[QUEUE_CAP];
-	unsigned int qhead, qlen;
-	struct mn__work work;
-} u = { .fd = -1, .qlock = PTHREAD_MUTEX_INITIALIZER };
+	_Atomic unsigned int qhead, qtail;
+	struct mn__async_hook hook;
+	struct mn__shutdown_hook shutdown;
+	bool hooks_registered;   /* core lock */
+} u = { .fd = -1, .stopfd = -1 };
 
-static void drain(struct mn__work *w)
+/* The dispatcher: deliver what the reader queued. */
+static void drain(void)
 {
-	struct mn_vm_event ev;
+	unsigned int head = atomic_load_explicit(&u.qhead, memory_order_relaxed);
 
-	(void)w;
-	for (;;) {
-		pthread_mutex_lock(&u.qlock);
-		if (!u.qlen) {
-			pthread_mutex_unlock(&u.qlock);
-			return;
-		}
-		ev = u.q[u.qhead];
-		u.qhead = (u.qhead + 1) % QUEUE_CAP;
-		u.qlen--;
-		pthread_mutex_unlock(&u.qlock);
+	while (head != atomic_load_explicit(&u.qtail, memory_order_acquire)) {
+		struct mn_vm_event ev = u.q[head % QUEUE_CAP];
+		atomic_store_explicit(&u.qhead, ++head, memory_order_release);
 		mn__vm_notify_late(&ev);
 	}
 }
 
 static void enqueue(const struct mn_vm_event *ev)
 {
-	pthread_mutex_lock(&u.qlock);
-	if (u.qlen == QUEUE_CAP) {
+	unsigned int tail = atomic_load_explicit(&u.qtail, memory_order_relaxed);
+
+	if (tail - atomic_load_explicit(&u.qhead, memory_order_acquire) >= QUEUE_CAP) {
 		mn__count(lost, 1);
-	} else {
-		u.q[(u.qhead + u.qlen) % QUEUE_CAP] = *ev;
-		u.qlen++;
+		return;
 	}
-	pthread_mutex_unlock(&u.qlock);
-	mn__lock();
-	mn__dispatch_post(&u.work);
-	mn__unlock();
+	u.q[tail % QUEUE_CAP] = *ev;
+	atomic_store_explicit(&u.qtail, tail + 1, memory_order_release);
+}
+
+/* One message to an event; false for messages that are not ours. */
+static bool to_event(const struct uffd_msg *m, struct mn_vm_event *ev)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->sz = sizeof(*ev);
+	ev->prot = -1;
+	switch (m->event) {
+	case UFFD_EVENT_UNMAP:
+		ev->kind = MN_VM_UNMAP;
+		ev->address = m->arg.remove.start;
+		ev->length = m->arg.remove.end - m->arg.remove.start;
+		return true;
+	case UFFD_EVENT_REMOVE:
+		ev->kind = MN_VM_DISCARD;
+		ev->address = m->arg.remove.start;
+		ev->length = m->arg.remove.end - m->arg.remove.start;
+		return true;
+	case UFFD_EVENT_REMAP:
+		ev->kind = MN_VM_MOVE;
+		ev->address = m->arg.remap.from;
+		ev->length = m->arg.remap.len;
+		ev->new_address = m->arg.remap.to;
+		ev->new_length = m->arg.remap.len;
+		return true;
+	default:
+		return false;
+	}
 }
 
 static void *reader_main(void *arg)
 {
 	struct uffd_msg msg[16];
-	struct pollfd pfd = { .fd = u.fd, .events = POLLIN };
+	struct pollfd pfd[2] = {
+		{ .fd = atomic_load(&u.fd), .events = POLLIN },
+		{ .fd = u.stopfd, .events = POLLIN },
+	};
 
 	(void)arg;
 	pthread_setname_np(pthread_self(), "memnotify-uffd");
 	for (;;) {
-		if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
 			break;
-		ssize_t n = read(u.fd, msg, sizeof(msg));
+		if (pfd[1].revents)
+			break; /* mn_shutdown() */
+		ssize_t n = read(pfd[0].fd, msg, sizeof(msg));
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				continue;
 			break;
 		}
+		bool queued = false;
 		for (size_t i = 0; i < (size_t)n / sizeof(msg[0]); i++) {
-			struct mn_vm_event ev = { .sz = sizeof(ev), .prot = -1 };
-			switch (msg[i].event) {
-			case UFFD_EVENT_UNMAP:
-				ev.kind = MN_VM_UNMAP;
-				ev.address = msg[i].arg.remove.start;
-				ev.length = msg[i].arg.remove.end - msg[i].arg.remove.start;
-				break;
-			case UFFD_EVENT_REMOVE:
-				ev.kind = MN_VM_DISCARD;
-				ev.address = msg[i].arg.remove.start;
-				ev.length = msg[i].arg.remove.end - msg[i].arg.remove.start;
-				break;
-			case UFFD_EVENT_REMAP:
-				ev.kind = MN_VM_MOVE;
-				ev.address = msg[i].arg.remap.from;
-				ev.length = msg[i].arg.remap.len;
-				ev.new_address = msg[i].arg.remap.to;
-				ev.new_length = msg[i].arg.remap.len;
-				break;
-			default:
+			struct mn_vm_event ev;
+			if (!to_event(&msg[i], &ev))
 				continue;
-			}
+			/* The kernel's copy of a call a hook reported and that is
+			   still running (it waits for this read): drop it here,
+			   per call — a later call of the same range is news. */
+			if (mn__vm_inflight_match(ev.kind, ev.address,
+						  ev.address + ev.length))
+				continue;
 			enqueue(&ev);
+			queued = true;
 		}
+		if (queued)
+			mn__dispatch_wake_async();
 	}
 	return NULL;
 }
 
-/* Core lock held.  Open the userfaultfd and start its reader, once. */
-static int setup(void)
+static int start_reader(void)
+{
+	sigset_t all, old;
+	int err;
+
+	/* The reader takes no process signals. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	err = pthread_create(&u.reader, NULL, reader_main, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err)
+		return -err;
+	u.reader_running = true;
+	return 0;
+}
+
+/* mn__once, no lock held: open the userfaultfd and start its reader. */
+static void setup(void *arg)
 {
 	struct uffdio_api api = {
 		.api = UFFD_API,
@@ -125,10 +176,7 @@ static int setup(void)
 	};
 	int fd;
 
-	if (u.tried)
-		return u.err;
-	u.tried = true;
-	u.work.fn = drain;
+	(void)arg;
 	fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
 	if (fd < 0 && errno == EINVAL)
 		fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
@@ -138,7 +186,7 @@ static int setup(void)
 			 "userfaultfd(2): %s (CONFIG_USERFAULTFD, "
 			 "vm.unprivileged_userfaultfd, or seccomp)",
 			 strerror(errno));
-		return u.err;
+		return;
 	}
 	if (ioctl(fd, UFFDIO_API, &api) < 0) {
 		u.err = -errno;
@@ -146,20 +194,82 @@ static int setup(void)
 			 "UFFDIO_API with UNMAP/REMOVE/REMAP events: %s",
 			 strerror(errno));
 		close(fd);
-		return u.err;
+		return;
 	}
-	u.fd = fd;
-	if (pthread_create(&u.reader, NULL, reader_main, NULL) != 0) {
-		u.err = -EAGAIN;
-		snprintf(u.detail, sizeof(u.detail), "cannot start the reader thread");
+	u.stopfd = eventfd(0, EFD_CLOEXEC);
+	if (u.stopfd < 0) {
+		u.err = -errno;
+		snprintf(u.detail, sizeof(u.detail), "eventfd: %s", strerror(errno));
 		close(fd);
-		u.fd = -1;
-		return u.err;
+		return;
 	}
-	pthread_detach(u.reader);
+	atomic_store(&u.fd, fd);
+	u.err = start_reader();
+	if (u.err) {
+		snprintf(u.detail, sizeof(u.detail),
+			 "cannot start the reader thread: %s", strerror(-u.err));
+		atomic_store(&u.fd, -1);
+		close(fd);
+		close(u.stopfd);
+		u.stopfd = -1;
+		return;
+	}
 	snprintf(u.detail, sizeof(u.detail),
 		 "userfaultfd with UNMAP, REMOVE and REMAP events");
-	return 0;
+}
+
+/* mn_shutdown(), no lock held, nothing watched: no thread, no fd left. */
+static void shutdown_fn(void)
+{
+	uint64_t one = 1;
+	int fd;
+
+	if (u.reader_running &&
+	    write(u.stopfd, &one, sizeof(one)) == (ssize_t)sizeof(one))
+		pthread_join(u.reader, NULL);
+	u.reader_running = false;
+	fd = atomic_exchange(&u.fd, -1);
+	if (fd >= 0)
+		close(fd);
+	if (u.stopfd >= 0)
+		close(u.stopfd);
+	u.stopfd = -1;
+	drain();
+	atomic_store(&u.once.state, 0); /* the next watch sets up anew */
+}
+
+/* The atfork child handler: async-signal-safe, no allocation. */
+static void atfork_child(void)
+{
+	int fd = atomic_exchange(&u.fd, -1);
+
+	if (fd >= 0)
+		close(fd); /* the parent's address space's, not ours */
+	if (u.stopfd >= 0)
+		close(u.stopfd);
+	u.stopfd = -1;
+	u.reader_running = false; /* it stayed in the parent */
+	atomic_store(&u.qhead, 0);
+	atomic_store(&u.qtail, 0);
+	atomic_store(&u.once.state, 0);
+}
+
+__attribute__((constructor)) static void uffd_init(void)
+{
+	pthread_atfork(NULL, NULL, atfork_child);
+}
+
+int mn__uffd_prepare(void)
+{
+	mn__once(&u.once, setup, NULL);
+	if (!mn__once_done(&u.once))
+		return -EAGAIN; /* a recursion from the setup itself */
+	return u.err;
+}
+
+bool mn__uffd_in_use(void)
+{
+	return atomic_load_explicit(&u.fd, memory_order_relaxed) >= 0;
 }
 
 int mn__uffd_register(uint64_t start, uint64_t len)
@@ -168,13 +278,18 @@ int mn__uffd_register(uint64_t start, uint64_t len)
 		.range = { .start = start, .len = len },
 		.mode = UFFDIO_REGISTER_MODE_WP,
 	};
-	int err = setup();
+	int fd = atomic_load(&u.fd);
 
-	if (err)
-		return err;
-	if (mn__dispatch_ensure() < 0)
-		return -EAGAIN;
-	if (ioctl(u.fd, UFFDIO_REGISTER, &reg) < 0)
+	if (fd < 0)
+		return u.err ? u.err : -EBADF;
+	if (!u.hooks_registered) {
+		u.hook.fn = drain;
+		mn__async_hook_register(&u.hook);
+		u.shutdown.fn = shutdown_fn;
+		mn__shutdown_hook_register(&u.shutdown);
+		u.hooks_registered = true;
+	}
+	if (ioctl(fd, UFFDIO_REGISTER, &reg) < 0)
 		return -errno; /* not mapped yet, or not anonymous/shmem */
 	return 0;
 }
@@ -182,33 +297,27 @@ int mn__uffd_register(uint64_t start, uint64_t len)
 void mn__uffd_unregister(uint64_t start, uint64_t len)
 {
 	struct uffdio_range r = { .start = start, .len = len };
+	int fd = atomic_load(&u.fd);
 
-	if (u.fd >= 0)
-		ioctl(u.fd, UFFDIO_UNREGISTER, &r); /* gone already: fine */
+	if (fd >= 0)
+		ioctl(fd, UFFDIO_UNREGISTER, &r); /* gone already: fine */
 }
 
 void mn__uffd_forget(uint64_t start, uint64_t len)
 {
 	struct uffdio_range r = { .start = start, .len = len };
 	int saved = errno;
+	int fd = atomic_load_explicit(&u.fd, memory_order_relaxed);
 
-	if (u.fd >= 0)
-		ioctl(u.fd, UFFDIO_UNREGISTER, &r);
+	if (fd >= 0)
+		ioctl(fd, UFFDIO_UNREGISTER, &r);
 	errno = saved;
-}
-
-int mn__uffd_probe(char *detail, size_t len)
-{
-	int err;
-
-	mn__lock();
-	err = setup();
-	snprintf(detail, len, "%s", u.detail);
-	mn__unlock();
-	return err;
 }
 
 int mn__probe_userfaultfd(char *detail, size_t len)
 {
-	return mn__uffd_probe(detail, len);
+	int err = mn__uffd_prepare();
+
+	snprintf(detail, len, "%s", u.detail);
+	return err;
 }

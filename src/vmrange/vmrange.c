@@ -118,18 +118,13 @@ static void deliver_watches(struct mn_vm_event *ev)
 			ev->length = MN__MIN(e->end, hi) - ev->address;
 			ev->watch_address = e->start;
 			ev->watch_length = e->end - e->start;
-			if (!ev->late && e->w->uffd) {
-				if (ev->kind == MN_VM_DISCARD)
-					mn__vm_seen_note(ev->kind, ev->address,
-							 ev->address + ev->length);
-				else if (ev->kind != MN_VM_PROTECT)
-					mn__uffd_forget(ev->address, ev->length);
-			}
-			/* userfaultfd's copy of a change a hook reported
-			   already, before it happened: drop it. */
-			if (ev->late && mn__vm_seen_check(ev->kind, ev->address,
-							  ev->address + ev->length))
-				continue;
+			/* An unmap or a move a hook reports: take the range out
+			   of userfaultfd first, so the kernel sends no late copy
+			   (a discard's copy is dropped per call by the reader:
+			   mn__vm_inflight_match). */
+			if (!ev->late && e->w->uffd &&
+			    (ev->kind == MN_VM_UNMAP || ev->kind == MN_VM_MOVE))
+				mn__uffd_forget(ev->address, ev->length);
 			e->w->cb(ev, e->w->ctx);
 			mn__count(delivered, 1);
 		}
@@ -157,51 +152,44 @@ static void deliver_listeners(struct mn_vm_event *ev)
 	mn__chain_walk_end(&rd);
 }
 
-static _Atomic(mn_vm_cb) selftest; /* set only under the core lock, for
-					 one call on the locking thread */
-
-void mn__vm_selftest_arm(mn_vm_cb cb)
-{
-	atomic_store(&selftest, cb);
-}
-
-/* The last hook-reported changes of watched ranges (a small ring,
-   overwritten; a missed match only costs a duplicate late event). */
-#define SEEN_RING 64
-#define SEEN_TTL_NS (1000ull * 1000 * 1000)
+/* Calls the hooks reported and that are still running, for the
+   userfaultfd reader's per-call de-duplication.  A slot is claimed with
+   one compare-and-swap; when all are busy the call is not recorded and its
+   late copy is delivered too (a duplicate, never a loss). */
+#define INFLIGHT 64
 static struct {
-	_Atomic uint64_t lo, hi, when;
-	_Atomic int kind;
-} seen[SEEN_RING];
-static _Atomic unsigned int seen_pos;
+	_Atomic int kind;      /* 0: free */
+	_Atomic uint64_t lo, hi;
+} inflight[INFLIGHT];
 
-static uint64_t coarse_ns(void)
+int mn__vm_inflight_begin(enum mn_vm_kind kind, uint64_t lo, uint64_t hi)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts); /* vDSO: signal-safe */
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	for (int i = 0; i < INFLIGHT; i++) {
+		int free_ = 0;
+		if (atomic_load_explicit(&inflight[i].kind, memory_order_relaxed))
+			continue;
+		if (!atomic_compare_exchange_strong(&inflight[i].kind, &free_, -1))
+			continue;
+		atomic_store(&inflight[i].lo, lo);
+		atomic_store(&inflight[i].hi, hi);
+		atomic_store_explicit(&inflight[i].kind, (int)kind, memory_order_release);
+		return i;
+	}
+	return -1;
 }
 
-void mn__vm_seen_note(enum mn_vm_kind kind, uint64_t lo, uint64_t hi)
+void mn__vm_inflight_end(int slot)
 {
-	unsigned int i = atomic_fetch_add(&seen_pos, 1) % SEEN_RING;
-
-	atomic_store(&seen[i].kind, 0);
-	atomic_store(&seen[i].lo, lo);
-	atomic_store(&seen[i].hi, hi);
-	atomic_store(&seen[i].when, coarse_ns());
-	atomic_store(&seen[i].kind, (int)kind);
+	if (slot >= 0)
+		atomic_store_explicit(&inflight[slot].kind, 0, memory_order_release);
 }
 
-bool mn__vm_seen_check(enum mn_vm_kind kind, uint64_t lo, uint64_t hi)
+bool mn__vm_inflight_match(enum mn_vm_kind kind, uint64_t lo, uint64_t hi)
 {
-	uint64_t now = coarse_ns();
-
-	for (unsigned int i = 0; i < SEEN_RING; i++) {
-		if (atomic_load(&seen[i].kind) == (int)kind &&
-		    atomic_load(&seen[i].lo) <= lo && atomic_load(&seen[i].hi) >= hi &&
-		    now - atomic_load(&seen[i].when) < SEEN_TTL_NS)
+	for (int i = 0; i < INFLIGHT; i++) {
+		if (atomic_load_explicit(&inflight[i].kind, memory_order_acquire) ==
+			    (int)kind &&
+		    atomic_load(&inflight[i].lo) <= lo && atomic_load(&inflight[i].hi) >= hi)
 			return true;
 	}
 	return false;
@@ -210,13 +198,6 @@ bool mn__vm_seen_check(enum mn_vm_kind kind, uint64_t lo, uint64_t hi)
 void mn__vm_notify(struct mn_vm_event *ev)
 {
 	int saved_errno;
-	mn_vm_cb st = atomic_load_explicit(&selftest, memory_order_relaxed);
-
-	if (st) {
-		/* The hooks' self-test: seen here, and by no one else. */
-		st(ev, NULL);
-		return;
-	}
 
 	if (!atomic_load_explicit(&mn__vm_active, memory_order_acquire) ||
 	    ev->length == 0)
@@ -249,12 +230,49 @@ void mn__vm_notify_late(struct mn_vm_event *ev)
 
 /* --- writers (core lock) ----------------------------------------------------- */
 
+/*
+ * A fork child: its watched ranges are not registered with any
+ * userfaultfd (the parent's descriptor was dropped at fork).  After the
+ * core's rebuild, with no lock held, make the child's own and register
+ * them there.
+ */
+static void fork_after(void)
+{
+	const struct vm_index *idx;
+	bool any = false;
+
+	mn__lock();
+	idx = atomic_load(&vm.index);
+	for (size_t i = 0; idx && i < idx->n; i++)
+		any |= idx->e[i].w->uffd;
+	mn__unlock();
+	if (!any || mn__uffd_prepare() != 0)
+		return;
+	mn__dispatch_start();
+	mn__lock();
+	idx = atomic_load(&vm.index);
+	for (size_t i = 0; idx && i < idx->n; i++) {
+		struct vmwatch *w = idx->e[i].w;
+		if (w->uffd && mn__dispatch_ensure() == 0)
+			w->uffd = mn__uffd_register(w->start, w->end - w->start) == 0;
+	}
+	mn__unlock();
+}
+
+static void fork_nothing(void)
+{
+}
+
+static struct mn__fork_hook fork_hook = { .rebuild = fork_nothing,
+					  .after = fork_after };
+
 static int setup(void)
 {
 	if (vm.ready)
 		return 0;
 	mn__chain_init(&vm.watches, MN__CHAIN_OLDEST_FIRST);
 	mn__chain_init(&vm.listeners, MN__CHAIN_OLDEST_FIRST);
+	mn__fork_hook_register(&fork_hook);
 	vm.ready = true;
 	return 0;
 }
@@ -380,6 +398,11 @@ int mn_vm_watch(const void *addr, size_t len, unsigned int flags, mn_vm_cb cb,
 	w->cb = cb;
 	w->ctx = ctx;
 	w->sub.node.release = watch_release;
+	/* With no lock held: the entry redirection (it calls dlopen and
+	   changes code), the userfaultfd reader and the dispatcher's thread. */
+	mn__vm_hooks_install();
+	if (!(flags & MN_VM_NO_USERFAULTFD) && mn__uffd_prepare() == 0)
+		mn__dispatch_start();
 
 	mn__lock();
 	setup();
@@ -400,14 +423,15 @@ int mn_vm_watch(const void *addr, size_t len, unsigned int flags, mn_vm_cb cb,
 		free(w);
 		return err;
 	}
-	mn__vm_hooks_install();
-	if (!(flags & MN_VM_NO_USERFAULTFD))
+	if (!(flags & MN_VM_NO_USERFAULTFD) && mn__dispatch_ensure() == 0)
 		w->uffd = mn__uffd_register(w->start, w->end - w->start) == 0;
 	mn__sub_register(&w->sub, &watch_ops);
 	update_active();
 	mn__unlock();
 	mn__chain_finish_remove(&vm.watches, &rm);
 	reclaim_indexes();
+	if (w->uffd)
+		mn__dispatch_start(); /* a concurrent mn_shutdown() stopped it */
 	*out = &w->sub;
 	return 0;
 }
@@ -445,6 +469,7 @@ int mn_vm_listen(unsigned int flags, mn_vm_cb cb, void *ctx, mn_sub **out)
 	l->cb = cb;
 	l->ctx = ctx;
 	l->sub.node.release = listener_release;
+	mn__vm_hooks_install(); /* no lock held: dlopen, code changes */
 	mn__lock();
 	setup();
 	err = mn__chain_add(&vm.listeners, &l->sub.node, &rm);
@@ -453,7 +478,6 @@ int mn_vm_listen(unsigned int flags, mn_vm_cb cb, void *ctx, mn_sub **out)
 		free(l);
 		return err;
 	}
-	mn__vm_hooks_install();
 	mn__sub_register(&l->sub, &listener_ops);
 	update_active();
 	mn__unlock();

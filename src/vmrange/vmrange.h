@@ -26,29 +26,34 @@ void mn__vm_notify(struct mn_vm_event *ev);
 /* Late events from userfaultfd: thread context (the dispatcher). */
 void mn__vm_notify_late(struct mn_vm_event *ev);
 
-/* Core lock held: a callback that sees every notification (the hooks'
-   self-test), or NULL. */
-void mn__vm_selftest_arm(mn_vm_cb cb);
-/* Hooks note the discards of watched ranges they reported, so that
-   userfaultfd's late copy of the same change is dropped (notes expire
-   after a short while).  Async-signal-safe. */
-void mn__vm_seen_note(enum mn_vm_kind kind, uint64_t lo, uint64_t hi);
-bool mn__vm_seen_check(enum mn_vm_kind kind, uint64_t lo, uint64_t hi);
+/*
+ * Per-call de-duplication of userfaultfd's copies (async-signal-safe): a
+ * hook claims a slot for a discard it reported, before its system call,
+ * and frees it after; the userfaultfd reader drops a REMOVE event that a
+ * running call covers.  begin returns the slot or -1 (not recorded).
+ */
+int mn__vm_inflight_begin(enum mn_vm_kind kind, uint64_t lo, uint64_t hi);
+void mn__vm_inflight_end(int slot);
+bool mn__vm_inflight_match(enum mn_vm_kind kind, uint64_t lo, uint64_t hi);
 
-/* Hooks (hooks.c): make sure they are installed; core lock held. */
+/* Hooks (hooks.c): make sure they are installed, once; no memnotify lock
+   may be held (it calls dlopen and changes code). */
 void mn__vm_hooks_install(void);
 bool mn__vm_interposing(void);
 int mn__vm_patch_status(char *detail, size_t len);
 
-/* userfaultfd (uffd.c), core lock held: register / drop a watched range.
-   Returns 0 or -errno (the range stays watched by the hooks alone). */
+/* userfaultfd (uffd.c).  prepare: no lock held; sets it up once (a
+   descriptor and its reader thread); 0 or -errno.  register / unregister:
+   core lock held; 0 or -errno (the range stays watched by the hooks
+   alone).  in_use: a descriptor exists (async-signal-safe). */
+int mn__uffd_prepare(void);
+bool mn__uffd_in_use(void);
 int mn__uffd_register(uint64_t start, uint64_t len);
 void mn__uffd_unregister(uint64_t start, uint64_t len);
 /* From a hook, before an unmap or move a hook has reported: take the range
    out of userfaultfd so the kernel sends no late copy.  Async-signal-safe
    (one ioctl). */
 void mn__uffd_forget(uint64_t start, uint64_t len);
-int mn__uffd_probe(char *detail, size_t len);
 
 /* Page helpers. */
 uint64_t mn__page_size(void);
