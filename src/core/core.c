@@ -4,6 +4,7 @@
  */
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -195,8 +196,29 @@ void mn__enter(void)
 			h->after();
 }
 
+/*
+ * Unsubscriptions running in signal handlers now (they read the handle
+ * without a lock).  A handle is freed only when none is: two concurrent
+ * unsubscriptions of one handle, one of them in a signal handler, never
+ * free it under the other (one gets -ENOENT).
+ */
+static _Atomic int signal_unsubs;
+
+static void sub_release(struct mn__chain_node *n)
+{
+	mn_sub *sub = mn__container_of(n, mn_sub, node);
+
+	while (atomic_load(&signal_unsubs))
+		sched_yield();
+	sub->release(n);
+}
+
 void mn__sub_register(mn_sub *sub, const struct mn__sub_ops *ops)
 {
+	if (sub->node.release != sub_release) {
+		sub->release = sub->node.release;
+		sub->node.release = sub_release;
+	}
 	sub->ops = ops;
 	atomic_store(&sub->unsubscribed, 0);
 	sub->deferred_next = NULL;
@@ -250,13 +272,17 @@ static int unsubscribe_from_signal(mn_sub *sub)
 {
 	mn_sub *head;
 
-	if (atomic_exchange(&sub->unsubscribed, 1))
+	atomic_fetch_add(&signal_unsubs, 1);
+	if (atomic_exchange(&sub->unsubscribed, 1)) {
+		atomic_fetch_sub(&signal_unsubs, 1);
 		return -ENOENT;
+	}
 	atomic_store_explicit(&sub->node.dead, 1, memory_order_release);
 	head = atomic_load(&deferred_subs);
 	do {
 		sub->deferred_next = head;
 	} while (!atomic_compare_exchange_weak(&deferred_subs, &head, sub));
+	atomic_fetch_sub(&signal_unsubs, 1);
 	mn__dispatch_wake_async();
 	return 0;
 }
@@ -316,10 +342,11 @@ int mn_unsubscribe(mn_sub *sub)
 	/* Look the pointer up before touching it: a stale handle is -ENOENT,
 	   not a use after free.  One already unsubscribed from a signal
 	   handler is on its way out. */
-	if (!registered(sub) || atomic_load(&sub->unsubscribed)) {
+	if (!registered(sub) || atomic_exchange(&sub->unsubscribed, 1)) {
 		mn__unlock();
 		return -ENOENT;
 	}
 	remove_locked(sub);
+	mn__dispatch_run_detached();
 	return 0;
 }

@@ -95,8 +95,11 @@ struct mn_sub {
 	struct mn__chain_node node;      /* in its source's chain */
 	const struct mn__sub_ops *ops;
 	struct mn_sub *reg_prev, *reg_next; /* registry, under the core lock */
-	_Atomic int unsubscribed;        /* set by an unsubscribe from a
-	                                    signal handler, not yet processed */
+	_Atomic int unsubscribed;        /* claimed by one unsubscription
+	                                    (thread or signal handler) */
+	void (*release)(struct mn__chain_node *); /* the source's; the node's
+	                                    own release waits first for
+	                                    signal-handler unsubscriptions */
 	struct mn_sub *deferred_next;    /* lock-free stack of those */
 };
 
@@ -128,6 +131,8 @@ struct mn__work {
 	struct mn__work *next;
 	void (*fn)(struct mn__work *w);
 	bool queued;
+	bool anywhere;  /* calls no callback (a teardown): may run on any
+	                   thread while nobody dispatches */
 };
 
 /* Under the core lock: create the epoll fd (never a thread).  Returns 0 or
@@ -169,6 +174,11 @@ void mn__async_hook_register(struct mn__async_hook *h);
    mn_shutdown(), in a fork child): an fd added under an older generation
    is not watched any more. */
 unsigned int mn__dispatch_generation(void);
+
+/* No lock held: in external mode, when nobody is dispatching, run the
+   queued work marked anywhere (teardowns) on this thread, so that
+   unsubscribing without dispatching frees what it held at once. */
+void mn__dispatch_run_detached(void);
 
 /* True on the thread that is dispatching right now. */
 bool mn__dispatch_on_thread(void);

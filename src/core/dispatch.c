@@ -147,6 +147,37 @@ static void run_work(void)
 	}
 }
 
+void mn__dispatch_run_detached(void)
+{
+	struct mn__work *w, **pp, *mine = NULL;
+	int expected = 0;
+
+	if (tls_on_dispatcher || d.mode != MN_DISPATCH_EXTERNAL ||
+	    !atomic_compare_exchange_strong(&d.dispatching, &expected, 1))
+		return;
+	mn__lock();
+	for (pp = &d.work_head, d.work_tail = NULL; (w = *pp);) {
+		if (w->anywhere) {
+			*pp = w->next;
+			w->queued = false;
+			w->next = mine;
+			mine = w;
+		} else {
+			d.work_tail = w;
+			pp = &w->next;
+		}
+	}
+	mn__unlock();
+	tls_on_dispatcher = true;
+	while ((w = mine)) {
+		mine = w->next;
+		w->next = NULL;
+		w->fn(w); /* may free w */
+	}
+	tls_on_dispatcher = false;
+	atomic_store(&d.dispatching, 0);
+}
+
 static int run_once(int timeout_ms)
 {
 	struct epoll_event ev[MN__EPOLL_BATCH];

@@ -853,6 +853,7 @@ static struct mon *mon_new(const struct params *p)
 	atomic_init(&m->refs, 1); /* the dispatcher's */
 	m->kick.fn = kick_fn;
 	m->teardown.fn = teardown_fn;
+	m->teardown.anywhere = true;
 	io_init(&m->timer_io, on_timer);
 	io_init(&m->psi_io, on_psi);
 	io_init(&m->v1_low_io, on_v1_low);

@@ -11,6 +11,7 @@
  */
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,6 +21,8 @@
 
 static int out_fd = -1;
 static bool out_json;
+static dev_t out_dev;   /* the identity of the file `memnotify run` handed */
+static ino_t out_ino;   /* down: written only while out_fd still names it */
 
 struct buf {
 	char *p, *end;
@@ -104,12 +107,40 @@ static void put_prot(struct buf *b, int prot)
 	put(b, s);
 }
 
+/* Async-signal-safe (fstat, write).  A program that closed the number and
+   reused it for a file of its own gets nothing written into that file:
+   the line is counted as lost instead. */
 static void emit(struct buf *b, char *line)
 {
 	ssize_t n = b->p - line;
+	struct stat st;
 
-	if (write(out_fd, line, (size_t)n) < 0)
+	if (fstat(out_fd, &st) < 0 || st.st_dev != out_dev || st.st_ino != out_ino ||
+	    write(out_fd, line, (size_t)n) < 0)
 		mn__count(lost, 1);
+}
+
+/* "FD:DEV:INO" as `memnotify run` writes it; false if malformed. */
+static bool parse_run_fd(const char *s)
+{
+	unsigned long long v[3];
+	char *end;
+
+	for (int i = 0; i < 3; i++) {
+		if (*s < '0' || *s > '9')
+			return false;
+		errno = 0;
+		v[i] = strtoull(s, &end, 10);
+		if (errno || *end != (i < 2 ? ':' : '\0'))
+			return false;
+		s = end + 1;
+	}
+	if (v[0] > 1 << 20)
+		return false;
+	out_fd = (int)v[0];
+	out_dev = (dev_t)v[1];
+	out_ino = (ino_t)v[2];
+	return true;
 }
 
 /* Synchronous context, maybe a signal handler: async-signal-safe. */
@@ -190,20 +221,21 @@ static void on_event(const struct mn_vm_event *ev, void *ctx)
  */
 __attribute__((constructor(200))) static void run_init(void)
 {
+	/* secure_getenv: a set-user-ID program never writes its layout to a
+	   descriptor its caller chose. */
 	const char *fd = secure_getenv("MEMNOTIFY_RUN_FD");
 	const char *json = secure_getenv("MEMNOTIFY_RUN_JSON");
 	char line[200];
 	struct buf b = { line, line + sizeof(line) - 1 };
+	struct stat st;
 	mn_sub *sub;
-	char *end;
-	long n;
 
-	if (!fd || !*fd)
+	if (!fd || !*fd || !parse_run_fd(fd))
 		return;
-	n = strtol(fd, &end, 10);
-	if (*end || n < 0 || n > 1 << 20)
+	if (fstat(out_fd, &st) < 0 || st.st_dev != out_dev || st.st_ino != out_ino) {
+		out_fd = -1; /* not the file `memnotify run` opened */
 		return;
-	out_fd = (int)n;
+	}
 	out_json = json && *json == '1';
 	if (mn_vm_listen(0, on_event, NULL, &sub) < 0)
 		return;

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -432,7 +433,7 @@ static int cmd_run(int argc, char **argv)
 	const char *output = NULL;
 	bool json = false;
 	int i, fd, pipefd[2], status;
-	char lib[PATH_MAX], preload[PATH_MAX * 2 + 2], fdbuf[16];
+	char lib[PATH_MAX], preload[PATH_MAX * 2 + 2], fdbuf[64];
 	Dl_info info;
 	pid_t pid;
 
@@ -473,7 +474,14 @@ static int cmd_run(int argc, char **argv)
 			strerror(errno));
 		return output ? EXIT_USAGE : 1;
 	}
-	snprintf(fdbuf, sizeof(fdbuf), "%d", fd);
+	/* The descriptor's identity goes with its number: the library writes
+	   only while the number still names this file (a program may close
+	   it and reuse the number for its own). */
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return 1;
+	snprintf(fdbuf, sizeof(fdbuf), "%d:%llu:%llu", fd,
+		 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
 	const char *old = getenv("LD_PRELOAD");
 	snprintf(preload, sizeof(preload), "%s%s%s", lib, old && *old ? " " : "",
 		 old ? old : "");
