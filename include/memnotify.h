@@ -189,8 +189,13 @@ typedef struct mn_sub mn_sub;
  *
  * Return: 0; -EINVAL if @sub is NULL; -ENOENT if @sub was already
  * unsubscribed (detected while memnotify still holds the handle's memory;
- * after that, passing a stale pointer is undefined, as with free()).
- * Thread-safe; not async-signal-safe.
+ * after that, passing a stale pointer is undefined, as with free()).  Two
+ * concurrent calls for one handle — from two threads, or from a thread and
+ * a signal handler — are safe: exactly one returns 0, the other -ENOENT.
+ * In MN_DISPATCH_EXTERNAL mode, when no thread is inside mn_dispatch(),
+ * what the subscription held (a memory group's fds) is released before
+ * this call returns.  Thread-safe; in signal context only from inside a
+ * memnotify signal-chain or AR handler (see mn_signal_register()).
  */
 MN_API int mn_unsubscribe(mn_sub *sub);
 
@@ -249,11 +254,18 @@ MN_API int mn_dispatch(int timeout_ms);
 /**
  * mn_shutdown() - stop the dispatcher and release every kernel resource.
  *
- * Joins the library thread (if any) and closes all fds.  Subscriptions must
- * have been ended first.  The library can be used again afterwards.
- * Must not be called from a callback.
+ * Joins every thread memnotify started (the dispatcher, the userfaultfd
+ * reader, the early-kill thread) and closes every fd it opened (epoll,
+ * eventfds, timerfds, the userfaultfd): afterwards the process has none
+ * left.  Subscriptions must have been ended first.  The library can be used
+ * again afterwards.  Must not be called from a callback.  What stays: the
+ * signal chain's handler where one was installed (the program's own
+ * disposition keeps running behind it) and the C library's redirected
+ * entry points (they make the system call directly while nothing is
+ * watched).
  *
- * Return: 0; -EBUSY if subscriptions remain or if called from a callback.
+ * Return: 0; -EBUSY if subscriptions remain, if called from a callback, or
+ * while memnotify's thread is being started by a concurrent subscription.
  * Thread-safe.
  */
 MN_API int mn_shutdown(void);
