@@ -790,6 +790,11 @@ struct mn_vm_event {
  * making the call, possibly inside a signal handler (GCs and JITs call
  * mprotect() there): keep it async-signal-safe unless you know your
  * callers.  Late (userfaultfd) events: thread context, on the dispatcher.
+ * A hook event may also come from memnotify's own allocations (a malloc
+ * heap that grows or shrinks) while memnotify holds its lock: from such a
+ * call mn_unsubscribe() still works (it completes later, as from a signal
+ * handler) and the functions that add a subscription, mn_dispatch*() and
+ * mn_shutdown() return -EDEADLK instead of deadlocking.
  */
 typedef void (*mn_vm_cb)(const struct mn_vm_event *ev, void *ctx);
 

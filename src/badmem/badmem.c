@@ -501,6 +501,7 @@ int mn_badmem_subscribe(const struct mn_badmem_opts *opts, mn_badmem_cb cb,
 	unsigned int flags = MN__OPTS_GET(opts, mn_badmem_opts, flags, 0u);
 	unsigned int poll = MN__OPTS_GET(opts, mn_badmem_opts, system_poll_ms, 0u);
 	mn__check(!(flags & ~(MN_BADMEM_EARLY_KILL | MN_BADMEM_NO_SYSTEM)), -EINVAL);
+	mn__check_unlocked();
 	mn__enter();
 	s = calloc(1, sizeof(*s));
 	if (!s)
@@ -571,6 +572,7 @@ int mn_badmem_register_ar(mn_badmem_ar_fn fn, void *ctx, mn_sub **out)
 	mn__check(out, -EINVAL);
 	*out = NULL;
 	mn__check(fn, -EINVAL);
+	mn__check_unlocked();
 	mn__enter();
 	a = calloc(1, sizeof(*a));
 	if (!a)

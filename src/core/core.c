@@ -170,6 +170,8 @@ static _Atomic(mn_sub *) deferred_subs; /* lock-free stack */
 
 void mn__enter(void)
 {
+	if (MN__UNLIKELY(mn__lock_held()))
+		return; /* a callback memnotify's own code raised: see core.h */
 	/* Unsubscriptions made in signal handlers are finished by the
 	   dispatcher, or here when no dispatcher runs. */
 	if (MN__UNLIKELY(atomic_load_explicit(&deferred_subs,
@@ -335,7 +337,10 @@ void mn__sub_process_deferred(void)
 int mn_unsubscribe(mn_sub *sub)
 {
 	mn__check(sub, -EINVAL);
-	if (mn__in_signal())
+	/* In a signal handler, or in a hook callback that memnotify's own
+	   code raised while this thread holds the core lock: no lock, no
+	   wait; the dispatcher or the next mn_* call finishes it. */
+	if (mn__in_signal() || mn__lock_held())
 		return unsubscribe_from_signal(sub);
 	mn__enter();
 	mn__lock();

@@ -20,8 +20,13 @@
 
 void mn__lock(void);
 void mn__unlock(void);
-/* True if this thread holds the core lock. */
+/* True if this thread holds the core lock.  A callback can run while it
+   does: memnotify's own allocations under the lock may grow or trim a
+   malloc heap, which the range hooks report synchronously. */
 bool mn__lock_held(void);
+/* Public writers called from such a callback cannot take the lock: they
+   fail with -EDEADLK (mn_unsubscribe() takes its deferred path instead). */
+#define mn__check_unlocked() mn__check(!mn__lock_held(), -EDEADLK)
 /* Hand the program's log sink the lines logged under the core lock;
    mn__unlock() calls it. */
 void mn__log_flush(void);

@@ -357,6 +357,7 @@ int mn_dispatch_configure(const struct mn_dispatch_opts *opts)
 	mode = MN__OPTS_GET(opts, mn_dispatch_opts, mode, MN_DISPATCH_THREAD);
 	mn__check(mode == MN_DISPATCH_THREAD || mode == MN_DISPATCH_EXTERNAL,
 		  -EINVAL);
+	mn__check_unlocked();
 	mn__enter();
 	mn__lock();
 	if (mode != d.mode && (d.thread_running || d.epfd >= 0))
@@ -371,6 +372,7 @@ int mn_dispatch_fd(void)
 {
 	int ret;
 
+	mn__check_unlocked();
 	mn__enter();
 	mn__lock();
 	if (d.mode != MN_DISPATCH_EXTERNAL)
@@ -389,6 +391,7 @@ int mn_dispatch(int timeout_ms)
 	int ret;
 
 	mn__check(timeout_ms >= -1, -EINVAL);
+	mn__check_unlocked();
 	mn__enter();
 	if (tls_on_dispatcher)
 		return -EBUSY;
@@ -414,6 +417,7 @@ int mn_shutdown(void)
 	struct mn__shutdown_hook *h;
 	int sfd;
 
+	mn__check_unlocked();
 	mn__enter();
 	if (tls_on_dispatcher || mn__chain_in_any_walk())
 		return -EBUSY;

@@ -878,6 +878,7 @@ int mn_memory_subscribe(const struct mn_memory_opts *opts, mn_memory_cb cb,
 
 	mn__check(cb && out, -EINVAL);
 	*out = NULL;
+	mn__check_unlocked();
 	mn__enter();
 	err = make_params(opts, &p);
 	if (err)

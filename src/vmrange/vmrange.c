@@ -388,6 +388,7 @@ int mn_vm_watch(const void *addr, size_t len, unsigned int flags, mn_vm_cb cb,
 	mn__check(cb && len > 0 && lo + len > lo && !(flags & ~MN_VM_NO_USERFAULTFD),
 		  -EINVAL);
 	mn__check(lo + len <= UINT64_MAX - ps, -EINVAL);
+	mn__check_unlocked();
 	mn__enter();
 	w = calloc(1, sizeof(*w));
 	if (!w)
@@ -462,6 +463,7 @@ int mn_vm_listen(unsigned int flags, mn_vm_cb cb, void *ctx, mn_sub **out)
 	mn__check(out, -EINVAL);
 	*out = NULL;
 	mn__check(cb && flags == 0, -EINVAL);
+	mn__check_unlocked();
 	mn__enter();
 	l = calloc(1, sizeof(*l));
 	if (!l)
