@@ -17,7 +17,8 @@ static size_t n_subs;
 static struct mn__fork_hook *fork_hooks;
 static _Atomic int forked;             /* set in a fork child */
 
-static __thread bool tls_core_held;
+/* Initial-exec TLS: read in signal context (mn_unsubscribe()). */
+static __thread bool tls_core_held __attribute__((tls_model("initial-exec")));
 
 void mn__lock(void)
 {
@@ -179,17 +180,20 @@ void mn__enter(void)
 		mn__sub_process_deferred();
 	if (MN__LIKELY(!atomic_load_explicit(&forked, memory_order_acquire)))
 		return;
-	bool start = false;
+	bool rebuilt = false, start = false;
 	mn__lock();
 	if (atomic_load(&forked)) {
 		if (mn__dispatch_rebuild_after_fork() == 0) {
 			for (struct mn__fork_hook *h = fork_hooks; h; h = h->next)
 				h->rebuild();
 		}
+		rebuilt = true;
 		start = n_subs > 0;
 		atomic_store(&forked, 0);
 	}
 	mn__unlock();
+	if (!rebuilt)
+		return; /* another thread did it */
 	/* The child's threads, created with no lock held. */
 	if (start)
 		mn__dispatch_start();
