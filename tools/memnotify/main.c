@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -29,6 +30,11 @@
 #include "output.h"
 
 #define EXIT_USAGE 2
+/* --duration: at most 10^7 s (about 115 days). */
+#define MAX_DURATION_S 1e7
+/* watch: how long past --duration it still waits for the initial status
+   line, which it always prints (the first sample is taken at once). */
+#define INITIAL_GRACE_MS 2000
 
 static const char *prog = "memnotify";
 
@@ -57,7 +63,9 @@ static void usage(FILE *f)
 		"  --json           one JSON object per line\n"
 		"  --cgroup PATH    watch this cgroup directory (v1 memory or v2)\n"
 		"                   instead of the command's own\n"
-		"  --duration SECS  stop after SECS seconds (decimal allowed)\n"
+		"  --duration SECS  stop after SECS seconds (decimal, > 0, at most\n"
+		"                   1e7); the status line is printed even if\n"
+		"                   SECS is shorter than the first sample\n"
 		"  --output FILE    run: write the events to FILE\n"
 		"  --signal SIG     nmi: the signal (number, or USR1, USR2,\n"
 		"                   RTMIN+N, RTMAX-N) instead of the NMI signal\n"
@@ -123,10 +131,13 @@ static void parse_args(int argc, char **argv, bool watch, struct args *a)
 			a->duration = strtod(optarg, &end);
 			if (!watch)
 				die_usage("--duration is an option of 'watch'%s", "");
-			if (errno || end == optarg || *end || a->duration <= 0 ||
-			    a->duration > 1e7)
+			/* !(d > 0) also refuses NaN; inf is above 1e7. */
+			if (errno || end == optarg || *end ||
+			    !isfinite(a->duration) || !(a->duration > 0) ||
+			    a->duration > MAX_DURATION_S)
 				die_usage("bad duration '%s': want a number of "
-					  "seconds greater than 0",
+					  "seconds greater than 0 and at most "
+					  "10000000",
 					  optarg);
 			break;
 		}
@@ -309,6 +320,7 @@ static int cmd_status(int argc, char **argv)
 struct watch_state {
 	bool json;
 	bool failed;
+	bool initial; /* the memory.status line was printed */
 };
 
 static void on_memory(const struct mn_memory_status *st, void *ctx)
@@ -319,6 +331,8 @@ static void on_memory(const struct mn_memory_status *st, void *ctx)
 							    : "memory.level";
 
 	out_memory(stdout, w->json, event, st);
+	if (st->reason == MN_MEMORY_INITIAL)
+		w->initial = true;
 	if (st->reason == MN_MEMORY_ERROR)
 		w->failed = true;
 }
@@ -348,6 +362,7 @@ static int cmd_watch(int argc, char **argv)
 	sigset_t sigs;
 	mn_sub *sub, *bad;
 	uint64_t deadline = 0;
+	bool interrupted = false;
 	int err, sfd, dfd;
 
 	parse_args(argc, argv, true, &a);
@@ -399,18 +414,26 @@ static int cmd_watch(int argc, char **argv)
 	while (!w.failed) {
 		int timeout = -1;
 		if (deadline) {
+			/* A duration shorter than the first sample still
+			   prints the initial status: past the deadline, wait
+			   (a bounded time) for that line only. */
 			uint64_t now = mono_ms();
-			if (now >= deadline)
+			uint64_t until = w.initial ? deadline
+						   : deadline + INITIAL_GRACE_MS;
+			if (now >= until)
 				break;
-			timeout = (int)(deadline - now);
+			uint64_t left = (now < deadline ? deadline : until) - now;
+			timeout = left > INT_MAX ? INT_MAX : (int)left;
 		}
 		int n = poll(pfd, 2, timeout);
 		if (n < 0 && errno != EINTR) {
 			err = -errno;
 			goto fail;
 		}
-		if (n > 0 && (pfd[1].revents & POLLIN))
+		if (n > 0 && (pfd[1].revents & POLLIN)) {
+			interrupted = true;
 			break;
+		}
 		if (n > 0 && (pfd[0].revents & POLLIN)) {
 			err = mn_dispatch(0);
 			if (err < 0 && err != -EINTR)
@@ -420,6 +443,11 @@ static int cmd_watch(int argc, char **argv)
 	mn_unsubscribe(bad);
 	mn_unsubscribe(sub);
 	mn_shutdown();
+	if (!w.initial && !w.failed && !interrupted) {
+		fprintf(stderr, "%s: watch: no memory status within %g s\n",
+			prog, a.duration + INITIAL_GRACE_MS / 1000.0);
+		return 1;
+	}
 	return w.failed ? 1 : 0;
 fail:
 	fprintf(stderr, "%s: watch: %s\n", prog, mn_strerror(err));
