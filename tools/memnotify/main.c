@@ -155,9 +155,15 @@ static void parse_args(int argc, char **argv, bool watch, struct args *a)
 		die_usage("unexpected argument '%s'", argv[optind]);
 }
 
-/* A --cgroup that is not a memory cgroup is a usage error: say which. */
+/* A --cgroup that is not a memory cgroup is a usage error: say which.  One
+   that is but may not be read is a run-time failure (exit 1). */
 static void check_cgroup(const char *path, int err)
 {
+	if (path && (err == -EACCES || err == -EPERM)) {
+		fprintf(stderr, "%s: --cgroup %s: permission denied\n", prog,
+			path);
+		exit(1);
+	}
 	if (!path || (err != -ENOENT && err != -ENOTDIR && err != -EMEDIUMTYPE &&
 		      err != -EOPNOTSUPP && err != -EINVAL))
 		return;
