@@ -146,6 +146,34 @@ fi
 
 # run: usage errors, exit status, events
 expect_usage "run without --"       run /bin/true
+
+# run from an install prefix with a space in it: LD_PRELOAD would split the
+# library's path and trace nothing, so run refuses (exit 2, one line).
+lib=$(ldd "$bin" | awk '$1 ~ /^libmemnotify\.so/ { print $3; exit }')
+if [ -n "$lib" ] && [ -f "$lib" ]; then
+	for sep in ' ' ':' $'\t'; do
+		d=$(mktemp -d)
+		pfx="$d/memnotify${sep}prefix"
+		mkdir -p "$pfx/bin" "$pfx/lib"
+		cp "$bin" "$pfx/bin/memnotify"
+		cp "$lib" "$pfx/lib/"
+		# LD_LIBRARY_PATH itself splits at ':': reach the copy through
+		# a symlink (run preloads the library's real path).
+		ln -s "$pfx/lib" "$d/lib"
+		out=$(LD_LIBRARY_PATH="$d/lib" timeout 10 "$pfx/bin/memnotify" \
+			run -- sh -c 'echo traced' 2>/tmp/mn_cli_err.$$); rc=$?
+		err=$(cat /tmp/mn_cli_err.$$)
+		if [ $rc -eq 2 ] && [ -z "$out" ] && [ "$(wc -l <<<"$err")" -eq 1 ] &&
+		   grep -qF "$pfx/lib/" <<<"$err" && grep -q "LD_PRELOAD" <<<"$err"; then
+			ok "run under a prefix with '${sep/$'\t'/\\t}': refused, exit 2: $err"
+		else
+			bad "run under a prefix with '${sep/$'\t'/\\t}': rc=$rc out=$out err=$err"
+		fi
+		rm -rf "$d"
+	done
+else
+	bad "run prefix test: no libmemnotify in ldd $bin"
+fi
 if [ -n "$sanitized" ]; then
 	# A library built with -fsanitize=$sanitized cannot be preloaded into
 	# programs that are not: the plain build runs these.

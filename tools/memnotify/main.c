@@ -55,7 +55,9 @@ static void usage(FILE *f)
 		"        interrupted or SECONDS pass\n"
 		"run     run PROGRAM with memnotify preloaded and print one line\n"
 		"        per unmap, move, discard or protection change in it and\n"
-		"        its children; exits with PROGRAM's status\n"
+		"        its children; exits with PROGRAM's status (refuses, exit\n"
+		"        2, if libmemnotify's path holds a space, tab or colon,\n"
+		"        which LD_PRELOAD cannot carry)\n"
 		"nmi     raise an NMI in process PID: send it the process-wide NMI\n"
 		"        signal, which its KeRegisterNmiCallback() callbacks handle\n"
 		"        (unhandled, it ends the process)\n"
@@ -498,6 +500,25 @@ static int cmd_run(int argc, char **argv)
 		fprintf(stderr, "%s: run: cannot find libmemnotify.so\n", prog);
 		return 1;
 	}
+	/* LD_PRELOAD has no quoting: the loader splits it at blanks and
+	   colons, so such a path would preload nothing, silently.  Refuse
+	   rather than trace nothing (a bare name with LD_LIBRARY_PATH, or a
+	   symlink elsewhere, would change how the program finds its own
+	   libraries or outlive it). */
+	if (strpbrk(lib, " \t:")) {
+		fprintf(stderr, "%s: run: cannot preload '%s': LD_PRELOAD cannot "
+			"hold a path with a space, tab or colon (install "
+			"memnotify under a path without them)\n", prog, lib);
+		return EXIT_USAGE;
+	}
+	const char *old = getenv("LD_PRELOAD");
+	int plen = snprintf(preload, sizeof(preload), "%s%s%s", lib,
+			    old && *old ? " " : "", old ? old : "");
+	if (plen < 0 || (size_t)plen >= sizeof(preload)) {
+		fprintf(stderr, "%s: run: LD_PRELOAD is too long to add "
+			"memnotify to it\n", prog);
+		return EXIT_USAGE;
+	}
 	if (output)
 		fd = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
 	else
@@ -508,9 +529,6 @@ static int cmd_run(int argc, char **argv)
 		return output ? EXIT_USAGE : 1;
 	}
 	snprintf(fdbuf, sizeof(fdbuf), "%d", fd);
-	const char *old = getenv("LD_PRELOAD");
-	snprintf(preload, sizeof(preload), "%s%s%s", lib, old && *old ? " " : "",
-		 old ? old : "");
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
 		return 1;
 	fflush(stdout);
