@@ -8,11 +8,12 @@ pass=0 fail=0
 ok()  { pass=$((pass + 1)); echo "ok   $1"; }
 bad() { fail=$((fail + 1)); echo "FAIL $1"; }
 
-# expect_usage NAME ARGS... : exit 2, exactly one line on stderr, nothing on stdout
+# expect_usage NAME ARGS... : exit 2, exactly one line on stderr, nothing on
+# stdout (bounded: a command that never ends is a failure, rc 124)
 expect_usage() {
 	local name=$1; shift
 	local out err rc
-	out=$("$bin" "$@" 2>/tmp/mn_cli_err.$$); rc=$?
+	out=$(timeout 10 "$bin" "$@" 2>/tmp/mn_cli_err.$$); rc=$?
 	err=$(cat /tmp/mn_cli_err.$$)
 	if [ $rc -eq 2 ] && [ -z "$out" ] && [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] && [ -n "$err" ]; then
 		ok "$name: exit 2: $err"
@@ -28,6 +29,15 @@ expect_usage "missing argument"   watch --cgroup
 expect_usage "bad duration"       watch --duration abc
 expect_usage "negative duration"  watch --duration -3
 expect_usage "zero duration"      watch --duration 0
+expect_usage "NaN duration"       watch --duration nan
+expect_usage "NaN duration (-)"   watch --duration -NaN
+expect_usage "inf duration"       watch --duration inf
+expect_usage "-inf duration"      watch --duration -inf
+expect_usage "huge duration"      watch --duration 1e8
+expect_usage "negative fraction"  watch --duration -0.5
+expect_usage "trailing garbage"   watch --duration 1s
+expect_usage "empty duration"     watch --duration ''
+expect_usage "underflow duration" watch --duration 1e-400
 expect_usage "missing cgroup"     watch --cgroup /nonexistent/cg
 expect_usage "file as cgroup"     watch --cgroup /proc/meminfo
 expect_usage "non-cgroup dir"     watch --cgroup /tmp
@@ -89,6 +99,17 @@ else
 	bad "watch plain: rc=$rc out=$out"
 fi
 
+# A duration shorter than the first sample still prints the status line.
+for fmt in plain json; do
+	flag=; [ $fmt = json ] && flag=--json
+	out=$(timeout 10 "$bin" watch $flag --duration 0.0000001); rc=$?
+	if [ $rc -eq 0 ] && grep -qE '( status |"event":"memory.status")' <<<"$out"; then
+		ok "watch $flag --duration 0.0000001: the status line, exit 0"
+	else
+		bad "watch $flag --duration 0.0000001: rc=$rc out=$out"
+	fi
+done
+
 # SIGINT ends watch with exit 0
 "$bin" watch --json >/tmp/mn_cli_out.$$ 2>&1 &
 pid=$!
@@ -125,6 +146,34 @@ fi
 
 # run: usage errors, exit status, events
 expect_usage "run without --"       run /bin/true
+
+# run from an install prefix with a space in it: LD_PRELOAD would split the
+# library's path and trace nothing, so run refuses (exit 2, one line).
+lib=$(ldd "$bin" | awk '$1 ~ /^libmemnotify\.so/ { print $3; exit }')
+if [ -n "$lib" ] && [ -f "$lib" ]; then
+	for sep in ' ' ':' $'\t'; do
+		d=$(mktemp -d)
+		pfx="$d/memnotify${sep}prefix"
+		mkdir -p "$pfx/bin" "$pfx/lib"
+		cp "$bin" "$pfx/bin/memnotify"
+		cp "$lib" "$pfx/lib/"
+		# LD_LIBRARY_PATH itself splits at ':': reach the copy through
+		# a symlink (run preloads the library's real path).
+		ln -s "$pfx/lib" "$d/lib"
+		out=$(LD_LIBRARY_PATH="$d/lib" timeout 10 "$pfx/bin/memnotify" \
+			run -- sh -c 'echo traced' 2>/tmp/mn_cli_err.$$); rc=$?
+		err=$(cat /tmp/mn_cli_err.$$)
+		if [ $rc -eq 2 ] && [ -z "$out" ] && [ "$(wc -l <<<"$err")" -eq 1 ] &&
+		   grep -qF "$pfx/lib/" <<<"$err" && grep -q "LD_PRELOAD" <<<"$err"; then
+			ok "run under a prefix with '${sep/$'\t'/\\t}': refused, exit 2: $err"
+		else
+			bad "run under a prefix with '${sep/$'\t'/\\t}': rc=$rc out=$out err=$err"
+		fi
+		rm -rf "$d"
+	done
+else
+	bad "run prefix test: no libmemnotify in ldd $bin"
+fi
 if [ -n "$sanitized" ]; then
 	# A library built with -fsanitize=$sanitized cannot be preloaded into
 	# programs that are not: the plain build runs these.

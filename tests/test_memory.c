@@ -16,6 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -337,6 +340,47 @@ static void test_real_cgroup(void **state)
 	assert_int_equal(mn_shutdown(), 0);
 }
 
+/*
+ * A group that exists but that the caller may not read (mode 0700, owned by
+ * root, looked at by nobody) is -EACCES, not "no memory controller".
+ */
+static void test_unreadable_cgroup(void **state)
+{
+	char cg[512], why[256];
+	pid_t pid;
+	int status;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip(); /* needs root to make a group and drop to nobody */
+	if (mn_test_cgroup_create(256 * MiB, cg, sizeof(cg), why, sizeof(why))) {
+		print_message("skipped: cannot make a memory cgroup: %s\n", why);
+		skip();
+	}
+	assert_int_equal(chmod(cg, 0700), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		MN_OPTS(mn_memory_opts, o, .cgroup = cg);
+		struct mn_memory_status st = { .sz = sizeof(st) };
+		mn_sub *sub = NULL;
+		if (setgroups(0, NULL) || setresgid(65534, 65534, 65534) ||
+		    setresuid(65534, 65534, 65534))
+			_exit(3);
+		if (mn_memory_status(&o, &st) != -EACCES)
+			_exit(4);
+		if (mn_memory_subscribe(&o, noop, NULL, &sub) != -EACCES || sub)
+			_exit(5);
+		if (strcmp(mn_strerror(-EACCES), "permission denied"))
+			_exit(6);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(mn_test_cgroup_destroy(cg), 0);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -346,6 +390,7 @@ int main(void)
 		cmocka_unit_test(test_byte_thresholds),
 		cmocka_unit_test(test_status_matches_kernel),
 		cmocka_unit_test(test_real_cgroup),
+		cmocka_unit_test(test_unreadable_cgroup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

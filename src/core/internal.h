@@ -86,9 +86,24 @@ int mn__write_file(const char *path, const char *s, bool with_nul);
 /*
  * The mapping of this process that holds @addr, from /proc/self/maps:
  * [*start, *end) and its PROT_* bits.  Returns 0, -ENOENT if no mapping
- * holds it, or -errno.  Async-signal-safe (open/read/close only).
+ * holds it, -EINVAL for a NULL output, or -errno from open/read.
+ * Malformed lines are skipped; a line longer than its buffer is parsed
+ * from its start only.  Async-signal-safe (open/read/close only, a stack
+ * buffer, no lock).
  */
 int mn__maps_lookup(uintptr_t addr, uintptr_t *start, uintptr_t *end, int *prot);
+
+/*
+ * Parse one line of /proc/PID/maps, @len bytes without its '\n' (a line's
+ * head, cut inside its path, parses the same):
+ * "lo-hi perms offset major:minor inode[ path]".  Strict: hex digits only
+ * in lo, hi, offset and the device, decimal in the inode, no overflow,
+ * lo < hi, perms [r-][w-][x-][ps].  On success sets [*lo, *hi) and *prot
+ * (PROT_READ/PROT_WRITE/PROT_EXEC bits only) and returns 0; otherwise
+ * returns -EINVAL and leaves them alone.  Pure and async-signal-safe.
+ */
+int mn__maps_parse_line(const char *line, size_t len, uintptr_t *lo,
+			uintptr_t *hi, int *prot);
 
 /* Global counters (stats.c); relaxed atomics, cheap on the hot path. */
 struct mn__counters {

@@ -1,8 +1,23 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Find the mapping that holds an address in /proc/self/maps, with open(2)
- * and read(2) only and a buffer on the stack: async-signal-safe, for the
- * hooks and the bad-memory handlers.
+ * Find the mapping that holds an address in /proc/self/maps, with open(2),
+ * read(2) and close(2) only and a buffer on the stack: async-signal-safe,
+ * for the hooks and the bad-memory handlers (it gates mn_badmem_replace()
+ * and MmSecureVirtualMemory(), so it must not be fooled).
+ *
+ * Everything here is async-signal-safe and takes no lock: no malloc, no
+ * stdio, no locale, no errno-dependent library call other than the three
+ * system calls.  Keep it that way.
+ *
+ * Defences, because a path is attacker-chosen text at the end of a line:
+ *  - a line is parsed only from its real start: a line longer than the
+ *    buffer has its head parsed (the address part is at its start) and the
+ *    rest discarded up to its newline, never read as a line of its own;
+ *  - the parser is strict: hex digits only in the addresses and offset,
+ *    '-', ':' and ' ' exactly where the kernel puts them, lo < hi, and a
+ *    4-character permission field [r-][w-][x-][ps]; anything else is
+ *    skipped, not trusted.  (The kernel escapes '\n' in paths, so a path
+ *    cannot end a line early.)
  */
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -10,56 +25,176 @@
 
 #include "internal.h"
 
-static uintptr_t hex(const char *s, size_t *i, size_t end, char stop)
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * A number in base 16 (or 10) at @s[*i], up to the first non-digit: at
+ * least one digit, no overflow of uintptr_t.  Advances *i past it.
+ */
+static int number(const char *s, size_t len, size_t *i, unsigned int base,
+		  uintptr_t *out)
 {
 	uintptr_t v = 0;
+	size_t start = *i;
 
-	for (; *i < end && s[*i] != stop; (*i)++) {
-		char c = s[*i];
-		v = v * 16 + (uintptr_t)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+	for (; *i < len; (*i)++) {
+		int d = base == 16 ? hexval(s[*i])
+			: (s[*i] >= '0' && s[*i] <= '9') ? s[*i] - '0'
+							 : -1;
+		if (d < 0)
+			break;
+		if (v > (UINTPTR_MAX - (uintptr_t)d) / base)
+			return -EINVAL;
+		v = v * base + (uintptr_t)d;
 	}
+	if (*i == start)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+/* @s[*i] is @c: step over it. */
+static int expect(const char *s, size_t len, size_t *i, char c)
+{
+	if (*i >= len || s[*i] != c)
+		return -EINVAL;
 	(*i)++;
-	return v;
+	return 0;
+}
+
+int mn__maps_parse_line(const char *line, size_t len, uintptr_t *lo,
+			uintptr_t *hi, int *prot)
+{
+	uintptr_t a, b, ignored;
+	size_t i = 0;
+	int p = 0;
+
+	if (!line || !lo || !hi || !prot)
+		return -EINVAL;
+	/* "lo-hi " */
+	if (number(line, len, &i, 16, &a) || expect(line, len, &i, '-') ||
+	    number(line, len, &i, 16, &b) || expect(line, len, &i, ' ') ||
+	    a >= b)
+		return -EINVAL;
+	/* "rwxp " */
+	if (len - i < 5)
+		return -EINVAL;
+	if (line[i] == 'r')
+		p |= PROT_READ;
+	else if (line[i] != '-')
+		return -EINVAL;
+	if (line[i + 1] == 'w')
+		p |= PROT_WRITE;
+	else if (line[i + 1] != '-')
+		return -EINVAL;
+	if (line[i + 2] == 'x')
+		p |= PROT_EXEC;
+	else if (line[i + 2] != '-')
+		return -EINVAL;
+	if (line[i + 3] != 'p' && line[i + 3] != 's')
+		return -EINVAL;
+	i += 4;
+	/* " offset dev:dev inode", then the end or " [path]" */
+	if (expect(line, len, &i, ' ') || number(line, len, &i, 16, &ignored) ||
+	    expect(line, len, &i, ' ') || number(line, len, &i, 16, &ignored) ||
+	    expect(line, len, &i, ':') || number(line, len, &i, 16, &ignored) ||
+	    expect(line, len, &i, ' ') || number(line, len, &i, 10, &ignored) ||
+	    (i < len && line[i] != ' '))
+		return -EINVAL;
+	*lo = a;
+	*hi = b;
+	*prot = p;
+	return 0;
+}
+
+/* Does the line hold @addr?  1 (and the outputs set) or 0. */
+static int line_holds(const char *line, size_t len, uintptr_t addr,
+		      uintptr_t *start, uintptr_t *end, int *prot)
+{
+	uintptr_t lo, hi;
+	int p;
+
+	if (mn__maps_parse_line(line, len, &lo, &hi, &p) < 0)
+		return 0; /* malformed: skipped, never trusted */
+	if (addr < lo || addr >= hi)
+		return 0;
+	*start = lo;
+	*end = hi;
+	*prot = p;
+	return 1;
 }
 
 int mn__maps_lookup(uintptr_t addr, uintptr_t *start, uintptr_t *end, int *prot)
 {
+	/* Async-signal-safe: open/read/close and this stack buffer only. */
 	char buf[4096];
 	size_t have = 0;
-	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-	int err = -ENOENT;
+	bool skipping = false; /* discarding the tail of an over-long line */
+	int fd, err = -ENOENT;
 
+	if (!start || !end || !prot)
+		return -EINVAL;
+	fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	for (;;) {
 		ssize_t n = read(fd, buf + have, sizeof(buf) - have);
-		if (n <= 0)
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err = -errno;
 			break;
+		}
+		if (n == 0) {
+			/* The kernel ends every line with '\n'; a last line
+			   without one is still parsed from its start. */
+			if (have && !skipping &&
+			    line_holds(buf, have, addr, start, end, prot))
+				err = 0;
+			break;
+		}
 		have += (size_t)n;
 		size_t line = 0;
 		for (size_t i = 0; i < have; i++) {
 			if (buf[i] != '\n')
 				continue;
-			/* "lo-hi perms offset dev inode path" */
-			size_t j = line;
-			uintptr_t lo = hex(buf, &j, i, '-');
-			uintptr_t hi = hex(buf, &j, i, ' ');
-			if (addr >= lo && addr < hi && j + 3 <= i) {
-				*start = lo;
-				*end = hi;
-				*prot = (buf[j] == 'r' ? PROT_READ : 0) |
-					(buf[j + 1] == 'w' ? PROT_WRITE : 0) |
-					(buf[j + 2] == 'x' ? PROT_EXEC : 0);
+			if (skipping) {
+				skipping = false; /* the long line ends here */
+			} else if (line_holds(buf + line, i - line, addr,
+					      start, end, prot)) {
 				err = 0;
 				goto out;
 			}
 			line = i + 1;
 		}
-		/* Keep the partial last line for the next read. */
+		if (skipping) {
+			have = 0; /* still inside the long line */
+			continue;
+		}
+		/* Keep the partial last line (it starts a line) for the
+		   next read. */
 		memmove(buf, buf + line, have - line);
 		have -= line;
-		if (have == sizeof(buf))
-			have = 0; /* a line longer than the buffer: skip it */
+		if (have == sizeof(buf)) {
+			/* A line longer than the buffer (a long path): its
+			   head holds the address part; the rest is path text,
+			   discarded up to its newline. */
+			if (line_holds(buf, have, addr, start, end, prot)) {
+				err = 0;
+				goto out;
+			}
+			skipping = true;
+			have = 0;
+		}
 	}
 out:
 	close(fd);

@@ -29,12 +29,29 @@
 
 #define LIMIT_REFRESH_USEC (1000 * 1000)
 
-static bool file_exists(const char *dir, const char *name)
+/*
+ * Is @name in @dir there for us to read?  0 if it opens for reading;
+ * -EOPNOTSUPP if it does not exist (the controller is not there);
+ * -EACCES if it exists but may not be read or the directory may not be
+ * searched (EPERM too: one answer for "not allowed"); another -errno.
+ */
+static int probe_file(const char *dir, const char *name)
 {
 	char p[MN__CG_PATH_MAX + 64];
+	int fd;
 
 	snprintf(p, sizeof(p), "%s/%s", dir, name);
-	return access(p, F_OK) == 0;
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	switch (errno) {
+	case ENOENT: return -EOPNOTSUPP;
+	case EACCES:
+	case EPERM: return -EACCES;
+	default: return -errno;
+	}
 }
 
 static int join(char *out, size_t outlen, const char *a, const char *b)
@@ -91,17 +108,27 @@ out:
 void mn__cgroup_self(struct mn__cgroup *out)
 {
 	char dir[MN__CG_PATH_MAX];
+	int err = -EOPNOTSUPP;
 
 	memset(out, 0, sizeof(*out));
 	if (locate(MN_CGROUP_V2, dir, sizeof(dir)) == 0 &&
-	    file_exists(dir, "memory.current")) {
+	    (err = probe_file(dir, "memory.current")) == 0) {
 		out->version = MN_CGROUP_V2;
 		snprintf(out->path, sizeof(out->path), "%s", dir);
-	} else if (locate(MN_CGROUP_V1, dir, sizeof(dir)) == 0 &&
-		   file_exists(dir, "memory.usage_in_bytes")) {
+		return;
+	}
+	if (err == -EACCES)
+		mn__info("memory: own cgroup %s: permission denied", dir);
+	err = -EOPNOTSUPP;
+	if (locate(MN_CGROUP_V1, dir, sizeof(dir)) == 0 &&
+	    (err = probe_file(dir, "memory.usage_in_bytes")) == 0) {
 		out->version = MN_CGROUP_V1;
 		snprintf(out->path, sizeof(out->path), "%s", dir);
+		return;
 	}
+	if (err == -EACCES)
+		mn__info("memory: own cgroup %s: permission denied; watching "
+			 "the whole machine", dir);
 }
 
 int mn__cgroup_from_path(const char *path, struct mn__cgroup *out)
@@ -110,32 +137,36 @@ int mn__cgroup_from_path(const char *path, struct mn__cgroup *out)
 	struct statfs sfs;
 	struct stat st;
 
+	int err, version;
+
 	if (!path || !*path || strlen(path) >= MN__CG_PATH_MAX)
 		return -EINVAL;
 	if (stat(path, &st) < 0)
-		return -errno;
+		goto fail_errno;
 	if (!S_ISDIR(st.st_mode))
 		return -ENOTDIR;
-	if (statfs(path, &sfs) < 0)
-		return -errno;
-	if (!realpath(path, real))
-		return -errno;
+	if (statfs(path, &sfs) < 0 || !realpath(path, real))
+		goto fail_errno;
 	if (strlen(real) >= MN__CG_PATH_MAX)
 		return -ENAMETOOLONG;
 	memset(out, 0, sizeof(*out));
-	if ((unsigned long)sfs.f_type == CGROUP2_SUPER_MAGIC) {
-		if (!file_exists(real, "memory.current"))
-			return -EOPNOTSUPP;
-		out->version = MN_CGROUP_V2;
-	} else if ((unsigned long)sfs.f_type == CGROUP_SUPER_MAGIC) {
-		if (!file_exists(real, "memory.usage_in_bytes"))
-			return -EOPNOTSUPP;
-		out->version = MN_CGROUP_V1;
-	} else {
+	/* The usage file tells the controller: missing is EOPNOTSUPP, there
+	   but unreadable (a 0700 group of another user) EACCES. */
+	if ((unsigned long)sfs.f_type == CGROUP2_SUPER_MAGIC)
+		version = MN_CGROUP_V2;
+	else if ((unsigned long)sfs.f_type == CGROUP_SUPER_MAGIC)
+		version = MN_CGROUP_V1;
+	else
 		return -EMEDIUMTYPE;
-	}
+	err = probe_file(real, version == MN_CGROUP_V2 ? "memory.current"
+						     : "memory.usage_in_bytes");
+	if (err)
+		return err;
+	out->version = version;
 	memcpy(out->path, real, strlen(real) + 1); /* length checked above */
 	return 0;
+fail_errno:
+	return errno == EPERM ? -EACCES : -errno;
 }
 
 static int open_at(const char *dir, const char *name)

@@ -22,15 +22,18 @@ struct mn__cgroup {
 /*
  * The calling process's own memory cgroup: v2 if its group has the memory
  * controller, else v1 with the memory controller, else NONE (the machine).
- * Never fails: a missing or unreadable hierarchy gives NONE.
+ * Never fails: a missing or unreadable hierarchy gives NONE (an unreadable
+ * group is logged at MN_LOG_INFO).
  */
 void mn__cgroup_self(struct mn__cgroup *out);
 
 /*
  * Validate a directory named by the caller.
  * Return 0; -EINVAL (empty/too long), -ENOENT, -ENOTDIR, -EMEDIUMTYPE (not
- * on a cgroup filesystem), -EOPNOTSUPP (no memory controller there), or
- * another -errno from stat/statfs.
+ * on a cgroup filesystem), -EOPNOTSUPP (no memory controller there),
+ * -EACCES (the group or its usage file exists but may not be searched or
+ * read; EPERM is reported as -EACCES too), or another -errno from
+ * stat/statfs/realpath/open.
  */
 int mn__cgroup_from_path(const char *path, struct mn__cgroup *out);
 

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -30,6 +31,11 @@
 #include "output.h"
 
 #define EXIT_USAGE 2
+/* --duration: at most 10^7 s (about 115 days). */
+#define MAX_DURATION_S 1e7
+/* watch: how long past --duration it still waits for the initial status
+   line, which it always prints (the first sample is taken at once). */
+#define INITIAL_GRACE_MS 2000
 
 static const char *prog = "memnotify";
 
@@ -50,7 +56,9 @@ static void usage(FILE *f)
 		"        interrupted or SECONDS pass\n"
 		"run     run PROGRAM with memnotify preloaded and print one line\n"
 		"        per unmap, move, discard or protection change in it and\n"
-		"        its children; exits with PROGRAM's status\n"
+		"        its children; exits with PROGRAM's status (refuses, exit\n"
+		"        2, if libmemnotify's path holds a space, tab or colon,\n"
+		"        which LD_PRELOAD cannot carry)\n"
 		"nmi     raise an NMI in process PID: send it the process-wide NMI\n"
 		"        signal, which its KeRegisterNmiCallback() callbacks handle\n"
 		"        (unhandled, it ends the process)\n"
@@ -58,7 +66,9 @@ static void usage(FILE *f)
 		"  --json           one JSON object per line\n"
 		"  --cgroup PATH    watch this cgroup directory (v1 memory or v2)\n"
 		"                   instead of the command's own\n"
-		"  --duration SECS  stop after SECS seconds (decimal allowed)\n"
+		"  --duration SECS  stop after SECS seconds (decimal, > 0, at most\n"
+		"                   1e7); the status line is printed even if\n"
+		"                   SECS is shorter than the first sample\n"
 		"  --output FILE    run: write the events to FILE\n"
 		"  --signal SIG     nmi: the signal (number, or USR1, USR2,\n"
 		"                   RTMIN+N, RTMAX-N) instead of the NMI signal\n"
@@ -124,10 +134,13 @@ static void parse_args(int argc, char **argv, bool watch, struct args *a)
 			a->duration = strtod(optarg, &end);
 			if (!watch)
 				die_usage("--duration is an option of 'watch'%s", "");
-			if (errno || end == optarg || *end || a->duration <= 0 ||
-			    a->duration > 1e7)
+			/* !(d > 0) also refuses NaN; inf is above 1e7. */
+			if (errno || end == optarg || *end ||
+			    !isfinite(a->duration) || !(a->duration > 0) ||
+			    a->duration > MAX_DURATION_S)
 				die_usage("bad duration '%s': want a number of "
-					  "seconds greater than 0",
+					  "seconds greater than 0 and at most "
+					  "10000000",
 					  optarg);
 			break;
 		}
@@ -145,9 +158,15 @@ static void parse_args(int argc, char **argv, bool watch, struct args *a)
 		die_usage("unexpected argument '%s'", argv[optind]);
 }
 
-/* A --cgroup that is not a memory cgroup is a usage error: say which. */
+/* A --cgroup that is not a memory cgroup is a usage error: say which.  One
+   that is but may not be read is a run-time failure (exit 1). */
 static void check_cgroup(const char *path, int err)
 {
+	if (path && (err == -EACCES || err == -EPERM)) {
+		fprintf(stderr, "%s: --cgroup %s: permission denied\n", prog,
+			path);
+		exit(1);
+	}
 	if (!path || (err != -ENOENT && err != -ENOTDIR && err != -EMEDIUMTYPE &&
 		      err != -EOPNOTSUPP && err != -EINVAL))
 		return;
@@ -310,6 +329,7 @@ static int cmd_status(int argc, char **argv)
 struct watch_state {
 	bool json;
 	bool failed;
+	bool initial; /* the memory.status line was printed */
 };
 
 static void on_memory(const struct mn_memory_status *st, void *ctx)
@@ -320,6 +340,8 @@ static void on_memory(const struct mn_memory_status *st, void *ctx)
 							    : "memory.level";
 
 	out_memory(stdout, w->json, event, st);
+	if (st->reason == MN_MEMORY_INITIAL)
+		w->initial = true;
 	if (st->reason == MN_MEMORY_ERROR)
 		w->failed = true;
 }
@@ -349,6 +371,7 @@ static int cmd_watch(int argc, char **argv)
 	sigset_t sigs;
 	mn_sub *sub, *bad;
 	uint64_t deadline = 0;
+	bool interrupted = false;
 	int err, sfd, dfd;
 
 	parse_args(argc, argv, true, &a);
@@ -400,18 +423,26 @@ static int cmd_watch(int argc, char **argv)
 	while (!w.failed) {
 		int timeout = -1;
 		if (deadline) {
+			/* A duration shorter than the first sample still
+			   prints the initial status: past the deadline, wait
+			   (a bounded time) for that line only. */
 			uint64_t now = mono_ms();
-			if (now >= deadline)
+			uint64_t until = w.initial ? deadline
+						   : deadline + INITIAL_GRACE_MS;
+			if (now >= until)
 				break;
-			timeout = (int)(deadline - now);
+			uint64_t left = (now < deadline ? deadline : until) - now;
+			timeout = left > INT_MAX ? INT_MAX : (int)left;
 		}
 		int n = poll(pfd, 2, timeout);
 		if (n < 0 && errno != EINTR) {
 			err = -errno;
 			goto fail;
 		}
-		if (n > 0 && (pfd[1].revents & POLLIN))
+		if (n > 0 && (pfd[1].revents & POLLIN)) {
+			interrupted = true;
 			break;
+		}
 		if (n > 0 && (pfd[0].revents & POLLIN)) {
 			err = mn_dispatch(0);
 			if (err < 0 && err != -EINTR)
@@ -421,6 +452,11 @@ static int cmd_watch(int argc, char **argv)
 	mn_unsubscribe(bad);
 	mn_unsubscribe(sub);
 	mn_shutdown();
+	if (!w.initial && !w.failed && !interrupted) {
+		fprintf(stderr, "%s: watch: no memory status within %g s\n",
+			prog, a.duration + INITIAL_GRACE_MS / 1000.0);
+		return 1;
+	}
 	return w.failed ? 1 : 0;
 fail:
 	fprintf(stderr, "%s: watch: %s\n", prog, mn_strerror(err));
@@ -465,6 +501,25 @@ static int cmd_run(int argc, char **argv)
 		fprintf(stderr, "%s: run: cannot find libmemnotify.so\n", prog);
 		return 1;
 	}
+	/* LD_PRELOAD has no quoting: the loader splits it at blanks and
+	   colons, so such a path would preload nothing, silently.  Refuse
+	   rather than trace nothing (a bare name with LD_LIBRARY_PATH, or a
+	   symlink elsewhere, would change how the program finds its own
+	   libraries or outlive it). */
+	if (strpbrk(lib, " \t:")) {
+		fprintf(stderr, "%s: run: cannot preload '%s': LD_PRELOAD cannot "
+			"hold a path with a space, tab or colon (install "
+			"memnotify under a path without them)\n", prog, lib);
+		return EXIT_USAGE;
+	}
+	const char *old = getenv("LD_PRELOAD");
+	int plen = snprintf(preload, sizeof(preload), "%s%s%s", lib,
+			    old && *old ? " " : "", old ? old : "");
+	if (plen < 0 || (size_t)plen >= sizeof(preload)) {
+		fprintf(stderr, "%s: run: LD_PRELOAD is too long to add "
+			"memnotify to it\n", prog);
+		return EXIT_USAGE;
+	}
 	if (output)
 		fd = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
 	else
@@ -482,9 +537,6 @@ static int cmd_run(int argc, char **argv)
 		return 1;
 	snprintf(fdbuf, sizeof(fdbuf), "%d:%llu:%llu", fd,
 		 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
-	const char *old = getenv("LD_PRELOAD");
-	snprintf(preload, sizeof(preload), "%s%s%s", lib, old && *old ? " " : "",
-		 old ? old : "");
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
 		return 1;
 	fflush(stdout);
