@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../core/chain.h"
+#include "../core/core.h"
 #include "face.h"
 
 #define HOLES 16
@@ -68,6 +69,15 @@ struct pair {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 /* Bumped (and woken) each time a maker settles a removed pair. */
 static _Atomic unsigned int settle_gen;
+
+/* fork() takes the lock (core.c's atfork handlers), so a child never
+   inherits it held.  Nothing else here needs fork handling: a pair's
+   maker or waiter that was a thread of the parent is not in the child,
+   but neither is any caller that could wait for it. */
+__attribute__((constructor)) static void secure_init(void)
+{
+	mn__lock_register(&lock, MN__RANK_FACE);
+}
 /* Depth of secure-memory callbacks running on this thread.  Windows code
    unsecures from inside its callback; then the pairs and the range may be
    in use right now (here, or on another thread whose invocation
