@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "../core/core.h"
 #include "face.h"
 
 #define NSIGS 5
@@ -21,6 +22,13 @@ struct nmireg {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct mn__w32_link *regs;
+
+/* fork() takes the lock (core.c's atfork handlers): a child never
+   inherits it held. */
+__attribute__((constructor)) static void nmi_init(void)
+{
+	mn__lock_register(&lock, MN__RANK_FACE);
+}
 
 /* Signal context: async-signal-safe, no lock, no allocation. */
 static int on_nmi(int sig, siginfo_t *info, void *uc, int handled, void *ctx)
