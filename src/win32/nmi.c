@@ -56,6 +56,11 @@ PVOID KeRegisterNmiCallback(MN_PNMI_CALLBACK fn, PVOID ctx)
 		return mn__w32_fail(-ENOMEM, NULL);
 	r->fn = fn;
 	r->ctx = ctx;
+	/* In a fork child the first mn_* call re-creates memnotify's threads
+	   (the dispatcher, the userfaultfd reader): let that happen here,
+	   before the lock, so that no thread is created — and no range
+	   callback of the program runs for its stack — while it is held. */
+	mn__enter();
 	/* Under the lock, so every chain has the registrations in the same
 	   order. */
 	pthread_mutex_lock(&lock);
