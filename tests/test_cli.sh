@@ -4,6 +4,7 @@
 set -u
 bin=$1
 sanitized=${2:-}
+probe=${3:-}   # run_fd_probe: a program linked with the library
 pass=0 fail=0
 ok()  { pass=$((pass + 1)); echo "ok   $1"; }
 bad() { fail=$((fail + 1)); echo "FAIL $1"; }
@@ -210,6 +211,51 @@ else
 	bad "run --output: $(cat "$f")"
 fi
 rm -f "$f"
+# A program that closes the output's number and opens a file of its own
+# there: the library writes no event line into that file.
+if [ -n "$probe" ]; then
+	f=$(mktemp); own=$(mktemp)
+	"$bin" run --output "$f" -- "$probe" reuse "$own" >/dev/null; rc=$?
+	if [ $rc -eq 0 ] && [ "$(cat "$own")" = own ] && grep -q "run.start" "$f"; then
+		ok "run --output: a program that reuses the output's number keeps its own file free of event lines"
+	else
+		bad "run --output, number reused: rc=$rc own='$(head -c 400 "$own")' output='$(head -c 400 "$f")'"
+	fi
+	rm -f "$f" "$own"
+fi
+fi
+
+# A set-user-ID program linked with the library ignores MEMNOTIFY_RUN_FD
+# (secure_getenv): run as nobody with MEMNOTIFY_RUN_FD naming its stderr,
+# the library writes nothing there.  The same program without the bit
+# writes its run.start line there: the control.
+if [ -z "$probe" ]; then
+	echo "skip setuid: no program linked with the library given"
+elif [ "$(id -u)" -ne 0 ]; then
+	echo "skip setuid: not root (chown root and chmod u+s need it)"
+elif ! command -v setpriv >/dev/null; then
+	echo "skip setuid: no setpriv"
+else
+	d=$(mktemp -d); chmod 755 "$d"
+	cp "$probe" "$d/plain"; cp "$probe" "$d/suid"
+	chown root:root "$d/plain" "$d/suid"
+	chmod 755 "$d/plain"; chmod 4755 "$d/suid"
+	for kind in plain suid; do
+		err=$d/$kind.err; : >"$err"
+		out=$(env -u LD_PRELOAD MEMNOTIFY_RUN_FD="2:$(stat -c '%d:%i' "$err")" \
+			setpriv --reuid=65534 --regid=65534 --clear-groups "$d/$kind" unmap 2>>"$err"); rc=$?
+		eval "${kind}_rc=\$rc ${kind}_out=\$out"
+	done
+	if [ "$plain_rc" -eq 0 ] && [ "$plain_out" = "euid 65534" ] && grep -q "run.start" "$d/plain.err"; then
+		if [ "$suid_rc" -eq 0 ] && [ "$suid_out" = "euid 0" ] && [ ! -s "$d/suid.err" ]; then
+			ok "set-user-ID program: MEMNOTIFY_RUN_FD ignored, nothing written to its stderr"
+		else
+			bad "set-user-ID program: rc=$suid_rc '$suid_out' stderr='$(head -c 400 "$d/suid.err")'"
+		fi
+	else
+		bad "setuid control (no bit): rc=$plain_rc '$plain_out' stderr='$(head -c 400 "$d/plain.err")'"
+	fi
+	rm -rf "$d"
 fi
 
 # nmi: the signal `status` reports is the one `nmi` sends.

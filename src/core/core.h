@@ -161,6 +161,11 @@ int mn__dispatch_add(struct mn__io *io, uint32_t events);
 void mn__dispatch_del(struct mn__io *io);
 /* Under the core lock: queue @w (once) and wake the dispatcher. */
 void mn__dispatch_post(struct mn__work *w);
+/* Under the core lock: take @w off the queue if it is queued.  A teardown
+   that frees the memory of other work items calls it first: a teardown
+   marked anywhere may run before items queued earlier (external mode,
+   nobody dispatching), which then must never run. */
+void mn__dispatch_cancel(struct mn__work *w);
 /*
  * Wake the dispatcher from a signal handler: one write(2) to an eventfd
  * that memnotify never closes (after fork() it is replaced in place with

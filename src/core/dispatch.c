@@ -322,6 +322,27 @@ void mn__dispatch_post(struct mn__work *w)
 	wake();
 }
 
+void mn__dispatch_cancel(struct mn__work *w)
+{
+	struct mn__work *prev = NULL;
+
+	if (!w->queued)
+		return;
+	for (struct mn__work *x = d.work_head; x; prev = x, x = x->next) {
+		if (x != w)
+			continue;
+		if (prev)
+			prev->next = w->next;
+		else
+			d.work_head = w->next;
+		if (d.work_tail == w)
+			d.work_tail = prev;
+		break;
+	}
+	w->next = NULL;
+	w->queued = false;
+}
+
 int mn__dispatch_rebuild_after_fork(void)
 {
 	/* The child inherited copies of the parent's epoll and eventfd, which

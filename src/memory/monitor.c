@@ -770,6 +770,14 @@ static void teardown_fn(struct mn__work *w)
 {
 	struct mon *m = mn__container_of(w, struct mon, teardown);
 
+	/* In external mode an unsubscription runs this at once, before the
+	   initial delivery queued at subscription time (nobody dispatched):
+	   take that off the queue, or the queue keeps a pointer into the
+	   freed monitor.  Only one thread runs work at a time, so the kick
+	   is not running now. */
+	mn__lock();
+	mn__dispatch_cancel(&m->kick);
+	mn__unlock();
 	disarm(m);
 	mon_put(m); /* the dispatcher's reference */
 }

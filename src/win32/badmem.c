@@ -13,6 +13,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "../core/core.h"
 #include "face.h"
 
 struct badreg {
@@ -23,6 +24,13 @@ struct badreg {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct mn__w32_link *regs;
+
+/* fork() takes the lock (core.c's atfork handlers): a child never
+   inherits it held. */
+__attribute__((constructor)) static void badmem_face_init(void)
+{
+	mn__lock_register(&lock, MN__RANK_FACE);
+}
 
 /* Thread context (the dispatcher): one call per bad range, per rise of
    HardwareCorrupted, or per overflow report. */

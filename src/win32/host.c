@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "../core/core.h"
 #include "face.h"
 
 const IID MN_IID_IUnknown = {
@@ -44,6 +45,13 @@ static struct {
 	struct clrreg *regs;     /* lock */
 	struct region *regions;  /* lock */
 } host = { .iface = { &vtbl }, .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* fork() takes the lock (core.c's atfork handlers): a child never
+   inherits it held. */
+__attribute__((constructor)) static void host_init(void)
+{
+	mn__lock_register(&host.lock, MN__RANK_FACE);
+}
 
 static size_t page_size(void)
 {

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "../core/core.h"
 #include "face.h"
 
 #define NSIGS 5
@@ -21,6 +22,13 @@ struct nmireg {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct mn__w32_link *regs;
+
+/* fork() takes the lock (core.c's atfork handlers): a child never
+   inherits it held. */
+__attribute__((constructor)) static void nmi_init(void)
+{
+	mn__lock_register(&lock, MN__RANK_FACE);
+}
 
 /* Signal context: async-signal-safe, no lock, no allocation. */
 static int on_nmi(int sig, siginfo_t *info, void *uc, int handled, void *ctx)
@@ -48,6 +56,11 @@ PVOID KeRegisterNmiCallback(MN_PNMI_CALLBACK fn, PVOID ctx)
 		return mn__w32_fail(-ENOMEM, NULL);
 	r->fn = fn;
 	r->ctx = ctx;
+	/* In a fork child the first mn_* call re-creates memnotify's threads
+	   (the dispatcher, the userfaultfd reader): let that happen here,
+	   before the lock, so that no thread is created — and no range
+	   callback of the program runs for its stack — while it is held. */
+	mn__enter();
 	/* Under the lock, so every chain has the registrations in the same
 	   order. */
 	pthread_mutex_lock(&lock);

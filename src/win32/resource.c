@@ -3,11 +3,29 @@
  * CreateMemoryResourceNotification and its handles: a memory subscription
  * with Windows' absolute default thresholds, turned into a waitable state.
  * The handles of this face that CloseHandle/WaitForSingleObject know.
+ *
+ * Locks and fork(): the registry's reg_lock is registered with the core
+ * (rank FACE), so fork() takes it and a child never inherits it held.  A
+ * handle has no lock: its state is one atomic word (signaled, closed) that
+ * on_level() and CloseHandle() change with one atomic operation and wake
+ * the waiters of with a futex; WaitForSingleObject() sleeps on the word,
+ * not under a mutex.  A per-handle mutex (and condition variable) would
+ * need fork handling of its own — one held by a thread of the parent when
+ * fork() copies it stays held in the child for ever, and a condition
+ * variable's internal counts of the parent's waiters can block a
+ * broadcast in the child — and there may be any number of handles, more
+ * than the core's table of locks.  A futex word has no owner: whatever
+ * the parent's threads were doing, the child sees a plain value.
  */
+#include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "../core/core.h"
 #include "face.h"
 
 #define MiB (1024ull * 1024)
@@ -15,23 +33,31 @@
 struct resnotif {
 	struct mn__w32_link link;   /* handles, reg_lock */
 	MEMORY_RESOURCE_NOTIFICATION_TYPE type;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;        /* CLOCK_MONOTONIC */
-	bool state;                 /* signaled; lock */
-	bool closed;                /* lock */
+	_Atomic unsigned int word;  /* SIGNALED | CLOSED; a futex */
 	_Atomic int refs;
 	mn_sub *sub;
 };
 
+#define SIGNALED 1u
+#define CLOSED 2u
+
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct mn__w32_link *handles;
+
+__attribute__((constructor)) static void resource_init(void)
+{
+	mn__lock_register(&reg_lock, MN__RANK_FACE);
+}
+
+static void wake_all(struct resnotif *h)
+{
+	syscall(SYS_futex, &h->word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
 
 static void put(struct resnotif *h)
 {
 	if (atomic_fetch_sub(&h->refs, 1) != 1)
 		return;
-	pthread_cond_destroy(&h->cond);
-	pthread_mutex_destroy(&h->lock);
 	free(h);
 }
 
@@ -62,19 +88,22 @@ static void on_level(const struct mn_memory_status *st, void *ctx)
 {
 	struct resnotif *h = ctx;
 
+	unsigned int old;
+
 	if (st->reason == MN_MEMORY_ERROR)
 		return; /* the last known state stands */
-	pthread_mutex_lock(&h->lock);
-	h->state = signaled(h->type, st->level);
-	pthread_cond_broadcast(&h->cond);
-	pthread_mutex_unlock(&h->lock);
+	if (signaled(h->type, st->level))
+		old = atomic_fetch_or(&h->word, SIGNALED);
+	else
+		old = atomic_fetch_and(&h->word, ~SIGNALED);
+	if ((old & SIGNALED) != signaled(h->type, st->level))
+		wake_all(h);
 }
 
 HANDLE CreateMemoryResourceNotification(MEMORY_RESOURCE_NOTIFICATION_TYPE type)
 {
 	struct mn_memory_opts o = { .sz = sizeof(o) };
 	struct mn_memory_status st = { .sz = sizeof(st) };
-	pthread_condattr_t ca;
 	struct resnotif *h;
 	int err;
 
@@ -98,12 +127,7 @@ HANDLE CreateMemoryResourceNotification(MEMORY_RESOURCE_NOTIFICATION_TYPE type)
 		return mn__w32_fail(-ENOMEM, NULL);
 	h->type = type;
 	h->refs = 1;
-	h->state = signaled(type, st.level);
-	pthread_mutex_init(&h->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&h->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	h->word = signaled(type, st.level) ? SIGNALED : 0;
 	err = mn_memory_subscribe(&o, on_level, h, &h->sub);
 	if (err) {
 		put(h);
@@ -125,9 +149,7 @@ BOOL QueryMemoryResourceNotification(HANDLE handle, PBOOL state)
 	h = get(handle);
 	if (!h)
 		return mn__w32_fail(-ENOENT, FALSE);
-	pthread_mutex_lock(&h->lock);
-	*state = h->state ? TRUE : FALSE;
-	pthread_mutex_unlock(&h->lock);
+	*state = (atomic_load(&h->word) & SIGNALED) ? TRUE : FALSE;
 	put(h);
 	return TRUE;
 }
@@ -148,25 +170,30 @@ DWORD WaitForSingleObject(HANDLE handle, DWORD ms)
 		end.tv_sec++;
 		end.tv_nsec -= 1000000000;
 	}
-	pthread_mutex_lock(&h->lock);
-	while (!h->state && !h->closed) {
+	for (;;) {
+		unsigned int w = atomic_load(&h->word);
+		if (w & (SIGNALED | CLOSED))
+			break;
 		if (ms == 0) {
 			ret = WAIT_TIMEOUT;
 			break;
 		}
-		if (ms == INFINITE)
-			pthread_cond_wait(&h->cond, &h->lock);
-		else if (pthread_cond_timedwait(&h->cond, &h->lock, &end) == ETIMEDOUT &&
-			 !h->state && !h->closed) {
+		/* Sleeps only while the word is still @w: a change made
+		   after the load above is not missed.  The deadline is
+		   absolute, on CLOCK_MONOTONIC. */
+		if (syscall(SYS_futex, &h->word, FUTEX_WAIT_BITSET_PRIVATE, w,
+			    ms == INFINITE ? NULL : &end, NULL,
+			    FUTEX_BITSET_MATCH_ANY) < 0 &&
+		    errno == ETIMEDOUT &&
+		    !(atomic_load(&h->word) & (SIGNALED | CLOSED))) {
 			ret = WAIT_TIMEOUT;
 			break;
 		}
 	}
-	if (h->closed && ret == WAIT_OBJECT_0) {
+	if ((atomic_load(&h->word) & CLOSED) && ret == WAIT_OBJECT_0) {
 		SetLastError(ERROR_INVALID_HANDLE);
 		ret = WAIT_FAILED;
 	}
-	pthread_mutex_unlock(&h->lock);
 	put(h);
 	return ret;
 }
@@ -184,10 +211,8 @@ BOOL CloseHandle(HANDLE handle)
 	if (!h)
 		return mn__w32_fail(-ENOENT, FALSE);
 	mn_unsubscribe(h->sub); /* returns once on_level cannot run */
-	pthread_mutex_lock(&h->lock);
-	h->closed = true;
-	pthread_cond_broadcast(&h->cond);
-	pthread_mutex_unlock(&h->lock);
+	atomic_fetch_or(&h->word, CLOSED);
+	wake_all(h);
 	put(h);
 	return TRUE;
 }

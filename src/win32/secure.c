@@ -5,11 +5,15 @@
  * unsecuring inherit the native API's guarantees (a removed callback is not
  * running and never runs again).
  */
+#include <linux/futex.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include "../core/chain.h"
+#include "../core/core.h"
 #include "face.h"
 
 #define HOLES 16
@@ -34,21 +38,60 @@ struct cachecb {
 	MN_PSECURE_MEMORY_CACHE_CALLBACK fn;
 };
 
+/*
+ * A pair's watch is made with the lock released: mn_vm_watch() may wait
+ * for a grace period — for every thread inside a range callback to
+ * return — and may create threads, and a callback may call
+ * MmUnsecureVirtualMemory(), which takes the lock.  Holding the lock
+ * there deadlocked: thread A in MmSecureVirtualMemory() held it and
+ * waited in mn_vm_watch() for thread B's callback, which waited for the
+ * lock.  So a pair is linked first ("making"), its watch made unlocked,
+ * then published; a removal that meets a pair being made leaves the end
+ * of its watch to its maker ("gone") and, unless it runs inside a
+ * callback (where nothing waits), waits until the maker is done with it
+ * ("settled"), so that it returns, as documented, only once the callback
+ * no longer runs for it.
+ */
 struct pair {
-	struct pair *next;             /* lock */
+	struct pair *next;             /* pairs, lock; then the remover's list */
+	struct pair *todo;             /* its maker's list */
 	struct cachecb *cb;
 	struct secured *rng;
 	MN_PSECURE_MEMORY_CACHE_CALLBACK fn;
-	mn_sub *watch;
+	mn_sub *watch;                 /* lock; NULL while being made */
+	bool making;                   /* lock: mn_vm_watch() runs for it */
+	bool gone;                     /* lock: removed while being made */
+	bool waited;                   /* lock: its remover waits and frees it */
+	bool settled;                  /* lock: its maker is done with it */
+	_Atomic bool dead;             /* removed: on_change calls no more */
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+/* Bumped (and woken) each time a maker settles a removed pair. */
+static _Atomic unsigned int settle_gen;
+
+/* fork() takes the lock (core.c's atfork handlers), so a child never
+   inherits it held.  Nothing else here needs fork handling: a pair's
+   maker or waiter that was a thread of the parent is not in the child,
+   but neither is any caller that could wait for it. */
+__attribute__((constructor)) static void secure_init(void)
+{
+	mn__lock_register(&lock, MN__RANK_FACE);
+}
 /* Depth of secure-memory callbacks running on this thread.  Windows code
    unsecures from inside its callback; then the pairs and the range may be
    in use right now (here, or on another thread whose invocation
    mn_unsubscribe() does not wait for from inside a callback), so their
    few bytes are kept, never freed: no use after free. */
 static __thread int in_callback __attribute__((tls_model("initial-exec")));
+
+/* May this thread wait for callbacks (and free what they use)?  Not
+   inside a secure-memory callback, nor inside any other memnotify
+   callback: a maker's mn_vm_watch() may be waiting for it to return. */
+static bool may_wait(void)
+{
+	return !in_callback && !mn__chain_in_any_walk();
+}
 static struct mn__w32_link *ranges;
 static struct cachecb *cbs;
 static struct pair *pairs;
@@ -76,7 +119,7 @@ static void on_change(const struct mn_vm_event *ev, void *ctx)
 
 	BOOLEAN dropped;
 
-	if (unsecured(r, ev->address, ev->length))
+	if (atomic_load(&p->dead) || unsecured(r, ev->address, ev->length))
 		return;
 	in_callback++;
 	dropped = p->fn((PVOID)(uintptr_t)ev->address, (SIZE_T)ev->length);
@@ -90,59 +133,152 @@ static void on_change(const struct mn_vm_event *ev, void *ctx)
 	}
 }
 
-/* Pair @cb with @r (lock held). */
-static int pair_up(struct cachecb *cb, struct secured *r)
+/* Lock held: link a new pair of @cb and @r, being made, and put it on
+   @todo; its watch is made by make_watches(), unlocked.  (calloc under
+   the lock: an allocation never unmaps; nothing is freed under it.) */
+static int pair_new(struct cachecb *cb, struct secured *r, struct pair **todo)
 {
 	struct pair *p = calloc(1, sizeof(*p));
-	int err;
 
 	if (!p)
 		return -ENOMEM;
 	p->cb = cb;
 	p->rng = r;
 	p->fn = cb->fn;
-	err = mn_vm_watch((void *)r->addr, r->len, 0, on_change, p, &p->watch);
-	if (err) {
-		free(p);
-		return err;
-	}
+	p->making = true;
 	p->next = pairs;
 	pairs = p;
+	p->todo = *todo;
+	*todo = p;
 	return 0;
 }
 
-/* Unlink the pairs of @cb or of @r (lock held) into a list to end. */
-static struct pair *unpair(struct cachecb *cb, struct secured *r)
+/* No lock held: make the watches of @todo and publish them.  A pair
+   removed meanwhile is ended here.  Returns 0 or the first error, @err
+   if it is one (the pairs after it get no watch; the caller's undo
+   removes them). */
+static int make_watches(struct pair *todo, int err)
+{
+	while (todo) {
+		struct pair *p = todo;
+		mn_sub *w = NULL;
+		bool mine;
+
+		todo = p->todo;
+		if (!err)
+			err = mn_vm_watch((void *)p->rng->addr, p->rng->len, 0,
+					  on_change, p, &w);
+		pthread_mutex_lock(&lock);
+		p->making = false;
+		if (!p->gone) {
+			p->watch = w;
+			pthread_mutex_unlock(&lock);
+			continue;
+		}
+		pthread_mutex_unlock(&lock);
+		if (w)
+			mn_unsubscribe(w); /* waits, unless in a callback */
+		pthread_mutex_lock(&lock);
+		p->settled = true;
+		mine = !p->waited;
+		pthread_mutex_unlock(&lock);
+		atomic_fetch_add(&settle_gen, 1);
+		syscall(SYS_futex, &settle_gen, FUTEX_WAKE_PRIVATE, INT32_MAX,
+			NULL, NULL, 0);
+		if (mine && may_wait())
+			free(p);
+	}
+	return err;
+}
+
+/* Lock held: unlink the pairs of @cb or of @r, which are called no more.
+   Returns those to end; those being made are left to their maker and,
+   if this thread may wait for them, put on @wait. */
+static struct pair *unpair(struct cachecb *cb, struct secured *r,
+			   struct pair **wait)
 {
 	struct pair **pp = &pairs, *out = NULL;
+	bool can_wait = may_wait();
 
+	*wait = NULL;
 	while (*pp) {
 		struct pair *p = *pp;
-		if (p->cb == cb || p->rng == r) {
-			*pp = p->next;
+		if (p->cb != cb && p->rng != r) {
+			pp = &p->next;
+			continue;
+		}
+		*pp = p->next;
+		atomic_store(&p->dead, true);
+		if (p->making) {
+			p->gone = true;
+			p->waited = can_wait;
+			if (can_wait) {
+				p->next = *wait;
+				*wait = p;
+			}
+		} else {
 			p->next = out;
 			out = p;
-		} else {
-			pp = &p->next;
 		}
 	}
 	return out;
 }
 
 /* Outside the lock: a callback running now may itself take it. */
-static void end_pairs(struct pair *p)
+static void end_pairs(struct pair *p, struct pair *wait)
 {
 	while (p) {
 		struct pair *next = p->next;
-		mn_unsubscribe(p->watch); /* waits, unless in a callback */
-		if (!in_callback)
+		if (p->watch)
+			mn_unsubscribe(p->watch); /* waits, unless in a callback */
+		if (may_wait())
 			free(p);
 		p = next;
 	}
+	/* Pairs being made when they were removed: until their makers have
+	   ended their watches (only a thread that may wait has any). */
+	while (wait) {
+		struct pair *next = wait->next;
+		for (;;) {
+			unsigned int gen = atomic_load(&settle_gen);
+			pthread_mutex_lock(&lock);
+			bool done = wait->settled;
+			pthread_mutex_unlock(&lock);
+			if (done)
+				break;
+			syscall(SYS_futex, &settle_gen, FUTEX_WAIT_PRIVATE, gen,
+				NULL, NULL, 0);
+		}
+		free(wait);
+		wait = next;
+	}
+}
+
+/* Lock held; returns with it released: take @cb off the list and end its
+   pairs.  Only the caller that found it listed frees it (two removals of
+   one registration, or a removal racing the undo of its addition). */
+static void remove_cb_unlock(struct cachecb *cb)
+{
+	struct pair *gone = NULL, *wait = NULL;
+	bool listed = false;
+
+	for (struct cachecb **pp = &cbs; *pp; pp = &(*pp)->next)
+		if (*pp == cb) {
+			*pp = cb->next;
+			listed = true;
+			break;
+		}
+	if (listed)
+		gone = unpair(cb, NULL, &wait);
+	pthread_mutex_unlock(&lock);
+	end_pairs(gone, wait);
+	if (listed && may_wait())
+		free(cb);
 }
 
 BOOL AddSecureMemoryCacheCallback(MN_PSECURE_MEMORY_CACHE_CALLBACK fn)
 {
+	struct pair *todo = NULL;
 	struct cachecb *cb;
 	int err = 0;
 
@@ -154,16 +290,15 @@ BOOL AddSecureMemoryCacheCallback(MN_PSECURE_MEMORY_CACHE_CALLBACK fn)
 	cb->fn = fn;
 	pthread_mutex_lock(&lock);
 	for (struct mn__w32_link *l = ranges; l && !err; l = l->next)
-		err = pair_up(cb, (struct secured *)l);
-	if (!err) {
-		cb->next = cbs;
-		cbs = cb;
-	}
-	struct pair *undo = err ? unpair(cb, NULL) : NULL;
+		err = pair_new(cb, (struct secured *)l, &todo);
+	/* Listed now, so that a range secured from now on pairs with it. */
+	cb->next = cbs;
+	cbs = cb;
 	pthread_mutex_unlock(&lock);
+	err = make_watches(todo, err);
 	if (err) {
-		end_pairs(undo);
-		free(cb);
+		pthread_mutex_lock(&lock);
+		remove_cb_unlock(cb);
 		return mn__w32_fail(err, FALSE);
 	}
 	return TRUE;
@@ -172,26 +307,20 @@ MN__W32_ALIAS(AddSecureMemoryCacheCallback);
 
 BOOL RemoveSecureMemoryCacheCallback(MN_PSECURE_MEMORY_CACHE_CALLBACK fn)
 {
-	struct cachecb **pp, *cb = NULL;
-	struct pair *gone = NULL;
+	struct cachecb *cb = NULL;
 
 	pthread_mutex_lock(&lock);
-	for (pp = &cbs; *pp; pp = &(*pp)->next)
-		if ((*pp)->fn == fn) {
-			cb = *pp;
-			*pp = cb->next;
-			gone = unpair(cb, NULL);
-			break;
-		}
-	pthread_mutex_unlock(&lock);
-	if (!cb)
+	for (cb = cbs; cb && cb->fn != fn; cb = cb->next)
+		;
+	if (!cb) {
+		pthread_mutex_unlock(&lock);
 		return mn__w32_fail(-EINVAL, FALSE);
-	end_pairs(gone);
-	if (!in_callback)
-		free(cb);
+	}
+	remove_cb_unlock(cb);
 	return TRUE;
 }
 MN__W32_ALIAS(RemoveSecureMemoryCacheCallback);
+static bool unsecure_unlock(HANDLE handle);
 
 /* Is all of [lo, hi) mapped with at least @need? */
 static int probe(uintptr_t lo, uintptr_t hi, int need)
@@ -213,6 +342,7 @@ HANDLE MmSecureVirtualMemory(PVOID address, SIZE_T size, ULONG mode)
 {
 	uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
 	uintptr_t lo = (uintptr_t)address & ~(pg - 1), hi;
+	struct pair *todo = NULL;
 	struct secured *r;
 	int need, err = 0;
 
@@ -236,34 +366,41 @@ HANDLE MmSecureVirtualMemory(PVOID address, SIZE_T size, ULONG mode)
 	r->len = hi - lo;
 	pthread_mutex_lock(&lock);
 	for (struct cachecb *cb = cbs; cb && !err; cb = cb->next)
-		err = pair_up(cb, r);
-	if (!err)
-		mn__w32_push(&ranges, r);
-	struct pair *undo = err ? unpair(NULL, r) : NULL;
+		err = pair_new(cb, r, &todo);
+	/* Listed now, so that a callback added from now on pairs with it. */
+	mn__w32_push(&ranges, r);
 	pthread_mutex_unlock(&lock);
+	err = make_watches(todo, err);
 	if (err) {
-		end_pairs(undo);
-		free(r);
+		pthread_mutex_lock(&lock);
+		unsecure_unlock(r);
 		return mn__w32_fail(err, NULL);
 	}
 	return r;
 }
 
-VOID MmUnsecureVirtualMemory(HANDLE handle)
+/* Lock held; returns with it released: unsecure @handle if it is a
+   secured range.  False for an unknown handle. */
+static bool unsecure_unlock(HANDLE handle)
 {
 	struct secured *r;
-	struct pair *gone = NULL;
+	struct pair *gone = NULL, *wait = NULL;
 
-	pthread_mutex_lock(&lock);
 	r = mn__w32_take(&ranges, handle);
 	if (r)
-		gone = unpair(NULL, r);
+		gone = unpair(NULL, r, &wait);
 	pthread_mutex_unlock(&lock);
-	if (!r) {
-		SetLastError(ERROR_INVALID_HANDLE);
-		return;
-	}
-	end_pairs(gone);
-	if (!in_callback)
+	if (!r)
+		return false;
+	end_pairs(gone, wait);
+	if (may_wait())
 		free(r);
+	return true;
+}
+
+VOID MmUnsecureVirtualMemory(HANDLE handle)
+{
+	pthread_mutex_lock(&lock);
+	if (!unsecure_unlock(handle))
+		SetLastError(ERROR_INVALID_HANDLE);
 }
