@@ -92,6 +92,10 @@ int mn__write_file(const char *path, const char *s, bool with_nul);
  * buffer, no lock).
  */
 int mn__maps_lookup(uintptr_t addr, uintptr_t *start, uintptr_t *end, int *prot);
+/* The same, by reading the text even where the kernel has PROCMAP_QUERY
+   (@text_only: for the tests of the reader). */
+int mn__maps_lookup_how(uintptr_t addr, uintptr_t *start, uintptr_t *end,
+			int *prot, bool text_only);
 
 /*
  * Parse one line of /proc/PID/maps, @len bytes without its '\n' (a line's

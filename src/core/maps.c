@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Find the mapping that holds an address in /proc/self/maps, with open(2),
- * read(2) and close(2) only and a buffer on the stack: async-signal-safe,
+ * Find the mapping that holds an address in /proc/self/maps — by the
+ * kernel's PROCMAP_QUERY ioctl where it has one, else by reading the text —
+ * with open(2), ioctl(2), read(2) and close(2) only and a buffer on the
+ * stack: async-signal-safe,
  * for the hooks and the bad-memory handlers (it gates mn_badmem_replace()
  * and MmSecureVirtualMemory(), so it must not be fooled).
  *
@@ -20,6 +22,7 @@
  *    cannot end a line early.)
  */
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -133,7 +136,51 @@ static int line_holds(const char *line, size_t len, uintptr_t addr,
 	return 1;
 }
 
+/*
+ * The kernel's own one-mapping query on a /proc/PID/maps descriptor
+ * (PROCMAP_QUERY, Linux 6.11): one ioctl, one consistent answer even while
+ * other threads change neighbouring mappings — a text read of the file is
+ * several reads, not a snapshot, and can miss a mapping that another
+ * thread splits or merges meanwhile.  Our own copy of the UAPI, for older
+ * headers.
+ */
+struct mn__procmap_query {
+	uint64_t size, query_flags, query_addr;
+	uint64_t vma_start, vma_end, vma_flags, vma_page_size, vma_offset;
+	uint64_t inode;
+	uint32_t dev_major, dev_minor, vma_name_size, build_id_size;
+	uint64_t vma_name_addr, build_id_addr;
+};
+#define MN__PROCMAP_QUERY _IOWR('f', 17, struct mn__procmap_query)
+#define MN__PROCMAP_VMA_RWX 0x07u /* readable, writable, executable: the
+				     PROT_* values */
+
+/* 0 or -ENOENT: the kernel's answer; 1: no such ioctl here. */
+static int query_kernel(int fd, uintptr_t addr, uintptr_t *start, uintptr_t *end,
+			int *prot)
+{
+	struct mn__procmap_query q;
+
+	__builtin_memset(&q, 0, sizeof(q));
+	q.size = sizeof(q);
+	q.query_addr = addr;
+	if (ioctl(fd, MN__PROCMAP_QUERY, &q) < 0)
+		return errno == ENOENT ? -ENOENT : 1;
+	if (q.vma_start > addr || q.vma_end <= addr)
+		return 1; /* not what we asked: read the text instead */
+	*start = (uintptr_t)q.vma_start;
+	*end = (uintptr_t)q.vma_end;
+	*prot = (int)(q.vma_flags & MN__PROCMAP_VMA_RWX);
+	return 0;
+}
+
 int mn__maps_lookup(uintptr_t addr, uintptr_t *start, uintptr_t *end, int *prot)
+{
+	return mn__maps_lookup_how(addr, start, end, prot, false);
+}
+
+int mn__maps_lookup_how(uintptr_t addr, uintptr_t *start, uintptr_t *end,
+			int *prot, bool text_only)
 {
 	/* Async-signal-safe: open/read/close and this stack buffer only. */
 	char buf[4096];
@@ -146,6 +193,12 @@ int mn__maps_lookup(uintptr_t addr, uintptr_t *start, uintptr_t *end, int *prot)
 	fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
+	err = text_only ? 1 : query_kernel(fd, addr, start, end, prot);
+	if (err <= 0) {
+		close(fd);
+		return err;
+	}
+	err = -ENOENT;
 	for (;;) {
 		ssize_t n = read(fd, buf + have, sizeof(buf) - have);
 		if (n < 0 && errno == EINTR)
