@@ -64,11 +64,15 @@ static __thread unsigned int tls_depth __attribute__((tls_model("initial-exec"))
 
 uint64_t mn__page_size(void)
 {
-	static uint64_t ps;
+	/* Any thread may fill the cache first: the same value, atomically. */
+	static _Atomic uint64_t ps;
+	uint64_t v = atomic_load_explicit(&ps, memory_order_relaxed);
 
-	if (!ps)
-		ps = (uint64_t)sysconf(_SC_PAGESIZE);
-	return ps;
+	if (!v) {
+		v = (uint64_t)sysconf(_SC_PAGESIZE);
+		atomic_store_explicit(&ps, v, memory_order_relaxed);
+	}
+	return v;
 }
 
 const char *mn_vm_event_name(enum mn_vm_kind kind)
