@@ -132,13 +132,14 @@ static int round_process(unsigned int round)
 }
 
 /*
- * Under AddressSanitizer a fork child of a process whose other thread is
- * inside malloc() can hang in the sanitizer's allocator, whose locks this
- * toolchain's runtime (GCC 12's libasan) does not take around fork(), as
- * glibc's malloc does.  That is every round here: the program skips.
+ * Under AddressSanitizer or ThreadSanitizer a fork child of a process
+ * whose other thread is inside malloc() can hang in the sanitizer's
+ * allocator, whose locks this toolchain's runtimes (GCC 12's libasan and
+ * libtsan) do not take around fork(), as glibc's malloc does.  That is
+ * every round here: the program skips.
  */
-#if defined(__SANITIZE_ADDRESS__)
-#define ASAN_FORK_UNSAFE 1
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZER_FORK_UNSAFE 1
 #endif
 
 int main(void)
@@ -146,8 +147,8 @@ int main(void)
 	uint64_t rounds = 0;
 	char what[96];
 
-#ifdef ASAN_FORK_UNSAFE
-	printf("skip: AddressSanitizer's allocator is not fork-safe here (a "
+#ifdef SANITIZER_FORK_UNSAFE
+	printf("skip: the sanitizer's allocator is not fork-safe here (a "
 	       "fork child of a thread in malloc() hangs in it)\n");
 	return 77;
 #endif
