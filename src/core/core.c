@@ -14,7 +14,9 @@
 static pthread_mutex_t core_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct mn_sub *subs;            /* registry head */
 static size_t n_subs;
-static struct mn__fork_hook *fork_hooks;
+/* Pushed under the core lock, walked without it (mn__enter's after
+   hooks): published with a release store. */
+static _Atomic(struct mn__fork_hook *) fork_hooks;
 static _Atomic int forked;             /* set in a fork child */
 
 /* Initial-exec TLS: read in signal context (mn_unsubscribe()). */
@@ -163,11 +165,16 @@ bool mn__once_done(const struct mn__once *o)
 
 void mn__fork_hook_register(struct mn__fork_hook *h)
 {
-	h->next = fork_hooks;
-	fork_hooks = h;
+	h->next = atomic_load_explicit(&fork_hooks, memory_order_relaxed);
+	atomic_store_explicit(&fork_hooks, h, memory_order_release);
 }
 
 static _Atomic(mn_sub *) deferred_subs; /* lock-free stack */
+
+static struct mn__fork_hook *fork_hooks_head(void)
+{
+	return atomic_load_explicit(&fork_hooks, memory_order_acquire);
+}
 
 void mn__enter(void)
 {
@@ -184,7 +191,7 @@ void mn__enter(void)
 	mn__lock();
 	if (atomic_load(&forked)) {
 		if (mn__dispatch_rebuild_after_fork() == 0) {
-			for (struct mn__fork_hook *h = fork_hooks; h; h = h->next)
+			for (struct mn__fork_hook *h = fork_hooks_head(); h; h = h->next)
 				h->rebuild();
 		}
 		rebuilt = true;
@@ -197,7 +204,7 @@ void mn__enter(void)
 	/* The child's threads, created with no lock held. */
 	if (start)
 		mn__dispatch_start();
-	for (struct mn__fork_hook *h = fork_hooks; h; h = h->next)
+	for (struct mn__fork_hook *h = fork_hooks_head(); h; h = h->next)
 		if (h->after)
 			h->after();
 }

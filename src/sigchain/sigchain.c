@@ -44,6 +44,10 @@ struct sigsub {
 static struct sigslot slots[NSIG];
 static sigaction_fn real_sigaction;
 static bool interpose_off;
+/* Our sigaction() is the one the program's calls reach: asked of the
+   loader at load time, not in the capability probe, which runs in a once
+   that a module constructor (the loader's lock held) may wait for. */
+static bool interposing;
 
 /* --- the C library's sigaction ------------------------------------------ */
 
@@ -57,6 +61,7 @@ MN__NO_TSAN __attribute__((constructor)) static void sigchain_init(void)
 	real_sigaction = (sigaction_fn)dlsym(RTLD_NEXT, "sigaction");
 	if (!real_sigaction)
 		real_sigaction = (sigaction_fn)dlsym(RTLD_DEFAULT, "__sigaction");
+	interposing = dlsym(RTLD_DEFAULT, "sigaction") == (void *)sigaction;
 }
 
 MN__NO_TSAN static int libc_sigaction(int sig, const struct sigaction *act,
@@ -70,8 +75,7 @@ MN__NO_TSAN static int libc_sigaction(int sig, const struct sigaction *act,
 bool mn__sigchain_interposing(void)
 {
 	/* Our sigaction() is the one the program's calls reach. */
-	return !interpose_off &&
-	       dlsym(RTLD_DEFAULT, "sigaction") == (void *)sigaction;
+	return !interpose_off && interposing;
 }
 
 /* --- the default handler, under a seqlock -------------------------------- */

@@ -367,9 +367,15 @@ MN__NO_TSAN static void resolve_next(void)
 	next.resolved = true;
 }
 
+/* Whether the program's munmap() calls reach ours: asked of the loader
+   here, at load time, not in the capability probe (see
+   mn__vm_hooks_install() for why no once may wait for the loader). */
+static bool interposing;
+
 MN__NO_TSAN __attribute__((constructor)) static void hooks_init(void)
 {
 	resolve_next();
+	interposing = dlsym(RTLD_DEFAULT, "munmap") == (void *)munmap;
 }
 
 #define FORWARD(call)                                                         \
@@ -505,7 +511,7 @@ MN_API MN__NO_TSAN void *sbrk(intptr_t incr)
 
 bool mn__vm_interposing(void)
 {
-	return dlsym(RTLD_DEFAULT, "munmap") == (void *)munmap;
+	return interposing;
 }
 
 /* --- entry redirection (x86-64) ------------------------------------------------ */
@@ -658,19 +664,47 @@ static void fail(int err, const char *fmt, const char *arg)
 	snprintf(patch.detail, sizeof(patch.detail), fmt, arg);
 }
 
+/*
+ * The C library's entry points, looked up by each caller of
+ * mn__vm_hooks_install() before it enters the once (dlopen and dlsym take
+ * the loader's lock: see there).  @missing names the first one not found.
+ */
+struct libc_syms {
+	bool loaded;                 /* libc.so.6 is in the process */
+	void *entry[R_LIBC_COUNT];
+	void **curbrk;
+	const char *missing;
+};
+
+static void lookup_libc(struct libc_syms *ls)
+{
+	void *libc = dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY);
+
+	memset(ls, 0, sizeof(*ls));
+	if (!libc)
+		return;
+	ls->loaded = true;
+	ls->curbrk = (void **)dlsym(libc, "__curbrk");
+	for (int i = 0; i < R_LIBC_COUNT; i++) {
+		ls->entry[i] = dlsym(libc, redirects[i].name);
+		if (!ls->entry[i] && !ls->missing)
+			ls->missing = redirects[i].name;
+	}
+	dlclose(libc); /* RTLD_NOLOAD: libc stays, as do its addresses */
+}
+
 /* Which entries to redirect; false (with the reason set) when none. */
-static bool collect_entries(void *libc)
+static bool collect_entries(const struct libc_syms *ls)
 {
 	void *mp, *mu;
 
-	libc_curbrk = (void **)dlsym(libc, "__curbrk");
-	for (int i = 0; i < R_LIBC_COUNT; i++) {
-		redirects[i].entry = dlsym(libc, redirects[i].name);
-		if (!redirects[i].entry) {
-			fail(-ENOENT, "libc.so.6 has no %s", redirects[i].name);
-			return false;
-		}
+	if (ls->missing) {
+		fail(-ENOENT, "libc.so.6 has no %s", ls->missing);
+		return false;
 	}
+	libc_curbrk = ls->curbrk;
+	for (int i = 0; i < R_LIBC_COUNT; i++)
+		redirects[i].entry = ls->entry[i];
 	if (!libc_curbrk) /* a C library that keeps the break elsewhere */
 		redirects[R_BRK].entry = redirects[R_SBRK].entry = NULL;
 	patch.ldso_err = find_ldso_stubs(&mp, &mu);
@@ -731,11 +765,10 @@ static void describe(int done)
 static void install(void *arg)
 {
 	const char *off = secure_getenv("MEMNOTIFY_NO_PATCH");
-	void *libc;
+	const struct libc_syms *ls = arg;
 	char why[100];
 	size_t n = 0;
 
-	(void)arg;
 #if defined(__SANITIZE_THREAD__)
 	/* TSan's runtime calls the C library's mmap/munmap itself, from places
 	   that cannot run instrumented code: leave the entry points alone. */
@@ -747,16 +780,12 @@ static void install(void *arg)
 		fail(-EPERM, "%s", "turned off by MEMNOTIFY_NO_PATCH");
 		return;
 	}
-	libc = dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY);
-	if (!libc) {
+	if (!ls->loaded) {
 		fail(-ENOENT, "%s", "libc.so.6 is not loaded (static program?)");
 		return;
 	}
-	if (!collect_entries(libc)) {
-		dlclose(libc);
+	if (!collect_entries(ls))
 		return;
-	}
-	dlclose(libc); /* RTLD_NOLOAD: libc stays, as do its addresses */
 	note_chains();
 	/* Entries that are NULL (brk without __curbrk, no loader stubs) are
 	   compacted away: redirect_all sees only real ones. */
@@ -802,7 +831,19 @@ void mn__vm_hooks_install(void)
 {
 	resolve_next();
 #if defined(__x86_64__)
-	mn__once(&patch.once, install, NULL);
+	/*
+	 * The loader's lock is taken by dlopen()/dlsym()/dlclose(), and held
+	 * while dlopen() runs a module's constructors — which may call
+	 * mn_vm_watch() and wait here for the install.  So the install itself
+	 * must never wait for that lock: every caller looks the C library up
+	 * before entering the once (a caller inside a constructor takes the
+	 * lock recursively), and the winner installs from its own lookup.
+	 */
+	if (!mn__once_done(&patch.once)) {
+		struct libc_syms ls;
+		lookup_libc(&ls);
+		mn__once(&patch.once, install, &ls);
+	}
 #else
 	patch.err = -EOPNOTSUPP;
 	snprintf(patch.detail, sizeof(patch.detail),

@@ -26,6 +26,7 @@
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +52,9 @@ static struct {
 	/* Single producer (the reader), single consumer (the dispatcher). */
 	struct mn_vm_event q[QUEUE_CAP];
 	_Atomic unsigned int qhead, qtail;
+	/* The reader's sequence: odd while it is between a read(2) and the
+	   end of the matching of what it read. */
+	_Atomic unsigned int rseq;
 	struct mn__async_hook hook;
 	struct mn__shutdown_hook shutdown;
 	bool hooks_registered;   /* core lock */
@@ -124,8 +128,12 @@ static void *reader_main(void *arg)
 			break;
 		if (pfd[1].revents)
 			break; /* mn_shutdown() */
+		/* Odd from before the read(2) until every message it returned
+		   has been matched: see mn__uffd_reader_sync(). */
+		atomic_fetch_add(&u.rseq, 1);
 		ssize_t n = read(pfd[0].fd, msg, sizeof(msg));
 		if (n < 0) {
+			atomic_fetch_add_explicit(&u.rseq, 1, memory_order_release);
 			if (errno == EAGAIN || errno == EINTR)
 				continue;
 			break;
@@ -144,6 +152,7 @@ static void *reader_main(void *arg)
 			enqueue(&ev);
 			queued = true;
 		}
+		atomic_fetch_add_explicit(&u.rseq, 1, memory_order_release);
 		if (queued)
 			mn__dispatch_wake_async();
 	}
@@ -251,6 +260,7 @@ static void atfork_child(void)
 	u.reader_running = false; /* it stayed in the parent */
 	atomic_store(&u.qhead, 0);
 	atomic_store(&u.qtail, 0);
+	atomic_store(&u.rseq, 0); /* the parent's reader may have been odd */
 	atomic_store(&u.once.state, 0);
 }
 
@@ -312,6 +322,28 @@ void mn__uffd_forget(uint64_t start, uint64_t len)
 	if (fd >= 0)
 		ioctl(fd, UFFDIO_UNREGISTER, &r);
 	errno = saved;
+}
+
+/*
+ * A discard's system call returns as soon as the reader's read(2) has taken
+ * its message — before the reader has compared it with the calls in
+ * flight.  A hook that freed its in-flight slot right then would let the
+ * kernel's copy through as a late duplicate (seen about once in a few
+ * hundred calls on two cores).  So the hook waits here, after its system
+ * call and before freeing its slot, for the reader to finish the read that
+ * is under way: if the sequence is even no read is under way and the one
+ * that took our message (which began before our call returned) is done.
+ * The wait is short — the reader's odd section neither blocks nor takes a
+ * lock — and async-signal-safe.
+ */
+void mn__uffd_reader_sync(void)
+{
+	unsigned int s = atomic_load_explicit(&u.rseq, memory_order_acquire);
+
+	if (!(s & 1))
+		return;
+	while (atomic_load_explicit(&u.rseq, memory_order_acquire) == s)
+		sched_yield();
 }
 
 int mn__probe_userfaultfd(char *detail, size_t len)

@@ -185,8 +185,11 @@ int mn__vm_inflight_begin(enum mn_vm_kind kind, uint64_t lo, uint64_t hi)
 
 void mn__vm_inflight_end(int slot)
 {
-	if (slot >= 0)
-		atomic_store_explicit(&inflight[slot].kind, 0, memory_order_release);
+	if (slot < 0)
+		return;
+	/* The call's copy may have been read and not matched yet. */
+	mn__uffd_reader_sync();
+	atomic_store_explicit(&inflight[slot].kind, 0, memory_order_release);
 }
 
 bool mn__vm_inflight_match(enum mn_vm_kind kind, uint64_t lo, uint64_t hi)

@@ -54,6 +54,10 @@ void mn__uffd_unregister(uint64_t start, uint64_t len);
    out of userfaultfd so the kernel sends no late copy.  Async-signal-safe
    (one ioctl). */
 void mn__uffd_forget(uint64_t start, uint64_t len);
+/* From a hook, after the system call of a discard it recorded in flight:
+   wait until the reader has matched what its current read(2) took (our
+   call's copy among it).  Async-signal-safe. */
+void mn__uffd_reader_sync(void);
 
 /* Page helpers. */
 uint64_t mn__page_size(void);

@@ -112,6 +112,11 @@ int main(void)
 		printf("skip: the C library's entry points are not found\n");
 		return 77;
 	}
+#if defined(__SANITIZE_THREAD__)
+	/* Nothing is redirected under ThreadSanitizer (ARCHITECTURE.md). */
+	printf("skip: no entry redirection under ThreadSanitizer\n");
+	return 77;
+#endif
 	while (stress_running() || rounds < 5) {
 		fflush(stdout);
 		pid_t pid = fork();
