@@ -530,6 +530,29 @@ typedef int (*mn_signal_fn)(int sig, siginfo_t *info, void *ucontext,
 MN_API int mn_signal_register(int sig, mn_signal_fn fn, void *ctx,
 			      mn_sub **out);
 
+/**
+ * mn_signal_report() - turn on or off the one-line report memnotify writes
+ * to stderr before a chained signal's default action, when no handler
+ * handled the signal and the default handler is SIG_DFL (or SIG_IGN for a
+ * fault): "memnotify: unhandled SIGSEGV (code 2) at 0x... in thread N:
+ * default action" before the process dies by the signal, "...: default
+ * action (stop)" before it stops.
+ * @on: 1 to write the report (the default), 0 not to.
+ *
+ * The environment variable MEMNOTIFY_SIGNAL_REPORT=0 turns it off at
+ * start (read with secure_getenv: a setuid program ignores it); this call
+ * overrides it.  The report is the one place where memnotify writes to
+ * stderr itself (mn_set_log() callbacks are not async-signal-safe).
+ * Mirrors SetErrorMode(SEM_NOGPFAULTERRORBOX), which turns off Windows'
+ * own report of an unhandled fault; the Linux kernel's counterpart is its
+ * "segfault at" line (sysctl debug.exception-trace).
+ *
+ * Return: the previous setting, 0 or 1; -EINVAL if @on is neither 0 nor 1.
+ * Async-signal-safe and thread-safe (one atomic exchange); may be called
+ * from a signal handler, a mn_signal_fn included.
+ */
+MN_API int mn_signal_report(int on);
+
 /* The process-wide NMI signal when MEMNOTIFY_NMI_SIGNAL is not set:
    SIGRTMAX - 3 (61 with glibc), a real-time signal few programs use. */
 #define MN_NMI_SIGNAL_DEFAULT_OFFSET 3
