@@ -10,8 +10,10 @@
  *
  * Everything reachable from handler() is async-signal-safe: atomics, the
  * chain walk, write(2), sigaction through the C library's entry point,
- * pthread_sigmask, rt_tgsigqueueinfo.  No lock, no allocation, no stdio,
- * no lazily allocated TLS.
+ * pthread_sigmask, rt_tgsigqueueinfo, tgkill.  No allocation, no stdio, no
+ * lazily allocated TLS, and no lock but one: a default handler with
+ * SA_RESETHAND is reset under the slot's writer flag, which a handler can
+ * take without waiting on its own thread (see slot_wlock).
  */
 #include <dlfcn.h>
 #include <pthread.h>
