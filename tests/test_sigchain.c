@@ -441,6 +441,27 @@ static void tstp_app_handler(int sig)
 	}
 }
 
+/* In a child: wait (at most 10 s) for the byte @want on @fd.  Polls with
+   usleep: ThreadSanitizer holds a signal back while its thread sleeps in
+   read(), but not in usleep(). */
+static void child_wait_byte(int fd, char want)
+{
+	uint64_t deadline = deadline_after_ms(10000);
+	char c;
+
+	CHILD_CHECK(fcntl(fd, F_SETFL, O_NONBLOCK) == 0);
+	for (;;) {
+		ssize_t n = read(fd, &c, 1);
+		if (n == 1) {
+			CHILD_CHECK(c == want);
+			return;
+		}
+		CHILD_CHECK(n < 0 && (errno == EAGAIN || errno == EINTR));
+		CHILD_CHECK(mn_test_now_usec() < deadline);
+		usleep(1000);
+	}
+}
+
 static void test_stop_signal_keeps_chain(void **state)
 {
 	int rep[2], go[2], err[2], status;
@@ -458,14 +479,13 @@ static void test_stop_signal_keeps_chain(void **state)
 	if (pid == 0) {
 		struct sigaction sa;
 		mn_sub *s;
-		char c;
 
 		dup2(err[1], STDERR_FILENO);
 		stop_report_fd = rep[1];
 		CHILD_CHECK(mn_signal_register(SIGTSTP, decline, NULL, &s) == 0);
 		CHILD_CHECK(write(rep[1], "r", 1) == 1);
-		/* Stopped and continued in here (restarted: SIG_DFL). */
-		CHILD_CHECK(read(go[0], &c, 1) == 1 && c == 'i');
+		/* Stopped and continued in here. */
+		child_wait_byte(go[0], 'i');
 		memset(&sa, 0, sizeof(sa));
 		sa.sa_handler = tstp_app_handler;
 		sa.sa_flags = SA_RESTART;
@@ -474,7 +494,7 @@ static void test_stop_signal_keeps_chain(void **state)
 		CHILD_CHECK(kernel_handler(SIGTSTP) != (void *)SIG_DFL);
 		CHILD_CHECK(kernel_handler(SIGTSTP) != (void *)tstp_app_handler);
 		CHILD_CHECK(write(rep[1], "i", 1) == 1);
-		CHILD_CHECK(read(go[0], &c, 1) == 1 && c == 'q');
+		child_wait_byte(go[0], 'q');
 		_exit(0);
 	}
 	close(rep[1]);
@@ -672,8 +692,30 @@ static bool blocked_in_read(pid_t tid)
 	return n > 0 && atol(buf) == SYS_read && buf[0] >= '0' && buf[0] <= '9';
 }
 
+/* True while @sig is pending for thread @tid (its /proc status file). */
+static bool pending_for(pid_t tid, int sig)
+{
+	char path[64], buf[2048];
+	unsigned long long set = 0;
+	const char *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/status", (int)tid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	p = strstr(buf, "\nSigPnd:");
+	if (p)
+		set = strtoull(p + 8, NULL, 16);
+	return set & (1ull << (sig - 1));
+}
+
 /* A read() on an empty pipe, interrupted by SIGUSR1 once it sleeps; @wake
-   writes a byte after the handler ran (for a restarted read). */
+   writes a byte once the signal was taken (for a restarted read). */
 static void interrupted_read(struct reader *r, bool wake)
 {
 	uint64_t deadline = deadline_after_ms(5000);
@@ -690,14 +732,21 @@ static void interrupted_read(struct reader *r, bool wake)
 		usleep(1000);
 	}
 	CHILD_CHECK(pthread_kill(t, SIGUSR1) == 0);
-	while (atomic_load(&restart_calls) == before) {
-		CHILD_CHECK(mn_test_now_usec() < deadline);
-		usleep(1000);
-	}
-	/* The kernel chose restart or EINTR before the handler ran. */
-	if (wake)
+	/* Taken: the handler ran, or the kernel delivered the signal and
+	   the read sleeps again (restarted; ThreadSanitizer runs the
+	   handler only when the read returns). */
+	if (wake) {
+		while (atomic_load(&restart_calls) == before &&
+		       (pending_for(atomic_load(&reader_tid), SIGUSR1) ||
+			!blocked_in_read(atomic_load(&reader_tid)))) {
+			CHILD_CHECK(mn_test_now_usec() < deadline);
+			usleep(1000);
+		}
+		/* The kernel chose restart or EINTR before the handler. */
 		CHILD_CHECK(write(p[1], "w", 1) == 1);
+	}
 	CHILD_CHECK(pthread_join(t, NULL) == 0);
+	CHILD_CHECK(atomic_load(&restart_calls) == before + 1);
 	close(p[0]);
 	close(p[1]);
 }
