@@ -506,9 +506,12 @@ MN_API const char *mn_memory_mechanism_name(unsigned int mechanism);
  * without any handler running — as without memnotify.  Asynchronous
  * signals that are blocked stay pending, as usual.
  *
- * memnotify's handler is installed with SA_SIGINFO | SA_ONSTACK |
- * SA_RESTART; it saves and restores errno, takes no lock, allocates
- * nothing and touches no lazily allocated thread-local storage.
+ * memnotify's handler is installed with SA_SIGINFO | SA_ONSTACK, plus
+ * SA_RESTART when the default handler has it or is SIG_DFL/SIG_IGN (see
+ * mn_signal_register for the flags); it saves and restores errno,
+ * allocates nothing, touches no lazily allocated thread-local storage and
+ * takes no lock (but a per-signal writer flag, to reset an SA_RESETHAND
+ * default handler, never held by the thread it runs on).
  * ------------------------------------------------------------------------ */
 
 /*
@@ -536,11 +539,73 @@ typedef int (*mn_signal_fn)(int sig, siginfo_t *info, void *ucontext,
  * again), does not wait and takes no lock: the memory is freed later on
  * the dispatcher.  From a signal handler the handle must be live.
  *
+ * When no handler returns non-zero, the default handler runs as the kernel
+ * would have run it:
+ * - a function: with its sa_mask blocked and @sig too, unless SA_NODEFER
+ *   (then @sig is unblocked around the call, unless sa_mask holds it);
+ *   SA_SIGINFO chooses the three-argument call; SA_RESETHAND makes it
+ *   SIG_DFL as it is called (of two threads taking @sig at once, one runs
+ *   it, the other gets SIG_DFL), so a crash handler runs once and a second
+ *   fault ends the process;
+ * - SIG_IGN: nothing (a synchronous fault still ends the process, as the
+ *   kernel's does);
+ * - SIG_DFL: SIGCHLD, SIGURG, SIGWINCH, SIGCONT are ignored; SIGTSTP,
+ *   SIGTTIN, SIGTTOU stop the process (by SIGSTOP: memnotify's handler
+ *   stays installed, so the chain and any later default handler work after
+ *   SIGCONT); any other signal ends the process by @sig (SIG_DFL restored,
+ *   re-raised with its siginfo: core dump and wait status as without
+ *   memnotify).  Before a stop or death, one line goes to stderr unless
+ *   mn_signal_report(0) or MEMNOTIFY_SIGNAL_REPORT=0.
+ *
+ * Flags that cannot be honoured exactly, because the kernel reads them
+ * from the installed action (memnotify's), not the default handler:
+ * - SA_RESTART: memnotify installs its action again, with or without
+ *   SA_RESTART, whenever the default handler's changes (through the
+ *   interposed sigaction(), or an SA_RESETHAND reset).  So a call
+ *   interrupted by @sig restarts exactly when the default handler asks for
+ *   it, also when a chain handler handled @sig and the default handler did
+ *   not run.  With SIG_DFL or SIG_IGN it restarts (without memnotify the
+ *   kernel would not have interrupted it at all).  Without interposition
+ *   (see above) a later change made with the C library's sigaction()
+ *   replaces memnotify's action anyway.
+ * - SA_NOCLDSTOP, SA_NOCLDWAIT (SIGCHLD) are mirrored the same way; but
+ *   SIGCHLD's SIG_IGN does not reap children automatically while memnotify
+ *   chains SIGCHLD (the kernel does that only for a SIG_IGN disposition).
+ * - SA_ONSTACK: memnotify's action always has it, so a default handler
+ *   runs on the thread's alternate signal stack, if it has one, even
+ *   without SA_ONSTACK.
+ * - Stop signals: the parent's waitpid() sees WSTOPSIG() == SIGSTOP, not
+ *   the stop signal, and a process of an orphaned process group stops
+ *   (the kernel would have discarded the stop signal there).
+ *
  * Return: 0; -EINVAL for a bad @sig, NULL @fn or @out; -ENOMEM; another
  * -errno from sigaction(2).  Thread-safe; not async-signal-safe.
  */
 MN_API int mn_signal_register(int sig, mn_signal_fn fn, void *ctx,
 			      mn_sub **out);
+
+/**
+ * mn_signal_report() - turn on or off the one-line report memnotify writes
+ * to stderr before a chained signal's default action, when no handler
+ * handled the signal and the default handler is SIG_DFL (or SIG_IGN for a
+ * fault): "memnotify: unhandled SIGSEGV (code 2) at 0x... in thread N:
+ * default action" before the process dies by the signal, "...: default
+ * action (stop)" before it stops.
+ * @on: 1 to write the report (the default), 0 not to.
+ *
+ * The environment variable MEMNOTIFY_SIGNAL_REPORT=0 turns it off at
+ * start (read with secure_getenv: a setuid program ignores it); this call
+ * overrides it.  The report is the one place where memnotify writes to
+ * stderr itself (mn_set_log() callbacks are not async-signal-safe).
+ * Mirrors SetErrorMode(SEM_NOGPFAULTERRORBOX), which turns off Windows'
+ * own report of an unhandled fault; the Linux kernel's counterpart is its
+ * "segfault at" line (sysctl debug.exception-trace).
+ *
+ * Return: the previous setting, 0 or 1; -EINVAL if @on is neither 0 nor 1.
+ * Async-signal-safe and thread-safe (one atomic exchange); may be called
+ * from a signal handler, a mn_signal_fn included.
+ */
+MN_API int mn_signal_report(int on);
 
 /* The process-wide NMI signal when MEMNOTIFY_NMI_SIGNAL is not set:
    SIGRTMAX - 3 (61 with glibc), a real-time signal few programs use. */

@@ -10,10 +10,13 @@
  *
  * Everything reachable from handler() is async-signal-safe: atomics, the
  * chain walk, write(2), sigaction through the C library's entry point,
- * pthread_sigmask, rt_tgsigqueueinfo.  No lock, no allocation, no stdio,
- * no lazily allocated TLS.
+ * pthread_sigmask, rt_tgsigqueueinfo, tgkill.  No allocation, no stdio, no
+ * lazily allocated TLS, and no lock but one: a default handler with
+ * SA_RESETHAND is reset under the slot's writer flag, which a handler can
+ * take without waiting on its own thread (see slot_wlock).
  */
 #include <dlfcn.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -29,8 +32,13 @@ struct sigslot {
 	struct mn__chain chain;    /* newest first */
 	bool chain_ready;          /* core lock */
 	_Atomic bool installed;
-	_Atomic unsigned int seq;  /* seqlock over dfl: odd while written */
-	struct sigaction dfl;      /* the default handler */
+	/* The default handler, double-buffered: seq counts half-writes, and
+	   dfl[(seq >> 1) & 1] is the current one, also while a writer (seq
+	   odd) fills the other.  So a reader never waits for a writer, and a
+	   writer that vanished half-way (fork) leaves a whole current copy. */
+	_Atomic unsigned int seq;
+	struct sigaction dfl[2];
+	int kflags;                /* wlock: mirrored flags of ours (kflags_of) */
 	atomic_flag wlock;         /* writers of dfl / installation */
 };
 
@@ -78,10 +86,23 @@ bool mn__sigchain_interposing(void)
 	return !interpose_off && interposing;
 }
 
-/* --- the default handler, under a seqlock -------------------------------- */
+/* --- the default handler, under a sequence count --------------------------- */
 
-/* Writers block every signal on their thread while they hold wlock, so a
-   handler can never spin on a lock its own thread holds. */
+/*
+ * Writers of a slot (its default handler, the installation of memnotify's
+ * action) take the slot's spin flag with every signal blocked on their
+ * thread, and hold it over a bounded section that waits for nothing: a copy
+ * of a struct sigaction and at most one sigaction system call.  So:
+ * - a signal handler never runs on a thread that holds the flag (the holder
+ *   has all signals blocked; a synchronous fault there is not delivered to
+ *   a handler: the kernel kills the process), so a handler that takes the
+ *   flag (SA_RESETHAND, dfl_take_oneshot) never spins on its own thread;
+ * - a flag held by another thread is released after that bounded section,
+ *   whatever this thread does (it never needs this thread to progress);
+ * - in a fork child, where the holder does not exist, the atfork child
+ *   handler clears it (sigchain_atfork_child).
+ * Async-signal-safe: pthread_sigmask, atomics, sched_yield.
+ */
 MN__NO_TSAN static void slot_wlock(struct sigslot *s, sigset_t *saved)
 {
 	sigset_t all;
@@ -98,26 +119,141 @@ MN__NO_TSAN static void slot_wunlock(struct sigslot *s, const sigset_t *saved)
 	pthread_sigmask(SIG_SETMASK, saved, NULL);
 }
 
+/* wlock held: the current default handler. */
+MN__NO_TSAN static struct sigaction *dfl_current(struct sigslot *s)
+{
+	unsigned int seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
+
+	return &s->dfl[(seq >> 1) & 1u];
+}
+
+/* wlock held: fill the other copy, then make it the current one. */
 MN__NO_TSAN static void dfl_write(struct sigslot *s, const struct sigaction *act)
 {
-	atomic_fetch_add_explicit(&s->seq, 1, memory_order_acq_rel);
-	s->dfl = *act;
+	/* The acquire half keeps the copy below after the odd count. */
+	unsigned int seq = atomic_fetch_add_explicit(&s->seq, 1,
+						     memory_order_acq_rel);
+
+	s->dfl[((seq >> 1) + 1) & 1u] = *act;
 	atomic_fetch_add_explicit(&s->seq, 1, memory_order_release);
 }
 
-/* Async-signal-safe read of the default handler. */
+/* Async-signal-safe read of the default handler; never waits for a
+   writer, retries only if a second write began on the copy it read. */
 static void dfl_read(struct sigslot *s, struct sigaction *out)
 {
 	unsigned int a, b;
 
 	do {
 		a = atomic_load_explicit(&s->seq, memory_order_acquire);
-		__builtin_memcpy(out, &s->dfl, sizeof(*out));
+		__builtin_memcpy(out, &s->dfl[(a >> 1) & 1u], sizeof(*out));
 		/* A read-modify-write with release order keeps the copy above
 		   before the second read of seq (Boehm's seqlock reader),
 		   without a bare fence. */
 		b = atomic_fetch_add_explicit(&s->seq, 0, memory_order_acq_rel);
-	} while ((a & 1u) || a != b);
+		/* dfl[(a >> 1) & 1] is overwritten only from count
+		   (a | 1) + 1 on. */
+	} while (b - (a & ~1u) > 1u);
+}
+
+/* A handler function, not SIG_DFL or SIG_IGN. */
+static bool is_handler(const struct sigaction *a)
+{
+	return a->sa_handler != SIG_DFL && a->sa_handler != SIG_IGN;
+}
+
+/*
+ * The flags of memnotify's own action that the kernel acts on without a
+ * handler's say, mirrored from the default handler:
+ * - SA_RESTART: the kernel restarts an interrupted system call by the flags
+ *   of the installed action, memnotify's.  Ours restarts when the default
+ *   handler does, and when it is SIG_DFL or SIG_IGN (with which the kernel
+ *   would not have interrupted the call at all: restarting is the nearest).
+ * - SA_NOCLDSTOP, SA_NOCLDWAIT for SIGCHLD.
+ */
+static int kflags_of(int sig, const struct sigaction *a)
+{
+	int f = 0;
+
+	if (!is_handler(a) || (a->sa_flags & SA_RESTART))
+		f |= SA_RESTART;
+	if (sig == SIGCHLD)
+		f |= a->sa_flags & (SA_NOCLDSTOP | SA_NOCLDWAIT);
+	return f;
+}
+
+static void handler(int sig, siginfo_t *si, void *uc);
+
+static void ours_action(struct sigaction *ours, int kflags)
+{
+	__builtin_memset(ours, 0, sizeof(*ours));
+	ours->sa_sigaction = handler;
+	/* Never SA_NODEFER (run_default unblocks the signal itself for a
+	   default handler that asks) nor SA_RESETHAND (dfl_take_oneshot). */
+	ours->sa_flags = SA_SIGINFO | SA_ONSTACK | kflags;
+	sigemptyset(&ours->sa_mask);
+}
+
+/*
+ * wlock held, memnotify's handler installed: @act becomes the default
+ * handler, and memnotify's action is installed again if the flags it
+ * mirrors change.  Async-signal-safe (also called from signal context).
+ */
+MN__NO_TSAN static void slot_set_default(struct sigslot *s, int sig,
+					 const struct sigaction *act)
+{
+	int kflags = kflags_of(sig, act);
+	struct sigaction ours;
+
+	if (kflags != s->kflags) {
+		ours_action(&ours, kflags);
+		/* Cannot fail for a signal ours is installed on; if it did,
+		   the next write tries again. */
+		if (libc_sigaction(sig, &ours, NULL) == 0)
+			s->kflags = kflags;
+	}
+	dfl_write(s, act);
+}
+
+/*
+ * SA_RESETHAND: take the default handler for this one delivery and leave
+ * SIG_DFL in its place (flags kept, as the kernel keeps them), atomically
+ * with respect to other writers: of two threads that take the signal at
+ * once, one runs the handler and the other finds SIG_DFL, as with the
+ * kernel's own SA_RESETHAND.  @a gets the handler to run now.  Signal
+ * context: takes the slot's writer flag, which is safe here (see
+ * slot_wlock: never held by this thread, released by any other holder
+ * after a bounded section); nothing else.
+ */
+MN__NO_TSAN static void dfl_take_oneshot(struct sigslot *s, int sig,
+					 struct sigaction *a)
+{
+	struct sigaction reset;
+	sigset_t saved;
+
+	slot_wlock(s, &saved);
+	*a = *dfl_current(s);
+	if (is_handler(a) && (a->sa_flags & SA_RESETHAND)) {
+		reset = *a;
+		reset.sa_handler = SIG_DFL;
+		slot_set_default(s, sig, &reset);
+	}
+	slot_wunlock(s, &saved);
+}
+
+/* fork child: the other threads are gone, and with them any writer that
+   held a flag; such a writer's half-written copy was never current. */
+static void sigchain_atfork_child(void)
+{
+	for (int i = 0; i < NSIG; i++) {
+		unsigned int seq = atomic_load_explicit(&slots[i].seq,
+							memory_order_relaxed);
+		if (seq & 1u)
+			atomic_store_explicit(&slots[i].seq, seq - 1,
+					      memory_order_relaxed);
+		atomic_flag_clear_explicit(&slots[i].wlock,
+					   memory_order_relaxed);
+	}
 }
 
 /* --- the handler ---------------------------------------------------------- */
@@ -131,10 +267,25 @@ static bool is_sync_fault(int sig, const siginfo_t *si)
 	       si && si->si_code > 0;
 }
 
-static bool default_is_ignore(int sig)
+/* What SIG_DFL does with @sig (signal(7)).  SIGSTOP never reaches a
+   handler. */
+enum dfl_kind { DFL_TERMINATE, DFL_IGNORE, DFL_STOP };
+
+static enum dfl_kind default_kind(int sig)
 {
-	return sig == SIGCHLD || sig == SIGURG || sig == SIGWINCH ||
-	       sig == SIGCONT;
+	switch (sig) {
+	case SIGCHLD:
+	case SIGURG:
+	case SIGWINCH:
+	case SIGCONT: /* the kernel continues the process before any handler */
+		return DFL_IGNORE;
+	case SIGTSTP:
+	case SIGTTIN:
+	case SIGTTOU:
+		return DFL_STOP;
+	default:
+		return DFL_TERMINATE;
+	}
 }
 
 /* Async-signal-safe formatting for the one-line report. */
@@ -189,15 +340,26 @@ const char *mn__signal_name(int sig)
 	case SIGABRT: return "SIGABRT";
 	case SIGUSR1: return "SIGUSR1";
 	case SIGUSR2: return "SIGUSR2";
+	case SIGTSTP: return "SIGTSTP";
+	case SIGTTIN: return "SIGTTIN";
+	case SIGTTOU: return "SIGTTOU";
 	default: return NULL;
 	}
 }
 
-static void report_unhandled(int sig, const siginfo_t *si)
+/* The one-line report before a default action; on unless the program
+   turned it off (mn_signal_report, MEMNOTIFY_SIGNAL_REPORT=0).  A lock-free
+   atomic int: async-signal-safe to read and write. */
+static _Atomic int report_on = 1;
+
+/* @action: NULL for a fatal default, else its name ("stop"). */
+static void report_unhandled(int sig, const siginfo_t *si, const char *action)
 {
 	char line[160], *p = line, *end = line + sizeof(line) - 1;
 	const char *name = mn__signal_name(sig);
 
+	if (!atomic_load_explicit(&report_on, memory_order_relaxed))
+		return;
 	p = put_str(p, end, "memnotify: unhandled ");
 	if (name)
 		p = put_str(p, end, name);
@@ -209,10 +371,30 @@ static void report_unhandled(int sig, const siginfo_t *si)
 		p = put_hex(put_str(p, end, " at "), end,
 			    (uintptr_t)si->si_addr);
 	p = put_dec(put_str(p, end, " in thread "), end, (long)syscall(SYS_gettid));
-	p = put_str(p, end, ": default action\n");
+	p = put_str(p, end, ": default action");
+	if (action)
+		p = put_str(put_str(put_str(p, end, " ("), end, action), end, ")");
+	p = put_str(p, end, "\n");
 	if (write(STDERR_FILENO, line, (size_t)(p - line)) < 0) {
 		/* nothing more can be done about it here */
 	}
+}
+
+int mn_signal_report(int on)
+{
+	mn__check(on == 0 || on == 1, -EINVAL);
+	return atomic_exchange(&report_on, on);
+}
+
+/* The report's switch from the environment; the fork handler of the
+   writer flags. */
+__attribute__((constructor)) static void sigchain_setup(void)
+{
+	const char *v = secure_getenv("MEMNOTIFY_SIGNAL_REPORT");
+
+	if (v && v[0] == '0' && !v[1])
+		atomic_store(&report_on, 0);
+	pthread_atfork(NULL, NULL, sigchain_atfork_child);
 }
 
 /* The process dies by @sig, with its siginfo, as if memnotify were not
@@ -223,7 +405,7 @@ static void die_by(int sig, siginfo_t *si)
 	sigset_t one;
 	siginfo_t info;
 
-	report_unhandled(sig, si);
+	report_unhandled(sig, si, NULL);
 	sigemptyset(&dfl.sa_mask);
 	libc_sigaction(sig, &dfl, NULL);
 	if (si) {
@@ -242,18 +424,64 @@ static void die_by(int sig, siginfo_t *si)
 	/* A synchronous fault that somehow survived refaults on return. */
 }
 
+/*
+ * The stop signal's default action, with memnotify's handler kept as the
+ * kernel's disposition (re-raising @sig would need SIG_DFL there, and the
+ * chain would be gone after SIGCONT): SIGSTOP to this thread stops the
+ * whole process the same way, on the way back from tgkill, so this returns
+ * after SIGCONT.  Differences: the parent's waitpid() sees WSTOPSIG ==
+ * SIGSTOP, and a process in an orphaned process group stops, where the
+ * kernel would have discarded the stop signal.  Async-signal-safe.
+ */
+static void stop_by(int sig, siginfo_t *si)
+{
+	report_unhandled(sig, si, "stop");
+	syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), SIGSTOP);
+}
+
+/*
+ * The program's handler, as the kernel would have called it: with its
+ * sa_mask blocked and, unless SA_NODEFER, @sig too (ours was delivered
+ * with @sig blocked: SA_NODEFER unblocks it, unless sa_mask holds it).
+ * Async-signal-safe.
+ */
+static void call_default(int sig, siginfo_t *si, void *uc,
+			 const struct sigaction *a)
+{
+	sigset_t saved, one;
+
+	pthread_sigmask(SIG_BLOCK, &a->sa_mask, &saved);
+	if ((a->sa_flags & SA_NODEFER) && !sigismember(&a->sa_mask, sig)) {
+		sigemptyset(&one);
+		sigaddset(&one, sig);
+		pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+	}
+	if (a->sa_flags & SA_SIGINFO)
+		a->sa_sigaction(sig, si, uc);
+	else
+		a->sa_handler(sig);
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
+}
+
+/*
+ * No chain handler handled @sig: the default handler.  Signal context;
+ * async-signal-safe; lock-free except for SA_RESETHAND (dfl_take_oneshot).
+ * The default handler's flags: SA_SIGINFO, SA_NODEFER and SA_RESETHAND are
+ * honoured here, SA_RESTART (and SIGCHLD's SA_NOCLDSTOP, SA_NOCLDWAIT)
+ * through memnotify's own action (kflags_of); SA_ONSTACK cannot be: ours
+ * has it, so a handler runs on an alternate stack, when the thread has one,
+ * even if it did not ask for it.
+ */
 static void run_default(int sig, siginfo_t *si, void *uc)
 {
+	struct sigslot *s = &slots[sig];
 	struct sigaction a;
-	sigset_t saved;
 
-	dfl_read(&slots[sig], &a);
-	if ((a.sa_flags & SA_SIGINFO) && a.sa_sigaction &&
-	    (void *)a.sa_sigaction != (void *)SIG_IGN &&
-	    (void *)a.sa_sigaction != (void *)SIG_DFL) {
-		pthread_sigmask(SIG_BLOCK, &a.sa_mask, &saved);
-		a.sa_sigaction(sig, si, uc);
-		pthread_sigmask(SIG_SETMASK, &saved, NULL);
+	dfl_read(s, &a);
+	if (is_handler(&a) && (a.sa_flags & SA_RESETHAND))
+		dfl_take_oneshot(s, sig, &a);
+	if (is_handler(&a)) {
+		call_default(sig, si, uc, &a);
 		return;
 	}
 	if (a.sa_handler == SIG_IGN) {
@@ -262,14 +490,16 @@ static void run_default(int sig, siginfo_t *si, void *uc)
 			die_by(sig, si);
 		return;
 	}
-	if (a.sa_handler == SIG_DFL) {
-		if (!default_is_ignore(sig))
-			die_by(sig, si);
-		return;
+	switch (default_kind(sig)) {
+	case DFL_IGNORE:
+		break;
+	case DFL_STOP:
+		stop_by(sig, si);
+		break;
+	case DFL_TERMINATE:
+		die_by(sig, si);
+		break;
 	}
-	pthread_sigmask(SIG_BLOCK, &a.sa_mask, &saved);
-	a.sa_handler(sig);
-	pthread_sigmask(SIG_SETMASK, &saved, NULL);
 }
 
 /* memnotify's handler for every chained signal.  Signal context. */
@@ -313,17 +543,22 @@ static int slot_prepare(int sig)
 	}
 	if (atomic_load(&s->installed))
 		return 0;
-	__builtin_memset(&ours, 0, sizeof(ours));
-	ours.sa_sigaction = handler;
-	ours.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
-	sigemptyset(&ours.sa_mask);
 	slot_wlock(s, &saved);
-	if (libc_sigaction(sig, &ours, &old) < 0) {
+	/* What the process has now decides the flags ours mirrors. */
+	if (libc_sigaction(sig, NULL, &old) < 0) {
 		err = -errno;
 	} else {
-		/* What the process had becomes the default handler. */
-		dfl_write(s, &old);
-		atomic_store(&s->installed, true);
+		s->kflags = kflags_of(sig, &old);
+		ours_action(&ours, s->kflags);
+		if (libc_sigaction(sig, &ours, &old) < 0) {
+			err = -errno;
+		} else {
+			/* What the process had becomes the default handler
+			   (a sigaction() of another thread in between: ours
+			   is installed again with its flags). */
+			slot_set_default(s, sig, &old);
+			atomic_store(&s->installed, true);
+		}
 	}
 	slot_wunlock(s, &saved);
 	return err;
@@ -490,6 +725,7 @@ int mn_signal_register(int sig, mn_signal_fn fn, void *ctx, mn_sub **out)
 MN_API MN__NO_TSAN int sigaction(int sig, const struct sigaction *act,
 		     struct sigaction *oldact)
 {
+	struct sigaction copy;
 	struct sigslot *s;
 	sigset_t saved;
 	int ret = 0;
@@ -500,14 +736,18 @@ MN_API MN__NO_TSAN int sigaction(int sig, const struct sigaction *act,
 	s = &slots[sig];
 	if (!atomic_load(&s->installed))
 		return libc_sigaction(sig, act, oldact);
+	/* Read the caller's struct before taking wlock: a bad pointer then
+	   faults where a handler can run, not with every signal blocked. */
+	if (act)
+		copy = *act;
 	slot_wlock(s, &saved);
 	if (!atomic_load(&s->installed)) {
 		ret = libc_sigaction(sig, act, oldact);
 	} else {
 		if (oldact)
-			*oldact = s->dfl;
+			*oldact = *dfl_current(s);
 		if (act)
-			dfl_write(s, act);
+			slot_set_default(s, sig, &copy);
 	}
 	slot_wunlock(s, &saved);
 	return ret;
