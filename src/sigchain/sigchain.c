@@ -699,6 +699,7 @@ int mn_signal_register(int sig, mn_signal_fn fn, void *ctx, mn_sub **out)
 	*out = NULL;
 	mn__check(fn && sig > 0 && sig < NSIG && sig != SIGKILL && sig != SIGSTOP,
 		  -EINVAL);
+	mn__check_unlocked();
 	mn__enter();
 	mn__lock();
 	err = add_handler(sig, fn, ctx, &rm, &s);
