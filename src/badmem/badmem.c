@@ -92,7 +92,8 @@ static struct {
 	int early_err;
 	unsigned int early_refs;     /* core lock */
 	pthread_t early_thread;
-	bool early_joinable;         /* stopped, not joined yet */
+	_Atomic bool early_joinable; /* early_stopped ended, not joined yet */
+	pthread_t early_stopped;
 	int early_stop;              /* eventfd that ends it, or -1 */
 	struct mn__fork_hook fork_hook;
 	struct mn__shutdown_hook shutdown_hook;
@@ -327,7 +328,7 @@ static void fork_rebuild(void)
 		close(bm.early_stop);
 	bm.early_stop = -1;
 	bm.early_refs = 0;
-	bm.early_joinable = false;
+	atomic_store(&bm.early_joinable, false);
 	atomic_store(&bm.early_once.state, 0);
 	mn__dispatch_post(&bm.kick);
 }
@@ -343,17 +344,21 @@ static void early_stop(void)
 	if (write(bm.early_stop, &one, sizeof(one)) != (ssize_t)sizeof(one))
 		mn__count(source_errors, 1);
 	bm.early_stop = -1;
-	bm.early_joinable = true;
+	bm.early_stopped = bm.early_thread;
+	atomic_store(&bm.early_joinable, true);
 	atomic_store(&bm.early_once.state, 0); /* the next one starts anew */
 }
 
-/* No lock held. */
+/*
+ * No lock held (joining frees the thread's stack: a hooked munmap whose
+ * listeners may call mn_* functions).  Whoever comes first — the last
+ * unsubscription's after-step, the next start, or mn_shutdown() — joins;
+ * a start always joins before a new thread can be stopped again.
+ */
 static void early_join(void)
 {
-	if (bm.early_joinable) {
-		pthread_join(bm.early_thread, NULL);
-		bm.early_joinable = false;
-	}
+	if (atomic_exchange(&bm.early_joinable, false))
+		pthread_join(bm.early_stopped, NULL);
 }
 
 /* mn_shutdown(), no lock held, the dispatcher stopped: no thread, no fd. */
@@ -483,9 +488,16 @@ static struct mn__chain *bmsub_unlink(mn_sub *sub, struct mn__chain_removal *rm)
 	return &bm.subs;
 }
 
+static void bmsub_after(struct mn__chain *chain)
+{
+	(void)chain;
+	early_join();
+}
+
 static const struct mn__sub_ops bmsub_ops = {
 	.kind = "badmem",
 	.unlink = bmsub_unlink,
+	.after = bmsub_after,
 };
 
 int mn_badmem_subscribe(const struct mn_badmem_opts *opts, mn_badmem_cb cb,
