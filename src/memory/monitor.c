@@ -15,9 +15,11 @@
  * epoll events can still point at it, and drops the dispatcher's reference.
  */
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
+#include <sys/syscall.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -740,8 +742,32 @@ static void mon_put(struct mon *m)
 
 /* Under the core lock: take @m out of the registry and have the
    dispatcher disarm it. */
+/*
+ * Monitors retired and not torn down yet: each still holds its fds until
+ * the dispatcher runs its teardown.  A program that subscribes and
+ * unsubscribes faster than the dispatcher runs would pile them up to
+ * EMFILE, so a new monitor waits (bounded) while more than a few are
+ * pending — unless it is made on the dispatcher, which must not wait for
+ * itself.
+ */
+#define MAX_DYING 8
+static _Atomic unsigned int dying_monitors;
+
+static void wait_for_teardowns(void)
+{
+	for (int i = 0; i < 1000 && !mn__dispatch_on_thread(); i++) {
+		unsigned int n = atomic_load(&dying_monitors);
+		struct timespec ts = { 0, 1000 * 1000 };
+		if (n <= MAX_DYING)
+			return;
+		syscall(SYS_futex, &dying_monitors, FUTEX_WAIT_PRIVATE, n, &ts,
+			NULL, 0);
+	}
+}
+
 static void mon_retire(struct mon *m)
 {
+	atomic_fetch_add(&dying_monitors, 1);
 	m->dying = true;
 	for (struct mon **pp = &monitors; *pp; pp = &(*pp)->next) {
 		if (*pp == m) {
@@ -780,6 +806,9 @@ static void teardown_fn(struct mn__work *w)
 	mn__unlock();
 	disarm(m);
 	mon_put(m); /* the dispatcher's reference */
+	atomic_fetch_sub(&dying_monitors, 1);
+	syscall(SYS_futex, &dying_monitors, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL,
+		NULL, 0);
 }
 
 static void memsub_release(struct mn__chain_node *n)
@@ -905,6 +934,7 @@ int mn_memory_subscribe(const struct mn_memory_opts *opts, mn_memory_cb cb,
 		free(s);
 		return err;
 	}
+	wait_for_teardowns();
 
 	mn__lock();
 	if (!fork_hook.rebuild) {

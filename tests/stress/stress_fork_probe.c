@@ -67,16 +67,22 @@ static void on_vm(const struct mn_vm_event *ev, void *ctx)
 
 static char *area; /* watched by the subscriber and by each child */
 
+/* 0, or 1 with the failing call and its error on stdout. */
 static int subscribe_once(void)
 {
 	mn_sub *s;
+	int r;
 
-	if (mn_memory_subscribe(NULL, on_level, NULL, &s) != 0 ||
-	    mn_unsubscribe(s) != 0)
+	if ((r = mn_memory_subscribe(NULL, on_level, NULL, &s)) != 0 ||
+	    (r = mn_unsubscribe(s)) != 0) {
+		printf("memory subscription: %s\n", mn_strerror(r));
 		return 1;
-	if (mn_vm_watch(area, 4096, 0, on_vm, NULL, &s) != 0 ||
-	    mn_unsubscribe(s) != 0)
+	}
+	if ((r = mn_vm_watch(area, 4096, 0, on_vm, NULL, &s)) != 0 ||
+	    (r = mn_unsubscribe(s)) != 0) {
+		printf("range watch: %s\n", mn_strerror(r));
 		return 1;
+	}
 	return 0;
 }
 
