@@ -339,8 +339,12 @@ static void test_badmem_working_set_bits(void **state)
 	SetLastError(0);
 	assert_false(QueryWorkingSetEx((HANDLE)(intptr_t)1234, e, sizeof(e)));
 	assert_int_equal(GetLastError(), ERROR_INVALID_HANDLE);
+	/* Windows (Wine's dlls/psapi/tests/psapi_main.c, test_QueryWorkingSetEx,
+	   run on Windows): cb below one entry fails with ERROR_BAD_LENGTH. */
 	assert_false(QueryWorkingSetEx(GetCurrentProcess(), e, sizeof(e[0]) - 1));
-	assert_int_equal(GetLastError(), ERROR_INVALID_PARAMETER);
+	assert_int_equal(GetLastError(), ERROR_BAD_LENGTH);
+	assert_false(QueryWorkingSetEx(GetCurrentProcess(), e, 0));
+	assert_int_equal(GetLastError(), ERROR_BAD_LENGTH);
 	assert_false(QueryWorkingSetEx(GetCurrentProcess(), NULL, sizeof(e)));
 	/* The layout is Windows' own: 64 bits, Bad at bit 31. */
 	assert_int_equal(sizeof(PSAPI_WORKING_SET_EX_BLOCK), 8);
@@ -359,6 +363,56 @@ static void test_badmem_working_set_bits(void **state)
 	assert_int_equal(caps, cap.supported ? MEHC_PATROL_SCRUBBER_PRESENT : 0);
 	assert_false(GetMemoryErrorHandlingCapabilities(NULL));
 	munmap(p, 4 * PG);
+}
+
+/* Windows' answers, as Wine's conformance test records them when it runs
+   on Windows (dlls/psapi/tests/psapi_main.c, test_QueryWorkingSetEx). */
+static void test_ws_windows_answers(void **state)
+{
+	char *p = mmap(NULL, 2 * PG, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	PSAPI_WORKING_SET_EX_BLOCK b;
+
+	(void)state;
+	assert_true(p != MAP_FAILED);
+	p[0] = 1;
+	assert_int_equal(ws_of(p).Valid, 1);
+	/* A PAGE_NOACCESS page is not in the working set: Valid 0 and
+	   protection 0, though Linux keeps it resident. */
+	assert_int_equal(mprotect(p, PG, PROT_NONE), 0);
+	b = ws_of(p);
+	assert_int_equal(b.Valid, 0);
+	assert_int_equal((b.Flags >> 4) & 0x7ff, 0);
+	/* Windows: back to PAGE_READWRITE the page stays Valid 0 until it is
+	   touched.  Not mirrored (docs/windows-mapping.md, "Remaining
+	   differences"): Linux keeps the page table entry and does not show
+	   a process whether it was touched since; memnotify reports Valid 1. */
+	assert_int_equal(mprotect(p, PG, PROT_READ | PROT_WRITE), 0);
+	b = ws_of(p);
+	assert_int_equal(b.Valid, 1);
+	assert_int_equal(b.Win32Protection, PAGE_READWRITE);
+	/* A private anonymous page is not shared. */
+	assert_int_equal(b.Shared, 0);
+	assert_int_equal(b.ShareCount, 0);
+
+	/* Image pages (the library's code, running now) are Shared = 1 with
+	   ShareCount > 0, as Windows reports for its DLLs' code. */
+	b = ws_of((const void *)(uintptr_t)&QueryWorkingSetEx);
+	assert_int_equal(b.Valid, 1);
+	assert_int_equal(b.Shared, 1);
+	assert_true(b.ShareCount > 0);
+	assert_true(b.Win32Protection == PAGE_EXECUTE_READ ||
+		    b.Win32Protection == PAGE_EXECUTE);
+	/* A MAP_SHARED page, resident: shared, counted. */
+	char *s = mmap(NULL, PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(s != MAP_FAILED);
+	s[0] = 1;
+	b = ws_of(s);
+	assert_int_equal(b.Valid, 1);
+	assert_int_equal(b.Shared, 1);
+	assert_true(b.ShareCount > 0);
+	munmap(s, PG);
+	munmap(p, 2 * PG);
 }
 
 /* AnonHugePages of the mapping holding @addr, in kB (/proc/self/smaps): the
@@ -925,6 +979,7 @@ int main(void)
 		cmocka_unit_test(test_badmem_callback_and_bad_bit),
 		cmocka_unit_test(test_badmem_working_set_bits),
 		cmocka_unit_test(test_badmem_large_page),
+		cmocka_unit_test(test_ws_windows_answers),
 		cmocka_unit_test(test_secure_free_and_protect),
 		cmocka_unit_test(test_secure_virtualfree_and_order),
 		cmocka_unit_test(test_secure_unsecure_from_callback),

@@ -139,6 +139,9 @@ typedef LONG HRESULT;
 #ifndef ERROR_NOT_ENOUGH_MEMORY
 #define ERROR_NOT_ENOUGH_MEMORY 8L
 #endif
+#ifndef ERROR_BAD_LENGTH
+#define ERROR_BAD_LENGTH 24L
+#endif
 #ifndef ERROR_NOT_SUPPORTED
 #define ERROR_NOT_SUPPORTED 50L
 #endif
@@ -426,19 +429,25 @@ typedef struct _PSAPI_WORKING_SET_EX_INFORMATION {
  *       of each (any address in the page); VirtualAttributes is written.
  * @cb:  the size of the array in bytes.
  *
- * Valid: the page is resident (/proc/self/pagemap "present").  For a
- * resident page also Win32Protection (PAGE_* from /proc/self/smaps), Shared
- * (a shared mapping), Node (the NUMA node, get_mempolicy(2)), Locked
+ * Valid: the page is resident (/proc/self/pagemap "present") and
+ * accessible: a PROT_NONE (PAGE_NOACCESS) page reads Valid 0 and protection
+ * 0, as on Windows.  For a valid page also Win32Protection (PAGE_* from
+ * /proc/self/smaps), Shared (a shared mapping, or an image page — a private
+ * mapping of a file this process maps executable, i.e. the program or a
+ * library — not yet copied on write), ShareCount for a shared page (the
+ * page's map count from /proc/kpagecount, at most 7, where this process
+ * may read it; else 1 if pagemap says the page is mapped once, 2 — a lower
+ * bound — if not), Node (the NUMA node, get_mempolicy(2)), Locked
  * (mlock()ed: smaps VmFlags "lo") and LargePage (a huge page: the
  * PAGEMAP_SCAN ioctl's PAGE_IS_HUGE where the kernel has it, else a
  * hugetlb mapping).  Bad, in either layout: memnotify recorded the page
- * as poisoned (mn_badmem_query()).  ShareCount stays 0: the kernel gives a
- * page's map count (/proc/kpagecount) to privileged readers only.
- * An unmapped address gives all zero except Bad.
+ * as poisoned (mn_badmem_query()).  An unmapped address gives all zero
+ * except Bad.  Not mirrored: Windows' Valid 0 after a protection change
+ * until the page is touched again (docs/windows-mapping.md).
  *
  * Return: TRUE; FALSE with ERROR_INVALID_HANDLE for another @hProcess,
- * ERROR_INVALID_PARAMETER for NULL @pv or @cb below one entry, or the
- * error of reading /proc.  Thread-safe.
+ * ERROR_INVALID_PARAMETER for NULL @pv, ERROR_BAD_LENGTH for @cb below
+ * one entry, or the error of reading /proc.  Thread-safe.
  */
 MN_API BOOL WINAPI MN_W32(QueryWorkingSetEx)(HANDLE hProcess, PVOID pv,
 					     DWORD cb);
