@@ -824,6 +824,134 @@ static void test_clr_virtual_memory(void **state)
 	m->lpVtbl->Release(m);
 }
 
+/* A free, 64 KiB-aligned hole of @len bytes (found, then let go). */
+static char *free_hole(size_t len)
+{
+	char *p = mmap(NULL, len + (64u << 10), PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(p != MAP_FAILED);
+	munmap(p, len + (64u << 10));
+	return (char *)(((uintptr_t)p + (64u << 10) - 1) & ~(uintptr_t)((64u << 10) - 1));
+}
+
+/* The end of the /proc/self/maps line holding @a. */
+static uintptr_t maps_end(const void *a)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	char line[512];
+	uintptr_t end = 0;
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 &&
+		    (uintptr_t)a >= lo && (uintptr_t)a < hi) {
+			end = hi;
+			break;
+		}
+	}
+	fclose(f);
+	return end;
+}
+
+static MEMORY_BASIC_INFORMATION vq(IHostMemoryManager *m, const void *a)
+{
+	MEMORY_BASIC_INFORMATION mbi;
+	SIZE_T got = 0;
+
+	assert_int_equal(m->lpVtbl->VirtualQuery(m, (void *)a, &mbi, sizeof(mbi), &got), S_OK);
+	assert_int_equal(got, sizeof(mbi));
+	return mbi;
+}
+
+/* Windows' answers for IHostMemoryManager's Virtual* methods, which call
+   kernel32's VirtualAlloc/VirtualQuery (their behaviour as Wine's
+   dlls/kernel32/tests/virtual.c records it on Windows, and Microsoft's
+   VirtualAlloc page: "If the memory is being reserved, the specified
+   address is rounded down to the nearest multiple of the allocation
+   granularity"). */
+static void test_clr_virtual_windows_answers(void **state)
+{
+	MEMORY_BASIC_INFORMATION mbi;
+	IHostMemoryManager *m;
+	void *a = NULL, *b = NULL, *c = NULL;
+
+	(void)state;
+	assert_int_equal(MnGetHostMemoryManager(&m), S_OK);
+
+	/* Two neighbouring allocations with one protection: the kernel shows
+	   one mapping, VirtualQuery stops at each allocation's end. */
+	char *hole = free_hole(32 * PG);
+	assert_int_equal(m->lpVtbl->VirtualAlloc(m, hole, 16 * PG, MEM_RESERVE | MEM_COMMIT,
+						 PAGE_READWRITE, eTaskCritical, &a), S_OK);
+	assert_ptr_equal(a, hole);
+	assert_int_equal(m->lpVtbl->VirtualAlloc(m, hole + 16 * PG, 16 * PG,
+						 MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE,
+						 eTaskCritical, &b), S_OK);
+	assert_ptr_equal(b, hole + 16 * PG);
+	assert_true(maps_end(a) >= (uintptr_t)hole + 32 * PG); /* merged by the kernel */
+	mbi = vq(m, a);
+	assert_int_equal(mbi.RegionSize, 16 * PG);
+	assert_ptr_equal(mbi.AllocationBase, a);
+	mbi = vq(m, (char *)a + 3 * PG + 5);
+	assert_ptr_equal(mbi.BaseAddress, (char *)a + 3 * PG);
+	assert_int_equal(mbi.RegionSize, 13 * PG);
+	mbi = vq(m, b);
+	assert_ptr_equal(mbi.AllocationBase, b);
+	assert_int_equal(mbi.RegionSize, 16 * PG);
+	assert_int_equal(m->lpVtbl->VirtualFree(m, a, 0, MEM_RELEASE), S_OK);
+	assert_int_equal(m->lpVtbl->VirtualFree(m, b, 0, MEM_RELEASE), S_OK);
+
+	/* A committed PAGE_NOACCESS region is MEM_COMMIT, not MEM_RESERVE. */
+	assert_int_equal(m->lpVtbl->VirtualAlloc(m, NULL, 4 * PG, MEM_RESERVE | MEM_COMMIT,
+						 PAGE_NOACCESS, eTaskCritical, &a), S_OK);
+	mbi = vq(m, a);
+	assert_int_equal(mbi.State, MEM_COMMIT);
+	assert_int_equal(mbi.Protect, PAGE_NOACCESS);
+	assert_int_equal(mbi.AllocationProtect, PAGE_NOACCESS);
+	assert_int_equal(mbi.RegionSize, 4 * PG);
+	/* ... and a reserved-only part stays MEM_RESERVE, Protect 0. */
+	assert_int_equal(m->lpVtbl->VirtualFree(m, (char *)a + 2 * PG, 2 * PG, MEM_DECOMMIT), S_OK);
+	mbi = vq(m, a);
+	assert_int_equal(mbi.State, MEM_COMMIT);
+	assert_int_equal(mbi.RegionSize, 2 * PG);
+	mbi = vq(m, (char *)a + 2 * PG);
+	assert_int_equal(mbi.State, MEM_RESERVE);
+	assert_int_equal(mbi.Protect, 0);
+	assert_int_equal(mbi.RegionSize, 2 * PG);
+	assert_int_equal(m->lpVtbl->VirtualFree(m, a, 0, MEM_RELEASE), S_OK);
+
+	/* An unaligned address is rounded down (a reservation to the 64 KiB
+	   granularity, a commit to the page), not refused. */
+	hole = free_hole(32 * PG);
+	assert_int_equal(m->lpVtbl->VirtualAlloc(m, hole + 123, 8 * PG, MEM_RESERVE,
+						 PAGE_READWRITE, eTaskCritical, &a), S_OK);
+	assert_ptr_equal(a, hole);
+	assert_int_equal(m->lpVtbl->VirtualAlloc(m, hole + PG + 17, 10, MEM_COMMIT,
+						 PAGE_READWRITE, eTaskCritical, &c), S_OK);
+	assert_ptr_equal(c, hole + PG);
+	mbi = vq(m, hole + PG);
+	assert_int_equal(mbi.State, MEM_COMMIT);
+	assert_int_equal(mbi.RegionSize, PG);
+	assert_int_equal(m->lpVtbl->VirtualFree(m, a, 0, MEM_RELEASE), S_OK);
+
+	/* MEM_COMMIT with no address reserves and commits. */
+	assert_int_equal(m->lpVtbl->VirtualAlloc(m, NULL, 3 * PG, MEM_COMMIT,
+						 PAGE_READWRITE, eTaskCritical, &a), S_OK);
+	memset(a, 7, 3 * PG);
+	mbi = vq(m, a);
+	assert_int_equal(mbi.State, MEM_COMMIT);
+	assert_ptr_equal(mbi.AllocationBase, a);
+	assert_int_equal(mbi.RegionSize, 3 * PG);
+	assert_int_equal(m->lpVtbl->VirtualFree(m, a, 0, MEM_RELEASE), S_OK);
+	/* Committing memory the face never reserved is refused. */
+	char *foreign = mmap(NULL, PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_int_equal(m->lpVtbl->VirtualAlloc(m, foreign, PG, MEM_COMMIT, PAGE_READWRITE,
+						 eTaskCritical, &c), E_INVALIDARG);
+	munmap(foreign, PG);
+	m->lpVtbl->Release(m);
+}
+
 /* ---- CreateMemoryResourceNotification ------------------------------------- */
 
 static void test_resource_state_and_handles(void **state)
@@ -862,11 +990,21 @@ static void test_resource_state_and_handles(void **state)
 	assert_int_equal(GetLastError(), ERROR_INVALID_PARAMETER);
 	assert_false(QueryMemoryResourceNotification(lo, NULL));
 	assert_int_equal(GetLastError(), ERROR_INVALID_PARAMETER);
+	/* Windows (Wine's dlls/kernel32/tests/sync.c, run on Windows): a NULL
+	   handle is ERROR_INVALID_PARAMETER, not ERROR_INVALID_HANDLE; an
+	   event handle — here, the face's only kind — is accepted. */
+	SetLastError(0);
+	assert_false(QueryMemoryResourceNotification(NULL, &s_lo));
+	assert_int_equal(GetLastError(), ERROR_INVALID_PARAMETER);
+	SetLastError(0);
+	assert_true(QueryMemoryResourceNotification(hi, &s_hi));
+	assert_int_equal(GetLastError(), 0);
 	assert_true(CloseHandle(lo));
 	assert_true(CloseHandle(hi));
 	assert_false(CloseHandle(lo));
 	assert_int_equal(GetLastError(), ERROR_INVALID_HANDLE);
 	assert_false(QueryMemoryResourceNotification(lo, &s_lo));
+	assert_int_equal(GetLastError(), ERROR_INVALID_HANDLE);
 	assert_int_equal(WaitForSingleObject(lo, 0), WAIT_FAILED);
 	assert_true(CloseHandle(GetCurrentProcess()));
 	assert_ptr_equal(GetCurrentProcess(), (HANDLE)(intptr_t)-1);
@@ -986,6 +1124,7 @@ int main(void)
 		cmocka_unit_test(test_secure_bad_input),
 		cmocka_unit_test(test_clr_register_and_load),
 		cmocka_unit_test(test_clr_virtual_memory),
+		cmocka_unit_test(test_clr_virtual_windows_answers),
 		cmocka_unit_test(test_resource_state_and_handles),
 		cmocka_unit_test(test_system_clr_and_resource_in_cgroup),
 	};

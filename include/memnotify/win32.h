@@ -324,9 +324,12 @@ MN_API HANDLE WINAPI MN_W32(CreateMemoryResourceNotification)(
  * @ResourceNotificationHandle: from CreateMemoryResourceNotification().
  * @ResourceState: receives TRUE if signaled, else FALSE.
  *
- * Return: TRUE; FALSE with ERROR_INVALID_HANDLE for an unknown handle, or
- * ERROR_INVALID_PARAMETER for a NULL @ResourceState.  Thread-safe; does
- * not block.
+ * The face has no CreateEvent: the only event handles it knows are the
+ * ones CreateMemoryResourceNotification() returns, and each is accepted.
+ *
+ * Return: TRUE; FALSE with ERROR_INVALID_PARAMETER for a NULL handle or a
+ * NULL @ResourceState (as Windows), ERROR_INVALID_HANDLE for another
+ * handle (closed or unknown).  Thread-safe; does not block.
  */
 MN_API BOOL WINAPI MN_W32(QueryMemoryResourceNotification)(
 	HANDLE ResourceNotificationHandle, PBOOL ResourceState);
@@ -640,8 +643,13 @@ typedef struct IHostMemoryManagerVtbl {
 	HRESULT(STDMETHODCALLTYPE *CreateMalloc)(IHostMemoryManager *This,
 						 DWORD dwMallocType, void **ppMalloc);
 	/* mmap(2): MEM_RESERVE gives PROT_NONE, MEM_COMMIT the protection
-	   flProtect; MEM_RESET is madvise(MADV_DONTNEED).  @eCriticalLevel is
-	   accepted and ignored (Linux has no per-allocation criticality). */
+	   flProtect; MEM_COMMIT with a NULL address reserves and commits; a
+	   reservation's address is rounded down to 64 KiB (Windows'
+	   allocation granularity), a commit's to the page; a commit must lie
+	   in an allocation of this face.  MEM_RESET is
+	   madvise(MADV_DONTNEED).  @eCriticalLevel is accepted and ignored
+	   (Linux has no per-allocation criticality).  E_OUTOFMEMORY, E_FAIL;
+	   E_POINTER / E_INVALIDARG for bad arguments (open cases). */
 	HRESULT(STDMETHODCALLTYPE *VirtualAlloc)(IHostMemoryManager *This,
 						 void *pAddress, SIZE_T dwSize,
 						 DWORD flAllocationType, DWORD flProtect,
@@ -653,7 +661,13 @@ typedef struct IHostMemoryManagerVtbl {
 	HRESULT(STDMETHODCALLTYPE *VirtualFree)(IHostMemoryManager *This,
 						LPVOID lpAddress, SIZE_T dwSize,
 						DWORD dwFreeType);
-	/* /proc/self/maps: lpBuffer is a MEMORY_BASIC_INFORMATION. */
+	/* lpBuffer is a MEMORY_BASIC_INFORMATION.  Lock-free and
+	   allocation-free (the CLR calls it with threads suspended).  For
+	   this face's own allocations, from its record: RegionSize never
+	   passes the allocation's end, committed pages (PAGE_NOACCESS too)
+	   are MEM_COMMIT, reserved ones MEM_RESERVE with Protect 0; other
+	   memory from /proc/self/maps (MEM_COMMIT, the mapping as the
+	   allocation). */
 	HRESULT(STDMETHODCALLTYPE *VirtualQuery)(IHostMemoryManager *This,
 						 void *lpAddress, void *lpBuffer,
 						 SIZE_T dwLength, SIZE_T *pResult);
@@ -668,7 +682,8 @@ typedef struct IHostMemoryManagerVtbl {
 						  SIZE_T *pAvailableBytes);
 	/* AddRef()s @pCallback and calls OnMemoryNotification with the level
 	   soon after, then on every change (mn_memory_subscribe(), default
-	   thresholds); E_POINTER for NULL. */
+	   thresholds); E_OUTOFMEMORY, E_FAIL (no memory mechanism works
+	   here); E_POINTER for NULL (an open case). */
 	HRESULT(STDMETHODCALLTYPE *RegisterMemoryNotificationCallback)(
 		IHostMemoryManager *This, ICLRMemoryNotificationCallback *pCallback);
 	/* The CLR tells the host about its address-space use.  memnotify keeps

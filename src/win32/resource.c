@@ -120,7 +120,10 @@ BOOL QueryMemoryResourceNotification(HANDLE handle, PBOOL state)
 {
 	struct resnotif *h;
 
-	if (!state)
+	/* Windows: a NULL handle is an invalid parameter (Wine's
+	   dlls/kernel32/tests/sync.c records it), an unknown one an invalid
+	   handle. */
+	if (!state || !handle)
 		return mn__w32_fail(-EINVAL, FALSE);
 	h = get(handle);
 	if (!h)
