@@ -558,6 +558,65 @@ static void test_secure_free_and_protect(void **state)
 	assert_true(RemoveSecureMemoryCacheCallback(on_secure));
 }
 
+static _Atomic int sec2_n;
+static BOOLEAN CALLBACK on_secure2(PVOID addr, SIZE_T range)
+{
+	(void)addr;
+	(void)range;
+	atomic_fetch_add(&sec2_n, 1);
+	return FALSE;
+}
+
+/* One change over several secured ranges: each callback once, with the
+   call's range — as Windows, whose kernelbase VirtualFree/VirtualProtect,
+   refused for a secured range, calls RtlFlushSecureMemoryCache once with
+   the call's address and size (each registered callback once) and then
+   retries (docs/windows-mapping.md, "Secured ranges"). */
+static void test_secure_once_per_change(void **state)
+{
+	char *p = mmap(NULL, 8 * PG, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	HANDLE a, b;
+
+	(void)state;
+	assert_true(p != MAP_FAILED);
+	sec_reset();
+	atomic_store(&sec2_n, 0);
+	assert_true(AddSecureMemoryCacheCallback(on_secure));
+	assert_true(AddSecureMemoryCacheCallback(on_secure2));
+	a = MmSecureVirtualMemory(p, 2 * PG, PAGE_READWRITE);
+	b = MmSecureVirtualMemory(p + 4 * PG, 2 * PG, PAGE_READWRITE);
+	assert_non_null(a);
+	assert_non_null(b);
+	/* One mprotect over both ranges. */
+	assert_int_equal(mprotect(p, 8 * PG, PROT_READ), 0);
+	assert_int_equal(atomic_load(&sec_n), 1);
+	assert_int_equal(atomic_load(&sec2_n), 1);
+	assert_true(sec_saw(p, 8 * PG));
+	/* A change inside one range: once, with its range. */
+	assert_int_equal(mprotect(p + 4 * PG, PG, PROT_READ | PROT_WRITE), 0);
+	assert_int_equal(atomic_load(&sec_n), 2);
+	assert_true(sec_saw(p + 4 * PG, PG));
+	assert_int_equal(atomic_load(&sec2_n), 2);
+	/* TRUE for the change unsecures every part it touched (for every
+	   callback: the part is no longer secured). */
+	atomic_store(&sec_drop, 1);
+	assert_int_equal(madvise(p, 8 * PG, MADV_DONTNEED), 0);
+	assert_int_equal(atomic_load(&sec_n), 3);
+	atomic_store(&sec_drop, 0);
+	int n2 = atomic_load(&sec2_n);
+	assert_true(n2 <= 3);
+	assert_int_equal(mprotect(p + 5 * PG, PG, PROT_NONE), 0);
+	assert_int_equal(mprotect(p, PG, PROT_NONE), 0);
+	assert_int_equal(atomic_load(&sec_n), 3);
+	assert_int_equal(atomic_load(&sec2_n), n2);
+	MmUnsecureVirtualMemory(a);
+	MmUnsecureVirtualMemory(b);
+	assert_true(RemoveSecureMemoryCacheCallback(on_secure));
+	assert_true(RemoveSecureMemoryCacheCallback(on_secure2));
+	munmap(p, 8 * PG);
+}
+
 static void test_secure_virtualfree_and_order(void **state)
 {
 	IHostMemoryManager *m;
@@ -1119,6 +1178,7 @@ int main(void)
 		cmocka_unit_test(test_badmem_large_page),
 		cmocka_unit_test(test_ws_windows_answers),
 		cmocka_unit_test(test_secure_free_and_protect),
+		cmocka_unit_test(test_secure_once_per_change),
 		cmocka_unit_test(test_secure_virtualfree_and_order),
 		cmocka_unit_test(test_secure_unsecure_from_callback),
 		cmocka_unit_test(test_secure_bad_input),

@@ -462,10 +462,11 @@ MN_API BOOL WINAPI MN_W32(QueryWorkingSetEx)(HANDLE hProcess, PVOID pv,
 /* Synchronous context: runs in the thread making the munmap(), mprotect(),
    mremap() or madvise() call, before the change (possibly inside a signal
    handler: keep it async-signal-safe), or on the dispatcher after the
-   change for paths only userfaultfd sees.  @Addr, @Range: the part of a
-   secured range the call touches, in bytes.  Return TRUE if the callback
-   dropped its cached mapping of that part (the part is then unsecured),
-   FALSE if it held none. */
+   change for paths only userfaultfd sees.  @Addr, @Range: the call's
+   range in bytes, once per call (for a late change: the part of one
+   secured range).  Return TRUE if the callback dropped its cached
+   mappings there (the secured parts the call touches are then
+   unsecured), FALSE if it held none. */
 typedef BOOLEAN(MN_CALLBACK *MN_PSECURE_MEMORY_CACHE_CALLBACK)(PVOID Addr,
 							      SIZE_T Range);
 #ifndef MN_WIN32_AFTER_WINDOWS_H
@@ -478,9 +479,14 @@ typedef MN_PSECURE_MEMORY_CACHE_CALLBACK PSECURE_MEMORY_CACHE_CALLBACK;
  * @pfnCallBack: see MN_PSECURE_MEMORY_CACHE_CALLBACK.
  *
  * Every call that frees, moves, discards or re-protects part of a range
- * secured with MmSecureVirtualMemory() calls every registered callback with
- * that part (mn_vm_watch()).  Registering the same pointer twice gives two
- * registrations.
+ * secured with MmSecureVirtualMemory() calls every registered callback
+ * once, with the call's range (page-aligned), however many secured ranges
+ * the call touches — as Windows' VirtualFree/VirtualProtect call
+ * RtlFlushSecureMemoryCache once with theirs (mn_vm_watch() per range and
+ * mn_vm_listen() for the call).  TRUE unsecures every secured part the call
+ * touched.  A change only userfaultfd sees (late, on the dispatcher) gives
+ * one call per range, with that range's part.  Registering the same
+ * pointer twice gives two registrations.
  * Return: TRUE; FALSE with ERROR_INVALID_PARAMETER (NULL) or
  * ERROR_NOT_ENOUGH_MEMORY.  Thread-safe; not async-signal-safe.
  */

@@ -53,6 +53,39 @@ static struct mn__w32_link *ranges;
 static struct cachecb *cbs;
 static struct pair *pairs;
 
+/*
+ * Once per change, as on Windows: kernelbase's VirtualFree/VirtualProtect,
+ * refused by the kernel for a secured range, call RtlFlushSecureMemoryCache
+ * once with the call's own address and size, which calls each registered
+ * callback once, and then retry the call.  Here one hooked call reaches one
+ * watch per (callback, range) pair, one after the other on the calling
+ * thread; a listener, told of every hooked call before the watches, notes
+ * the call on this thread, and each callback runs for the first of its
+ * pairs only, with the call's range; its answer applies to every secured
+ * part the call touches.  Late (userfaultfd) events have no such call and
+ * give one callback per range.
+ */
+#define DONE 8
+static __thread struct change {
+	uint64_t lo, len;                  /* the call's range */
+	unsigned int n;                    /* callbacks already run for it */
+	struct {
+		const struct cachecb *cb;
+		BOOLEAN dropped;
+	} done[DONE];                      /* past DONE: run again (more
+					      calls, never fewer) */
+} change __attribute__((tls_model("initial-exec")));
+static _Atomic(mn_sub *) listener;
+
+/* Synchronous context, before the watches: async-signal-safe. */
+static void on_call(const struct mn_vm_event *ev, void *ctx)
+{
+	(void)ctx;
+	change.lo = ev->address;
+	change.len = ev->length;
+	change.n = 0;
+}
+
 static bool unsecured(struct secured *r, uint64_t a, uint64_t len)
 {
 	unsigned int n = MN__MIN(atomic_load(&r->nholes), (unsigned int)HOLES);
@@ -66,6 +99,16 @@ static bool unsecured(struct secured *r, uint64_t a, uint64_t len)
 	return false;
 }
 
+static void drop_part(struct secured *r, uint64_t a, uint64_t len)
+{
+	unsigned int i = atomic_fetch_add(&r->nholes, 1);
+
+	if (i < HOLES) {
+		atomic_store(&r->holes[i].len, len);
+		atomic_store(&r->holes[i].start, a);
+	}
+}
+
 /* Synchronous context (the thread changing the memory, maybe in a signal
    handler) or the dispatcher for late events: lock-free, no allocation —
    async-signal-safe. */
@@ -73,21 +116,37 @@ static void on_change(const struct mn_vm_event *ev, void *ctx)
 {
 	struct pair *p = ctx;
 	struct secured *r = p->rng;
-
+	uint64_t a = ev->address, len = ev->length;
+	bool of_call = !ev->late && a >= change.lo &&
+		       a + len <= change.lo + change.len;
 	BOOLEAN dropped;
 
-	if (unsecured(r, ev->address, ev->length))
+	if (unsecured(r, a, len))
 		return;
-	in_callback++;
-	dropped = p->fn((PVOID)(uintptr_t)ev->address, (SIZE_T)ev->length);
-	in_callback--;
-	if (!dropped)
-		return;
-	unsigned int i = atomic_fetch_add(&r->nholes, 1);
-	if (i < HOLES) {
-		atomic_store(&r->holes[i].len, ev->length);
-		atomic_store(&r->holes[i].start, ev->address);
+	if (of_call) {
+		for (unsigned int i = 0; i < change.n && i < DONE; i++)
+			if (change.done[i].cb == p->cb) {
+				/* Already called for this change. */
+				if (change.done[i].dropped)
+					drop_part(r, a, len);
+				return;
+			}
+		a = change.lo;
+		len = change.len;
 	}
+	/* The callback may change memory itself: its calls note theirs. */
+	struct change saved = change;
+	in_callback++;
+	dropped = p->fn((PVOID)(uintptr_t)a, (SIZE_T)len);
+	in_callback--;
+	change = saved;
+	if (of_call && change.n < DONE) {
+		change.done[change.n].cb = p->cb;
+		change.done[change.n].dropped = dropped;
+		change.n++;
+	}
+	if (dropped)
+		drop_part(r, ev->address, ev->length);
 }
 
 /* Pair @cb with @r (lock held). */
@@ -226,6 +285,16 @@ HANDLE MmSecureVirtualMemory(PVOID address, SIZE_T size, ULONG mode)
 	    (uintptr_t)address + size > UINTPTR_MAX - pg)
 		return mn__w32_fail(-EINVAL, NULL);
 	hi = ((uintptr_t)address + size + pg - 1) & ~(pg - 1);
+	if (!atomic_load(&listener)) {
+		/* Once: the listener that tells a change from its parts.  No
+		   lock is held (mn_vm_listen may wait for the core's). */
+		mn_sub *l = NULL, *none = NULL;
+		err = mn_vm_listen(0, on_call, NULL, &l);
+		if (err)
+			return mn__w32_fail(err, NULL);
+		if (!atomic_compare_exchange_strong(&listener, &none, l))
+			mn_unsubscribe(l);
+	}
 	err = probe(lo, hi, need);
 	if (err)
 		return mn__w32_fail(err, NULL);
