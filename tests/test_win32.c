@@ -1072,6 +1072,54 @@ static void test_resource_state_and_handles(void **state)
 	assert_int_equal(GetLastError(), 1234);
 }
 
+/* Issue 12 §3: the generic kernel32 names are exported only as Mn..., so a
+   process that also loads WinPR or winelib binds each name to one library;
+   the header maps the Windows names, so source is unchanged. */
+static void test_exports_generic_names_prefixed(void **state)
+{
+	static const char *const generic[] = {
+		"GetLastError", "SetLastError", "GetCurrentProcess",
+		"CloseHandle", "WaitForSingleObject",
+	};
+	char cmd[4096], line[256];
+	bool seen[5][2] = { { false } }, spec = false;
+	FILE *f;
+
+	(void)state;
+	/* The shared library's dynamic symbols (this test links the static
+	   archive; loading a second copy would install a second set of
+	   interposers). */
+	snprintf(cmd, sizeof(cmd), "nm -D --defined-only '%s'", MN_TEST_SHARED_LIB);
+	f = popen(cmd, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		char *sym = strrchr(line, ' ');
+		if (!sym)
+			continue;
+		sym++;
+		sym[strcspn(sym, "@\n")] = 0;
+		for (size_t i = 0; i < 5; i++) {
+			seen[i][0] |= !strcmp(sym, generic[i]);
+			seen[i][1] |= !strncmp(sym, "Mn", 2) && !strcmp(sym + 2, generic[i]);
+		}
+		spec |= !strcmp(sym, "QueryWorkingSetEx");
+	}
+	assert_int_equal(pclose(f), 0);
+	for (size_t i = 0; i < 5; i++) {
+		assert_false(seen[i][0]);
+		assert_true(seen[i][1]);
+	}
+	/* The spec's own names stay. */
+	assert_true(spec);
+	/* Source written for Windows calls them by their Windows names. */
+	SetLastError(77);
+	assert_int_equal(GetLastError(), 77);
+	assert_int_equal(MnGetLastError(), 77);
+	assert_false(CloseHandle(NULL));
+	assert_int_equal(GetLastError(), ERROR_INVALID_HANDLE);
+	assert_int_equal(WaitForSingleObject(NULL, 0), WAIT_FAILED);
+}
+
 /* ---- System: a real memory cgroup and a real hog (root) ----------------- */
 
 #define SYS_LIMIT (4096ull << 20)
@@ -1186,6 +1234,7 @@ int main(void)
 		cmocka_unit_test(test_clr_virtual_memory),
 		cmocka_unit_test(test_clr_virtual_windows_answers),
 		cmocka_unit_test(test_resource_state_and_handles),
+		cmocka_unit_test(test_exports_generic_names_prefixed),
 		cmocka_unit_test(test_system_clr_and_resource_in_cgroup),
 	};
 

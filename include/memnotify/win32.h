@@ -35,7 +35,10 @@
  * convention: declare them with MN_CALLBACK (empty), not Wine's CALLBACK,
  * and use the MN_P... callback types (the compiler diagnoses a mismatch:
  * incompatible pointer types).  The library exports both spellings of
- * each user-mode function.  Wine's psapi.h has no Bad bit: test (Flags & MN_WORKING_SET_EX_BAD).
+ * each user-mode function of the spec (RegisterBadMemoryNotification,
+ * QueryWorkingSetEx, ...), but the generic kernel32 names (GetLastError,
+ * SetLastError, GetCurrentProcess, CloseHandle, WaitForSingleObject) only
+ * as Mn...: this header maps the Windows names to them.  Wine's psapi.h has no Bad bit: test (Flags & MN_WORKING_SET_EX_BAD).
  * Do not include Wine's mscoree.h with this header (its interfaces use
  * ms_abi); this header defines the two interfaces it needs.
  */
@@ -236,28 +239,39 @@ typedef struct _MEMORY_BASIC_INFORMATION {
  * Last error and handles
  * ------------------------------------------------------------------------ */
 
+/*
+ * These five are exported only under memnotify's prefix (MnGetLastError,
+ * ...): other Windows-on-Linux code in the same process (WinPR, winelib)
+ * exports the plain names, and a program must not bind to the wrong
+ * library's handles or last error.  Without <windows.h> first, the Windows
+ * names below are static inline functions that call them, so ported source
+ * is unchanged; after it, the names are Wine's and these are called by
+ * their Mn names.
+ */
+
 /**
- * GetLastError() - the calling thread's last-error code (Win32 GetLastError).
+ * MnGetLastError() - the calling thread's last-error code (Win32
+ * GetLastError).
  * Return: the value the last failing function of this header (or
  * SetLastError) stored in this thread; 0 if none.  Thread-local.
  */
-MN_API DWORD WINAPI MN_W32(GetLastError)(void);
+MN_API DWORD WINAPI MnGetLastError(void);
 
 /**
- * SetLastError() - set the calling thread's last-error code (Win32
+ * MnSetLastError() - set the calling thread's last-error code (Win32
  * SetLastError).  @dwErrCode: any value.  Thread-local.
  */
-MN_API void WINAPI MN_W32(SetLastError)(DWORD dwErrCode);
+MN_API void WINAPI MnSetLastError(DWORD dwErrCode);
 
 /**
- * GetCurrentProcess() - the pseudo-handle of this process, (HANDLE)-1, as
- * on Windows (and Wine's NtCurrentProcess()).  It needs no closing
- * (CloseHandle() accepts it and does nothing).
+ * MnGetCurrentProcess() - the pseudo-handle of this process, (HANDLE)-1, as
+ * on Windows (and Wine's NtCurrentProcess()) (Win32 GetCurrentProcess).
+ * It needs no closing (CloseHandle() accepts it and does nothing).
  */
-MN_API HANDLE WINAPI MN_W32(GetCurrentProcess)(void);
+MN_API HANDLE WINAPI MnGetCurrentProcess(void);
 
 /**
- * CloseHandle() - close a handle returned by
+ * MnCloseHandle() - close a handle returned by
  * CreateMemoryResourceNotification() (Win32 CloseHandle).
  * @hObject: the handle; GetCurrentProcess()'s pseudo-handle is accepted.
  *
@@ -266,11 +280,11 @@ MN_API HANDLE WINAPI MN_W32(GetCurrentProcess)(void);
  * Return: TRUE; FALSE with ERROR_INVALID_HANDLE for anything else (NULL,
  * an unknown or already-closed handle).  Thread-safe; not from a callback.
  */
-MN_API BOOL WINAPI MN_W32(CloseHandle)(HANDLE hObject);
+MN_API BOOL WINAPI MnCloseHandle(HANDLE hObject);
 
 /**
- * WaitForSingleObject() - wait until a memory resource notification handle
- * is signaled (Win32 WaitForSingleObject, for these handles only).
+ * MnWaitForSingleObject() - wait until a memory resource notification
+ * handle is signaled (Win32 WaitForSingleObject, for these handles only).
  * @hHandle: from CreateMemoryResourceNotification().
  * @dwMilliseconds: the bound in ms; 0 tests and returns; INFINITE waits
  *        without a bound.
@@ -280,8 +294,30 @@ MN_API BOOL WINAPI MN_W32(CloseHandle)(HANDLE hObject);
  * ERROR_INVALID_HANDLE for an unknown handle or one closed while waiting.
  * Thread-safe; blocks the calling thread.
  */
-MN_API DWORD WINAPI MN_W32(WaitForSingleObject)(HANDLE hHandle,
-					       DWORD dwMilliseconds);
+MN_API DWORD WINAPI MnWaitForSingleObject(HANDLE hHandle, DWORD dwMilliseconds);
+
+#ifndef MN_WIN32_AFTER_WINDOWS_H
+static inline DWORD GetLastError(void)
+{
+	return MnGetLastError();
+}
+static inline void SetLastError(DWORD dwErrCode)
+{
+	MnSetLastError(dwErrCode);
+}
+static inline HANDLE GetCurrentProcess(void)
+{
+	return MnGetCurrentProcess();
+}
+static inline BOOL CloseHandle(HANDLE hObject)
+{
+	return MnCloseHandle(hObject);
+}
+static inline DWORD WaitForSingleObject(HANDLE hHandle, DWORD dwMilliseconds)
+{
+	return MnWaitForSingleObject(hHandle, dwMilliseconds);
+}
+#endif
 
 /* ------------------------------------------------------------------------
  * Memory resource notifications (CreateMemoryResourceNotification)

@@ -136,7 +136,7 @@ BOOL QueryMemoryResourceNotification(HANDLE handle, PBOOL state)
 }
 MN__W32_ALIAS(QueryMemoryResourceNotification);
 
-DWORD WaitForSingleObject(HANDLE handle, DWORD ms)
+DWORD MnWaitForSingleObject(HANDLE handle, DWORD ms)
 {
 	struct resnotif *h = get(handle);
 	struct timespec end;
@@ -173,9 +173,8 @@ DWORD WaitForSingleObject(HANDLE handle, DWORD ms)
 	put(h);
 	return ret;
 }
-MN__W32_ALIAS(WaitForSingleObject);
 
-BOOL CloseHandle(HANDLE handle)
+BOOL MnCloseHandle(HANDLE handle)
 {
 	struct resnotif *h;
 
@@ -194,4 +193,3 @@ BOOL CloseHandle(HANDLE handle)
 	put(h);
 	return TRUE;
 }
-MN__W32_ALIAS(CloseHandle);
