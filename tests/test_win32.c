@@ -828,12 +828,134 @@ static void test_clr_register_and_load(void **state)
 	assert_true(avail > 0 && avail <= st.limit_bytes);
 
 	/* Methods with no meaning here. */
-	assert_int_equal(m->lpVtbl->CreateMalloc(m, 1, &q), E_NOTIMPL);
 	assert_int_equal(m->lpVtbl->NeedsVirtualAddressSpace(m, NULL, PG), S_OK);
 
 	/* The last Release ends the registration and drops the reference. */
 	assert_int_equal(m->lpVtbl->Release(m), 0);
 	assert_int_equal(atomic_load(&c.refs), 1);
+}
+
+static IHostMalloc *mt_heap;
+static void *malloc_thread(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 2000; i++) {
+		void *p = NULL;
+		if (mt_heap->lpVtbl->Alloc(mt_heap, (SIZE_T)(i % 300), eTaskCritical, &p) != S_OK)
+			return (void *)1;
+		memset(p, i, (size_t)(i % 300));
+		if (mt_heap->lpVtbl->Free(mt_heap, p) != S_OK)
+			return (void *)1;
+	}
+	return NULL;
+}
+
+/* Issue 12 §2: CreateMalloc gives a real heap (Microsoft's
+   IHostMemoryManager::CreateMalloc and IHostMalloc pages: Alloc, DebugAlloc,
+   Free; MALLOC_THREADSAFE, MALLOC_EXECUTABLE; S_OK / E_OUTOFMEMORY). */
+static void test_clr_create_malloc(void **state)
+{
+	IHostMemoryManager *m;
+	IHostMalloc *h = NULL, *x = NULL;
+	void *a = NULL, *b = NULL, *q = NULL;
+	pthread_t t[4];
+
+	(void)state;
+	assert_int_equal(MnGetHostMemoryManager(&m), S_OK);
+	assert_int_equal(m->lpVtbl->CreateMalloc(m, MALLOC_THREADSAFE, NULL), E_POINTER);
+	assert_int_equal(m->lpVtbl->CreateMalloc(m, 0x80, &h), E_INVALIDARG);
+	assert_null(h);
+	assert_int_equal(m->lpVtbl->CreateMalloc(m, MALLOC_THREADSAFE, &h), S_OK);
+	assert_non_null(h);
+	assert_int_equal(h->lpVtbl->QueryInterface(h, &IID_IHostMalloc, &q), S_OK);
+	assert_ptr_equal(q, h);
+	h->lpVtbl->Release(h);
+	assert_int_equal(h->lpVtbl->QueryInterface(h, &IID_IHostMemoryManager, &q),
+			 E_NOINTERFACE);
+	assert_int_equal(h->lpVtbl->Alloc(h, 100, eTaskCritical, NULL), E_POINTER);
+	assert_int_equal(h->lpVtbl->Alloc(h, 100, eProcessCritical, &a), S_OK);
+	assert_true((uintptr_t)a % 16 == 0);
+	memset(a, 1, 100);
+	assert_int_equal(h->lpVtbl->DebugAlloc(h, 200, eTaskCritical, (char *)__FILE__,
+					       __LINE__, &b), S_OK);
+	memset(b, 2, 200);
+	assert_int_equal(h->lpVtbl->Alloc(h, (SIZE_T)-1, eTaskCritical, &q), E_OUTOFMEMORY);
+	assert_null(q);
+	/* Threads at once on a MALLOC_THREADSAFE heap. */
+	mt_heap = h;
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, malloc_thread, NULL), 0);
+	for (int i = 0; i < 4; i++) {
+		void *r;
+		pthread_join(t[i], &r);
+		assert_null(r);
+	}
+
+	/* MALLOC_EXECUTABLE: the block is in a mapping with execute
+	   permission; code written there runs. */
+	assert_int_equal(m->lpVtbl->CreateMalloc(m, MALLOC_THREADSAFE | MALLOC_EXECUTABLE, &x),
+			 S_OK);
+	void *code = NULL;
+	assert_int_equal(x->lpVtbl->Alloc(x, 16, eTaskCritical, &code), S_OK);
+	assert_int_equal(ws_of(code).Win32Protection, PAGE_EXECUTE_READWRITE);
+#if defined(__x86_64__)
+	static const unsigned char ret42[] = { 0xb8, 0x2a, 0, 0, 0, 0xc3 }; /* mov eax, 42; ret */
+	memcpy(code, ret42, sizeof(ret42));
+	int (*fn)(void);
+	memcpy(&fn, &code, sizeof(fn));
+	assert_int_equal(fn(), 42);
+#endif
+	/* A block is freed by the heap that gave it. */
+	assert_int_equal(x->lpVtbl->Free(x, a), E_INVALIDARG);
+	assert_int_equal(h->lpVtbl->Free(h, code), E_INVALIDARG);
+	assert_int_equal(x->lpVtbl->Free(x, code), S_OK);
+	assert_int_equal(h->lpVtbl->Free(h, a), S_OK);
+	assert_int_equal(h->lpVtbl->Free(h, b), S_OK);
+	assert_int_equal(h->lpVtbl->Free(h, NULL), S_OK);
+	assert_int_equal(x->lpVtbl->Release(x), 0);
+	assert_int_equal(h->lpVtbl->Release(h), 0);
+	m->lpVtbl->Release(m);
+}
+
+/* Issue 12 §2: the standard names of the SDK. */
+static BOOLEAN std_nmi(PVOID ctx, BOOLEAN handled)
+{
+	(void)ctx;
+	return handled;
+}
+static BOOLEAN std_secure(PVOID addr, SIZE_T range)
+{
+	(void)addr;
+	(void)range;
+	return FALSE;
+}
+static VOID std_bad(VOID)
+{
+}
+
+static void test_standard_names(void **state)
+{
+	NMI_CALLBACK *nmi = std_nmi;
+	SECURE_MEMORY_CACHE_CALLBACK *sec = std_secure;
+	BAD_MEMORY_CALLBACK_ROUTINE *bad = std_bad;
+	PSAPI_WORKING_SET_EX_INFORMATION e = { .VirtualAddress = (PVOID)&e };
+
+	(void)state;
+	assert_true(nmi(NULL, TRUE));
+	assert_false(sec(NULL, 0));
+	bad();
+	assert_true(NT_SUCCESS(STATUS_SUCCESS));
+	assert_false(NT_SUCCESS(STATUS_INVALID_HANDLE));
+	assert_ptr_equal(INVALID_HANDLE_VALUE, GetCurrentProcess());
+	assert_int_equal(ERROR_BAD_LENGTH, 24);
+	assert_int_equal(MALLOC_THREADSAFE, 1);
+	assert_int_equal(MALLOC_EXECUTABLE, 2);
+	assert_true(K32QueryWorkingSetEx(GetCurrentProcess(), &e, sizeof(e)));
+	assert_int_equal(e.VirtualAttributes.Valid, 1);
+	assert_int_equal(IID_IHostMalloc.Data1, 0x1831991C);
+	assert_int_equal(IID_IHostMemoryManager.Data1, 0x7BC698D1);
+	assert_int_equal(IID_ICLRMemoryNotificationCallback.Data1, 0x47EB8E57);
+	assert_int_equal(IID_IUnknown.Data4[0], 0xC0);
 }
 
 static void test_clr_virtual_memory(void **state)
@@ -1231,6 +1353,8 @@ int main(void)
 		cmocka_unit_test(test_secure_unsecure_from_callback),
 		cmocka_unit_test(test_secure_bad_input),
 		cmocka_unit_test(test_clr_register_and_load),
+		cmocka_unit_test(test_clr_create_malloc),
+		cmocka_unit_test(test_standard_names),
 		cmocka_unit_test(test_clr_virtual_memory),
 		cmocka_unit_test(test_clr_virtual_windows_answers),
 		cmocka_unit_test(test_resource_state_and_handles),

@@ -89,6 +89,15 @@ typedef LONG HRESULT;
 #define CALLBACK
 #define STDMETHODCALLTYPE
 #endif
+#ifndef NTAPI
+#define NTAPI
+#endif
+#ifndef NT_SUCCESS
+#define NT_SUCCESS(Status) (((NTSTATUS)(Status)) >= 0)
+#endif
+#ifndef INVALID_HANDLE_VALUE
+#define INVALID_HANDLE_VALUE ((HANDLE)(intptr_t)-1)
+#endif
 #ifndef TRUE
 #define TRUE 1
 #endif
@@ -378,6 +387,7 @@ MN_API BOOL WINAPI MN_W32(QueryMemoryResourceNotification)(
    handler.  Find the bad pages with QueryWorkingSetEx(). */
 typedef VOID(MN_CALLBACK *MN_PBAD_MEMORY_CALLBACK_ROUTINE)(VOID);
 #ifndef MN_WIN32_AFTER_WINDOWS_H
+typedef VOID MN_CALLBACK BAD_MEMORY_CALLBACK_ROUTINE(VOID);
 typedef MN_PBAD_MEMORY_CALLBACK_ROUTINE PBAD_MEMORY_CALLBACK_ROUTINE;
 #endif
 
@@ -490,6 +500,13 @@ typedef struct _PSAPI_WORKING_SET_EX_INFORMATION {
  */
 MN_API BOOL WINAPI MN_W32(QueryWorkingSetEx)(HANDLE hProcess, PVOID pv,
 					     DWORD cb);
+#if !defined(MN_WIN32_AFTER_WINDOWS_H) && !defined(K32QueryWorkingSetEx)
+/* kernel32's name for it (psapi.h with PSAPI_VERSION 2 calls it so). */
+static inline BOOL K32QueryWorkingSetEx(HANDLE hProcess, PVOID pv, DWORD cb)
+{
+	return QueryWorkingSetEx(hProcess, pv, cb);
+}
+#endif
 
 /* ------------------------------------------------------------------------
  * Secured ranges (AddSecureMemoryCacheCallback, MmSecureVirtualMemory)
@@ -506,6 +523,7 @@ MN_API BOOL WINAPI MN_W32(QueryWorkingSetEx)(HANDLE hProcess, PVOID pv,
 typedef BOOLEAN(MN_CALLBACK *MN_PSECURE_MEMORY_CACHE_CALLBACK)(PVOID Addr,
 							      SIZE_T Range);
 #ifndef MN_WIN32_AFTER_WINDOWS_H
+typedef BOOLEAN MN_CALLBACK SECURE_MEMORY_CACHE_CALLBACK(PVOID Addr, SIZE_T Range);
 typedef MN_PSECURE_MEMORY_CACHE_CALLBACK PSECURE_MEMORY_CACHE_CALLBACK;
 #endif
 
@@ -575,6 +593,7 @@ MN_API VOID MmUnsecureVirtualMemory(HANDLE SecureHandle);
    dealt with the event. */
 typedef BOOLEAN (*MN_PNMI_CALLBACK)(PVOID Context, BOOLEAN Handled);
 #ifndef MN_WIN32_AFTER_WINDOWS_H
+typedef BOOLEAN NMI_CALLBACK(PVOID Context, BOOLEAN Handled);
 typedef MN_PNMI_CALLBACK PNMI_CALLBACK;
 #endif
 
@@ -637,8 +656,16 @@ typedef GUID IID;
 #endif
 #if !defined(_REFIID_DEFINED) && !defined(REFIID) /* Wine: a macro */
 #define _REFIID_DEFINED
+#ifdef __cplusplus
+typedef const IID &REFIID; /* as guiddef.h: a reference in C++ */
+#else
 typedef const IID *REFIID;
 #endif
+#endif
+
+/* The methods of these interfaces use the platform's calling convention
+   (STDMETHODCALLTYPE may be Wine's ms_abi after its <windows.h>). */
+#define MN_STDMETHODCALLTYPE
 
 typedef enum {
 	eMemoryAvailableLow = 1,
@@ -652,38 +679,152 @@ typedef enum {
 	eProcessCritical = 2,
 } EMemoryCriticalLevel;
 
+/* IHostMemoryManager::CreateMalloc's dwMallocType (mscoree.h). */
+typedef enum {
+	MALLOC_THREADSAFE = 0x1,
+	MALLOC_EXECUTABLE = 0x2,
+} MALLOC_TYPE;
+
 extern MN_API const IID MN_IID_IUnknown;                        /* 00000000-0000-0000-C000-000000000046 */
 extern MN_API const IID MN_IID_IHostMemoryManager;              /* 7BC698D1-F9E3-4460-9CDE-D04248E9FA25 */
 extern MN_API const IID MN_IID_ICLRMemoryNotificationCallback;  /* 47EB8E57-0846-4546-AF76-6F42FCFC2649 */
+extern MN_API const IID MN_IID_IHostMalloc;                     /* 1831991C-CC53-4A31-B218-04E910446479 */
+
+/* The standard names.  After <windows.h> IID_IUnknown is Wine's (uuid). */
+#ifndef IID_ICLRMemoryNotificationCallback
+#define IID_ICLRMemoryNotificationCallback MN_IID_ICLRMemoryNotificationCallback
+#endif
+#ifndef IID_IHostMemoryManager
+#define IID_IHostMemoryManager MN_IID_IHostMemoryManager
+#endif
+#ifndef IID_IHostMalloc
+#define IID_IHostMalloc MN_IID_IHostMalloc
+#endif
+#if !defined(MN_WIN32_AFTER_WINDOWS_H) && !defined(IID_IUnknown)
+#define IID_IUnknown MN_IID_IUnknown
+#endif
+
+#if defined(__cplusplus) && !defined(CINTERFACE)
+/*
+ * C++: abstract classes with Windows' method order, as the Windows SDK
+ * declares them, so a host writes p->Method(...) and derives its callback
+ * class from ICLRMemoryNotificationCallback.  The object layout (a vtable
+ * pointer first, `this` as the first argument) is the C one below, which
+ * the library uses.  (No virtual destructor, as in COM: an object deletes
+ * itself in Release; make such a class final.)
+ */
+#ifndef __IUnknown_INTERFACE_DEFINED__
+#define __IUnknown_INTERFACE_DEFINED__
+#define MN_IUNKNOWN IUnknown
+#else
+#define MN_IUNKNOWN MnIUnknown /* Wine's IUnknown is ms_abi */
+#endif
+struct MN_IUNKNOWN {
+	virtual HRESULT MN_STDMETHODCALLTYPE QueryInterface(REFIID riid, void **ppvObject) = 0;
+	virtual ULONG MN_STDMETHODCALLTYPE AddRef() = 0;
+	virtual ULONG MN_STDMETHODCALLTYPE Release() = 0;
+};
+
+struct ICLRMemoryNotificationCallback : public MN_IUNKNOWN {
+	/* Thread context (memnotify's dispatcher); must not block. */
+	virtual HRESULT MN_STDMETHODCALLTYPE OnMemoryNotification(
+		EMemoryAvailable eMemoryAvailable) = 0;
+};
+
+struct IHostMalloc : public MN_IUNKNOWN {
+	virtual HRESULT MN_STDMETHODCALLTYPE Alloc(SIZE_T cbSize,
+						   EMemoryCriticalLevel eCriticalLevel,
+						   void **ppMem) = 0;
+	virtual HRESULT MN_STDMETHODCALLTYPE DebugAlloc(SIZE_T cbSize,
+							EMemoryCriticalLevel eCriticalLevel,
+							char *pszFileName, int iLineNo,
+							void **ppMem) = 0;
+	virtual HRESULT MN_STDMETHODCALLTYPE Free(void *pMem) = 0;
+};
+
+struct IHostMemoryManager : public MN_IUNKNOWN {
+	virtual HRESULT MN_STDMETHODCALLTYPE CreateMalloc(DWORD dwMallocType,
+							  IHostMalloc **ppMalloc) = 0;
+	virtual HRESULT MN_STDMETHODCALLTYPE VirtualAlloc(void *pAddress, SIZE_T dwSize,
+							  DWORD flAllocationType,
+							  DWORD flProtect,
+							  EMemoryCriticalLevel eCriticalLevel,
+							  void **ppMem) = 0;
+	virtual HRESULT MN_STDMETHODCALLTYPE VirtualFree(LPVOID lpAddress, SIZE_T dwSize,
+							 DWORD dwFreeType) = 0;
+	virtual HRESULT MN_STDMETHODCALLTYPE VirtualQuery(void *lpAddress, void *lpBuffer,
+							  SIZE_T dwLength,
+							  SIZE_T *pResult) = 0;
+	virtual HRESULT MN_STDMETHODCALLTYPE VirtualProtect(void *lpAddress, SIZE_T dwSize,
+							    DWORD flNewProtect,
+							    DWORD *pflOldProtect) = 0;
+	virtual HRESULT MN_STDMETHODCALLTYPE GetMemoryLoad(DWORD *pMemoryLoad,
+							   SIZE_T *pAvailableBytes) = 0;
+	virtual HRESULT MN_STDMETHODCALLTYPE RegisterMemoryNotificationCallback(
+		ICLRMemoryNotificationCallback *pCallback) = 0;
+	virtual HRESULT MN_STDMETHODCALLTYPE NeedsVirtualAddressSpace(LPVOID startAddress,
+								      SIZE_T size) = 0;
+	virtual HRESULT MN_STDMETHODCALLTYPE AcquiredVirtualAddressSpace(LPVOID startAddress,
+									 SIZE_T size) = 0;
+	virtual HRESULT MN_STDMETHODCALLTYPE ReleasedVirtualAddressSpace(
+		LPVOID startAddress) = 0;
+};
+#else /* C: a struct whose first member is lpVtbl, `This` first */
 
 typedef struct ICLRMemoryNotificationCallback ICLRMemoryNotificationCallback;
 typedef struct ICLRMemoryNotificationCallbackVtbl {
-	HRESULT(STDMETHODCALLTYPE *QueryInterface)(ICLRMemoryNotificationCallback *This,
-						   REFIID riid, void **ppvObject);
-	ULONG(STDMETHODCALLTYPE *AddRef)(ICLRMemoryNotificationCallback *This);
-	ULONG(STDMETHODCALLTYPE *Release)(ICLRMemoryNotificationCallback *This);
+	HRESULT(MN_STDMETHODCALLTYPE *QueryInterface)(ICLRMemoryNotificationCallback *This,
+						      REFIID riid, void **ppvObject);
+	ULONG(MN_STDMETHODCALLTYPE *AddRef)(ICLRMemoryNotificationCallback *This);
+	ULONG(MN_STDMETHODCALLTYPE *Release)(ICLRMemoryNotificationCallback *This);
 	/* Thread context (memnotify's dispatcher); must not block. */
-	HRESULT(STDMETHODCALLTYPE *OnMemoryNotification)(ICLRMemoryNotificationCallback *This,
-							 EMemoryAvailable eMemoryAvailable);
+	HRESULT(MN_STDMETHODCALLTYPE *OnMemoryNotification)(ICLRMemoryNotificationCallback *This,
+							    EMemoryAvailable eMemoryAvailable);
 } ICLRMemoryNotificationCallbackVtbl;
 struct ICLRMemoryNotificationCallback {
 	const ICLRMemoryNotificationCallbackVtbl *lpVtbl;
+};
+
+/* memnotify's IHostMalloc (from CreateMalloc): a heap.  Alloc and
+   DebugAlloc: S_OK, E_OUTOFMEMORY; E_POINTER for a NULL @ppMem (an open
+   case); @eCriticalLevel, @pszFileName and @iLineNo are accepted and
+   ignored.  Free: S_OK (NULL too); E_INVALIDARG for a block this heap
+   did not give (an open case). */
+typedef struct IHostMalloc IHostMalloc;
+typedef struct IHostMallocVtbl {
+	HRESULT(MN_STDMETHODCALLTYPE *QueryInterface)(IHostMalloc *This, REFIID riid,
+						      void **ppvObject);
+	ULONG(MN_STDMETHODCALLTYPE *AddRef)(IHostMalloc *This);
+	ULONG(MN_STDMETHODCALLTYPE *Release)(IHostMalloc *This);
+	HRESULT(MN_STDMETHODCALLTYPE *Alloc)(IHostMalloc *This, SIZE_T cbSize,
+					     EMemoryCriticalLevel eCriticalLevel, void **ppMem);
+	HRESULT(MN_STDMETHODCALLTYPE *DebugAlloc)(IHostMalloc *This, SIZE_T cbSize,
+						  EMemoryCriticalLevel eCriticalLevel,
+						  char *pszFileName, int iLineNo, void **ppMem);
+	HRESULT(MN_STDMETHODCALLTYPE *Free)(IHostMalloc *This, void *pMem);
+} IHostMallocVtbl;
+struct IHostMalloc {
+	const IHostMallocVtbl *lpVtbl;
 };
 
 typedef struct IHostMemoryManager IHostMemoryManager;
 typedef struct IHostMemoryManagerVtbl {
 	/* IID_IUnknown and IID_IHostMemoryManager; E_NOINTERFACE otherwise,
 	   E_POINTER for NULL. */
-	HRESULT(STDMETHODCALLTYPE *QueryInterface)(IHostMemoryManager *This,
-						   REFIID riid, void **ppvObject);
-	ULONG(STDMETHODCALLTYPE *AddRef)(IHostMemoryManager *This);
+	HRESULT(MN_STDMETHODCALLTYPE *QueryInterface)(IHostMemoryManager *This,
+						      REFIID riid, void **ppvObject);
+	ULONG(MN_STDMETHODCALLTYPE *AddRef)(IHostMemoryManager *This);
 	/* When the count reaches 0 every registered callback is unsubscribed
 	   and released. */
-	ULONG(STDMETHODCALLTYPE *Release)(IHostMemoryManager *This);
-	/* E_NOTIMPL: memnotify reports memory, it is not a heap; a host
-	   that wants one wraps its own allocator.  *ppMalloc is set to NULL. */
-	HRESULT(STDMETHODCALLTYPE *CreateMalloc)(IHostMemoryManager *This,
-						 DWORD dwMallocType, void **ppMalloc);
+	ULONG(MN_STDMETHODCALLTYPE *Release)(IHostMemoryManager *This);
+	/* A new heap (IHostMalloc) with one reference: MALLOC_THREADSAFE
+	   (always honoured: every heap may be used from any thread at once),
+	   MALLOC_EXECUTABLE (blocks in mappings with execute permission,
+	   PROT_READ | PROT_WRITE | PROT_EXEC).  S_OK, E_OUTOFMEMORY; E_POINTER
+	   for NULL, E_INVALIDARG for other bits (open cases). */
+	HRESULT(MN_STDMETHODCALLTYPE *CreateMalloc)(IHostMemoryManager *This,
+						    DWORD dwMallocType,
+						    IHostMalloc **ppMalloc);
 	/* mmap(2): MEM_RESERVE gives PROT_NONE, MEM_COMMIT the protection
 	   flProtect; MEM_COMMIT with a NULL address reserves and commits; a
 	   reservation's address is rounded down to 64 KiB (Windows'
@@ -692,7 +833,7 @@ typedef struct IHostMemoryManagerVtbl {
 	   madvise(MADV_DONTNEED).  @eCriticalLevel is accepted and ignored
 	   (Linux has no per-allocation criticality).  E_OUTOFMEMORY, E_FAIL;
 	   E_POINTER / E_INVALIDARG for bad arguments (open cases). */
-	HRESULT(STDMETHODCALLTYPE *VirtualAlloc)(IHostMemoryManager *This,
+	HRESULT(MN_STDMETHODCALLTYPE *VirtualAlloc)(IHostMemoryManager *This,
 						 void *pAddress, SIZE_T dwSize,
 						 DWORD flAllocationType, DWORD flProtect,
 						 EMemoryCriticalLevel eCriticalLevel,
@@ -700,7 +841,7 @@ typedef struct IHostMemoryManagerVtbl {
 	/* MEM_RELEASE (dwSize 0, the base VirtualAlloc returned): munmap(2);
 	   MEM_DECOMMIT: madvise(MADV_DONTNEED) + mprotect(PROT_NONE).  Both
 	   fire the range-invalidation callbacks. */
-	HRESULT(STDMETHODCALLTYPE *VirtualFree)(IHostMemoryManager *This,
+	HRESULT(MN_STDMETHODCALLTYPE *VirtualFree)(IHostMemoryManager *This,
 						LPVOID lpAddress, SIZE_T dwSize,
 						DWORD dwFreeType);
 	/* lpBuffer is a MEMORY_BASIC_INFORMATION.  Lock-free and
@@ -710,38 +851,39 @@ typedef struct IHostMemoryManagerVtbl {
 	   are MEM_COMMIT, reserved ones MEM_RESERVE with Protect 0; other
 	   memory from /proc/self/maps (MEM_COMMIT, the mapping as the
 	   allocation). */
-	HRESULT(STDMETHODCALLTYPE *VirtualQuery)(IHostMemoryManager *This,
+	HRESULT(MN_STDMETHODCALLTYPE *VirtualQuery)(IHostMemoryManager *This,
 						 void *lpAddress, void *lpBuffer,
 						 SIZE_T dwLength, SIZE_T *pResult);
 	/* mprotect(2); *pflOldProtect from /proc/self/maps. */
-	HRESULT(STDMETHODCALLTYPE *VirtualProtect)(IHostMemoryManager *This,
+	HRESULT(MN_STDMETHODCALLTYPE *VirtualProtect)(IHostMemoryManager *This,
 						   void *lpAddress, SIZE_T dwSize,
 						   DWORD flNewProtect, DWORD *pflOldProtect);
 	/* mn_memory_status(): load in percent of the effective limit and the
 	   bytes still available. */
-	HRESULT(STDMETHODCALLTYPE *GetMemoryLoad)(IHostMemoryManager *This,
+	HRESULT(MN_STDMETHODCALLTYPE *GetMemoryLoad)(IHostMemoryManager *This,
 						  DWORD *pMemoryLoad,
 						  SIZE_T *pAvailableBytes);
 	/* AddRef()s @pCallback and calls OnMemoryNotification with the level
 	   soon after, then on every change (mn_memory_subscribe(), default
 	   thresholds); E_OUTOFMEMORY, E_FAIL (no memory mechanism works
 	   here); E_POINTER for NULL (an open case). */
-	HRESULT(STDMETHODCALLTYPE *RegisterMemoryNotificationCallback)(
+	HRESULT(MN_STDMETHODCALLTYPE *RegisterMemoryNotificationCallback)(
 		IHostMemoryManager *This, ICLRMemoryNotificationCallback *pCallback);
 	/* The CLR tells the host about its address-space use.  memnotify keeps
 	   no address-space budget, so these accept and return S_OK. */
-	HRESULT(STDMETHODCALLTYPE *NeedsVirtualAddressSpace)(IHostMemoryManager *This,
+	HRESULT(MN_STDMETHODCALLTYPE *NeedsVirtualAddressSpace)(IHostMemoryManager *This,
 							     LPVOID startAddress,
 							     SIZE_T size);
-	HRESULT(STDMETHODCALLTYPE *AcquiredVirtualAddressSpace)(IHostMemoryManager *This,
+	HRESULT(MN_STDMETHODCALLTYPE *AcquiredVirtualAddressSpace)(IHostMemoryManager *This,
 								LPVOID startAddress,
 								SIZE_T size);
-	HRESULT(STDMETHODCALLTYPE *ReleasedVirtualAddressSpace)(IHostMemoryManager *This,
+	HRESULT(MN_STDMETHODCALLTYPE *ReleasedVirtualAddressSpace)(IHostMemoryManager *This,
 								LPVOID startAddress);
 } IHostMemoryManagerVtbl;
 struct IHostMemoryManager {
 	const IHostMemoryManagerVtbl *lpVtbl;
 };
+#endif /* C++ or C */
 
 /**
  * MnGetHostMemoryManager() - memnotify's IHostMemoryManager, one per

@@ -18,6 +18,9 @@ const IID MN_IID_IUnknown = {
 const IID MN_IID_IHostMemoryManager = {
 	0x7BC698D1, 0xF9E3, 0x4460, { 0x9C, 0xDE, 0xD0, 0x42, 0x48, 0xE9, 0xFA, 0x25 }
 };
+const IID MN_IID_IHostMalloc = {
+	0x1831991C, 0xCC53, 0x4A31, { 0xB2, 0x18, 0x04, 0xE9, 0x10, 0x44, 0x64, 0x79 }
+};
 const IID MN_IID_ICLRMemoryNotificationCallback = {
 	0x47EB8E57, 0x0846, 0x4546, { 0xAF, 0x76, 0x6F, 0x42, 0xFC, 0xFC, 0x26, 0x49 }
 };
@@ -167,13 +170,10 @@ static ULONG hm_release(IHostMemoryManager *This)
 	return 0;
 }
 
-static HRESULT hm_create_malloc(IHostMemoryManager *This, DWORD type, void **pp)
+static HRESULT hm_create_malloc(IHostMemoryManager *This, DWORD type, IHostMalloc **pp)
 {
 	(void)This;
-	(void)type;
-	if (pp)
-		*pp = NULL;
-	return E_NOTIMPL;
+	return mn__w32_create_malloc(type, pp);
 }
 
 /* Record a new allocation (lock taken here).  0 or -ENOMEM. */
