@@ -8,6 +8,15 @@
  *   002 KeRegisterNmiCallback              -> test_nmi_*
  *   003 AddSecureMemoryCacheCallback       -> test_secure_*
  *   CreateMemoryResourceNotification (README) -> test_resource_*, test_system_*
+ *   issue 12 (Windows' own answers, C++/IHostMalloc, exported names):
+ *     QueryWorkingSetEx                    -> test_ws_windows_answers,
+ *                                             test_badmem_working_set_bits
+ *     QueryMemoryResourceNotification(NULL) -> test_resource_state_and_handles
+ *     VirtualQuery / VirtualAlloc          -> test_clr_virtual_windows_answers
+ *     secured ranges, once per change      -> test_secure_once_per_change
+ *     CreateMalloc / IHostMalloc           -> test_clr_create_malloc
+ *     standard names                       -> test_standard_names
+ *     generic names only as Mn...          -> test_exports_generic_names_prefixed
  * Real mechanisms throughout: real faults, a real SIGBUS siginfo, real
  * munmap/mprotect, a real memory cgroup with a real hog (root).
  */

@@ -40,7 +40,7 @@
  * SetLastError, GetCurrentProcess, CloseHandle, WaitForSingleObject) only
  * as Mn...: this header maps the Windows names to them.  Wine's psapi.h has no Bad bit: test (Flags & MN_WORKING_SET_EX_BAD).
  * Do not include Wine's mscoree.h with this header (its interfaces use
- * ms_abi); this header defines the two interfaces it needs.
+ * ms_abi); this header defines the three interfaces it needs.
  */
 #ifndef MEMNOTIFY_WIN32_H
 #define MEMNOTIFY_WIN32_H
@@ -632,8 +632,10 @@ MN_API PVOID KeRegisterNmiCallback(MN_PNMI_CALLBACK CallbackRoutine,
 MN_API NTSTATUS KeDeregisterNmiCallback(PVOID Handle);
 
 /* ------------------------------------------------------------------------
- * The CLR hosting pair (mscoree.h), as C COM: a struct whose first member
- * is lpVtbl, methods in Windows' order, `This` first.
+ * The CLR hosting interfaces (mscoree.h): IHostMemoryManager,
+ * ICLRMemoryNotificationCallback and IHostMalloc.  In C++ (without
+ * CINTERFACE) abstract classes deriving from IUnknown, in C a struct whose
+ * first member is lpVtbl; methods in Windows' order either way.
  * ------------------------------------------------------------------------ */
 
 #if defined(__IHostMemoryManager_INTERFACE_DEFINED__) ||                    \
