@@ -101,10 +101,11 @@ static HRESULT mh_debug_alloc(IHostMalloc *This, SIZE_T size, EMemoryCriticalLev
 
 static HRESULT mh_free(IHostMalloc *This, void *mem)
 {
-	struct hdr *b = (struct hdr *)mem - 1;
+	struct hdr *b;
 
 	if (!mem)
 		return S_OK;
+	b = (struct hdr *)mem - 1;
 	if (b->magic != (HDR_MAGIC ^ (uint64_t)(uintptr_t)This))
 		return E_INVALIDARG;
 	b->magic = 0;
