@@ -626,6 +626,39 @@ static void test_secure_once_per_change(void **state)
 	munmap(p, 8 * PG);
 }
 
+/* The listener that tells one change from its parts lives only while some
+   range is secured: with none left, nothing of the face keeps
+   mn_shutdown() busy.  Runs first, when no other subscription exists. */
+static void test_secure_listener_ends(void **state)
+{
+	char *p = mmap(NULL, 2 * PG, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	HANDLE h;
+
+	(void)state;
+	assert_true(p != MAP_FAILED);
+	sec_reset();
+	assert_true(AddSecureMemoryCacheCallback(on_secure));
+	h = MmSecureVirtualMemory(p, 2 * PG, PAGE_READWRITE);
+	assert_non_null(h);
+	assert_int_equal(mn_shutdown(), -EBUSY);
+	assert_int_equal(mprotect(p, 2 * PG, PROT_READ), 0);
+	assert_int_equal(atomic_load(&sec_n), 1);
+	MmUnsecureVirtualMemory(h);
+	assert_true(RemoveSecureMemoryCacheCallback(on_secure));
+	assert_int_equal(mn_shutdown(), 0);
+	/* Usable again: a new range, a new listener. */
+	assert_true(AddSecureMemoryCacheCallback(on_secure));
+	h = MmSecureVirtualMemory(p, 2 * PG, PAGE_READONLY);
+	assert_non_null(h);
+	assert_int_equal(mprotect(p, 2 * PG, PROT_READ | PROT_WRITE), 0);
+	assert_int_equal(atomic_load(&sec_n), 2);
+	assert_true(sec_saw(p, 2 * PG));
+	MmUnsecureVirtualMemory(h);
+	assert_true(RemoveSecureMemoryCacheCallback(on_secure));
+	munmap(p, 2 * PG);
+}
+
 static void test_secure_virtualfree_and_order(void **state)
 {
 	IHostMemoryManager *m;
@@ -1349,6 +1382,7 @@ static void test_system_clr_and_resource_in_cgroup(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_secure_listener_ends),
 		cmocka_unit_test(test_nmi_reverse_order_and_handled),
 		cmocka_unit_test(test_nmi_unhandled_ends_child),
 		cmocka_unit_test(test_nmi_bad_input),

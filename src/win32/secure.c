@@ -67,6 +67,7 @@ static struct pair *pairs;
  */
 #define DONE 8
 static __thread struct change {
+	unsigned int gen;                  /* the listener that noted it */
 	uint64_t lo, len;                  /* the call's range */
 	unsigned int n;                    /* callbacks already run for it */
 	struct {
@@ -75,12 +76,16 @@ static __thread struct change {
 	} done[DONE];                      /* past DONE: run again (more
 					      calls, never fewer) */
 } change __attribute__((tls_model("initial-exec")));
-static _Atomic(mn_sub *) listener;
+/* The listener lives while some range is secured (so mn_shutdown() is not
+   kept busy by it), created before that range's watches; each one has a
+   new generation, and a call noted by an older one is not used. */
+static mn_sub *listener;                 /* lock */
+static _Atomic unsigned int listener_gen;
 
 /* Synchronous context, before the watches: async-signal-safe. */
 static void on_call(const struct mn_vm_event *ev, void *ctx)
 {
-	(void)ctx;
+	change.gen = (unsigned int)(uintptr_t)ctx;
 	change.lo = ev->address;
 	change.len = ev->length;
 	change.n = 0;
@@ -117,8 +122,10 @@ static void on_change(const struct mn_vm_event *ev, void *ctx)
 	struct pair *p = ctx;
 	struct secured *r = p->rng;
 	uint64_t a = ev->address, len = ev->length;
-	bool of_call = !ev->late && a >= change.lo &&
-		       a + len <= change.lo + change.len;
+	bool of_call = !ev->late &&
+		       change.gen == atomic_load_explicit(&listener_gen,
+							  memory_order_relaxed) &&
+		       a >= change.lo && a + len <= change.lo + change.len;
 	BOOLEAN dropped;
 
 	if (unsecured(r, a, len))
@@ -285,16 +292,6 @@ HANDLE MmSecureVirtualMemory(PVOID address, SIZE_T size, ULONG mode)
 	    (uintptr_t)address + size > UINTPTR_MAX - pg)
 		return mn__w32_fail(-EINVAL, NULL);
 	hi = ((uintptr_t)address + size + pg - 1) & ~(pg - 1);
-	if (!atomic_load(&listener)) {
-		/* Once: the listener that tells a change from its parts.  No
-		   lock is held (mn_vm_listen may wait for the core's). */
-		mn_sub *l = NULL, *none = NULL;
-		err = mn_vm_listen(0, on_call, NULL, &l);
-		if (err)
-			return mn__w32_fail(err, NULL);
-		if (!atomic_compare_exchange_strong(&listener, &none, l))
-			mn_unsubscribe(l);
-	}
 	err = probe(lo, hi, need);
 	if (err)
 		return mn__w32_fail(err, NULL);
@@ -304,14 +301,33 @@ HANDLE MmSecureVirtualMemory(PVOID address, SIZE_T size, ULONG mode)
 	r->addr = lo;
 	r->len = hi - lo;
 	pthread_mutex_lock(&lock);
+	if (!listener) {
+		/* The first secured range: the listener that tells a change
+		   from its parts, before any watch of the range. */
+		unsigned int gen = atomic_load(&listener_gen) + 1;
+		if (!gen)
+			gen = 1;
+		err = mn_vm_listen(0, on_call, (void *)(uintptr_t)gen, &listener);
+		if (!err)
+			atomic_store(&listener_gen, gen);
+		else
+			listener = NULL;
+	}
 	for (struct cachecb *cb = cbs; cb && !err; cb = cb->next)
 		err = pair_up(cb, r);
 	if (!err)
 		mn__w32_push(&ranges, r);
 	struct pair *undo = err ? unpair(NULL, r) : NULL;
+	mn_sub *idle = NULL;
+	if (!ranges) {
+		idle = listener;
+		listener = NULL;
+	}
 	pthread_mutex_unlock(&lock);
 	if (err) {
 		end_pairs(undo);
+		if (idle)
+			mn_unsubscribe(idle);
 		free(r);
 		return mn__w32_fail(err, NULL);
 	}
@@ -323,16 +339,25 @@ VOID MmUnsecureVirtualMemory(HANDLE handle)
 	struct secured *r;
 	struct pair *gone = NULL;
 
+	mn_sub *idle = NULL;
+
 	pthread_mutex_lock(&lock);
 	r = mn__w32_take(&ranges, handle);
 	if (r)
 		gone = unpair(NULL, r);
+	if (r && !ranges) {
+		/* The last secured range: no listener needed any more. */
+		idle = listener;
+		listener = NULL;
+	}
 	pthread_mutex_unlock(&lock);
 	if (!r) {
 		SetLastError(ERROR_INVALID_HANDLE);
 		return;
 	}
 	end_pairs(gone);
+	if (idle)
+		mn_unsubscribe(idle); /* waits, unless in a callback */
 	if (!in_callback)
 		free(r);
 }
