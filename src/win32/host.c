@@ -464,7 +464,11 @@ static HRESULT hm_register(IHostMemoryManager *This, ICLRMemoryNotificationCallb
 	if (err) {
 		cb->lpVtbl->Release(cb);
 		free(r);
-		return err == -ENOMEM ? E_OUTOFMEMORY : E_FAIL;
+		/* -ENOMEM, and the other exhausted resources the last-error
+		   table calls ERROR_NOT_ENOUGH_MEMORY (-EMFILE, -ENFILE,
+		   -EAGAIN). */
+		return mn__w32_error_of(err) == ERROR_NOT_ENOUGH_MEMORY ? E_OUTOFMEMORY
+									: E_FAIL;
 	}
 	pthread_mutex_lock(&host.lock);
 	r->next = host.regs;
