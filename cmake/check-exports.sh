@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Fail the build unless the shared library exports exactly the API declared
 # in the public headers (memnotify.h; memnotify/win32.h, whose user-mode
-# functions are exported under the Windows name and the Mn-prefixed one) (versioned MEMNOTIFY_0.1, as the map says)
+# functions of the spec are exported under the Windows name and the
+# Mn-prefixed one, the generic kernel32 ones only as Mn...) (versioned
+# MEMNOTIFY_0.1, as the map says)
 # plus the unversioned interposers (signals and memory-map calls).
 set -euo pipefail
 lib=$1 map=$2 hdr=$3 w32=$4

@@ -8,6 +8,15 @@
  *   002 KeRegisterNmiCallback              -> test_nmi_*
  *   003 AddSecureMemoryCacheCallback       -> test_secure_*
  *   CreateMemoryResourceNotification (README) -> test_resource_*, test_system_*
+ *   issue 12 (Windows' own answers, C++/IHostMalloc, exported names):
+ *     QueryWorkingSetEx                    -> test_ws_windows_answers,
+ *                                             test_badmem_working_set_bits
+ *     QueryMemoryResourceNotification(NULL) -> test_resource_state_and_handles
+ *     VirtualQuery / VirtualAlloc          -> test_clr_virtual_windows_answers
+ *     secured ranges, once per change      -> test_secure_once_per_change
+ *     CreateMalloc / IHostMalloc           -> test_clr_create_malloc
+ *     standard names                       -> test_standard_names
+ *     generic names only as Mn...          -> test_exports_generic_names_prefixed
  * Real mechanisms throughout: real faults, a real SIGBUS siginfo, real
  * munmap/mprotect, a real memory cgroup with a real hog (root).
  */
@@ -339,8 +348,12 @@ static void test_badmem_working_set_bits(void **state)
 	SetLastError(0);
 	assert_false(QueryWorkingSetEx((HANDLE)(intptr_t)1234, e, sizeof(e)));
 	assert_int_equal(GetLastError(), ERROR_INVALID_HANDLE);
+	/* Windows (Wine's dlls/psapi/tests/psapi_main.c, test_QueryWorkingSetEx,
+	   run on Windows): cb below one entry fails with ERROR_BAD_LENGTH. */
 	assert_false(QueryWorkingSetEx(GetCurrentProcess(), e, sizeof(e[0]) - 1));
-	assert_int_equal(GetLastError(), ERROR_INVALID_PARAMETER);
+	assert_int_equal(GetLastError(), ERROR_BAD_LENGTH);
+	assert_false(QueryWorkingSetEx(GetCurrentProcess(), e, 0));
+	assert_int_equal(GetLastError(), ERROR_BAD_LENGTH);
 	assert_false(QueryWorkingSetEx(GetCurrentProcess(), NULL, sizeof(e)));
 	/* The layout is Windows' own: 64 bits, Bad at bit 31. */
 	assert_int_equal(sizeof(PSAPI_WORKING_SET_EX_BLOCK), 8);
@@ -359,6 +372,56 @@ static void test_badmem_working_set_bits(void **state)
 	assert_int_equal(caps, cap.supported ? MEHC_PATROL_SCRUBBER_PRESENT : 0);
 	assert_false(GetMemoryErrorHandlingCapabilities(NULL));
 	munmap(p, 4 * PG);
+}
+
+/* Windows' answers, as Wine's conformance test records them when it runs
+   on Windows (dlls/psapi/tests/psapi_main.c, test_QueryWorkingSetEx). */
+static void test_ws_windows_answers(void **state)
+{
+	char *p = mmap(NULL, 2 * PG, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	PSAPI_WORKING_SET_EX_BLOCK b;
+
+	(void)state;
+	assert_true(p != MAP_FAILED);
+	p[0] = 1;
+	assert_int_equal(ws_of(p).Valid, 1);
+	/* A PAGE_NOACCESS page is not in the working set: Valid 0 and
+	   protection 0, though Linux keeps it resident. */
+	assert_int_equal(mprotect(p, PG, PROT_NONE), 0);
+	b = ws_of(p);
+	assert_int_equal(b.Valid, 0);
+	assert_int_equal((b.Flags >> 4) & 0x7ff, 0);
+	/* Windows: back to PAGE_READWRITE the page stays Valid 0 until it is
+	   touched.  Not mirrored (docs/windows-mapping.md, "Remaining
+	   differences"): Linux keeps the page table entry and does not show
+	   a process whether it was touched since; memnotify reports Valid 1. */
+	assert_int_equal(mprotect(p, PG, PROT_READ | PROT_WRITE), 0);
+	b = ws_of(p);
+	assert_int_equal(b.Valid, 1);
+	assert_int_equal(b.Win32Protection, PAGE_READWRITE);
+	/* A private anonymous page is not shared. */
+	assert_int_equal(b.Shared, 0);
+	assert_int_equal(b.ShareCount, 0);
+
+	/* Image pages (the library's code, running now) are Shared = 1 with
+	   ShareCount > 0, as Windows reports for its DLLs' code. */
+	b = ws_of((const void *)(uintptr_t)&QueryWorkingSetEx);
+	assert_int_equal(b.Valid, 1);
+	assert_int_equal(b.Shared, 1);
+	assert_true(b.ShareCount > 0);
+	assert_true(b.Win32Protection == PAGE_EXECUTE_READ ||
+		    b.Win32Protection == PAGE_EXECUTE);
+	/* A MAP_SHARED page, resident: shared, counted. */
+	char *s = mmap(NULL, PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(s != MAP_FAILED);
+	s[0] = 1;
+	b = ws_of(s);
+	assert_int_equal(b.Valid, 1);
+	assert_int_equal(b.Shared, 1);
+	assert_true(b.ShareCount > 0);
+	munmap(s, PG);
+	munmap(p, 2 * PG);
 }
 
 /* AnonHugePages of the mapping holding @addr, in kB (/proc/self/smaps): the
@@ -502,6 +565,98 @@ static void test_secure_free_and_protect(void **state)
 	assert_int_equal(munmap(p, 8 * PG), 0);
 	assert_int_equal(atomic_load(&sec_n), n);
 	assert_true(RemoveSecureMemoryCacheCallback(on_secure));
+}
+
+static _Atomic int sec2_n;
+static BOOLEAN CALLBACK on_secure2(PVOID addr, SIZE_T range)
+{
+	(void)addr;
+	(void)range;
+	atomic_fetch_add(&sec2_n, 1);
+	return FALSE;
+}
+
+/* One change over several secured ranges: each callback once, with the
+   call's range — as Windows, whose kernelbase VirtualFree/VirtualProtect,
+   refused for a secured range, calls RtlFlushSecureMemoryCache once with
+   the call's address and size (each registered callback once) and then
+   retries (docs/windows-mapping.md, "Secured ranges"). */
+static void test_secure_once_per_change(void **state)
+{
+	char *p = mmap(NULL, 8 * PG, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	HANDLE a, b;
+
+	(void)state;
+	assert_true(p != MAP_FAILED);
+	sec_reset();
+	atomic_store(&sec2_n, 0);
+	assert_true(AddSecureMemoryCacheCallback(on_secure));
+	assert_true(AddSecureMemoryCacheCallback(on_secure2));
+	a = MmSecureVirtualMemory(p, 2 * PG, PAGE_READWRITE);
+	b = MmSecureVirtualMemory(p + 4 * PG, 2 * PG, PAGE_READWRITE);
+	assert_non_null(a);
+	assert_non_null(b);
+	/* One mprotect over both ranges. */
+	assert_int_equal(mprotect(p, 8 * PG, PROT_READ), 0);
+	assert_int_equal(atomic_load(&sec_n), 1);
+	assert_int_equal(atomic_load(&sec2_n), 1);
+	assert_true(sec_saw(p, 8 * PG));
+	/* A change inside one range: once, with its range. */
+	assert_int_equal(mprotect(p + 4 * PG, PG, PROT_READ | PROT_WRITE), 0);
+	assert_int_equal(atomic_load(&sec_n), 2);
+	assert_true(sec_saw(p + 4 * PG, PG));
+	assert_int_equal(atomic_load(&sec2_n), 2);
+	/* TRUE for the change unsecures every part it touched (for every
+	   callback: the part is no longer secured). */
+	atomic_store(&sec_drop, 1);
+	assert_int_equal(madvise(p, 8 * PG, MADV_DONTNEED), 0);
+	assert_int_equal(atomic_load(&sec_n), 3);
+	atomic_store(&sec_drop, 0);
+	int n2 = atomic_load(&sec2_n);
+	assert_true(n2 <= 3);
+	assert_int_equal(mprotect(p + 5 * PG, PG, PROT_NONE), 0);
+	assert_int_equal(mprotect(p, PG, PROT_NONE), 0);
+	assert_int_equal(atomic_load(&sec_n), 3);
+	assert_int_equal(atomic_load(&sec2_n), n2);
+	MmUnsecureVirtualMemory(a);
+	MmUnsecureVirtualMemory(b);
+	assert_true(RemoveSecureMemoryCacheCallback(on_secure));
+	assert_true(RemoveSecureMemoryCacheCallback(on_secure2));
+	munmap(p, 8 * PG);
+}
+
+/* The listener that tells one change from its parts lives only while some
+   range is secured: with none left, nothing of the face keeps
+   mn_shutdown() busy.  Runs first, when no other subscription exists. */
+static void test_secure_listener_ends(void **state)
+{
+	char *p = mmap(NULL, 2 * PG, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	HANDLE h;
+
+	(void)state;
+	assert_true(p != MAP_FAILED);
+	sec_reset();
+	assert_true(AddSecureMemoryCacheCallback(on_secure));
+	h = MmSecureVirtualMemory(p, 2 * PG, PAGE_READWRITE);
+	assert_non_null(h);
+	assert_int_equal(mn_shutdown(), -EBUSY);
+	assert_int_equal(mprotect(p, 2 * PG, PROT_READ), 0);
+	assert_int_equal(atomic_load(&sec_n), 1);
+	MmUnsecureVirtualMemory(h);
+	assert_true(RemoveSecureMemoryCacheCallback(on_secure));
+	assert_int_equal(mn_shutdown(), 0);
+	/* Usable again: a new range, a new listener. */
+	assert_true(AddSecureMemoryCacheCallback(on_secure));
+	h = MmSecureVirtualMemory(p, 2 * PG, PAGE_READONLY);
+	assert_non_null(h);
+	assert_int_equal(mprotect(p, 2 * PG, PROT_READ | PROT_WRITE), 0);
+	assert_int_equal(atomic_load(&sec_n), 2);
+	assert_true(sec_saw(p, 2 * PG));
+	MmUnsecureVirtualMemory(h);
+	assert_true(RemoveSecureMemoryCacheCallback(on_secure));
+	munmap(p, 2 * PG);
 }
 
 static void test_secure_virtualfree_and_order(void **state)
@@ -715,12 +870,134 @@ static void test_clr_register_and_load(void **state)
 	assert_true(avail > 0 && avail <= st.limit_bytes);
 
 	/* Methods with no meaning here. */
-	assert_int_equal(m->lpVtbl->CreateMalloc(m, 1, &q), E_NOTIMPL);
 	assert_int_equal(m->lpVtbl->NeedsVirtualAddressSpace(m, NULL, PG), S_OK);
 
 	/* The last Release ends the registration and drops the reference. */
 	assert_int_equal(m->lpVtbl->Release(m), 0);
 	assert_int_equal(atomic_load(&c.refs), 1);
+}
+
+static IHostMalloc *mt_heap;
+static void *malloc_thread(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 2000; i++) {
+		void *p = NULL;
+		if (mt_heap->lpVtbl->Alloc(mt_heap, (SIZE_T)(i % 300), eTaskCritical, &p) != S_OK)
+			return (void *)1;
+		memset(p, i, (size_t)(i % 300));
+		if (mt_heap->lpVtbl->Free(mt_heap, p) != S_OK)
+			return (void *)1;
+	}
+	return NULL;
+}
+
+/* Issue 12 §2: CreateMalloc gives a real heap (Microsoft's
+   IHostMemoryManager::CreateMalloc and IHostMalloc pages: Alloc, DebugAlloc,
+   Free; MALLOC_THREADSAFE, MALLOC_EXECUTABLE; S_OK / E_OUTOFMEMORY). */
+static void test_clr_create_malloc(void **state)
+{
+	IHostMemoryManager *m;
+	IHostMalloc *h = NULL, *x = NULL;
+	void *a = NULL, *b = NULL, *q = NULL;
+	pthread_t t[4];
+
+	(void)state;
+	assert_int_equal(MnGetHostMemoryManager(&m), S_OK);
+	assert_int_equal(m->lpVtbl->CreateMalloc(m, MALLOC_THREADSAFE, NULL), E_POINTER);
+	assert_int_equal(m->lpVtbl->CreateMalloc(m, 0x80, &h), E_INVALIDARG);
+	assert_null(h);
+	assert_int_equal(m->lpVtbl->CreateMalloc(m, MALLOC_THREADSAFE, &h), S_OK);
+	assert_non_null(h);
+	assert_int_equal(h->lpVtbl->QueryInterface(h, &IID_IHostMalloc, &q), S_OK);
+	assert_ptr_equal(q, h);
+	h->lpVtbl->Release(h);
+	assert_int_equal(h->lpVtbl->QueryInterface(h, &IID_IHostMemoryManager, &q),
+			 E_NOINTERFACE);
+	assert_int_equal(h->lpVtbl->Alloc(h, 100, eTaskCritical, NULL), E_POINTER);
+	assert_int_equal(h->lpVtbl->Alloc(h, 100, eProcessCritical, &a), S_OK);
+	assert_true((uintptr_t)a % 16 == 0);
+	memset(a, 1, 100);
+	assert_int_equal(h->lpVtbl->DebugAlloc(h, 200, eTaskCritical, (char *)__FILE__,
+					       __LINE__, &b), S_OK);
+	memset(b, 2, 200);
+	assert_int_equal(h->lpVtbl->Alloc(h, (SIZE_T)-1, eTaskCritical, &q), E_OUTOFMEMORY);
+	assert_null(q);
+	/* Threads at once on a MALLOC_THREADSAFE heap. */
+	mt_heap = h;
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, malloc_thread, NULL), 0);
+	for (int i = 0; i < 4; i++) {
+		void *r;
+		pthread_join(t[i], &r);
+		assert_null(r);
+	}
+
+	/* MALLOC_EXECUTABLE: the block is in a mapping with execute
+	   permission; code written there runs. */
+	assert_int_equal(m->lpVtbl->CreateMalloc(m, MALLOC_THREADSAFE | MALLOC_EXECUTABLE, &x),
+			 S_OK);
+	void *code = NULL;
+	assert_int_equal(x->lpVtbl->Alloc(x, 16, eTaskCritical, &code), S_OK);
+	assert_int_equal(ws_of(code).Win32Protection, PAGE_EXECUTE_READWRITE);
+#if defined(__x86_64__)
+	static const unsigned char ret42[] = { 0xb8, 0x2a, 0, 0, 0, 0xc3 }; /* mov eax, 42; ret */
+	memcpy(code, ret42, sizeof(ret42));
+	int (*fn)(void);
+	memcpy(&fn, &code, sizeof(fn));
+	assert_int_equal(fn(), 42);
+#endif
+	/* A block is freed by the heap that gave it. */
+	assert_int_equal(x->lpVtbl->Free(x, a), E_INVALIDARG);
+	assert_int_equal(h->lpVtbl->Free(h, code), E_INVALIDARG);
+	assert_int_equal(x->lpVtbl->Free(x, code), S_OK);
+	assert_int_equal(h->lpVtbl->Free(h, a), S_OK);
+	assert_int_equal(h->lpVtbl->Free(h, b), S_OK);
+	assert_int_equal(h->lpVtbl->Free(h, NULL), S_OK);
+	assert_int_equal(x->lpVtbl->Release(x), 0);
+	assert_int_equal(h->lpVtbl->Release(h), 0);
+	m->lpVtbl->Release(m);
+}
+
+/* Issue 12 §2: the standard names of the SDK. */
+static BOOLEAN std_nmi(PVOID ctx, BOOLEAN handled)
+{
+	(void)ctx;
+	return handled;
+}
+static BOOLEAN std_secure(PVOID addr, SIZE_T range)
+{
+	(void)addr;
+	(void)range;
+	return FALSE;
+}
+static VOID std_bad(VOID)
+{
+}
+
+static void test_standard_names(void **state)
+{
+	NMI_CALLBACK *nmi = std_nmi;
+	SECURE_MEMORY_CACHE_CALLBACK *sec = std_secure;
+	BAD_MEMORY_CALLBACK_ROUTINE *bad = std_bad;
+	PSAPI_WORKING_SET_EX_INFORMATION e = { .VirtualAddress = (PVOID)&e };
+
+	(void)state;
+	assert_true(nmi(NULL, TRUE));
+	assert_false(sec(NULL, 0));
+	bad();
+	assert_true(NT_SUCCESS(STATUS_SUCCESS));
+	assert_false(NT_SUCCESS(STATUS_INVALID_HANDLE));
+	assert_ptr_equal(INVALID_HANDLE_VALUE, GetCurrentProcess());
+	assert_int_equal(ERROR_BAD_LENGTH, 24);
+	assert_int_equal(MALLOC_THREADSAFE, 1);
+	assert_int_equal(MALLOC_EXECUTABLE, 2);
+	assert_true(K32QueryWorkingSetEx(GetCurrentProcess(), &e, sizeof(e)));
+	assert_int_equal(e.VirtualAttributes.Valid, 1);
+	assert_int_equal(IID_IHostMalloc.Data1, 0x1831991C);
+	assert_int_equal(IID_IHostMemoryManager.Data1, 0x7BC698D1);
+	assert_int_equal(IID_ICLRMemoryNotificationCallback.Data1, 0x47EB8E57);
+	assert_int_equal(IID_IUnknown.Data4[0], 0xC0);
 }
 
 static void test_clr_virtual_memory(void **state)
@@ -770,6 +1047,134 @@ static void test_clr_virtual_memory(void **state)
 	m->lpVtbl->Release(m);
 }
 
+/* A free, 64 KiB-aligned hole of @len bytes (found, then let go). */
+static char *free_hole(size_t len)
+{
+	char *p = mmap(NULL, len + (64u << 10), PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(p != MAP_FAILED);
+	munmap(p, len + (64u << 10));
+	return (char *)(((uintptr_t)p + (64u << 10) - 1) & ~(uintptr_t)((64u << 10) - 1));
+}
+
+/* The end of the /proc/self/maps line holding @a. */
+static uintptr_t maps_end(const void *a)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	char line[512];
+	uintptr_t end = 0;
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 &&
+		    (uintptr_t)a >= lo && (uintptr_t)a < hi) {
+			end = hi;
+			break;
+		}
+	}
+	fclose(f);
+	return end;
+}
+
+static MEMORY_BASIC_INFORMATION vq(IHostMemoryManager *m, const void *a)
+{
+	MEMORY_BASIC_INFORMATION mbi;
+	SIZE_T got = 0;
+
+	assert_int_equal(m->lpVtbl->VirtualQuery(m, (void *)a, &mbi, sizeof(mbi), &got), S_OK);
+	assert_int_equal(got, sizeof(mbi));
+	return mbi;
+}
+
+/* Windows' answers for IHostMemoryManager's Virtual* methods, which call
+   kernel32's VirtualAlloc/VirtualQuery (their behaviour as Wine's
+   dlls/kernel32/tests/virtual.c records it on Windows, and Microsoft's
+   VirtualAlloc page: "If the memory is being reserved, the specified
+   address is rounded down to the nearest multiple of the allocation
+   granularity"). */
+static void test_clr_virtual_windows_answers(void **state)
+{
+	MEMORY_BASIC_INFORMATION mbi;
+	IHostMemoryManager *m;
+	void *a = NULL, *b = NULL, *c = NULL;
+
+	(void)state;
+	assert_int_equal(MnGetHostMemoryManager(&m), S_OK);
+
+	/* Two neighbouring allocations with one protection: the kernel shows
+	   one mapping, VirtualQuery stops at each allocation's end. */
+	char *hole = free_hole(32 * PG);
+	assert_int_equal(m->lpVtbl->VirtualAlloc(m, hole, 16 * PG, MEM_RESERVE | MEM_COMMIT,
+						 PAGE_READWRITE, eTaskCritical, &a), S_OK);
+	assert_ptr_equal(a, hole);
+	assert_int_equal(m->lpVtbl->VirtualAlloc(m, hole + 16 * PG, 16 * PG,
+						 MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE,
+						 eTaskCritical, &b), S_OK);
+	assert_ptr_equal(b, hole + 16 * PG);
+	assert_true(maps_end(a) >= (uintptr_t)hole + 32 * PG); /* merged by the kernel */
+	mbi = vq(m, a);
+	assert_int_equal(mbi.RegionSize, 16 * PG);
+	assert_ptr_equal(mbi.AllocationBase, a);
+	mbi = vq(m, (char *)a + 3 * PG + 5);
+	assert_ptr_equal(mbi.BaseAddress, (char *)a + 3 * PG);
+	assert_int_equal(mbi.RegionSize, 13 * PG);
+	mbi = vq(m, b);
+	assert_ptr_equal(mbi.AllocationBase, b);
+	assert_int_equal(mbi.RegionSize, 16 * PG);
+	assert_int_equal(m->lpVtbl->VirtualFree(m, a, 0, MEM_RELEASE), S_OK);
+	assert_int_equal(m->lpVtbl->VirtualFree(m, b, 0, MEM_RELEASE), S_OK);
+
+	/* A committed PAGE_NOACCESS region is MEM_COMMIT, not MEM_RESERVE. */
+	assert_int_equal(m->lpVtbl->VirtualAlloc(m, NULL, 4 * PG, MEM_RESERVE | MEM_COMMIT,
+						 PAGE_NOACCESS, eTaskCritical, &a), S_OK);
+	mbi = vq(m, a);
+	assert_int_equal(mbi.State, MEM_COMMIT);
+	assert_int_equal(mbi.Protect, PAGE_NOACCESS);
+	assert_int_equal(mbi.AllocationProtect, PAGE_NOACCESS);
+	assert_int_equal(mbi.RegionSize, 4 * PG);
+	/* ... and a reserved-only part stays MEM_RESERVE, Protect 0. */
+	assert_int_equal(m->lpVtbl->VirtualFree(m, (char *)a + 2 * PG, 2 * PG, MEM_DECOMMIT), S_OK);
+	mbi = vq(m, a);
+	assert_int_equal(mbi.State, MEM_COMMIT);
+	assert_int_equal(mbi.RegionSize, 2 * PG);
+	mbi = vq(m, (char *)a + 2 * PG);
+	assert_int_equal(mbi.State, MEM_RESERVE);
+	assert_int_equal(mbi.Protect, 0);
+	assert_int_equal(mbi.RegionSize, 2 * PG);
+	assert_int_equal(m->lpVtbl->VirtualFree(m, a, 0, MEM_RELEASE), S_OK);
+
+	/* An unaligned address is rounded down (a reservation to the 64 KiB
+	   granularity, a commit to the page), not refused. */
+	hole = free_hole(32 * PG);
+	assert_int_equal(m->lpVtbl->VirtualAlloc(m, hole + 123, 8 * PG, MEM_RESERVE,
+						 PAGE_READWRITE, eTaskCritical, &a), S_OK);
+	assert_ptr_equal(a, hole);
+	assert_int_equal(m->lpVtbl->VirtualAlloc(m, hole + PG + 17, 10, MEM_COMMIT,
+						 PAGE_READWRITE, eTaskCritical, &c), S_OK);
+	assert_ptr_equal(c, hole + PG);
+	mbi = vq(m, hole + PG);
+	assert_int_equal(mbi.State, MEM_COMMIT);
+	assert_int_equal(mbi.RegionSize, PG);
+	assert_int_equal(m->lpVtbl->VirtualFree(m, a, 0, MEM_RELEASE), S_OK);
+
+	/* MEM_COMMIT with no address reserves and commits. */
+	assert_int_equal(m->lpVtbl->VirtualAlloc(m, NULL, 3 * PG, MEM_COMMIT,
+						 PAGE_READWRITE, eTaskCritical, &a), S_OK);
+	memset(a, 7, 3 * PG);
+	mbi = vq(m, a);
+	assert_int_equal(mbi.State, MEM_COMMIT);
+	assert_ptr_equal(mbi.AllocationBase, a);
+	assert_int_equal(mbi.RegionSize, 3 * PG);
+	assert_int_equal(m->lpVtbl->VirtualFree(m, a, 0, MEM_RELEASE), S_OK);
+	/* Committing memory the face never reserved is refused. */
+	char *foreign = mmap(NULL, PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_int_equal(m->lpVtbl->VirtualAlloc(m, foreign, PG, MEM_COMMIT, PAGE_READWRITE,
+						 eTaskCritical, &c), E_INVALIDARG);
+	munmap(foreign, PG);
+	m->lpVtbl->Release(m);
+}
+
 /* ---- CreateMemoryResourceNotification ------------------------------------- */
 
 static void test_resource_state_and_handles(void **state)
@@ -808,17 +1213,75 @@ static void test_resource_state_and_handles(void **state)
 	assert_int_equal(GetLastError(), ERROR_INVALID_PARAMETER);
 	assert_false(QueryMemoryResourceNotification(lo, NULL));
 	assert_int_equal(GetLastError(), ERROR_INVALID_PARAMETER);
+	/* Windows (Wine's dlls/kernel32/tests/sync.c, run on Windows): a NULL
+	   handle is ERROR_INVALID_PARAMETER, not ERROR_INVALID_HANDLE; an
+	   event handle — here, the face's only kind — is accepted. */
+	SetLastError(0);
+	assert_false(QueryMemoryResourceNotification(NULL, &s_lo));
+	assert_int_equal(GetLastError(), ERROR_INVALID_PARAMETER);
+	SetLastError(0);
+	assert_true(QueryMemoryResourceNotification(hi, &s_hi));
+	assert_int_equal(GetLastError(), 0);
 	assert_true(CloseHandle(lo));
 	assert_true(CloseHandle(hi));
 	assert_false(CloseHandle(lo));
 	assert_int_equal(GetLastError(), ERROR_INVALID_HANDLE);
 	assert_false(QueryMemoryResourceNotification(lo, &s_lo));
+	assert_int_equal(GetLastError(), ERROR_INVALID_HANDLE);
 	assert_int_equal(WaitForSingleObject(lo, 0), WAIT_FAILED);
 	assert_true(CloseHandle(GetCurrentProcess()));
 	assert_ptr_equal(GetCurrentProcess(), (HANDLE)(intptr_t)-1);
 	/* Last error is per thread. */
 	SetLastError(1234);
 	assert_int_equal(GetLastError(), 1234);
+}
+
+/* Issue 12 §3: the generic kernel32 names are exported only as Mn..., so a
+   process that also loads WinPR or winelib binds each name to one library;
+   the header maps the Windows names, so source is unchanged. */
+static void test_exports_generic_names_prefixed(void **state)
+{
+	static const char *const generic[] = {
+		"GetLastError", "SetLastError", "GetCurrentProcess",
+		"CloseHandle", "WaitForSingleObject",
+	};
+	char cmd[4096], line[256];
+	bool seen[5][2] = { { false } }, spec = false;
+	FILE *f;
+
+	(void)state;
+	/* The shared library's dynamic symbols (this test links the static
+	   archive; loading a second copy would install a second set of
+	   interposers). */
+	snprintf(cmd, sizeof(cmd), "nm -D --defined-only '%s'", MN_TEST_SHARED_LIB);
+	f = popen(cmd, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		char *sym = strrchr(line, ' ');
+		if (!sym)
+			continue;
+		sym++;
+		sym[strcspn(sym, "@\n")] = 0;
+		for (size_t i = 0; i < 5; i++) {
+			seen[i][0] |= !strcmp(sym, generic[i]);
+			seen[i][1] |= !strncmp(sym, "Mn", 2) && !strcmp(sym + 2, generic[i]);
+		}
+		spec |= !strcmp(sym, "QueryWorkingSetEx");
+	}
+	assert_int_equal(pclose(f), 0);
+	for (size_t i = 0; i < 5; i++) {
+		assert_false(seen[i][0]);
+		assert_true(seen[i][1]);
+	}
+	/* The spec's own names stay. */
+	assert_true(spec);
+	/* Source written for Windows calls them by their Windows names. */
+	SetLastError(77);
+	assert_int_equal(GetLastError(), 77);
+	assert_int_equal(MnGetLastError(), 77);
+	assert_false(CloseHandle(NULL));
+	assert_int_equal(GetLastError(), ERROR_INVALID_HANDLE);
+	assert_int_equal(WaitForSingleObject(NULL, 0), WAIT_FAILED);
 }
 
 /* ---- System: a real memory cgroup and a real hog (root) ----------------- */
@@ -919,19 +1382,26 @@ static void test_system_clr_and_resource_in_cgroup(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_secure_listener_ends),
 		cmocka_unit_test(test_nmi_reverse_order_and_handled),
 		cmocka_unit_test(test_nmi_unhandled_ends_child),
 		cmocka_unit_test(test_nmi_bad_input),
 		cmocka_unit_test(test_badmem_callback_and_bad_bit),
 		cmocka_unit_test(test_badmem_working_set_bits),
 		cmocka_unit_test(test_badmem_large_page),
+		cmocka_unit_test(test_ws_windows_answers),
 		cmocka_unit_test(test_secure_free_and_protect),
+		cmocka_unit_test(test_secure_once_per_change),
 		cmocka_unit_test(test_secure_virtualfree_and_order),
 		cmocka_unit_test(test_secure_unsecure_from_callback),
 		cmocka_unit_test(test_secure_bad_input),
 		cmocka_unit_test(test_clr_register_and_load),
+		cmocka_unit_test(test_clr_create_malloc),
+		cmocka_unit_test(test_standard_names),
 		cmocka_unit_test(test_clr_virtual_memory),
+		cmocka_unit_test(test_clr_virtual_windows_answers),
 		cmocka_unit_test(test_resource_state_and_handles),
+		cmocka_unit_test(test_exports_generic_names_prefixed),
 		cmocka_unit_test(test_system_clr_and_resource_in_cgroup),
 	};
 

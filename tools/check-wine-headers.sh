@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tools/check-wine-headers.sh CFLAGS_AND_LIBS... — compile and run
-# tests/win32_after_wine.c with Wine's <windows.h> first, against Debian's
+# tests/win32_after_wine.c and tests/win32_after_wine.cpp with Wine's
+# <windows.h> first, against Debian's
 # libwine-dev headers (only the package's files are unpacked, nothing is
 # installed).  Exit 77 with the reason if the headers cannot be had.
 set -euo pipefail
@@ -22,4 +23,6 @@ fi
 echo "Wine headers: $inc"
 cc -std=gnu11 -Wall -Wextra -Werror -I"$inc" tests/win32_after_wine.c "$@" -o "$tmp/after_wine"
 "$tmp/after_wine"
-echo "win32.h after Wine's windows.h: built and ran"
+c++ -Wall -Wextra -Werror -I"$inc" tests/win32_after_wine.cpp "$@" -o "$tmp/after_wine_cxx"
+"$tmp/after_wine_cxx"
+echo "win32.h after Wine's windows.h: built and ran (C and C++)"

@@ -35,9 +35,12 @@
  * convention: declare them with MN_CALLBACK (empty), not Wine's CALLBACK,
  * and use the MN_P... callback types (the compiler diagnoses a mismatch:
  * incompatible pointer types).  The library exports both spellings of
- * each user-mode function.  Wine's psapi.h has no Bad bit: test (Flags & MN_WORKING_SET_EX_BAD).
+ * each user-mode function of the spec (RegisterBadMemoryNotification,
+ * QueryWorkingSetEx, ...), but the generic kernel32 names (GetLastError,
+ * SetLastError, GetCurrentProcess, CloseHandle, WaitForSingleObject) only
+ * as Mn...: this header maps the Windows names to them.  Wine's psapi.h has no Bad bit: test (Flags & MN_WORKING_SET_EX_BAD).
  * Do not include Wine's mscoree.h with this header (its interfaces use
- * ms_abi); this header defines the two interfaces it needs.
+ * ms_abi); this header defines the three interfaces it needs.
  */
 #ifndef MEMNOTIFY_WIN32_H
 #define MEMNOTIFY_WIN32_H
@@ -85,6 +88,15 @@ typedef LONG HRESULT;
 #define WINAPI
 #define CALLBACK
 #define STDMETHODCALLTYPE
+#endif
+#ifndef NTAPI
+#define NTAPI
+#endif
+#ifndef NT_SUCCESS
+#define NT_SUCCESS(Status) (((NTSTATUS)(Status)) >= 0)
+#endif
+#ifndef INVALID_HANDLE_VALUE
+#define INVALID_HANDLE_VALUE ((HANDLE)(intptr_t)-1)
 #endif
 #ifndef TRUE
 #define TRUE 1
@@ -138,6 +150,9 @@ typedef LONG HRESULT;
 #endif
 #ifndef ERROR_NOT_ENOUGH_MEMORY
 #define ERROR_NOT_ENOUGH_MEMORY 8L
+#endif
+#ifndef ERROR_BAD_LENGTH
+#define ERROR_BAD_LENGTH 24L
 #endif
 #ifndef ERROR_NOT_SUPPORTED
 #define ERROR_NOT_SUPPORTED 50L
@@ -233,28 +248,39 @@ typedef struct _MEMORY_BASIC_INFORMATION {
  * Last error and handles
  * ------------------------------------------------------------------------ */
 
+/*
+ * These five are exported only under memnotify's prefix (MnGetLastError,
+ * ...): other Windows-on-Linux code in the same process (WinPR, winelib)
+ * exports the plain names, and a program must not bind to the wrong
+ * library's handles or last error.  Without <windows.h> first, the Windows
+ * names below are static inline functions that call them, so ported source
+ * is unchanged; after it, the names are Wine's and these are called by
+ * their Mn names.
+ */
+
 /**
- * GetLastError() - the calling thread's last-error code (Win32 GetLastError).
+ * MnGetLastError() - the calling thread's last-error code (Win32
+ * GetLastError).
  * Return: the value the last failing function of this header (or
  * SetLastError) stored in this thread; 0 if none.  Thread-local.
  */
-MN_API DWORD WINAPI MN_W32(GetLastError)(void);
+MN_API DWORD WINAPI MnGetLastError(void);
 
 /**
- * SetLastError() - set the calling thread's last-error code (Win32
+ * MnSetLastError() - set the calling thread's last-error code (Win32
  * SetLastError).  @dwErrCode: any value.  Thread-local.
  */
-MN_API void WINAPI MN_W32(SetLastError)(DWORD dwErrCode);
+MN_API void WINAPI MnSetLastError(DWORD dwErrCode);
 
 /**
- * GetCurrentProcess() - the pseudo-handle of this process, (HANDLE)-1, as
- * on Windows (and Wine's NtCurrentProcess()).  It needs no closing
- * (CloseHandle() accepts it and does nothing).
+ * MnGetCurrentProcess() - the pseudo-handle of this process, (HANDLE)-1, as
+ * on Windows (and Wine's NtCurrentProcess()) (Win32 GetCurrentProcess).
+ * It needs no closing (CloseHandle() accepts it and does nothing).
  */
-MN_API HANDLE WINAPI MN_W32(GetCurrentProcess)(void);
+MN_API HANDLE WINAPI MnGetCurrentProcess(void);
 
 /**
- * CloseHandle() - close a handle returned by
+ * MnCloseHandle() - close a handle returned by
  * CreateMemoryResourceNotification() (Win32 CloseHandle).
  * @hObject: the handle; GetCurrentProcess()'s pseudo-handle is accepted.
  *
@@ -263,11 +289,11 @@ MN_API HANDLE WINAPI MN_W32(GetCurrentProcess)(void);
  * Return: TRUE; FALSE with ERROR_INVALID_HANDLE for anything else (NULL,
  * an unknown or already-closed handle).  Thread-safe; not from a callback.
  */
-MN_API BOOL WINAPI MN_W32(CloseHandle)(HANDLE hObject);
+MN_API BOOL WINAPI MnCloseHandle(HANDLE hObject);
 
 /**
- * WaitForSingleObject() - wait until a memory resource notification handle
- * is signaled (Win32 WaitForSingleObject, for these handles only).
+ * MnWaitForSingleObject() - wait until a memory resource notification
+ * handle is signaled (Win32 WaitForSingleObject, for these handles only).
  * @hHandle: from CreateMemoryResourceNotification().
  * @dwMilliseconds: the bound in ms; 0 tests and returns; INFINITE waits
  *        without a bound.
@@ -277,8 +303,30 @@ MN_API BOOL WINAPI MN_W32(CloseHandle)(HANDLE hObject);
  * ERROR_INVALID_HANDLE for an unknown handle or one closed while waiting.
  * Thread-safe; blocks the calling thread.
  */
-MN_API DWORD WINAPI MN_W32(WaitForSingleObject)(HANDLE hHandle,
-					       DWORD dwMilliseconds);
+MN_API DWORD WINAPI MnWaitForSingleObject(HANDLE hHandle, DWORD dwMilliseconds);
+
+#ifndef MN_WIN32_AFTER_WINDOWS_H
+static inline DWORD GetLastError(void)
+{
+	return MnGetLastError();
+}
+static inline void SetLastError(DWORD dwErrCode)
+{
+	MnSetLastError(dwErrCode);
+}
+static inline HANDLE GetCurrentProcess(void)
+{
+	return MnGetCurrentProcess();
+}
+static inline BOOL CloseHandle(HANDLE hObject)
+{
+	return MnCloseHandle(hObject);
+}
+static inline DWORD WaitForSingleObject(HANDLE hHandle, DWORD dwMilliseconds)
+{
+	return MnWaitForSingleObject(hHandle, dwMilliseconds);
+}
+#endif
 
 /* ------------------------------------------------------------------------
  * Memory resource notifications (CreateMemoryResourceNotification)
@@ -321,9 +369,12 @@ MN_API HANDLE WINAPI MN_W32(CreateMemoryResourceNotification)(
  * @ResourceNotificationHandle: from CreateMemoryResourceNotification().
  * @ResourceState: receives TRUE if signaled, else FALSE.
  *
- * Return: TRUE; FALSE with ERROR_INVALID_HANDLE for an unknown handle, or
- * ERROR_INVALID_PARAMETER for a NULL @ResourceState.  Thread-safe; does
- * not block.
+ * The face has no CreateEvent: the only event handles it knows are the
+ * ones CreateMemoryResourceNotification() returns, and each is accepted.
+ *
+ * Return: TRUE; FALSE with ERROR_INVALID_PARAMETER for a NULL handle or a
+ * NULL @ResourceState (as Windows), ERROR_INVALID_HANDLE for another
+ * handle (closed or unknown).  Thread-safe; does not block.
  */
 MN_API BOOL WINAPI MN_W32(QueryMemoryResourceNotification)(
 	HANDLE ResourceNotificationHandle, PBOOL ResourceState);
@@ -336,6 +387,7 @@ MN_API BOOL WINAPI MN_W32(QueryMemoryResourceNotification)(
    handler.  Find the bad pages with QueryWorkingSetEx(). */
 typedef VOID(MN_CALLBACK *MN_PBAD_MEMORY_CALLBACK_ROUTINE)(VOID);
 #ifndef MN_WIN32_AFTER_WINDOWS_H
+typedef VOID MN_CALLBACK BAD_MEMORY_CALLBACK_ROUTINE(VOID);
 typedef MN_PBAD_MEMORY_CALLBACK_ROUTINE PBAD_MEMORY_CALLBACK_ROUTINE;
 #endif
 
@@ -426,22 +478,35 @@ typedef struct _PSAPI_WORKING_SET_EX_INFORMATION {
  *       of each (any address in the page); VirtualAttributes is written.
  * @cb:  the size of the array in bytes.
  *
- * Valid: the page is resident (/proc/self/pagemap "present").  For a
- * resident page also Win32Protection (PAGE_* from /proc/self/smaps), Shared
- * (a shared mapping), Node (the NUMA node, get_mempolicy(2)), Locked
+ * Valid: the page is resident (/proc/self/pagemap "present") and
+ * accessible: a PROT_NONE (PAGE_NOACCESS) page reads Valid 0 and protection
+ * 0, as on Windows.  For a valid page also Win32Protection (PAGE_* from
+ * /proc/self/smaps), Shared (a shared mapping, or an image page — a private
+ * mapping of a file this process maps executable, i.e. the program or a
+ * library — not yet copied on write), ShareCount for a shared page (the
+ * page's map count from /proc/kpagecount, at most 7, where this process
+ * may read it; else 1 if pagemap says the page is mapped once, 2 — a lower
+ * bound — if not), Node (the NUMA node, get_mempolicy(2)), Locked
  * (mlock()ed: smaps VmFlags "lo") and LargePage (a huge page: the
  * PAGEMAP_SCAN ioctl's PAGE_IS_HUGE where the kernel has it, else a
  * hugetlb mapping).  Bad, in either layout: memnotify recorded the page
- * as poisoned (mn_badmem_query()).  ShareCount stays 0: the kernel gives a
- * page's map count (/proc/kpagecount) to privileged readers only.
- * An unmapped address gives all zero except Bad.
+ * as poisoned (mn_badmem_query()).  An unmapped address gives all zero
+ * except Bad.  Not mirrored: Windows' Valid 0 after a protection change
+ * until the page is touched again (docs/windows-mapping.md).
  *
  * Return: TRUE; FALSE with ERROR_INVALID_HANDLE for another @hProcess,
- * ERROR_INVALID_PARAMETER for NULL @pv or @cb below one entry, or the
- * error of reading /proc.  Thread-safe.
+ * ERROR_INVALID_PARAMETER for NULL @pv, ERROR_BAD_LENGTH for @cb below
+ * one entry, or the error of reading /proc.  Thread-safe.
  */
 MN_API BOOL WINAPI MN_W32(QueryWorkingSetEx)(HANDLE hProcess, PVOID pv,
 					     DWORD cb);
+#if !defined(MN_WIN32_AFTER_WINDOWS_H) && !defined(K32QueryWorkingSetEx)
+/* kernel32's name for it (psapi.h with PSAPI_VERSION 2 calls it so). */
+static inline BOOL K32QueryWorkingSetEx(HANDLE hProcess, PVOID pv, DWORD cb)
+{
+	return QueryWorkingSetEx(hProcess, pv, cb);
+}
+#endif
 
 /* ------------------------------------------------------------------------
  * Secured ranges (AddSecureMemoryCacheCallback, MmSecureVirtualMemory)
@@ -450,13 +515,15 @@ MN_API BOOL WINAPI MN_W32(QueryWorkingSetEx)(HANDLE hProcess, PVOID pv,
 /* Synchronous context: runs in the thread making the munmap(), mprotect(),
    mremap() or madvise() call, before the change (possibly inside a signal
    handler: keep it async-signal-safe), or on the dispatcher after the
-   change for paths only userfaultfd sees.  @Addr, @Range: the part of a
-   secured range the call touches, in bytes.  Return TRUE if the callback
-   dropped its cached mapping of that part (the part is then unsecured),
-   FALSE if it held none. */
+   change for paths only userfaultfd sees.  @Addr, @Range: the call's
+   range in bytes, once per call (for a late change: the part of one
+   secured range).  Return TRUE if the callback dropped its cached
+   mappings there (the secured parts the call touches are then
+   unsecured), FALSE if it held none. */
 typedef BOOLEAN(MN_CALLBACK *MN_PSECURE_MEMORY_CACHE_CALLBACK)(PVOID Addr,
 							      SIZE_T Range);
 #ifndef MN_WIN32_AFTER_WINDOWS_H
+typedef BOOLEAN MN_CALLBACK SECURE_MEMORY_CACHE_CALLBACK(PVOID Addr, SIZE_T Range);
 typedef MN_PSECURE_MEMORY_CACHE_CALLBACK PSECURE_MEMORY_CACHE_CALLBACK;
 #endif
 
@@ -466,9 +533,14 @@ typedef MN_PSECURE_MEMORY_CACHE_CALLBACK PSECURE_MEMORY_CACHE_CALLBACK;
  * @pfnCallBack: see MN_PSECURE_MEMORY_CACHE_CALLBACK.
  *
  * Every call that frees, moves, discards or re-protects part of a range
- * secured with MmSecureVirtualMemory() calls every registered callback with
- * that part (mn_vm_watch()).  Registering the same pointer twice gives two
- * registrations.
+ * secured with MmSecureVirtualMemory() calls every registered callback
+ * once, with the call's range (page-aligned), however many secured ranges
+ * the call touches — as Windows' VirtualFree/VirtualProtect call
+ * RtlFlushSecureMemoryCache once with theirs (mn_vm_watch() per range and
+ * mn_vm_listen() for the call).  TRUE unsecures every secured part the call
+ * touched.  A change only userfaultfd sees (late, on the dispatcher) gives
+ * one call per range, with that range's part.  Registering the same
+ * pointer twice gives two registrations.
  * Return: TRUE; FALSE with ERROR_INVALID_PARAMETER (NULL) or
  * ERROR_NOT_ENOUGH_MEMORY.  Thread-safe; not async-signal-safe.
  */
@@ -521,6 +593,7 @@ MN_API VOID MmUnsecureVirtualMemory(HANDLE SecureHandle);
    dealt with the event. */
 typedef BOOLEAN (*MN_PNMI_CALLBACK)(PVOID Context, BOOLEAN Handled);
 #ifndef MN_WIN32_AFTER_WINDOWS_H
+typedef BOOLEAN NMI_CALLBACK(PVOID Context, BOOLEAN Handled);
 typedef MN_PNMI_CALLBACK PNMI_CALLBACK;
 #endif
 
@@ -559,8 +632,10 @@ MN_API PVOID KeRegisterNmiCallback(MN_PNMI_CALLBACK CallbackRoutine,
 MN_API NTSTATUS KeDeregisterNmiCallback(PVOID Handle);
 
 /* ------------------------------------------------------------------------
- * The CLR hosting pair (mscoree.h), as C COM: a struct whose first member
- * is lpVtbl, methods in Windows' order, `This` first.
+ * The CLR hosting interfaces (mscoree.h): IHostMemoryManager,
+ * ICLRMemoryNotificationCallback and IHostMalloc.  In C++ (without
+ * CINTERFACE) abstract classes deriving from IUnknown, in C a struct whose
+ * first member is lpVtbl; methods in Windows' order either way.
  * ------------------------------------------------------------------------ */
 
 #if defined(__IHostMemoryManager_INTERFACE_DEFINED__) ||                    \
@@ -583,8 +658,16 @@ typedef GUID IID;
 #endif
 #if !defined(_REFIID_DEFINED) && !defined(REFIID) /* Wine: a macro */
 #define _REFIID_DEFINED
+#ifdef __cplusplus
+typedef const IID &REFIID; /* as guiddef.h: a reference in C++ */
+#else
 typedef const IID *REFIID;
 #endif
+#endif
+
+/* The methods of these interfaces use the platform's calling convention
+   (STDMETHODCALLTYPE may be Wine's ms_abi after its <windows.h>). */
+#define MN_STDMETHODCALLTYPE
 
 typedef enum {
 	eMemoryAvailableLow = 1,
@@ -598,42 +681,161 @@ typedef enum {
 	eProcessCritical = 2,
 } EMemoryCriticalLevel;
 
+/* IHostMemoryManager::CreateMalloc's dwMallocType (mscoree.h). */
+typedef enum {
+	MALLOC_THREADSAFE = 0x1,
+	MALLOC_EXECUTABLE = 0x2,
+} MALLOC_TYPE;
+
 extern MN_API const IID MN_IID_IUnknown;                        /* 00000000-0000-0000-C000-000000000046 */
 extern MN_API const IID MN_IID_IHostMemoryManager;              /* 7BC698D1-F9E3-4460-9CDE-D04248E9FA25 */
 extern MN_API const IID MN_IID_ICLRMemoryNotificationCallback;  /* 47EB8E57-0846-4546-AF76-6F42FCFC2649 */
+extern MN_API const IID MN_IID_IHostMalloc;                     /* 1831991C-CC53-4A31-B218-04E910446479 */
+
+/* The standard names.  After <windows.h> IID_IUnknown is Wine's (uuid). */
+#ifndef IID_ICLRMemoryNotificationCallback
+#define IID_ICLRMemoryNotificationCallback MN_IID_ICLRMemoryNotificationCallback
+#endif
+#ifndef IID_IHostMemoryManager
+#define IID_IHostMemoryManager MN_IID_IHostMemoryManager
+#endif
+#ifndef IID_IHostMalloc
+#define IID_IHostMalloc MN_IID_IHostMalloc
+#endif
+#if !defined(MN_WIN32_AFTER_WINDOWS_H) && !defined(IID_IUnknown)
+#define IID_IUnknown MN_IID_IUnknown
+#endif
+
+#if defined(__cplusplus) && !defined(CINTERFACE)
+/*
+ * C++: abstract classes with Windows' method order, as the Windows SDK
+ * declares them, so a host writes p->Method(...) and derives its callback
+ * class from ICLRMemoryNotificationCallback.  The object layout (a vtable
+ * pointer first, `this` as the first argument) is the C one below, which
+ * the library uses.  (No virtual destructor, as in COM: an object deletes
+ * itself in Release; make such a class final.)
+ */
+#ifndef __IUnknown_INTERFACE_DEFINED__
+#define __IUnknown_INTERFACE_DEFINED__
+#define MN_IUNKNOWN IUnknown
+#else
+#define MN_IUNKNOWN MnIUnknown /* Wine's IUnknown is ms_abi */
+#endif
+struct MN_IUNKNOWN {
+	virtual HRESULT MN_STDMETHODCALLTYPE QueryInterface(REFIID riid, void **ppvObject) = 0;
+	virtual ULONG MN_STDMETHODCALLTYPE AddRef() = 0;
+	virtual ULONG MN_STDMETHODCALLTYPE Release() = 0;
+};
+
+struct ICLRMemoryNotificationCallback : public MN_IUNKNOWN {
+	/* Thread context (memnotify's dispatcher); must not block. */
+	virtual HRESULT MN_STDMETHODCALLTYPE OnMemoryNotification(
+		EMemoryAvailable eMemoryAvailable) = 0;
+};
+
+struct IHostMalloc : public MN_IUNKNOWN {
+	virtual HRESULT MN_STDMETHODCALLTYPE Alloc(SIZE_T cbSize,
+						   EMemoryCriticalLevel eCriticalLevel,
+						   void **ppMem) = 0;
+	virtual HRESULT MN_STDMETHODCALLTYPE DebugAlloc(SIZE_T cbSize,
+							EMemoryCriticalLevel eCriticalLevel,
+							char *pszFileName, int iLineNo,
+							void **ppMem) = 0;
+	virtual HRESULT MN_STDMETHODCALLTYPE Free(void *pMem) = 0;
+};
+
+struct IHostMemoryManager : public MN_IUNKNOWN {
+	virtual HRESULT MN_STDMETHODCALLTYPE CreateMalloc(DWORD dwMallocType,
+							  IHostMalloc **ppMalloc) = 0;
+	virtual HRESULT MN_STDMETHODCALLTYPE VirtualAlloc(void *pAddress, SIZE_T dwSize,
+							  DWORD flAllocationType,
+							  DWORD flProtect,
+							  EMemoryCriticalLevel eCriticalLevel,
+							  void **ppMem) = 0;
+	virtual HRESULT MN_STDMETHODCALLTYPE VirtualFree(LPVOID lpAddress, SIZE_T dwSize,
+							 DWORD dwFreeType) = 0;
+	virtual HRESULT MN_STDMETHODCALLTYPE VirtualQuery(void *lpAddress, void *lpBuffer,
+							  SIZE_T dwLength,
+							  SIZE_T *pResult) = 0;
+	virtual HRESULT MN_STDMETHODCALLTYPE VirtualProtect(void *lpAddress, SIZE_T dwSize,
+							    DWORD flNewProtect,
+							    DWORD *pflOldProtect) = 0;
+	virtual HRESULT MN_STDMETHODCALLTYPE GetMemoryLoad(DWORD *pMemoryLoad,
+							   SIZE_T *pAvailableBytes) = 0;
+	virtual HRESULT MN_STDMETHODCALLTYPE RegisterMemoryNotificationCallback(
+		ICLRMemoryNotificationCallback *pCallback) = 0;
+	virtual HRESULT MN_STDMETHODCALLTYPE NeedsVirtualAddressSpace(LPVOID startAddress,
+								      SIZE_T size) = 0;
+	virtual HRESULT MN_STDMETHODCALLTYPE AcquiredVirtualAddressSpace(LPVOID startAddress,
+									 SIZE_T size) = 0;
+	virtual HRESULT MN_STDMETHODCALLTYPE ReleasedVirtualAddressSpace(
+		LPVOID startAddress) = 0;
+};
+#else /* C: a struct whose first member is lpVtbl, `This` first */
 
 typedef struct ICLRMemoryNotificationCallback ICLRMemoryNotificationCallback;
 typedef struct ICLRMemoryNotificationCallbackVtbl {
-	HRESULT(STDMETHODCALLTYPE *QueryInterface)(ICLRMemoryNotificationCallback *This,
-						   REFIID riid, void **ppvObject);
-	ULONG(STDMETHODCALLTYPE *AddRef)(ICLRMemoryNotificationCallback *This);
-	ULONG(STDMETHODCALLTYPE *Release)(ICLRMemoryNotificationCallback *This);
+	HRESULT(MN_STDMETHODCALLTYPE *QueryInterface)(ICLRMemoryNotificationCallback *This,
+						      REFIID riid, void **ppvObject);
+	ULONG(MN_STDMETHODCALLTYPE *AddRef)(ICLRMemoryNotificationCallback *This);
+	ULONG(MN_STDMETHODCALLTYPE *Release)(ICLRMemoryNotificationCallback *This);
 	/* Thread context (memnotify's dispatcher); must not block. */
-	HRESULT(STDMETHODCALLTYPE *OnMemoryNotification)(ICLRMemoryNotificationCallback *This,
-							 EMemoryAvailable eMemoryAvailable);
+	HRESULT(MN_STDMETHODCALLTYPE *OnMemoryNotification)(ICLRMemoryNotificationCallback *This,
+							    EMemoryAvailable eMemoryAvailable);
 } ICLRMemoryNotificationCallbackVtbl;
 struct ICLRMemoryNotificationCallback {
 	const ICLRMemoryNotificationCallbackVtbl *lpVtbl;
+};
+
+/* memnotify's IHostMalloc (from CreateMalloc): a heap.  Alloc and
+   DebugAlloc: S_OK, E_OUTOFMEMORY; E_POINTER for a NULL @ppMem (an open
+   case); @eCriticalLevel, @pszFileName and @iLineNo are accepted and
+   ignored.  Free: S_OK (NULL too); E_INVALIDARG for a block this heap
+   did not give (an open case). */
+typedef struct IHostMalloc IHostMalloc;
+typedef struct IHostMallocVtbl {
+	HRESULT(MN_STDMETHODCALLTYPE *QueryInterface)(IHostMalloc *This, REFIID riid,
+						      void **ppvObject);
+	ULONG(MN_STDMETHODCALLTYPE *AddRef)(IHostMalloc *This);
+	ULONG(MN_STDMETHODCALLTYPE *Release)(IHostMalloc *This);
+	HRESULT(MN_STDMETHODCALLTYPE *Alloc)(IHostMalloc *This, SIZE_T cbSize,
+					     EMemoryCriticalLevel eCriticalLevel, void **ppMem);
+	HRESULT(MN_STDMETHODCALLTYPE *DebugAlloc)(IHostMalloc *This, SIZE_T cbSize,
+						  EMemoryCriticalLevel eCriticalLevel,
+						  char *pszFileName, int iLineNo, void **ppMem);
+	HRESULT(MN_STDMETHODCALLTYPE *Free)(IHostMalloc *This, void *pMem);
+} IHostMallocVtbl;
+struct IHostMalloc {
+	const IHostMallocVtbl *lpVtbl;
 };
 
 typedef struct IHostMemoryManager IHostMemoryManager;
 typedef struct IHostMemoryManagerVtbl {
 	/* IID_IUnknown and IID_IHostMemoryManager; E_NOINTERFACE otherwise,
 	   E_POINTER for NULL. */
-	HRESULT(STDMETHODCALLTYPE *QueryInterface)(IHostMemoryManager *This,
-						   REFIID riid, void **ppvObject);
-	ULONG(STDMETHODCALLTYPE *AddRef)(IHostMemoryManager *This);
+	HRESULT(MN_STDMETHODCALLTYPE *QueryInterface)(IHostMemoryManager *This,
+						      REFIID riid, void **ppvObject);
+	ULONG(MN_STDMETHODCALLTYPE *AddRef)(IHostMemoryManager *This);
 	/* When the count reaches 0 every registered callback is unsubscribed
 	   and released. */
-	ULONG(STDMETHODCALLTYPE *Release)(IHostMemoryManager *This);
-	/* E_NOTIMPL: memnotify reports memory, it is not a heap; a host
-	   that wants one wraps its own allocator.  *ppMalloc is set to NULL. */
-	HRESULT(STDMETHODCALLTYPE *CreateMalloc)(IHostMemoryManager *This,
-						 DWORD dwMallocType, void **ppMalloc);
+	ULONG(MN_STDMETHODCALLTYPE *Release)(IHostMemoryManager *This);
+	/* A new heap (IHostMalloc) with one reference: MALLOC_THREADSAFE
+	   (always honoured: every heap may be used from any thread at once),
+	   MALLOC_EXECUTABLE (blocks in mappings with execute permission,
+	   PROT_READ | PROT_WRITE | PROT_EXEC).  S_OK, E_OUTOFMEMORY; E_POINTER
+	   for NULL, E_INVALIDARG for other bits (open cases). */
+	HRESULT(MN_STDMETHODCALLTYPE *CreateMalloc)(IHostMemoryManager *This,
+						    DWORD dwMallocType,
+						    IHostMalloc **ppMalloc);
 	/* mmap(2): MEM_RESERVE gives PROT_NONE, MEM_COMMIT the protection
-	   flProtect; MEM_RESET is madvise(MADV_DONTNEED).  @eCriticalLevel is
-	   accepted and ignored (Linux has no per-allocation criticality). */
-	HRESULT(STDMETHODCALLTYPE *VirtualAlloc)(IHostMemoryManager *This,
+	   flProtect; MEM_COMMIT with a NULL address reserves and commits; a
+	   reservation's address is rounded down to 64 KiB (Windows'
+	   allocation granularity), a commit's to the page; a commit must lie
+	   in an allocation of this face.  MEM_RESET is
+	   madvise(MADV_DONTNEED).  @eCriticalLevel is accepted and ignored
+	   (Linux has no per-allocation criticality).  E_OUTOFMEMORY, E_FAIL;
+	   E_POINTER / E_INVALIDARG for bad arguments (open cases). */
+	HRESULT(MN_STDMETHODCALLTYPE *VirtualAlloc)(IHostMemoryManager *This,
 						 void *pAddress, SIZE_T dwSize,
 						 DWORD flAllocationType, DWORD flProtect,
 						 EMemoryCriticalLevel eCriticalLevel,
@@ -641,41 +843,49 @@ typedef struct IHostMemoryManagerVtbl {
 	/* MEM_RELEASE (dwSize 0, the base VirtualAlloc returned): munmap(2);
 	   MEM_DECOMMIT: madvise(MADV_DONTNEED) + mprotect(PROT_NONE).  Both
 	   fire the range-invalidation callbacks. */
-	HRESULT(STDMETHODCALLTYPE *VirtualFree)(IHostMemoryManager *This,
+	HRESULT(MN_STDMETHODCALLTYPE *VirtualFree)(IHostMemoryManager *This,
 						LPVOID lpAddress, SIZE_T dwSize,
 						DWORD dwFreeType);
-	/* /proc/self/maps: lpBuffer is a MEMORY_BASIC_INFORMATION. */
-	HRESULT(STDMETHODCALLTYPE *VirtualQuery)(IHostMemoryManager *This,
+	/* lpBuffer is a MEMORY_BASIC_INFORMATION.  Lock-free and
+	   allocation-free (the CLR calls it with threads suspended).  For
+	   this face's own allocations, from its record: RegionSize never
+	   passes the allocation's end, committed pages (PAGE_NOACCESS too)
+	   are MEM_COMMIT, reserved ones MEM_RESERVE with Protect 0; other
+	   memory from /proc/self/maps (MEM_COMMIT, the mapping as the
+	   allocation). */
+	HRESULT(MN_STDMETHODCALLTYPE *VirtualQuery)(IHostMemoryManager *This,
 						 void *lpAddress, void *lpBuffer,
 						 SIZE_T dwLength, SIZE_T *pResult);
 	/* mprotect(2); *pflOldProtect from /proc/self/maps. */
-	HRESULT(STDMETHODCALLTYPE *VirtualProtect)(IHostMemoryManager *This,
+	HRESULT(MN_STDMETHODCALLTYPE *VirtualProtect)(IHostMemoryManager *This,
 						   void *lpAddress, SIZE_T dwSize,
 						   DWORD flNewProtect, DWORD *pflOldProtect);
 	/* mn_memory_status(): load in percent of the effective limit and the
 	   bytes still available. */
-	HRESULT(STDMETHODCALLTYPE *GetMemoryLoad)(IHostMemoryManager *This,
+	HRESULT(MN_STDMETHODCALLTYPE *GetMemoryLoad)(IHostMemoryManager *This,
 						  DWORD *pMemoryLoad,
 						  SIZE_T *pAvailableBytes);
 	/* AddRef()s @pCallback and calls OnMemoryNotification with the level
 	   soon after, then on every change (mn_memory_subscribe(), default
-	   thresholds); E_POINTER for NULL. */
-	HRESULT(STDMETHODCALLTYPE *RegisterMemoryNotificationCallback)(
+	   thresholds); E_OUTOFMEMORY, E_FAIL (no memory mechanism works
+	   here); E_POINTER for NULL (an open case). */
+	HRESULT(MN_STDMETHODCALLTYPE *RegisterMemoryNotificationCallback)(
 		IHostMemoryManager *This, ICLRMemoryNotificationCallback *pCallback);
 	/* The CLR tells the host about its address-space use.  memnotify keeps
 	   no address-space budget, so these accept and return S_OK. */
-	HRESULT(STDMETHODCALLTYPE *NeedsVirtualAddressSpace)(IHostMemoryManager *This,
+	HRESULT(MN_STDMETHODCALLTYPE *NeedsVirtualAddressSpace)(IHostMemoryManager *This,
 							     LPVOID startAddress,
 							     SIZE_T size);
-	HRESULT(STDMETHODCALLTYPE *AcquiredVirtualAddressSpace)(IHostMemoryManager *This,
+	HRESULT(MN_STDMETHODCALLTYPE *AcquiredVirtualAddressSpace)(IHostMemoryManager *This,
 								LPVOID startAddress,
 								SIZE_T size);
-	HRESULT(STDMETHODCALLTYPE *ReleasedVirtualAddressSpace)(IHostMemoryManager *This,
+	HRESULT(MN_STDMETHODCALLTYPE *ReleasedVirtualAddressSpace)(IHostMemoryManager *This,
 								LPVOID startAddress);
 } IHostMemoryManagerVtbl;
 struct IHostMemoryManager {
 	const IHostMemoryManagerVtbl *lpVtbl;
 };
+#endif /* C++ or C */
 
 /**
  * MnGetHostMemoryManager() - memnotify's IHostMemoryManager, one per

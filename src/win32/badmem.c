@@ -125,7 +125,30 @@ struct pm_scan_arg {
 struct vma_info {
 	int prot;
 	bool shared, locked, hugetlb;
+	bool image; /* a private file mapping of a file this process also
+		       maps executable: the program or a library (MEM_IMAGE) */
 };
+
+/* Does some mapping map the file (@dev, @ino) executable? */
+static bool file_mapped_exec(const char *dev, unsigned long ino)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	char line[8192];
+	bool found = false;
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi, off, i;
+		char perms[5], d[32];
+
+		if (sscanf(line, "%lx-%lx %4s %lx %31s %lu", &lo, &hi, perms,
+			   &off, d, &i) == 6)
+			found = perms[2] == 'x' && i == ino && !strcmp(d, dev);
+	}
+	fclose(f);
+	return found;
+}
 
 /* The mapping that holds @addr, from /proc/self/smaps.  0, -ENOENT if
    none, or -errno. */
@@ -133,18 +156,21 @@ static int smaps_lookup(uintptr_t addr, struct vma_info *v)
 {
 	FILE *f = fopen("/proc/self/smaps", "re");
 	char line[8192]; /* longer than any path */
+	char dev[32] = "";
+	unsigned long ino = 0;
 	bool in = false;
 	int err = -ENOENT;
 
 	if (!f)
 		return -errno;
 	while (fgets(line, sizeof(line), f)) {
-		unsigned long lo, hi;
-		char perms[5];
+		unsigned long lo, hi, off, i;
+		char perms[5], d[32];
 
 		/* A mapping's first line; its attribute lines ("Rss:",
 		   "Anonymous:", ...) never parse as "hex-hex perms". */
-		if (sscanf(line, "%lx-%lx %4s", &lo, &hi, perms) == 3) {
+		if (sscanf(line, "%lx-%lx %4s %lx %31s %lu", &lo, &hi, perms,
+			   &off, d, &i) == 6) {
 			if (in)
 				break; /* next mapping: VmFlags was missing */
 			if (addr < lo || addr >= hi)
@@ -156,6 +182,10 @@ static int smaps_lookup(uintptr_t addr, struct vma_info *v)
 				  (perms[1] == 'w' ? PROT_WRITE : 0) |
 				  (perms[2] == 'x' ? PROT_EXEC : 0);
 			v->shared = perms[3] == 's';
+			if (i != 0 && !v->shared) {
+				memcpy(dev, d, sizeof(dev));
+				ino = i;
+			}
 			continue;
 		}
 		if (!in)
@@ -167,7 +197,32 @@ static int smaps_lookup(uintptr_t addr, struct vma_info *v)
 		}
 	}
 	fclose(f);
+	if (!err && ino)
+		v->image = (v->prot & PROT_EXEC) || file_mapped_exec(dev, ino);
 	return err;
+}
+
+#define PM_PFN_MASK ((1ull << 55) - 1)
+#define PM_EXCLUSIVE (1ull << 56)
+#define PM_FILE (1ull << 61)
+
+/* ShareCount (3 bits): how many page-table entries map the page, from
+   /proc/kpagecount where this process may read it (CAP_SYS_ADMIN: the PFN
+   in pagemap is 0 otherwise); else 1 for a page mapped exclusively
+   (pagemap bit 56) and 2, a lower bound, for one that is not. */
+static unsigned share_count(uint64_t pm)
+{
+	uint64_t pfn = pm & PM_PFN_MASK, count = 0;
+	int fd;
+
+	if (pfn && (fd = open("/proc/kpagecount", O_RDONLY | O_CLOEXEC)) >= 0) {
+		if (pread(fd, &count, sizeof(count), (off_t)(pfn * 8)) != sizeof(count))
+			count = 0;
+		close(fd);
+	}
+	if (!count)
+		count = (pm & PM_EXCLUSIVE) ? 1 : 2;
+	return count > 7 ? 7 : (unsigned)count;
 }
 
 /* Is the page at @page part of a huge page?  PAGEMAP_SCAN's PAGE_IS_HUGE
@@ -199,8 +254,13 @@ BOOL QueryWorkingSetEx(HANDLE process, PVOID pv, DWORD cb)
 
 	if (process != GetCurrentProcess())
 		return mn__w32_fail(-ENOENT, FALSE);
-	if (!pv || n == 0)
+	if (!pv)
 		return mn__w32_fail(-EINVAL, FALSE);
+	if (n == 0) {
+		/* Windows: a buffer too small for one entry is a bad length. */
+		SetLastError(ERROR_BAD_LENGTH);
+		return FALSE;
+	}
 	pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	if (pagemap < 0)
 		return mn__w32_fail(-errno, FALSE);
@@ -214,12 +274,20 @@ BOOL QueryWorkingSetEx(HANDLE process, PVOID pv, DWORD cb)
 			if (pread(pagemap, &pm, sizeof(pm),
 				  (off_t)(page / pg * sizeof(pm))) != sizeof(pm))
 				pm = 0;
-			if (pm & PM_PRESENT) {
+			/* Image pages are shared until written (then the
+			   page is a private copy: not a file page). */
+			bool shared = v.shared || (v.image && (!(pm & PM_PRESENT) ||
+							       (pm & PM_FILE)));
+			/* Windows: an inaccessible page is not in the working
+			   set (Valid 0, protection 0), resident or not. */
+			if ((pm & PM_PRESENT) && v.prot != PROT_NONE) {
 				int node = 0, huge = scan_huge(pagemap, page, pg);
 
 				b.Valid = 1;
 				b.Win32Protection = mn__w32_page_of_prot(v.prot);
-				b.Shared = v.shared;
+				b.Shared = shared;
+				if (shared)
+					b.ShareCount = share_count(pm);
 				b.Locked = v.locked;
 				b.LargePage = huge >= 0 ? (unsigned)huge : v.hugetlb;
 				if (syscall(SYS_get_mempolicy, &node, NULL, 0UL,
@@ -227,7 +295,7 @@ BOOL QueryWorkingSetEx(HANDLE process, PVOID pv, DWORD cb)
 				    node >= 0 && node < 64)
 					b.Node = (unsigned)node;
 			} else {
-				b.Invalid.Shared = v.shared;
+				b.Invalid.Shared = shared;
 			}
 		}
 		if (mn_badmem_query((void *)page, pg, NULL, 0) > 0)

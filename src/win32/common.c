@@ -9,23 +9,20 @@
 
 static __thread DWORD last_error;
 
-DWORD GetLastError(void)
+DWORD MnGetLastError(void)
 {
 	return last_error;
 }
-MN__W32_ALIAS(GetLastError);
 
-void SetLastError(DWORD dwErrCode)
+void MnSetLastError(DWORD dwErrCode)
 {
 	last_error = dwErrCode;
 }
-MN__W32_ALIAS(SetLastError);
 
-HANDLE GetCurrentProcess(void)
+HANDLE MnGetCurrentProcess(void)
 {
 	return (HANDLE)(intptr_t)-1;
 }
-MN__W32_ALIAS(GetCurrentProcess);
 
 void mn__w32_push(struct mn__w32_link **head, void *node)
 {

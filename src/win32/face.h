@@ -35,4 +35,7 @@ DWORD mn__w32_error_of(int err);
 DWORD mn__w32_page_of_prot(int prot);
 int mn__w32_prot_of_page(DWORD page);
 
+/* IHostMemoryManager::CreateMalloc (malloc.c). */
+HRESULT mn__w32_create_malloc(DWORD type, IHostMalloc **out);
+
 #endif

@@ -144,7 +144,10 @@ BOOL QueryMemoryResourceNotification(HANDLE handle, PBOOL state)
 {
 	struct resnotif *h;
 
-	if (!state)
+	/* Windows: a NULL handle is an invalid parameter (Wine's
+	   dlls/kernel32/tests/sync.c records it), an unknown one an invalid
+	   handle. */
+	if (!state || !handle)
 		return mn__w32_fail(-EINVAL, FALSE);
 	h = get(handle);
 	if (!h)
@@ -155,7 +158,7 @@ BOOL QueryMemoryResourceNotification(HANDLE handle, PBOOL state)
 }
 MN__W32_ALIAS(QueryMemoryResourceNotification);
 
-DWORD WaitForSingleObject(HANDLE handle, DWORD ms)
+DWORD MnWaitForSingleObject(HANDLE handle, DWORD ms)
 {
 	struct resnotif *h = get(handle);
 	struct timespec end;
@@ -197,9 +200,8 @@ DWORD WaitForSingleObject(HANDLE handle, DWORD ms)
 	put(h);
 	return ret;
 }
-MN__W32_ALIAS(WaitForSingleObject);
 
-BOOL CloseHandle(HANDLE handle)
+BOOL MnCloseHandle(HANDLE handle)
 {
 	struct resnotif *h;
 
@@ -216,4 +218,3 @@ BOOL CloseHandle(HANDLE handle)
 	put(h);
 	return TRUE;
 }
-MN__W32_ALIAS(CloseHandle);

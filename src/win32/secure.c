@@ -92,6 +92,45 @@ static bool may_wait(void)
 {
 	return !in_callback && !mn__chain_in_any_walk();
 }
+/*
+ * Once per change, as on Windows: kernelbase's VirtualFree/VirtualProtect,
+ * refused by the kernel for a secured range, call RtlFlushSecureMemoryCache
+ * once with the call's own address and size, which calls each registered
+ * callback once, and then retry the call.  Here one hooked call reaches one
+ * watch per (callback, range) pair, one after the other on the calling
+ * thread; a listener, told of every hooked call before the watches, notes
+ * the call on this thread, and each callback runs for the first of its
+ * pairs only, with the call's range; its answer applies to every secured
+ * part the call touches.  Late (userfaultfd) events have no such call and
+ * give one callback per range.
+ */
+#define DONE 8
+static __thread struct change {
+	unsigned int gen;                  /* the listener that noted it */
+	uint64_t lo, len;                  /* the call's range */
+	unsigned int n;                    /* callbacks already run for it */
+	struct {
+		const struct cachecb *cb;
+		BOOLEAN dropped;
+	} done[DONE];                      /* past DONE: run again (more
+					      calls, never fewer) */
+} change __attribute__((tls_model("initial-exec")));
+/* The listener lives while some range is secured (so mn_shutdown() is not
+   kept busy by it), created before that range's watches; each one has a
+   new generation, and a call noted by an older one is not used. */
+static mn_sub *_Atomic listener;         /* written under the lock */
+static _Atomic unsigned int listener_gen; /* the installed one's */
+static _Atomic unsigned int listener_next; /* generations handed out */
+
+/* Synchronous context, before the watches: async-signal-safe. */
+static void on_call(const struct mn_vm_event *ev, void *ctx)
+{
+	change.gen = (unsigned int)(uintptr_t)ctx;
+	change.lo = ev->address;
+	change.len = ev->length;
+	change.n = 0;
+}
+
 static struct mn__w32_link *ranges;
 static struct cachecb *cbs;
 static struct pair *pairs;
@@ -109,6 +148,16 @@ static bool unsecured(struct secured *r, uint64_t a, uint64_t len)
 	return false;
 }
 
+static void drop_part(struct secured *r, uint64_t a, uint64_t len)
+{
+	unsigned int i = atomic_fetch_add(&r->nholes, 1);
+
+	if (i < HOLES) {
+		atomic_store(&r->holes[i].len, len);
+		atomic_store(&r->holes[i].start, a);
+	}
+}
+
 /* Synchronous context (the thread changing the memory, maybe in a signal
    handler) or the dispatcher for late events: lock-free, no allocation —
    async-signal-safe. */
@@ -116,21 +165,39 @@ static void on_change(const struct mn_vm_event *ev, void *ctx)
 {
 	struct pair *p = ctx;
 	struct secured *r = p->rng;
-
+	uint64_t a = ev->address, len = ev->length;
+	bool of_call = !ev->late &&
+		       change.gen == atomic_load_explicit(&listener_gen,
+							  memory_order_relaxed) &&
+		       a >= change.lo && a + len <= change.lo + change.len;
 	BOOLEAN dropped;
 
-	if (atomic_load(&p->dead) || unsecured(r, ev->address, ev->length))
+	if (atomic_load(&p->dead) || unsecured(r, a, len))
 		return;
-	in_callback++;
-	dropped = p->fn((PVOID)(uintptr_t)ev->address, (SIZE_T)ev->length);
-	in_callback--;
-	if (!dropped)
-		return;
-	unsigned int i = atomic_fetch_add(&r->nholes, 1);
-	if (i < HOLES) {
-		atomic_store(&r->holes[i].len, ev->length);
-		atomic_store(&r->holes[i].start, ev->address);
+	if (of_call) {
+		for (unsigned int i = 0; i < change.n && i < DONE; i++)
+			if (change.done[i].cb == p->cb) {
+				/* Already called for this change. */
+				if (change.done[i].dropped)
+					drop_part(r, a, len);
+				return;
+			}
+		a = change.lo;
+		len = change.len;
 	}
+	/* The callback may change memory itself: its calls note theirs. */
+	struct change saved = change;
+	in_callback++;
+	dropped = p->fn((PVOID)(uintptr_t)a, (SIZE_T)len);
+	in_callback--;
+	change = saved;
+	if (of_call && change.n < DONE) {
+		change.done[change.n].cb = p->cb;
+		change.done[change.n].dropped = dropped;
+		change.n++;
+	}
+	if (dropped)
+		drop_part(r, ev->address, ev->length);
 }
 
 /* Lock held: link a new pair of @cb and @r, being made, and put it on
@@ -364,12 +431,42 @@ HANDLE MmSecureVirtualMemory(PVOID address, SIZE_T size, ULONG mode)
 		return mn__w32_fail(-ENOMEM, NULL);
 	r->addr = lo;
 	r->len = hi - lo;
-	pthread_mutex_lock(&lock);
-	for (struct cachecb *cb = cbs; cb && !err; cb = cb->next)
-		err = pair_new(cb, r, &todo);
-	/* Listed now, so that a callback added from now on pairs with it. */
-	mn__w32_push(&ranges, r);
-	pthread_mutex_unlock(&lock);
+	for (;;) {
+		/* The listener is made with the lock released (mn_vm_listen()
+		   may wait for range callbacks, which may unsecure), before
+		   any watch of this range; a spare one is ended. */
+		mn_sub *cand = NULL;
+		unsigned int gen = 0;
+		if (!atomic_load(&listener)) {
+			gen = atomic_fetch_add(&listener_next, 1) + 1;
+			if (!gen)
+				gen = atomic_fetch_add(&listener_next, 1) + 1;
+			err = mn_vm_listen(0, on_call, (void *)(uintptr_t)gen, &cand);
+			if (err) {
+				free(r);
+				return mn__w32_fail(err, NULL);
+			}
+		}
+		pthread_mutex_lock(&lock);
+		if (!atomic_load(&listener) && !cand) {
+			pthread_mutex_unlock(&lock); /* ended meanwhile: again */
+			continue;
+		}
+		if (!atomic_load(&listener)) {
+			atomic_store(&listener_gen, gen);
+			atomic_store(&listener, cand);
+			cand = NULL;
+		}
+		for (struct cachecb *cb = cbs; cb && !err; cb = cb->next)
+			err = pair_new(cb, r, &todo);
+		/* Listed now, so that a callback added from now on pairs
+		   with it. */
+		mn__w32_push(&ranges, r);
+		pthread_mutex_unlock(&lock);
+		if (cand)
+			mn_unsubscribe(cand);
+		break;
+	}
 	err = make_watches(todo, err);
 	if (err) {
 		pthread_mutex_lock(&lock);
@@ -385,14 +482,21 @@ static bool unsecure_unlock(HANDLE handle)
 {
 	struct secured *r;
 	struct pair *gone = NULL, *wait = NULL;
+	mn_sub *idle = NULL;
 
 	r = mn__w32_take(&ranges, handle);
 	if (r)
 		gone = unpair(NULL, r, &wait);
+	if (r && !ranges) {
+		/* The last secured range: no listener needed any more. */
+		idle = atomic_exchange(&listener, NULL);
+	}
 	pthread_mutex_unlock(&lock);
 	if (!r)
 		return false;
 	end_pairs(gone, wait);
+	if (idle)
+		mn_unsubscribe(idle); /* waits, unless in a callback */
 	if (may_wait())
 		free(r);
 	return true;
