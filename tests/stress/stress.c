@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -11,7 +12,7 @@
 
 static unsigned int passed, failed;
 
-static double now_s(void)
+double stress_now(void)
 {
 	struct timespec ts;
 
@@ -32,8 +33,8 @@ bool stress_running(void)
 	static double start;
 
 	if (start == 0)
-		start = now_s();
-	return now_s() - start < stress_seconds();
+		start = stress_now();
+	return stress_now() - start < stress_seconds();
 }
 
 void stress_check(bool ok, const char *what)
@@ -70,4 +71,17 @@ int stress_wait_child(pid_t pid, int timeout_ms)
 	kill(pid, SIGKILL);
 	waitpid(pid, &status, 0);
 	return -1;
+}
+
+char *stress_anon(size_t len)
+{
+	size_t ps = (size_t)sysconf(_SC_PAGESIZE);
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	for (size_t i = 0; i < len; i += ps)
+		p[i] = 1;
+	return p;
 }

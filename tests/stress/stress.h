@@ -7,6 +7,7 @@
 #define MN_STRESS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -15,6 +16,11 @@
 double stress_seconds(void);
 /* True until stress_seconds() have passed since the first call. */
 bool stress_running(void);
+/* CLOCK_MONOTONIC in seconds. */
+double stress_now(void);
+/* @len bytes of fresh private anonymous memory, every page touched (so
+   resident); NULL if mmap fails. */
+char *stress_anon(size_t len);
 /* Record one check: @ok, with a line naming it when it fails. */
 void stress_check(bool ok, const char *what);
 /* Print "NAME: ITERS iterations" and the closing "P passed, F failed"

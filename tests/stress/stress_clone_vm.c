@@ -114,26 +114,6 @@ static pid_t start_vfork(struct job *j)
 	return pid;
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static char *anon(size_t len)
-{
-	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	if (p == MAP_FAILED)
-		return NULL;
-	for (size_t i = 0; i < len; i += PS)
-		p[i] = 1;
-	return p;
-}
-
 int main(void)
 {
 	static struct rec srec;
@@ -147,7 +127,7 @@ int main(void)
 		printf("skip: no /bin/true to exec\n");
 		return 77;
 	}
-	watched = anon(4 * PS);
+	watched = stress_anon(4 * PS);
 	if (!watched || mn_vm_watch(watched, 4 * PS, 0, on_vm, &wrec, &w) != 0)
 		return 1;
 	for (int i = 0; i < 2; i++)
@@ -155,7 +135,7 @@ int main(void)
 			return 1;
 	while (stress_running() || iters < 20) {
 		bool use_clone = iters & 1;
-		struct job j = { anon(2 * PS), anon(2 * PS), &srec };
+		struct job j = { stress_anon(2 * PS), stress_anon(2 * PS), &srec };
 		mn_sub *sw;
 		pid_t pid;
 
@@ -215,8 +195,8 @@ int main(void)
 	if (mn_capability(MN_CAP_USERFAULTFD, &cap) == 0 && cap.supported) {
 		if (syscall(SYS_munmap, watched, 4 * PS) != 0)
 			return 1;
-		double end = now_s() + 5;
-		while (!atomic_load(&wrec.late_unmap) && now_s() < end)
+		double end = stress_now() + 5;
+		while (!atomic_load(&wrec.late_unmap) && stress_now() < end)
 			usleep(100);
 		stress_check(atomic_load(&wrec.late_unmap) == 1,
 			     "a raw munmap() of the watched range arrives late");

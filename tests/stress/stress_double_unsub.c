@@ -77,14 +77,6 @@ static void *unsubscriber(void *arg)
 	}
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 int main(void)
 {
 	struct sigaction sa;
@@ -126,10 +118,10 @@ int main(void)
 		spin((rnd & 1) ? 0 : delay);
 		pthread_kill(pthread_self(), sig);
 		/* Both sides done, within a bound. */
-		double end = now_s() + 5;
+		double end = stress_now() + 5;
 		while ((atomic_load(&done_gen) != g ||
 			atomic_load(&handler_calls) + atomic_load(&default_calls) ==
-				calls) && now_s() < end)
+				calls) && stress_now() < end)
 			sched_yield();
 		if (atomic_load(&done_gen) != g ||
 		    atomic_load(&handler_calls) + atomic_load(&default_calls) == calls) {
@@ -164,8 +156,8 @@ int main(void)
 	/* Unsubscriptions made in the handler finish in thread context (the
 	   dispatcher or the next mn_* call): -EBUSY may last a moment. */
 	int r;
-	double end = now_s() + 5;
-	while ((r = mn_shutdown()) == -EBUSY && now_s() < end)
+	double end = stress_now() + 5;
+	while ((r = mn_shutdown()) == -EBUSY && stress_now() < end)
 		sched_yield();
 	snprintf(what, sizeof(what), "mn_shutdown() returned %d", r);
 	stress_check(r == 0, what);

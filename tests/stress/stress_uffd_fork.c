@@ -55,20 +55,12 @@ static void on_any(const struct mn_vm_event *ev, void *ctx)
 	(void)ctx;
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Poll @v until it is non-zero, at most @seconds. */
 static bool wait_nonzero(_Atomic int *v, double seconds)
 {
-	double end = now_s() + seconds;
+	double end = stress_now() + seconds;
 
-	while (!atomic_load(v) && now_s() < end)
+	while (!atomic_load(v) && stress_now() < end)
 		usleep(100);
 	return atomic_load(v) != 0;
 }

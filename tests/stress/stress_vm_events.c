@@ -68,32 +68,12 @@ static void reset(struct rec *r)
 	atomic_store(&r->late_other, 0);
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static char *anon(size_t len)
-{
-	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	if (p == MAP_FAILED)
-		return NULL;
-	for (size_t i = 0; i < len; i += PS)
-		p[i] = 1;
-	return p;
-}
-
 /* (a): one DONTUNMAP move of a freshly watched range. */
 static bool dontunmap_once(char *what, size_t wlen)
 {
 	static struct rec r;
 	size_t len = 2 * PS;
-	char *p = anon(len);
+	char *p = stress_anon(len);
 	mn_sub *w;
 	bool ok;
 
@@ -133,7 +113,7 @@ int main(void)
 	char what[160];
 
 	/* (a) needs the hooks only. */
-	void *probe = anon(2 * PS);
+	void *probe = stress_anon(2 * PS);
 	void *moved = probe ? mremap(probe, 2 * PS, 2 * PS,
 				     MREMAP_MAYMOVE | MREMAP_DONTUNMAP) : MAP_FAILED;
 	if (moved == MAP_FAILED) {
@@ -146,7 +126,7 @@ int main(void)
 		printf("skip: no userfaultfd here: %s\n", cap.detail);
 		return 77;
 	}
-	char *p = anon(len), *s = anon(PS);
+	char *p = stress_anon(len), *s = stress_anon(PS);
 	if (!p || !s)
 		return 1;
 	r.addr = (uint64_t)(uintptr_t)p;
@@ -170,8 +150,8 @@ int main(void)
 		int hooked = atomic_load(&r.hook_discard);
 		syscall(SYS_madvise, p, len, MADV_DONTNEED);
 		syscall(SYS_madvise, s, PS, MADV_DONTNEED);
-		double end = now_s() + 5;
-		while (!atomic_load(&sentinel.late_discard) && now_s() < end)
+		double end = stress_now() + 5;
+		while (!atomic_load(&sentinel.late_discard) && stress_now() < end)
 			sched_yield();
 		if (!atomic_load(&sentinel.late_discard)) {
 			stress_check(false, "the sentinel's late event within 5 s");
