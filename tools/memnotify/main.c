@@ -4,6 +4,8 @@
  *
  *   memnotify status [--json] [--cgroup PATH]
  *   memnotify watch  [--json] [--cgroup PATH] [--duration SECONDS]
+ *                    [--format text|json|openmetrics] [--textfile PATH]
+ *                    [--interval SECONDS]
  *   memnotify run    [--json] [--output FILE] -- PROGRAM [ARGS...]
  *   memnotify nmi    [--signal SIG] PID
  *
@@ -28,6 +30,7 @@
 #include <unistd.h>
 
 #include "memnotify.h"
+#include "metrics.h"
 #include "output.h"
 
 #define EXIT_USAGE 2
@@ -36,6 +39,8 @@
 /* watch: how long past --duration it still waits for the initial status
    line, which it always prints (the first sample is taken at once). */
 #define INITIAL_GRACE_MS 2000
+/* --interval: the metrics' sampling period, default 5 s. */
+#define DEFAULT_INTERVAL_S 5.0
 
 static const char *prog = "memnotify";
 
@@ -44,6 +49,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: %s status [--json] [--cgroup PATH]\n"
 		"       %s watch  [--json] [--cgroup PATH] [--duration SECONDS]\n"
+		"                        [--format FORMAT] [--textfile PATH] "
+		"[--interval SECONDS]\n"
 		"       %s run    [--json] [--output FILE] -- PROGRAM [ARGS...]\n"
 		"       %s nmi    [--signal SIG] PID\n"
 		"       %s --version | --help\n"
@@ -69,6 +76,14 @@ static void usage(FILE *f)
 		"  --duration SECS  stop after SECS seconds (decimal, > 0, at most\n"
 		"                   1e7); the status line is printed even if\n"
 		"                   SECS is shorter than the first sample\n"
+		"  --format FORMAT  text (the default), json (as --json), or,\n"
+		"                   for watch, openmetrics: the metrics\n"
+		"                   exposition, on every change and every\n"
+		"                   --interval, each ending with '# EOF'\n"
+		"  --textfile PATH  watch: also keep PATH replaced (atomically)\n"
+		"                   with the metrics in Prometheus text format,\n"
+		"                   for node_exporter's textfile collector\n"
+		"  --interval SECS  watch: metrics sampling period (default 5)\n"
 		"  --output FILE    run: write the events to FILE\n"
 		"  --signal SIG     nmi: the signal (number, or USR1, USR2,\n"
 		"                   RTMIN+N, RTMAX-N) instead of the NMI signal\n"
@@ -98,9 +113,31 @@ static void log_sink(enum mn_log_level level, const char *msg, void *ctx)
 
 struct args {
 	bool json;
+	bool openmetrics; /* --format openmetrics */
 	const char *cgroup;
+	const char *textfile;
 	double duration; /* seconds; < 0: none */
+	double interval; /* seconds; < 0: not given */
 };
+
+/* --duration, --interval: decimal seconds, > 0, at most 1e7. */
+static double parse_seconds(const char *opt, const char *arg)
+{
+	char *end;
+	double d;
+
+	errno = 0;
+	d = strtod(arg, &end);
+	/* !(d > 0) also refuses NaN; inf is above 1e7. */
+	if (errno || end == arg || *end || !isfinite(d) || !(d > 0) ||
+	    d > MAX_DURATION_S) {
+		fprintf(stderr, "%s: bad %s '%s': want a number of seconds "
+			"greater than 0 and at most 10000000 (see '%s --help')\n",
+			prog, opt, arg, prog);
+		exit(EXIT_USAGE);
+	}
+	return d;
+}
 
 static void parse_args(int argc, char **argv, bool watch, struct args *a)
 {
@@ -108,14 +145,20 @@ static void parse_args(int argc, char **argv, bool watch, struct args *a)
 		{ "json", no_argument, NULL, 'j' },
 		{ "cgroup", required_argument, NULL, 'c' },
 		{ "duration", required_argument, NULL, 'd' },
+		{ "format", required_argument, NULL, 'f' },
+		{ "textfile", required_argument, NULL, 't' },
+		{ "interval", required_argument, NULL, 'i' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 
 	a->json = false;
+	a->openmetrics = false;
 	a->cgroup = NULL;
+	a->textfile = NULL;
 	a->duration = -1;
+	a->interval = -1;
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+:", opts, NULL)) != -1) {
@@ -128,22 +171,33 @@ static void parse_args(int argc, char **argv, bool watch, struct args *a)
 				die_usage("--cgroup needs a directory%s", "");
 			a->cgroup = optarg;
 			break;
-		case 'd': {
-			char *end;
-			errno = 0;
-			a->duration = strtod(optarg, &end);
+		case 'd':
 			if (!watch)
 				die_usage("--duration is an option of 'watch'%s", "");
-			/* !(d > 0) also refuses NaN; inf is above 1e7. */
-			if (errno || end == optarg || *end ||
-			    !isfinite(a->duration) || !(a->duration > 0) ||
-			    a->duration > MAX_DURATION_S)
-				die_usage("bad duration '%s': want a number of "
-					  "seconds greater than 0 and at most "
-					  "10000000",
-					  optarg);
+			a->duration = parse_seconds("duration", optarg);
 			break;
-		}
+		case 'i':
+			if (!watch)
+				die_usage("--interval is an option of 'watch'%s", "");
+			a->interval = parse_seconds("interval", optarg);
+			break;
+		case 'f':
+			a->json = !strcmp(optarg, "json");
+			a->openmetrics = !strcmp(optarg, "openmetrics");
+			if (a->openmetrics && !watch)
+				die_usage("--format openmetrics is a format of "
+					  "'watch'%s", "");
+			if (!a->json && !a->openmetrics && strcmp(optarg, "text"))
+				die_usage("unknown format '%s': want text, json "
+					  "or openmetrics", optarg);
+			break;
+		case 't':
+			if (!watch)
+				die_usage("--textfile is an option of 'watch'%s", "");
+			if (!*optarg)
+				die_usage("--textfile needs a file%s", "");
+			a->textfile = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -156,6 +210,9 @@ static void parse_args(int argc, char **argv, bool watch, struct args *a)
 	}
 	if (optind < argc)
 		die_usage("unexpected argument '%s'", argv[optind]);
+	if (a->interval > 0 && !a->openmetrics && !a->textfile)
+		die_usage("--interval needs --format openmetrics or "
+			  "--textfile%s", "");
 }
 
 /* A --cgroup that is not a memory cgroup is a usage error: say which.  One
@@ -330,7 +387,32 @@ struct watch_state {
 	bool json;
 	bool failed;
 	bool initial; /* the memory.status line was printed */
+	bool openmetrics;       /* stdout gets expositions, not event lines */
+	const char *textfile;   /* or NULL */
+	int textfile_err;       /* the last --textfile error reported, or 0 */
+	struct metrics m;
 };
+
+/* Metrics out: on stdout (--format openmetrics) and to --textfile.  A
+   --textfile that cannot be written is said once per new error; the watch
+   goes on.  Return the --textfile's error, or 0. */
+static int emit_metrics(struct watch_state *w)
+{
+	int err = 0;
+
+	if (w->openmetrics) {
+		metrics_write(stdout, &w->m, METRICS_OPENMETRICS);
+		fflush(stdout);
+	}
+	if (w->textfile) {
+		err = metrics_textfile(w->textfile, &w->m);
+		if (err && err != w->textfile_err)
+			fprintf(stderr, "%s: watch: --textfile %s: %s\n", prog,
+				w->textfile, strerror(-err));
+		w->textfile_err = err;
+	}
+	return err;
+}
 
 static void on_memory(const struct mn_memory_status *st, void *ctx)
 {
@@ -339,7 +421,15 @@ static void on_memory(const struct mn_memory_status *st, void *ctx)
 			    : st->reason == MN_MEMORY_ERROR ? "memory.error"
 							    : "memory.level";
 
-	out_memory(stdout, w->json, event, st);
+	if (w->openmetrics || w->textfile) {
+		if (st->reason == MN_MEMORY_ERROR)
+			metrics_down(&w->m, st);
+		else
+			metrics_sample(&w->m, st, true);
+		emit_metrics(w);
+	}
+	if (!w->openmetrics)
+		out_memory(stdout, w->json, event, st);
 	if (st->reason == MN_MEMORY_INITIAL)
 		w->initial = true;
 	if (st->reason == MN_MEMORY_ERROR)
@@ -350,7 +440,12 @@ static void on_badmem(const struct mn_badmem_event *ev, void *ctx)
 {
 	struct watch_state *w = ctx;
 
-	out_badmem(stdout, w->json, ev);
+	if (w->openmetrics || w->textfile) {
+		metrics_badmem(&w->m, ev);
+		emit_metrics(w);
+	}
+	if (!w->openmetrics)
+		out_badmem(stdout, w->json, ev);
 }
 
 static uint64_t mono_ms(void)
@@ -370,13 +465,20 @@ static int cmd_watch(int argc, char **argv)
 	struct pollfd pfd[2];
 	sigset_t sigs;
 	mn_sub *sub, *bad;
-	uint64_t deadline = 0;
+	uint64_t deadline = 0, next_sample = 0, interval_ms = 0;
 	bool interrupted = false;
 	int err, sfd, dfd;
 
 	parse_args(argc, argv, true, &a);
 	w.json = a.json;
+	w.openmetrics = a.openmetrics;
+	w.textfile = a.textfile;
 	mo.cgroup = a.cgroup;
+	if (a.openmetrics || a.textfile)
+		interval_ms = (uint64_t)((a.interval > 0 ? a.interval
+					  : DEFAULT_INTERVAL_S) * 1000.0);
+	if (interval_ms == 0 && (a.openmetrics || a.textfile))
+		interval_ms = 1;
 
 	/* The command drives memnotify from its own loop: the external
 	   dispatch mode, with SIGINT/SIGTERM read from a signalfd. */
@@ -399,8 +501,15 @@ static int cmd_watch(int argc, char **argv)
 		check_cgroup(a.cgroup, err);
 		if (err)
 			goto fail;
+		metrics_sample(&w.m, &st, true);
 	}
-	if (!a.json)
+	/* A --textfile that cannot be written fails now, not later. */
+	if (a.textfile && (err = metrics_textfile(a.textfile, &w.m))) {
+		fprintf(stderr, "%s: watch: --textfile %s: %s\n", prog,
+			a.textfile, strerror(-err));
+		return 1;
+	}
+	if (!a.json && !a.openmetrics)
 		out_memory_header(stdout);
 	err = mn_memory_subscribe(&mo, on_memory, &w, &sub);
 	if (err)
@@ -420,19 +529,37 @@ static int cmd_watch(int argc, char **argv)
 
 	pfd[0] = (struct pollfd){ .fd = dfd, .events = POLLIN };
 	pfd[1] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+	if (interval_ms)
+		next_sample = mono_ms() + interval_ms;
 	while (!w.failed) {
 		int timeout = -1;
+		uint64_t now = mono_ms();
 		if (deadline) {
 			/* A duration shorter than the first sample still
 			   prints the initial status: past the deadline, wait
 			   (a bounded time) for that line only. */
-			uint64_t now = mono_ms();
 			uint64_t until = w.initial ? deadline
 						   : deadline + INITIAL_GRACE_MS;
 			if (now >= until)
 				break;
 			uint64_t left = (now < deadline ? deadline : until) - now;
 			timeout = left > INT_MAX ? INT_MAX : (int)left;
+		}
+		/* Metrics: a fresh sample every interval, between changes. */
+		if (interval_ms && now >= next_sample) {
+			struct mn_memory_status st = { .sz = sizeof(st) };
+			if (w.initial && mn_memory_status(&mo, &st) == 0) {
+				metrics_sample(&w.m, &st, false);
+				emit_metrics(&w);
+			}
+			next_sample = now + interval_ms;
+		}
+		if (interval_ms) {
+			uint64_t left = next_sample - now;
+			if (left > INT_MAX)
+				left = INT_MAX;
+			if (timeout < 0 || left < (uint64_t)timeout)
+				timeout = (int)left;
 		}
 		int n = poll(pfd, 2, timeout);
 		if (n < 0 && errno != EINTR) {
