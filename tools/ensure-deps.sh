@@ -2,7 +2,7 @@
 # Make sure the Debian packages the build and the tests need are here.
 # As root, install the missing ones; otherwise name them and stop.
 set -eu
-need="cmake ninja-build pkg-config gcc g++ clang libcmocka-dev stress-ng strace sqlite3 python3 libucx-dev libclang-rt-14-dev"
+need="cmake ninja-build pkg-config gcc g++ clang libcmocka-dev stress-ng strace sqlite3 python3 libucx-dev libclang-rt-14-dev python3-prometheus-client"
 missing=""
 for p in $need; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
