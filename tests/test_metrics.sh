@@ -257,5 +257,28 @@ else
 	bad "openmetrics + textfile: rc=$rc $(cat "$tmp/err")"
 fi
 
+# A watched group that vanishes: watch exits 1 and the textfile says
+# memnotify_memory_up 0 for it (needs a group we may make: root, usually).
+own=$("$py" -c 'import json,sys; print(json.load(open(sys.argv[1]))["memory"]["cgroup"])' "$tmp/status.json")
+child=$own/mn_metrics.$$
+if [ -n "$own" ] && mkdir "$child" 2>/dev/null; then
+	"$bin" watch --cgroup "$child" --textfile "$tmp/tf/gone.prom" --interval 0.1 --duration 20 >/dev/null 2>"$tmp/err" &
+	wpid=$!
+	for _ in $(seq 100); do [ -s "$tmp/tf/gone.prom" ] && break; sleep 0.05; done
+	sleep 0.3
+	rmdir "$child"
+	wait $wpid; rc=$?
+	up=$(grep '^memnotify_memory_up{' "$tmp/tf/gone.prom")
+	if [ $rc -eq 1 ] && [ "$up" = "memnotify_memory_up{cgroup=\"$child\"} 0" ] &&
+	   "$py" -c 'import sys; from prometheus_client.parser import text_string_to_metric_families as p; list(p(open(sys.argv[1]).read()))' "$tmp/tf/gone.prom"; then
+		ok "a removed --cgroup: exit 1, the textfile says $up"
+	else
+		bad "removed group: rc=$rc up='$up' $(cat "$tmp/err")"
+	fi
+	rmdir "$child" 2>/dev/null
+else
+	echo "skip: cannot make a child of '$own' (the removed-group case)"
+fi
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
