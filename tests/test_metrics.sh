@@ -109,13 +109,13 @@ def check(text, fmt, status):
     assert one("memnotify_memory_up").value == 1
     limit = one("memnotify_memory_limit_bytes").value
     avail = one("memnotify_memory_available_bytes").value
-    # sampled at another moment than status: within 5 % of the limit
-    assert abs(limit - mem["limit_bytes"]) <= 0.05 * mem["limit_bytes"], (limit, mem)
-    assert abs(avail - mem["available_bytes"]) <= 0.05 * mem["limit_bytes"], (avail, mem)
+    # sampled at another moment than status: within 10 % of the limit
+    assert abs(limit - mem["limit_bytes"]) <= 0.1 * mem["limit_bytes"], (limit, mem)
+    assert abs(avail - mem["available_bytes"]) <= 0.1 * mem["limit_bytes"], (avail, mem)
     used = one("memnotify_memory_usage_bytes").value
     assert used == limit - avail, (used, limit, avail)
     load = one("memnotify_memory_load_ratio").value
-    assert abs(load - mem["load_percent"] / 100) <= 0.05, (load, mem)
+    assert abs(load - mem["load_percent"] / 100) <= 0.1, (load, mem)
     levels = {"unknown": 0, "low": 1, "neutral": 2, "high": 3}
     lvl = one("memnotify_memory_level").value
     states = {s.labels["memnotify_memory_level_state"]: s.value
@@ -175,6 +175,7 @@ else
 fi
 
 # --interval: a new exposition every interval between level changes.
+"$bin" status --json >"$tmp/status.json"
 "$bin" watch --format openmetrics --interval 0.2 --duration 1.5 >"$tmp/om.txt" 2>"$tmp/err"; rc=$?
 n=$("$py" "$tmp/check.py" openmetrics-stream "$tmp/om.txt" "$tmp/status.json" 2>&1)
 if [ $rc -eq 0 ] && [[ $n =~ ^[0-9]+$ ]] && [ "$n" -ge 4 ]; then
@@ -193,6 +194,7 @@ fi
 
 # --textfile: Prometheus text format, 0644, no temporary file left, and the
 # event lines still on stdout.
+"$bin" status --json >"$tmp/status.json"
 mkdir "$tmp/tf"
 "$bin" watch --json --textfile "$tmp/tf/memnotify.prom" --duration 0.5 >"$tmp/out.txt" 2>"$tmp/err"; rc=$?
 mode=$(stat -c %a "$tmp/tf/memnotify.prom" 2>/dev/null)
@@ -249,6 +251,7 @@ else
 fi
 
 # Both at once: OpenMetrics on stdout, Prometheus text in the file.
+"$bin" status --json >"$tmp/status.json"
 "$bin" watch --format openmetrics --textfile "$tmp/tf/both.prom" --duration 0.3 >"$tmp/om.txt" 2>"$tmp/err"; rc=$?
 if [ $rc -eq 0 ] && "$py" "$tmp/check.py" openmetrics-stream "$tmp/om.txt" "$tmp/status.json" >/dev/null 2>&1 &&
    "$py" "$tmp/check.py" prometheus "$tmp/tf/both.prom" "$tmp/status.json" >/dev/null 2>&1; then
