@@ -192,6 +192,12 @@ else
 	bad "--format json: $first"
 fi
 
+if "$bin" status --format json | "$py" -c 'import json,sys; d=json.load(sys.stdin); assert d["memory"]["limit_bytes"] > 0' 2>/dev/null; then
+	ok "status --format json prints the object of status --json"
+else
+	bad "status --format json"
+fi
+
 # --textfile: Prometheus text format, 0644, no temporary file left, and the
 # event lines still on stdout.
 "$bin" status --json >"$tmp/status.json"
