@@ -6,6 +6,10 @@
 # textfile replaced atomically while a reader keeps reading it.
 set -u
 bin=$1
+# Under a sanitizer each run of the command adds gigabytes (the shadow
+# memory) to the group it measures: compare with status more loosely.
+export MN_TOLERANCE=0.1
+[ -n "${2:-}" ] && MN_TOLERANCE=0.5
 # Debian's python3-prometheus-client installs for the system python, not
 # for a python3 that comes first on PATH.
 py=/usr/bin/python3
@@ -42,7 +46,7 @@ expect_usage "interval on status"        status --interval 1
 
 # The checker: parse, then compare with status --json.
 cat >"$tmp/check.py" <<'PY'
-import json, sys
+import json, os, sys
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_parse
 from prometheus_client.parser import text_string_to_metric_families as prom_parse
 
@@ -110,12 +114,13 @@ def check(text, fmt, status):
     limit = one("memnotify_memory_limit_bytes").value
     avail = one("memnotify_memory_available_bytes").value
     # sampled at another moment than status: within 10 % of the limit
+    tol = float(os.environ.get("MN_TOLERANCE", "0.1"))
     assert abs(limit - mem["limit_bytes"]) <= 0.1 * mem["limit_bytes"], (limit, mem)
-    assert abs(avail - mem["available_bytes"]) <= 0.1 * mem["limit_bytes"], (avail, mem)
+    assert abs(avail - mem["available_bytes"]) <= tol * mem["limit_bytes"], (avail, mem)
     used = one("memnotify_memory_usage_bytes").value
     assert used == limit - avail, (used, limit, avail)
     load = one("memnotify_memory_load_ratio").value
-    assert abs(load - mem["load_percent"] / 100) <= 0.1, (load, mem)
+    assert abs(load - mem["load_percent"] / 100) <= tol, (load, mem)
     levels = {"unknown": 0, "low": 1, "neutral": 2, "high": 3}
     lvl = one("memnotify_memory_level").value
     states = {s.labels["memnotify_memory_level_state"]: s.value
@@ -123,7 +128,7 @@ def check(text, fmt, status):
     assert sorted(states) == ["high", "low", "neutral"], states
     assert sum(states.values()) == 1 and levels[[k for k, v in states.items() if v == 1][0]] == lvl, (states, lvl)
     # the level has hysteresis, status has none: equal unless near a threshold
-    if mem["level"] != "neutral":
+    if mem["level"] != "neutral" and tol <= 0.1:
         assert lvl == levels[mem["level"]], (lvl, mem["level"])
     low = one("memnotify_memory_low_threshold_bytes").value
     high = one("memnotify_memory_high_threshold_bytes").value
