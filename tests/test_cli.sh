@@ -355,6 +355,58 @@ else
 	ok "nmi to a missing process fails"
 fi
 
+# The man page's OUTPUT section names every JSON key the command prints:
+# status (with its capabilities and memory), watch's memory lines, and
+# run's run.start and event lines (an mprotect, madvise, mremap and munmap).
+man=$(dirname "$0")/../docs/memnotify.1
+if [ -n "$sanitized" ]; then
+	echo "skip OUTPUT keys: run under a $sanitized build"
+elif [ ! -f "$man" ]; then
+	bad "OUTPUT keys: no man page at $man"
+else
+	keys=$( {
+		"$bin" status --json
+		"$bin" run --json -- python3 -c '
+import ctypes, mmap
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+libc.mremap.restype = ctypes.c_void_p
+libc.mremap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_int]
+p = libc.mmap(None, 1 << 20, 3, 0x22, -1, 0)
+libc.mprotect(ctypes.c_void_p(p), 4096, 1)
+libc.madvise(ctypes.c_void_p(p + 8192), 4096, 4)
+q = libc.mremap(ctypes.c_void_p(p), 1 << 20, 2 << 20, 1)
+libc.munmap(ctypes.c_void_p(q), 2 << 20)
+' 2>&1 >/dev/null
+	} | python3 -c '
+import json, sys
+keys = set()
+def walk(o):
+    if isinstance(o, dict):
+        for k, v in o.items():
+            keys.add(k); walk(v)
+    elif isinstance(o, list):
+        for v in o: walk(v)
+for l in sys.stdin:
+    if l.startswith("{"):
+        walk(json.loads(l))
+print(" ".join(sorted(keys)))')
+	section=$(sed -n '/^\.SH OUTPUT/,/^\.SH /p' "$man")
+	missing=""
+	for k in $keys; do
+		grep -q "^\.BR\? .*\b$k\b" <<<"$section" || missing="$missing $k"
+	done
+	for k in new_address prot advice exe argv via; do
+		grep -qw "$k" <<<"$keys" || missing="$missing (no $k in the output)"
+	done
+	if [ -z "$missing" ] && [ -n "$keys" ]; then
+		ok "man OUTPUT names every JSON key printed ($(wc -w <<<"$keys") keys)"
+	else
+		bad "man OUTPUT lacks:$missing"
+	fi
+fi
+
 rm -f /tmp/mn_cli_err.$$ /tmp/mn_cli_out.$$
 echo "test_cli: $pass passed, $fail failed"
 [ $fail -eq 0 ]
