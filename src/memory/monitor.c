@@ -865,6 +865,7 @@ static void rebuild_after_fork(void)
 		int err = arm(m);
 		if (err < 0) {
 			m->fail_err = err;
+			m->last.time_usec = mn__now_real_usec(); /* as fail() */
 			atomic_store(&m->failed, true);
 		}
 		m->level = MN_MEMORY_LEVEL_UNKNOWN;
