@@ -6,7 +6,10 @@
 #                               Debian packages the tests need, as root)
 #   make check SANITIZE=address,undefined   (or SANITIZE=thread)
 #   make bench                  benchmarks, as ratios against a baseline
-#   make install PREFIX=/usr/local [DESTDIR=...]
+#   make install PREFIX=/usr/local [DESTDIR=...]   (needs only the build
+#                               tools; no tests or benchmarks are built;
+#                               runs ldconfig as root when the library goes
+#                               to a directory the loader searches)
 #   make fuzz FUZZ_SECONDS=20   run each libFuzzer target (clang)
 
 SANITIZE ?=
@@ -21,12 +24,15 @@ CMAKE_FLAGS = -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
 	-DMN_SANITIZE=$(SANITIZE) -DMN_WERROR=$(WERROR) \
 	-DCMAKE_INSTALL_PREFIX=$(PREFIX)
 
-.PHONY: all build run check bench install fuzz deps clean
+.PHONY: all build run check bench install fuzz deps build-deps clean
 
 all: build
 
 deps:
-	@tools/ensure-deps.sh
+	@tools/ensure-deps.sh --test
+
+build-deps:
+	@tools/ensure-deps.sh --build
 
 $(BUILD_DIR)/build.ninja: CMakeLists.txt
 	@cmake -S . -B $(BUILD_DIR) $(CMAKE_FLAGS) >/dev/null
@@ -45,8 +51,14 @@ bench: build
 	@cmake --build $(BUILD_DIR) --target bench-all
 	@bench/run.sh $(BUILD_DIR)
 
-install: build
-	@DESTDIR=$(DESTDIR) cmake --install $(BUILD_DIR) --prefix $(PREFIX)
+# A build of its own, without tests and benchmarks (BUILD_TESTING=OFF):
+# installing needs only what ensure-deps.sh --build brings.
+INSTALL_BUILD_DIR ?= build/install
+install: build-deps
+	@cmake -S . -B $(INSTALL_BUILD_DIR) $(CMAKE_FLAGS) -DBUILD_TESTING=OFF >/dev/null
+	@cmake --build $(INSTALL_BUILD_DIR) --target memnotify memnotify_static memnotify_cli
+	@DESTDIR=$(DESTDIR) cmake --install $(INSTALL_BUILD_DIR) --prefix $(PREFIX)
+	@tools/post-install-ldconfig.sh "$(PREFIX)" "$(DESTDIR)"
 
 fuzz: deps
 	@cmake -S . -B build/fuzz -G Ninja -DCMAKE_C_COMPILER=clang -DMN_FUZZ=ON \

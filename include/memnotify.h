@@ -26,7 +26,10 @@
  *   at the child's first call into any mn_* function (the dispatcher thread
  *   and the kernel file descriptors are re-created then); until that call
  *   the child receives no events.  No call returns -ECHILD.
- * - The library never prints; see mn_set_log().
+ * - Diagnostics are never printed by the library: they go to the sink set
+ *   with mn_set_log() (none by default), filtered by MEMNOTIFY_LOG.  The one
+ *   line it writes itself (to stderr) is the report before an unhandled
+ *   chained signal's default action; see mn_signal_report().
  */
 #ifndef MEMNOTIFY_H
 #define MEMNOTIFY_H

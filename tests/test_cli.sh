@@ -187,7 +187,7 @@ if [ $rc -eq 7 ]; then ok "run exits with the program's status"; else bad "run s
 out=$("$bin" run --json -- python3 -c '
 import mmap
 m = mmap.mmap(-1, 3 << 20); m.close()
-'); rc=$?
+' 2>&1 >/dev/null); rc=$?
 if [ $rc -eq 0 ] && python3 -c '
 import json,sys
 evs=[json.loads(l) for l in sys.stdin if l.strip()]
@@ -202,6 +202,77 @@ assert e["via"]=="hook" and isinstance(e["address"], int)
 	ok "run --json: a 3 MiB munmap in python3 is a vm.unmap line"
 else
 	bad "run --json: rc=$rc out=$(head -c 600 <<<"$out")"
+fi
+# The events go to stderr by default: the program's stdout is its own.
+out=$("$bin" run -- sh -c 'echo program-output' 2>/tmp/mn_cli_err.$$); rc=$?
+if [ $rc -eq 0 ] && [ "$out" = program-output ] &&
+	grep -q "pid [0-9]*  run.start  " /tmp/mn_cli_err.$$; then
+	ok "run: events on stderr, the program's stdout untouched"
+else
+	bad "run default output: rc=$rc stdout='$(head -c 400 <<<"$out")' stderr='$(head -c 400 /tmp/mn_cli_err.$$)'"
+fi
+# --output - asks for both on stdout.
+out=$("$bin" run --output - -- sh -c 'echo program-output' 2>/tmp/mn_cli_err.$$); rc=$?
+if [ $rc -eq 0 ] && grep -qx program-output <<<"$out" && grep -q "run.start" <<<"$out" &&
+	! grep -q "run.start" /tmp/mn_cli_err.$$; then
+	ok "run --output -: events and the program's output on stdout"
+else
+	bad "run --output -: rc=$rc stdout='$(head -c 400 <<<"$out")' stderr='$(head -c 400 /tmp/mn_cli_err.$$)'"
+fi
+rm -f /tmp/mn_cli_err.$$
+# run.start names the program: a chain of execs in one process gives one
+# run.start per program, told apart by exe and argv; arguments with
+# quotes, backslashes, control characters, UTF-8 and bytes that are not
+# UTF-8 are escaped into valid JSON (the last as U+FFFD).
+out=$("$bin" run --json -- python3 -c '
+import os
+os.execv(b"/bin/sh", [b"sh", b"-c", b"exec \"$0\" \"$@\"", b"/bin/true",
+                      b"q\"x\\y", b"\x01\xc3\xa9\n", b"\xff\xfe"])
+' 2>&1 >/dev/null); rc=$?
+if [ $rc -eq 0 ] && python3 -c '
+import json, sys
+# (python3 may itself be a chain: a pyenv shim execs env, bash, ...)
+starts = [json.loads(l) for l in sys.stdin if "run.start" in l]
+assert len(starts) >= 3, starts
+assert len({s["pid"] for s in starts[-3:]}) == 1, starts[-3:]
+py, sh, true = starts[-3:]
+assert "python" in py["exe"].split("/")[-1], py
+assert py["argv"][-2] == "-c", py
+assert sh["exe"].endswith("sh") and sh["argv"][:2] == ["sh", "-c"], sh
+assert sh["argv"][2].replace(chr(34), "") == "exec $0 $@", sh
+assert true["exe"] == "/usr/bin/true", true
+want = ["/bin/true", "q" + chr(34) + "x" + chr(92) + "y", "\x01\u00e9\n", "\ufffd\ufffd"]
+assert true["argv"] == want, (true["argv"], want)
+assert "argv_truncated" not in true
+' <<<"$out"; then
+	ok "run.start: exe and argv tell a chain of execs apart, JSON-escaped"
+else
+	bad "run.start exe/argv: rc=$rc out=$(head -c 1200 <<<"$out")"
+fi
+# A command line longer than one line can hold: cut at an argument,
+# still one valid line of at most PIPE_BUF bytes, and marked.
+out=$("$bin" run --json -- python3 -c '
+import os
+os.execv("/bin/true", ["true"] + ["x" * 40] * 400)
+' 2>&1 >/dev/null); rc=$?
+if [ $rc -eq 0 ] && python3 -c '
+import json, sys
+lines = [l for l in sys.stdin if "run.start" in l]
+s = json.loads(lines[-1])
+assert len(lines[-1].encode()) <= 4096, len(lines[-1])
+assert s["exe"] == "/usr/bin/true" and s["argv_truncated"] is True, s
+assert 1 < len(s["argv"]) < 401 and all(a == "x" * 40 for a in s["argv"][1:]), s
+' <<<"$out"; then
+	ok "run.start: a long command line is cut at an argument, marked argv_truncated"
+else
+	bad "run.start long argv: rc=$rc out=$(head -c 600 <<<"$out")"
+fi
+# The text form: executable and the arguments as a shell would read them.
+out=$("$bin" run -- /bin/sh -c 'exec /bin/true "a b" "it'"'"'s"' 2>&1 >/dev/null)
+if grep -qF "run.start  /usr/bin/true  argv /bin/true 'a b' 'it'\''s'" <<<"$out"; then
+	ok "run.start text: exe and shell-quoted argv"
+else
+	bad "run.start text: $(head -c 600 <<<"$out")"
 fi
 f=$(mktemp)
 "$bin" run --output "$f" -- python3 -c 'import mmap; m = mmap.mmap(-1, 1 << 20); m.close()' >/dev/null
@@ -282,6 +353,58 @@ if "$bin" nmi 2147483646 2>/dev/null; then
 	bad "nmi to a missing process succeeded"
 else
 	ok "nmi to a missing process fails"
+fi
+
+# The man page's OUTPUT section names every JSON key the command prints:
+# status (with its capabilities and memory), watch's memory lines, and
+# run's run.start and event lines (an mprotect, madvise, mremap and munmap).
+man=$(dirname "$0")/../docs/memnotify.1
+if [ -n "$sanitized" ]; then
+	echo "skip OUTPUT keys: run under a $sanitized build"
+elif [ ! -f "$man" ]; then
+	bad "OUTPUT keys: no man page at $man"
+else
+	keys=$( {
+		"$bin" status --json
+		"$bin" run --json -- python3 -c '
+import ctypes, mmap
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+libc.mremap.restype = ctypes.c_void_p
+libc.mremap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_int]
+p = libc.mmap(None, 1 << 20, 3, 0x22, -1, 0)
+libc.mprotect(ctypes.c_void_p(p), 4096, 1)
+libc.madvise(ctypes.c_void_p(p + 8192), 4096, 4)
+q = libc.mremap(ctypes.c_void_p(p), 1 << 20, 2 << 20, 1)
+libc.munmap(ctypes.c_void_p(q), 2 << 20)
+' 2>&1 >/dev/null
+	} | python3 -c '
+import json, sys
+keys = set()
+def walk(o):
+    if isinstance(o, dict):
+        for k, v in o.items():
+            keys.add(k); walk(v)
+    elif isinstance(o, list):
+        for v in o: walk(v)
+for l in sys.stdin:
+    if l.startswith("{"):
+        walk(json.loads(l))
+print(" ".join(sorted(keys)))')
+	section=$(sed -n '/^\.SH OUTPUT/,/^\.SH /p' "$man")
+	missing=""
+	for k in $keys; do
+		grep -q "^\.BR\? .*\b$k\b" <<<"$section" || missing="$missing $k"
+	done
+	for k in new_address prot advice exe argv via; do
+		grep -qw "$k" <<<"$keys" || missing="$missing (no $k in the output)"
+	done
+	if [ -z "$missing" ] && [ -n "$keys" ]; then
+		ok "man OUTPUT names every JSON key printed ($(wc -w <<<"$keys") keys)"
+	else
+		bad "man OUTPUT lacks:$missing"
+	fi
 fi
 
 rm -f /tmp/mn_cli_err.$$ /tmp/mn_cli_out.$$

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <grp.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -327,7 +328,13 @@ static void test_real_cgroup(void **state)
 	assert_true(i >= 0);
 	assert_true(s.ev[i].available_bytes >= 256 * MiB * 3 / 10);
 
-	/* The group disappears under the watch: reported, not silent. */
+	/* The group disappears under the watch: reported, not silent, with
+	   the time of the failure (not of the last good sample, taken
+	   before the group was removed). */
+	struct timespec before;
+	clock_gettime(CLOCK_REALTIME, &before);
+	uint64_t removed_usec = (uint64_t)before.tv_sec * 1000000u +
+				(uint64_t)before.tv_nsec / 1000u;
 	assert_int_equal(mn_test_cgroup_destroy(cg), 0);
 	j = wait_for(&s, i + 1, MN_MEMORY_ERROR, 0);
 	if (j < 0) {
@@ -336,6 +343,11 @@ static void test_real_cgroup(void **state)
 		fail_msg("removal of %s was not reported", cg);
 	}
 	assert_int_equal(s.ev[j].error, -ENOENT);
+	if (s.ev[j].time_usec < removed_usec)
+		fail_msg("memory.error time %llu is before the group's removal "
+			 "at %llu (the last good sample's?)",
+			 (unsigned long long)s.ev[j].time_usec,
+			 (unsigned long long)removed_usec);
 	assert_int_equal(mn_unsubscribe(sub), 0);
 	assert_int_equal(mn_shutdown(), 0);
 }

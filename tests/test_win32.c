@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Conformance of the Windows face (memnotify/win32.h) to the spec pages in
- * ../shared/seeds/: one group per page, each assertion citing the sentence
- * of the page (or of the seeds README, "companion facts") it checks.
+ * Conformance of the Windows face (memnotify/win32.h) to Microsoft's
+ * documentation of each API (docs/windows-mapping.md lists them): one group
+ * per API, each assertion citing the documented behaviour it checks.
  *   000 RegisterBadMemoryNotification      -> test_badmem_*
  *   001 IHostMemoryManager::Register...    -> test_clr_*, test_system_*
  *   002 KeRegisterNmiCallback              -> test_nmi_*

@@ -1,8 +1,17 @@
 #!/bin/sh
-# Make sure the Debian packages the build and the tests need are here.
+# Make sure the Debian packages a target needs are here.
+#   tools/ensure-deps.sh --build   what building and installing need (4)
+#   tools/ensure-deps.sh --test    that, plus what the tests, benchmarks,
+#                                  sanitizer builds and fuzzers need (14 in all)
 # As root, install the missing ones; otherwise name them and stop.
 set -eu
-need="cmake ninja-build pkg-config gcc g++ clang libcmocka-dev stress-ng strace sqlite3 python3 libucx-dev libclang-rt-14-dev python3-prometheus-client"
+build="cmake ninja-build pkg-config gcc"
+test="g++ clang libcmocka-dev stress-ng strace sqlite3 python3 libucx-dev libclang-rt-14-dev python3-prometheus-client"
+case "${1:---test}" in
+--build) need=$build ;;
+--test) need="$build $test" ;;
+*) echo "usage: $0 [--build|--test]" >&2; exit 2 ;;
+esac
 missing=""
 for p in $need; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

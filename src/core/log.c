@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Diagnostics: the library never prints; it hands formatted lines to the
- * sink set with mn_set_log(), filtered by MEMNOTIFY_LOG.
+ * Diagnostics: the library does not print them; it hands formatted lines
+ * to the sink set with mn_set_log() (none by default: they are dropped),
+ * filtered by MEMNOTIFY_LOG.  (The unhandled-signal report of
+ * sigchain.c is the one line the library writes to stderr itself.)
  */
 #include <pthread.h>
 #include <stdarg.h>

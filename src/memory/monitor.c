@@ -359,6 +359,10 @@ static void fail(struct mon *m, int err)
 	if (atomic_load(&m->failed))
 		return;
 	m->fail_err = err;
+	/* The error status keeps the last good sample's figures, but its time
+	   is the failure's: a subscriber (memnotify's memory.error line) must
+	   not see the time of a sample taken up to a poll interval before. */
+	m->last.time_usec = mn__now_real_usec();
 	atomic_store(&m->failed, true);
 	mn__warn("memory: %s: %s; the watch stops",
 		 m->p.cg.path[0] ? m->p.cg.path : "system", mn_strerror(err));
@@ -861,6 +865,7 @@ static void rebuild_after_fork(void)
 		int err = arm(m);
 		if (err < 0) {
 			m->fail_err = err;
+			m->last.time_usec = mn__now_real_usec(); /* as fail() */
 			atomic_store(&m->failed, true);
 		}
 		m->level = MN_MEMORY_LEVEL_UNKNOWN;

@@ -9,6 +9,8 @@
  * one write(2) (lines are shorter than PIPE_BUF, so O_APPEND files and
  * pipes never interleave them).
  */
+#include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -105,6 +107,112 @@ static void put_prot(struct buf *b, int prot)
 	char s[4] = { prot & PROT_READ ? 'r' : '-', prot & PROT_WRITE ? 'w' : '-',
 		      prot & PROT_EXEC ? 'x' : '-', 0 };
 	put(b, s);
+}
+
+/* Bytes [s, s + n) as the contents of a JSON string: quote, backslash and
+   control characters escaped, valid UTF-8 kept, any other byte (a path or
+   argument need not be UTF-8) as U+FFFD.  False, with nothing written
+   beyond b->end, if it did not fit. */
+static bool put_json_bytes(struct buf *b, const unsigned char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n;) {
+		unsigned char c = s[i];
+		size_t len = 1;
+		char esc[7];
+
+		if (c == '"' || c == '\\') {
+			esc[0] = '\\'; esc[1] = (char)c; esc[2] = 0;
+			put(b, esc);
+		} else if (c < 0x20 || c == 0x7f) {
+			esc[0] = '\\'; esc[1] = 'u'; esc[2] = '0'; esc[3] = '0';
+			esc[4] = hex[c >> 4]; esc[5] = hex[c & 15]; esc[6] = 0;
+			put(b, esc);
+		} else if (c < 0x80) {
+			esc[0] = (char)c; esc[1] = 0;
+			put(b, esc);
+		} else {
+			/* A well-formed sequence (no overlong form, no
+			   surrogate, at most U+10FFFF) is copied as it is. */
+			uint32_t cp;
+			size_t k;
+
+			len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
+			cp = len == 4 ? c & 7u : len == 3 ? c & 15u : c & 31u;
+			for (k = 1; k < len && i + k < n && (s[i + k] & 0xc0) == 0x80; k++)
+				cp = cp << 6 | (s[i + k] & 0x3fu);
+			if (!len || k < len || (len == 3 && cp < 0x800) ||
+			    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+			    (cp >= 0xd800 && cp <= 0xdfff)) {
+				put(b, "\\ufffd");
+				len = 1;
+			} else {
+				for (k = 0; k < len && b->p < b->end; k++)
+					*b->p++ = (char)s[i + k];
+			}
+		}
+		i += len;
+		if (b->p >= b->end)
+			return false;
+	}
+	return true;
+}
+
+/* For the text line: bytes a shell would read back as one word unquoted
+   are kept; anything else is put in single quotes ('\'' for a quote),
+   with control characters as '?' so the line stays one line. */
+static void put_shell_word(struct buf *b, const char *s)
+{
+	bool plain = *s != 0;
+
+	for (const char *c = s; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		      (*c >= '0' && *c <= '9') || *c == '/' || *c == '.' ||
+		      *c == '_' || *c == '-' || *c == '+' || *c == '=' ||
+		      *c == ':' || *c == ',' || *c == '@' || *c == '%'))
+			plain = false;
+	if (plain) {
+		put(b, s);
+		return;
+	}
+	put(b, "'");
+	for (const char *c = s; *c; c++) {
+		char one[2] = { (unsigned char)*c < 0x20 || *c == 0x7f ? '?' : *c, 0 };
+		put(b, *c == '\'' ? "'\\''" : one);
+	}
+	put(b, "'");
+}
+
+/* What this process runs, for its run.start line: the executable's path
+   (readlink of /proc/self/exe; empty if unreadable) and the arguments
+   (/proc/self/cmdline, NUL-separated, cut at the buffer's size).
+   System calls only: no allocation, no stdio. */
+static ssize_t read_exe(char *exe, size_t size)
+{
+	ssize_t n = readlink("/proc/self/exe", exe, size - 1);
+
+	exe[n > 0 ? n : 0] = 0;
+	return n > 0 ? n : -1;
+}
+
+static size_t read_cmdline(char *buf, size_t size, bool *cut)
+{
+	int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+	size_t n = 0;
+	ssize_t r;
+
+	*cut = false;
+	if (fd < 0)
+		return 0;
+	while (n < size && (r = read(fd, buf + n, size - n)) > 0)
+		n += (size_t)r;
+	if (n == size) {
+		char extra;
+		*cut = read(fd, &extra, 1) > 0;
+	}
+	close(fd);
+	return n;
 }
 
 /* Async-signal-safe (fstat, write).  A program that closed the number and
@@ -225,10 +333,16 @@ __attribute__((constructor(200))) static void run_init(void)
 	   descriptor its caller chose. */
 	const char *fd = secure_getenv("MEMNOTIFY_RUN_FD");
 	const char *json = secure_getenv("MEMNOTIFY_RUN_JSON");
-	char line[200];
-	struct buf b = { line, line + sizeof(line) - 1 };
+	/* One write of at most PIPE_BUF bytes: never interleaved with another
+	   process's line.  Arguments that do not fit are left out (JSON says
+	   so with "argv_truncated":true; text ends with " ..."). */
+	char line[PIPE_BUF], exe[PATH_MAX], args[2048];
+	/* Room kept for what closes the line. */
+	struct buf b = { line, line + sizeof(line) - 48 };
 	struct stat st;
 	mn_sub *sub;
+	size_t nargs;
+	bool cut;
 
 	if (!fd || !*fd || !parse_run_fd(fd))
 		return;
@@ -239,6 +353,8 @@ __attribute__((constructor(200))) static void run_init(void)
 	out_json = json && *json == '1';
 	if (mn_vm_listen(0, on_event, NULL, &sub) < 0)
 		return;
+	ssize_t exe_len = read_exe(exe, sizeof(exe));
+	nargs = read_cmdline(args, sizeof(args), &cut);
 	if (out_json) {
 		/* "event" first: a tracer that shows only the start of the
 		   write (strace -s) still sees what it is. */
@@ -246,12 +362,71 @@ __attribute__((constructor(200))) static void run_init(void)
 		put_u(&b, (uint64_t)getpid(), 1);
 		put(&b, ",\"time\":\"");
 		put_time(&b);
-		put(&b, "\"}\n");
+		put(&b, "\",\"exe\":");
+		char *mark = b.p;
+		if (exe_len < 0) {
+			put(&b, "null");
+		} else {
+			put(&b, "\"");
+			if (!put_json_bytes(&b, (const unsigned char *)exe,
+					    (size_t)exe_len)) {
+				b.p = mark;
+				put(&b, "null");
+			} else {
+				put(&b, "\"");
+			}
+		}
+		put(&b, ",\"argv\":[");
+		for (size_t i = 0, k = 0; i < nargs; k++) {
+			size_t len = strnlen(args + i, nargs - i);
+			if (i + len == nargs && cut)
+				break; /* the last argument was cut: leave it out */
+			mark = b.p;
+			put(&b, k ? ",\"" : "\"");
+			if (!put_json_bytes(&b, (const unsigned char *)args + i, len) ||
+			    b.p + 1 >= b.end) {
+				b.p = mark;
+				cut = true;
+				break;
+			}
+			put(&b, "\"");
+			i += len + 1;
+		}
+		b.end = line + sizeof(line) - 1;
+		put(&b, "]");
+		if (cut)
+			put(&b, ",\"argv_truncated\":true");
+		put(&b, "}\n");
 	} else {
 		put_time(&b);
 		put(&b, "  pid ");
 		put_u(&b, (uint64_t)getpid(), 1);
-		put(&b, "  run.start\n");
+		put(&b, "  run.start  ");
+		put_shell_word(&b, exe_len < 0 ? "?" : exe);
+		put(&b, "  argv");
+		for (size_t i = 0; i < nargs;) {
+			size_t len = strnlen(args + i, nargs - i);
+			if (i + len == nargs) { /* no NUL after it */
+				if (cut || nargs == sizeof(args)) {
+					cut = true; /* the last argument was cut */
+					break;
+				}
+				args[nargs] = 0;
+			}
+			char *mark = b.p;
+			put(&b, " ");
+			put_shell_word(&b, args + i);
+			if (b.p >= b.end) {
+				b.p = mark;
+				cut = true;
+				break;
+			}
+			i += len + 1;
+		}
+		b.end = line + sizeof(line) - 1;
+		if (cut)
+			put(&b, " ...");
+		put(&b, "\n");
 	}
 	emit(&b, line);
 }

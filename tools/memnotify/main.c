@@ -63,9 +63,11 @@ static void usage(FILE *f)
 		"        interrupted or SECONDS pass\n"
 		"run     run PROGRAM with memnotify preloaded and print one line\n"
 		"        per unmap, move, discard or protection change in it and\n"
-		"        its children; exits with PROGRAM's status (refuses, exit\n"
-		"        2, if libmemnotify's path holds a space, tab or colon,\n"
-		"        which LD_PRELOAD cannot carry)\n"
+		"        its children, on stderr (PROGRAM's stdout stays its own),\n"
+		"        each process's first line being run.start with its\n"
+		"        executable and arguments; exits with PROGRAM's status\n"
+		"        (refuses, exit 2, if libmemnotify's path holds a space,\n"
+		"        tab or colon, which LD_PRELOAD cannot carry)\n"
 		"nmi     raise an NMI in process PID: send it the process-wide NMI\n"
 		"        signal, which its KeRegisterNmiCallback() callbacks handle\n"
 		"        (unhandled, it ends the process)\n"
@@ -84,7 +86,8 @@ static void usage(FILE *f)
 		"                   with the metrics in Prometheus text format,\n"
 		"                   for node_exporter's textfile collector\n"
 		"  --interval SECS  watch: metrics sampling period (default 5)\n"
-		"  --output FILE    run: write the events to FILE\n"
+		"  --output FILE    run: write the events to FILE instead of\n"
+		"                   stderr ('-': to stdout, with PROGRAM's output)\n"
 		"  --signal SIG     nmi: the signal (number, or USR1, USR2,\n"
 		"                   RTMIN+N, RTMAX-N) instead of the NMI signal\n"
 		"\n"
@@ -647,14 +650,19 @@ static int cmd_run(int argc, char **argv)
 			"memnotify to it\n", prog);
 		return EXIT_USAGE;
 	}
-	if (output)
+	/* The events go to stderr unless asked elsewhere: the program's own
+	   standard output stays its own ("--output -" mixes them on
+	   purpose; "--output FILE" keeps them apart from both). */
+	bool to_stdout = output && !strcmp(output, "-");
+	if (output && !to_stdout)
 		fd = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
 	else
-		fd = dup(STDOUT_FILENO);
+		fd = dup(to_stdout ? STDOUT_FILENO : STDERR_FILENO);
 	if (fd < 0) {
-		fprintf(stderr, "%s: run: %s: %s\n", prog, output ? output : "stdout",
+		fprintf(stderr, "%s: run: %s: %s\n", prog,
+			!output ? "stderr" : to_stdout ? "stdout" : output,
 			strerror(errno));
-		return output ? EXIT_USAGE : 1;
+		return output && !to_stdout ? EXIT_USAGE : 1;
 	}
 	/* The descriptor's identity goes with its number: the library writes
 	   only while the number still names this file (a program may close
