@@ -127,7 +127,9 @@ enum mn_cap {
 	MN_CAP_EVENTFD,               /* eventfd(2) */
 	MN_CAP_TIMERFD,               /* timerfd_create(2) */
 	MN_CAP_SIGNAL_INTERPOSE,      /* sigaction()/signal() calls reach
-	                                 memnotify (linked or preloaded) */
+	                                 memnotify (linked or preloaded);
+	                                 no when loaded by dlopen() (ctypes,
+	                                 RTLD_LOCAL) or after the C library */
 	MN_CAP_MEMORY_FAILURE,        /* kernel memory-failure recovery
 	                                 (CONFIG_MEMORY_FAILURE) */
 	MN_CAP_MCE_EARLY_KILL,        /* prctl(PR_MCE_KILL) early kill */
@@ -498,8 +500,15 @@ MN_API const char *mn_memory_mechanism_name(unsigned int mechanism);
  * other signals go to the C library untouched.  MEMNOTIFY_NO_INTERPOSE=1
  * turns interposition off (the calls then go straight to the C library and
  * may replace memnotify's handler).  A library loaded with dlopen() after
- * start does not interpose the program's own calls;
- * mn_capability(MN_CAP_SIGNAL_INTERPOSE) tells.
+ * start (RTLD_LOCAL, as Python's ctypes loads it, or RTLD_GLOBAL: the C
+ * library's sigaction() comes first either way) does not interpose the
+ * program's own calls: a later sigaction() for a chained signal (Python's
+ * faulthandler.enable(), for one) replaces memnotify's handler, and the
+ * chain no longer runs.  Link libmemnotify or preload it (LD_PRELOAD) to
+ * keep the chain.  mn_capability(MN_CAP_SIGNAL_INTERPOSE) tells which: it
+ * is decided at load time by calling the sigaction() the program's calls
+ * resolve to and seeing whether the call reaches memnotify's, so it also
+ * holds with an interceptor (a sanitizer's) in front.
  *
  * Blocking: a thread that blocks a chained synchronous signal
  * (sigprocmask/pthread_sigmask) and then faults is killed by the kernel
