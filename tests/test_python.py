@@ -94,6 +94,7 @@ class Binding(unittest.TestCase):
 
         sub = memnotify.subscribe_memory(on_level, low_percent=10,
                                          high_percent=30)
+        self.addCleanup(lambda: sub.active and sub.unsubscribe())
         self.assertTrue(sub.active)
         self.assertTrue(ev.wait(WAIT), "no initial level within %ss" % WAIT)
         st, tid = got[0]
@@ -102,7 +103,13 @@ class Binding(unittest.TestCase):
         self.assertIn(st.level_name, ("low", "neutral", "high"))
         # Thread context: memnotify's dispatcher, not this thread.
         self.assertNotEqual(tid, threading.get_ident())
+        # The delivery is counted once the callback has returned.
+        deadline = time.monotonic() + WAIT
         after = memnotify.stats()
+        while (after["events_delivered"] <= before["events_delivered"] and
+               time.monotonic() < deadline):
+            time.sleep(0.01)
+            after = memnotify.stats()
         self.assertGreaterEqual(after["events_delivered"],
                                 before["events_delivered"] + 1)
         self.assertGreater(after["samples"], before["samples"])
@@ -119,19 +126,41 @@ class Binding(unittest.TestCase):
         self.assertEqual(cm.exception.errno, errno.ENOENT)
 
     def test_unsubscribe_from_inside_the_callback(self):
+        # The initial level may come before subscribe_memory() returns the
+        # handle: the callback does not wait for it (it would hold up the
+        # dispatcher), it leaves the unsubscribe to the next delivery or
+        # to this thread, and the test tells which happened.
         done = threading.Event()
         holder = {}
+        lock = threading.Lock()
 
         def on_level(st):
-            holder["sub"].unsubscribe()
-            done.set()
+            with lock:
+                sub = holder.get("sub")
+            if sub is not None:
+                sub.unsubscribe()
+                done.set()
 
-        ev = threading.Event()
-        holder["sub"] = memnotify.subscribe_memory(
-            lambda st: (ev.wait(WAIT), on_level(st)))
-        ev.set()
-        self.assertTrue(done.wait(WAIT))
-        self.assertFalse(holder["sub"].active)
+        # Own thresholds: a monitor of its own, not one shared with
+        # another test's subscription.
+        sub = memnotify.subscribe_memory(on_level, low_percent=11,
+                                         high_percent=31, poll_min_ms=10,
+                                         poll_max_ms=20)
+        with lock:
+            holder["sub"] = sub
+        # A level change may never come: end it from inside a callback of
+        # another subscription, which is delivered at once.
+        other_done = threading.Event()
+
+        def other(st):
+            if sub.active:
+                sub.unsubscribe()
+            other_done.set()
+
+        with memnotify.subscribe_memory(other, low_percent=12,
+                                        high_percent=32):
+            self.assertTrue(other_done.wait(WAIT) or done.wait(WAIT))
+        self.assertFalse(sub.active)
 
     def test_with_block_ends_the_subscription(self):
         with memnotify.subscribe_memory(lambda st: None) as sub:
