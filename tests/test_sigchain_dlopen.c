@@ -6,7 +6,9 @@
  * handler in the chain of SIGUSR2, then sets its own handler with the
  * sigaction() it resolves, as a later library would (Python's
  * faulthandler.enable()), and raises SIGUSR2.  The chain survived exactly
- * when the capability said "supported".
+ * when the capability said "supported".  Built with MN_LINKED, the same
+ * program is linked with the shared library instead (with a sanitizer's
+ * interceptors in front of it in sanitizer builds).
  *
  * usage: test_sigchain_dlopen LIBMEMNOTIFY [expect-supported|expect-unsupported]
  */
@@ -49,6 +51,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s LIBMEMNOTIFY [expect-supported|expect-unsupported]\n", argv[0]);
 		return 2;
 	}
+#ifdef MN_LINKED
+	/* Built linked with the shared library (sanitizer runtimes, when
+	   there are, in front of it): argv[1] only names it. */
+	(void)lib;
+	cap_fn = mn_capability;
+	reg_fn = mn_signal_register;
+#else
 	lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
 	if (!lib) {
 		fprintf(stderr, "dlopen: %s\n", dlerror());
@@ -56,6 +65,7 @@ int main(int argc, char **argv)
 	}
 	cap_fn = (int (*)(unsigned int, struct mn_capability *))dlsym(lib, "mn_capability");
 	reg_fn = (int (*)(int, mn_signal_fn, void *, mn_sub **))dlsym(lib, "mn_signal_register");
+#endif
 	if (!cap_fn || !reg_fn) {
 		fprintf(stderr, "dlsym: %s\n", dlerror());
 		return 1;

@@ -59,9 +59,9 @@ static bool interposing;
 
 /* --- the C library's sigaction ------------------------------------------ */
 
-/* Calls of our sigaction() with signal 0 (invalid: the C library answers
-   EINVAL), counted so that the load-time check can tell whether the
-   sigaction the program's calls resolve to reaches ours. */
+/* The load-time check's query (see reaches_us): its @oldact is this
+   struct, an address no other caller passes, counted in probe_calls. */
+static struct sigaction probe_old;
 static _Atomic unsigned int probe_calls;
 
 /*
@@ -70,10 +70,11 @@ static _Atomic unsigned int probe_calls;
  * global scope as the program's reference, so loaded with RTLD_LOCAL (ctypes)
  * or after the C library both would name the C library's, and an
  * interceptor (a sanitizer's) in front of ours would hide it.  So the
- * definition the program resolves is called, with signal 0, and we look
- * whether it came through ours.
+ * definition the program resolves is called with a query (SIGURG, no new
+ * action: interceptors pass it on), and we look whether it came through
+ * ours.
  */
-static bool reaches_us(void)
+MN__NO_TSAN static bool reaches_us(void)
 {
 	sigaction_fn first = (sigaction_fn)dlsym(RTLD_DEFAULT, "sigaction");
 	unsigned int before = atomic_load(&probe_calls);
@@ -81,12 +82,14 @@ static bool reaches_us(void)
 
 	if (!first)
 		return false;
-	(void)first(0, NULL, NULL);
+	(void)first(SIGURG, NULL, &probe_old);
 	errno = saved;
 	return atomic_load(&probe_calls) != before;
 }
 
-MN__NO_TSAN __attribute__((constructor)) static void sigchain_init(void)
+/* Also called before our constructor, from the first sigaction() that
+   reaches us (a sanitizer's runtime initialising): only what that needs. */
+MN__NO_TSAN static void sigchain_resolve(void)
 {
 	const char *off = secure_getenv("MEMNOTIFY_NO_INTERPOSE");
 
@@ -96,6 +99,11 @@ MN__NO_TSAN __attribute__((constructor)) static void sigchain_init(void)
 	real_sigaction = (sigaction_fn)dlsym(RTLD_NEXT, "sigaction");
 	if (!real_sigaction)
 		real_sigaction = (sigaction_fn)dlsym(RTLD_DEFAULT, "__sigaction");
+}
+
+MN__NO_TSAN __attribute__((constructor)) static void sigchain_init(void)
+{
+	sigchain_resolve();
 	interposing = reaches_us();
 }
 
@@ -103,7 +111,7 @@ MN__NO_TSAN static int libc_sigaction(int sig, const struct sigaction *act,
 			  struct sigaction *old)
 {
 	if (MN__UNLIKELY(!real_sigaction))
-		sigchain_init();
+		sigchain_resolve();
 	return real_sigaction(sig, act, old);
 }
 
@@ -758,7 +766,7 @@ MN_API MN__NO_TSAN int sigaction(int sig, const struct sigaction *act,
 	sigset_t saved;
 	int ret = 0;
 
-	if (sig == 0)
+	if (oldact == &probe_old)
 		atomic_fetch_add_explicit(&probe_calls, 1, memory_order_relaxed);
 	if (interpose_off || sig <= 0 || sig >= NSIG || sig == SIGKILL ||
 	    sig == SIGSTOP)
