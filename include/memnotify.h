@@ -11,7 +11,8 @@
  *   a negative errno value on failure (-EINVAL, -ENOMEM, ...).  They never set
  *   errno as their way of reporting.
  * - Options structs start with `size_t sz`; initialise them with
- *   MN_OPTS(type, name, .field = value, ...).  A struct from a newer caller
+ *   MN_OPTS(type, name, .field = value, ...), or, in C++ (and C),
+ *   `struct type name = MN_OPTS_INIT(type);` and then assign the fields.  A struct from a newer caller
  *   whose unknown trailing bytes are not zero is refused with -EINVAL; a NULL
  *   options pointer means "all defaults".
  * - Units are in names: _bytes, _ms, _usec, _percent.
@@ -72,6 +73,22 @@ extern "C" {
 #define MN_OPTS(type, name, ...)                                              \
 	struct type name = { .sz = sizeof(struct type), __VA_ARGS__ }
 
+/*
+ * MN_OPTS_INIT - the value of an options (or output) struct of @type with
+ * every byte zero but `sz`, which is sizeof(struct @type), for C++ (C++11
+ * and later, clean under -Wall -Wextra, any field order) and C alike:
+ *     struct mn_memory_opts o = MN_OPTS_INIT(mn_memory_opts);
+ *     o.low_percent = 15;
+ *     mn_stats_t st = MN_OPTS_INIT(mn_stats);
+ * In C it is a compound literal; in C++ a call of mn_opts_init<T>(), an
+ * inline template (below, outside the extern "C" block).
+ */
+#ifdef __cplusplus
+#define MN_OPTS_INIT(type) mn_opts_init<struct type>()
+#else
+#define MN_OPTS_INIT(type) ((struct type){ .sz = sizeof(struct type) })
+#endif
+
 /**
  * mn_version() - the library's version string, e.g. "0.1.0".
  *
@@ -130,7 +147,9 @@ enum mn_cap {
 	MN_CAP_EVENTFD,               /* eventfd(2) */
 	MN_CAP_TIMERFD,               /* timerfd_create(2) */
 	MN_CAP_SIGNAL_INTERPOSE,      /* sigaction()/signal() calls reach
-	                                 memnotify (linked or preloaded) */
+	                                 memnotify (linked or preloaded);
+	                                 no when loaded by dlopen() (ctypes,
+	                                 RTLD_LOCAL) or after the C library */
 	MN_CAP_MEMORY_FAILURE,        /* kernel memory-failure recovery
 	                                 (CONFIG_MEMORY_FAILURE) */
 	MN_CAP_MCE_EARLY_KILL,        /* prctl(PR_MCE_KILL) early kill */
@@ -171,6 +190,23 @@ struct mn_capability {
  * too small.  Thread-safe.
  */
 MN_API int mn_capability(unsigned int cap, struct mn_capability *out);
+
+/*
+ * The struct's name for C++, where `mn_capability` alone names the
+ * function: mn_capability_t.
+ */
+typedef struct mn_capability mn_capability_t;
+
+/**
+ * mn_get_capability() - mn_capability() under a name that differs from
+ * its struct's, for C++ (the same function: one exported alias).
+ * @cap: one of enum mn_cap.
+ * @out: filled in; @out->sz must be set (MN_OPTS_INIT(mn_capability)).
+ *
+ * Return: 0; -EINVAL if @cap is out of range, @out is NULL or @out->sz is
+ * too small.  Thread-safe; probes as mn_capability() does.
+ */
+MN_API int mn_get_capability(unsigned int cap, struct mn_capability *out);
 
 /* ------------------------------------------------------------------------
  * Subscriptions and the dispatcher
@@ -294,6 +330,20 @@ struct mn_stats {
  * counters are read one by one, not as an atomic snapshot.
  */
 MN_API int mn_stats(struct mn_stats *out);
+
+/* The struct's name for C++, where `mn_stats` alone names the function. */
+typedef struct mn_stats mn_stats_t;
+
+/**
+ * mn_get_stats() - mn_stats() under a name that differs from its struct's,
+ * for C++ (the same function: one exported alias).
+ * @out: filled in (counts of events, not bytes); @out->sz must be set
+ *       (MN_OPTS_INIT(mn_stats)).
+ *
+ * Return: 0; -EINVAL if @out is NULL or too small.  Thread-safe; the
+ * counters are read one by one, not as an atomic snapshot.
+ */
+MN_API int mn_get_stats(struct mn_stats *out);
 
 /* ------------------------------------------------------------------------
  * Memory pressure
@@ -457,6 +507,30 @@ MN_API int mn_memory_subscribe(const struct mn_memory_opts *opts,
 MN_API int mn_memory_status(const struct mn_memory_opts *opts,
 			    struct mn_memory_status *out);
 
+/*
+ * The struct's name for C++, where `mn_memory_status` alone names the
+ * function: mn_memory_status_t.
+ */
+typedef struct mn_memory_status mn_memory_status_t;
+
+/**
+ * mn_get_memory_status() - mn_memory_status() under a name that differs
+ * from its struct's, for C++ (the same function: one exported alias).
+ * @opts: the group and thresholds to evaluate, or NULL for the defaults.
+ * @out:  filled in (bytes in the _bytes fields, percent in _percent);
+ *        @out->sz must be set (MN_OPTS_INIT(mn_memory_status)).
+ *
+ * Mirrors GlobalMemoryStatusEx, as mn_memory_status() does.
+ *
+ * Return: 0; -EINVAL for a NULL or too small @out or bad @opts or
+ * thresholds; -ENOENT, -ENOTDIR, -EMEDIUMTYPE, -EOPNOTSUPP, -EACCES for
+ * @opts->cgroup as with mn_memory_subscribe(); -EIO if a file had content
+ * that could not be parsed; -ENOMEM, -EMFILE.  Thread-safe; not
+ * async-signal-safe.
+ */
+MN_API int mn_get_memory_status(const struct mn_memory_opts *opts,
+				struct mn_memory_status *out);
+
 /**
  * mn_memory_level_name() - "low", "neutral", "high" or "unknown".
  * Return: a static string.  Async-signal-safe.
@@ -501,8 +575,15 @@ MN_API const char *mn_memory_mechanism_name(unsigned int mechanism);
  * other signals go to the C library untouched.  MEMNOTIFY_NO_INTERPOSE=1
  * turns interposition off (the calls then go straight to the C library and
  * may replace memnotify's handler).  A library loaded with dlopen() after
- * start does not interpose the program's own calls;
- * mn_capability(MN_CAP_SIGNAL_INTERPOSE) tells.
+ * start (RTLD_LOCAL, as Python's ctypes loads it, or RTLD_GLOBAL: the C
+ * library's sigaction() comes first either way) does not interpose the
+ * program's own calls: a later sigaction() for a chained signal (Python's
+ * faulthandler.enable(), for one) replaces memnotify's handler, and the
+ * chain no longer runs.  Link libmemnotify or preload it (LD_PRELOAD) to
+ * keep the chain.  mn_capability(MN_CAP_SIGNAL_INTERPOSE) tells which: it
+ * is decided at load time by calling the sigaction() the program's calls
+ * resolve to and seeing whether the call reaches memnotify's, so it also
+ * holds with an interceptor (a sanitizer's) in front.
  *
  * Blocking: a thread that blocks a chained synchronous signal
  * (sigprocmask/pthread_sigmask) and then faults is killed by the kernel
@@ -907,6 +988,18 @@ MN_API int mn_vm_listen(unsigned int flags, mn_vm_cb cb, void *ctx,
 MN_API const char *mn_vm_event_name(enum mn_vm_kind kind);
 
 #ifdef __cplusplus
+}
+
+/*
+ * mn_opts_init<T>() - a T (a memnotify struct starting with `size_t sz`)
+ * value-initialised (every field zero) with sz = sizeof(T); what
+ * MN_OPTS_INIT(type) expands to in C++.
+ */
+template <typename T> inline T mn_opts_init()
+{
+	T t = T();
+	t.sz = sizeof(T);
+	return t;
 }
 #endif
 

@@ -180,8 +180,9 @@ int mn__probe_signal_interpose(char *detail, size_t len)
 	}
 	if (!mn__sigchain_interposing()) {
 		snprintf(detail, len,
-			 "sigaction() resolves to another library: load "
-			 "libmemnotify at start (link it or LD_PRELOAD it)");
+			 "loaded with RTLD_LOCAL / after the C library: a "
+			 "later sigaction() replaces the chain; use "
+			 "LD_PRELOAD or link it");
 		return -ENOENT;
 	}
 	snprintf(detail, len, "sigaction() and signal() reach memnotify");

@@ -124,3 +124,7 @@ int mn_capability(unsigned int cap, struct mn_capability *out)
 	snprintf(out->detail, sizeof(out->detail), "%s", e->detail);
 	return 0;
 }
+
+/* The C++-friendly name: the same function. */
+extern __typeof__(mn_capability) mn_get_capability
+	__attribute__((alias("mn_capability")));

@@ -186,3 +186,6 @@ int mn_stats(struct mn_stats *out)
 	out->samples = atomic_load(&mn__counters.samples);
 	return 0;
 }
+
+/* The C++-friendly name: the same function. */
+extern __typeof__(mn_stats) mn_get_stats __attribute__((alias("mn_stats")));

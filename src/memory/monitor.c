@@ -1023,3 +1023,7 @@ int mn_memory_status(const struct mn_memory_opts *opts,
 	out->high_bytes = t.high;
 	return 0;
 }
+
+/* The C++-friendly name: the same function. */
+extern __typeof__(mn_memory_status) mn_get_memory_status
+	__attribute__((alias("mn_memory_status")));

@@ -52,14 +52,44 @@ struct sigsub {
 static struct sigslot slots[NSIG];
 static sigaction_fn real_sigaction;
 static bool interpose_off;
-/* Our sigaction() is the one the program's calls reach: asked of the
-   loader at load time, not in the capability probe, which runs in a once
-   that a module constructor (the loader's lock held) may wait for. */
+/* The program's sigaction() calls reach ours: asked at load time, not in
+   the capability probe, which runs in a once that a module constructor
+   (the loader's lock held) may wait for. */
 static bool interposing;
 
 /* --- the C library's sigaction ------------------------------------------ */
 
-MN__NO_TSAN __attribute__((constructor)) static void sigchain_init(void)
+/* The load-time check's query (see reaches_us): its @oldact is this
+   struct, an address no other caller passes, counted in probe_calls. */
+static struct sigaction probe_old;
+static _Atomic unsigned int probe_calls;
+
+/*
+ * Whether the program's sigaction() calls reach ours.  Not by comparing
+ * addresses: inside this library `sigaction` is resolved through the same
+ * global scope as the program's reference, so loaded with RTLD_LOCAL (ctypes)
+ * or after the C library both would name the C library's, and an
+ * interceptor (a sanitizer's) in front of ours would hide it.  So the
+ * definition the program resolves is called with a query (SIGURG, no new
+ * action: interceptors pass it on), and we look whether it came through
+ * ours.
+ */
+MN__NO_TSAN static bool reaches_us(void)
+{
+	sigaction_fn first = (sigaction_fn)dlsym(RTLD_DEFAULT, "sigaction");
+	unsigned int before = atomic_load(&probe_calls);
+	int saved = errno;
+
+	if (!first)
+		return false;
+	(void)first(SIGURG, NULL, &probe_old);
+	errno = saved;
+	return atomic_load(&probe_calls) != before;
+}
+
+/* Also called before our constructor, from the first sigaction() that
+   reaches us (a sanitizer's runtime initialising): only what that needs. */
+MN__NO_TSAN static void sigchain_resolve(void)
 {
 	const char *off = secure_getenv("MEMNOTIFY_NO_INTERPOSE");
 
@@ -69,14 +99,19 @@ MN__NO_TSAN __attribute__((constructor)) static void sigchain_init(void)
 	real_sigaction = (sigaction_fn)dlsym(RTLD_NEXT, "sigaction");
 	if (!real_sigaction)
 		real_sigaction = (sigaction_fn)dlsym(RTLD_DEFAULT, "__sigaction");
-	interposing = dlsym(RTLD_DEFAULT, "sigaction") == (void *)sigaction;
+}
+
+MN__NO_TSAN __attribute__((constructor)) static void sigchain_init(void)
+{
+	sigchain_resolve();
+	interposing = reaches_us();
 }
 
 MN__NO_TSAN static int libc_sigaction(int sig, const struct sigaction *act,
 			  struct sigaction *old)
 {
 	if (MN__UNLIKELY(!real_sigaction))
-		sigchain_init();
+		sigchain_resolve();
 	return real_sigaction(sig, act, old);
 }
 
@@ -731,6 +766,8 @@ MN_API MN__NO_TSAN int sigaction(int sig, const struct sigaction *act,
 	sigset_t saved;
 	int ret = 0;
 
+	if (oldact == &probe_old)
+		atomic_fetch_add_explicit(&probe_calls, 1, memory_order_relaxed);
 	if (interpose_off || sig <= 0 || sig >= NSIG || sig == SIGKILL ||
 	    sig == SIGSTOP)
 		return libc_sigaction(sig, act, oldact);
