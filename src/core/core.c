@@ -192,7 +192,8 @@ void mn__enter(void)
 	if (atomic_load(&forked)) {
 		if (mn__dispatch_rebuild_after_fork() == 0) {
 			for (struct mn__fork_hook *h = fork_hooks_head(); h; h = h->next)
-				h->rebuild();
+				if (h->rebuild)
+					h->rebuild();
 		}
 		rebuilt = true;
 		start = n_subs > 0;

@@ -74,7 +74,7 @@ void mn__enter(void);
 /* A source's fork hook: rebuild its kernel objects in the child.  Called
    with the core lock held, once the dispatcher's epoll fd exists again. */
 struct mn__fork_hook {
-	void (*rebuild)(void);
+	void (*rebuild)(void);          /* optional */
 	/* Optional: after the rebuild, with no lock held (it may start a
 	   thread). */
 	void (*after)(void);

@@ -82,7 +82,6 @@ static struct {
 
 static struct {
 	struct mn__once once;
-	int patched;           /* entry points redirected */
 	int err;
 	int ldso_err;
 	char detail[160];
@@ -820,7 +819,6 @@ static void install(void *arg)
 		return;
 	}
 	patch.err = 0;
-	patch.patched = done;
 	describe(done);
 }
 #endif

@@ -267,12 +267,7 @@ static void fork_after(void)
 	mn__unlock();
 }
 
-static void fork_nothing(void)
-{
-}
-
-static struct mn__fork_hook fork_hook = { .rebuild = fork_nothing,
-					  .after = fork_after };
+static struct mn__fork_hook fork_hook = { .after = fork_after };
 
 static int setup(void)
 {
