@@ -127,6 +127,39 @@ static void test_chain_of_another_hooker(void **state)
 	assert_int_equal(s.chain, 0x1000 + 5 + 0x1000);
 }
 
+static void test_insn_lengths(void **state);
+
+/* An entry whose mapping ends a few bytes in: the decoder is handed only
+   what is mapped, so redirecting it is refused with a reason, and nothing
+   reads the page beyond (which would be SIGSEGV). */
+static void test_entry_at_mapping_end(void **state)
+{
+	long ps = sysconf(_SC_PAGESIZE);
+	unsigned char *m = mmap(NULL, (size_t)ps * 2, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	(void)state;
+	assert_true(m != MAP_FAILED);
+	assert_int_equal(munmap(m + ps, (size_t)ps), 0);
+	unsigned char *entry = m + ps - 3;
+	memset(m, 0x55, (size_t)ps); /* push %rbp to the end: the decoder would
+				      walk on, past the mapping, for a site */
+	assert_int_equal(mprotect(m, (size_t)ps, PROT_READ | PROT_EXEC), 0);
+	assert_int_equal(mn__x86_code_avail(entry, 64), 3);
+	assert_int_equal(mn__x86_code_avail(m, 64), 64);
+	assert_int_equal(mn__x86_code_avail(m + ps, 64), 0);
+
+	struct mn__x86_redirect r = { .name = "edge", .entry = entry,
+				      .target = (void *)test_insn_lengths };
+	char why[120];
+	int done = mn__x86_redirect_all(&r, 1, (uintptr_t)entry, why, sizeof(why));
+	assert_int_equal(done, 0);
+	assert_int_equal(r.err, -ENOTSUP);
+	assert_false(r.done);
+	assert_non_null(strstr(r.why, "first 3"));
+	assert_int_equal(entry[0], 0x55); /* untouched */
+	munmap(m, (size_t)ps);
+}
+
 static void test_insn_lengths(void **state)
 {
 	static const struct {
@@ -489,6 +522,7 @@ int main(void)
 		cmocka_unit_test(test_sites_refused),
 		cmocka_unit_test(test_chain_of_another_hooker),
 		cmocka_unit_test(test_insn_lengths),
+		cmocka_unit_test(test_entry_at_mapping_end),
 		cmocka_unit_test(test_patch_while_threads_call),
 		cmocka_unit_test(test_thread_between_instructions),
 		cmocka_unit_test(test_pads_not_executable),

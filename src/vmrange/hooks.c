@@ -721,7 +721,8 @@ static void note_chains(void)
 		struct mn__x86_site site;
 		char why[120];
 		if (chain_slot[i] && redirects[i].entry &&
-		    mn__x86_find_site(redirects[i].entry, 16,
+		    mn__x86_find_site(redirects[i].entry,
+				      mn__x86_code_avail(redirects[i].entry, 16),
 				      (uintptr_t)redirects[i].entry, &site, why,
 				      sizeof(why)) == 0)
 			*chain_slot[i] = (void *)site.chain;

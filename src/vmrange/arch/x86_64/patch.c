@@ -150,6 +150,16 @@ static int write_word(uintptr_t addr, unsigned int width, const unsigned char *f
 	return err;
 }
 
+size_t mn__x86_code_avail(const void *code, size_t want)
+{
+	uintptr_t a = (uintptr_t)code, ms, me;
+	int prot;
+
+	if (mn__maps_lookup(a, &ms, &me, &prot) < 0 || !(prot & PROT_READ))
+		return 0;
+	return me - a < want ? me - a : want;
+}
+
 /* Landing pads within ±2 GiB of @near, below then above. */
 static unsigned char *alloc_pads_near(uintptr_t near, size_t len)
 {
@@ -263,7 +273,9 @@ int mn__x86_redirect_all(struct mn__x86_redirect *r, size_t n, uintptr_t near,
 	/* 1-2: decode, build the pads, make them executable. */
 	for (size_t i = 0; i < n; i++) {
 		r[i].done = false;
-		r[i].err = mn__x86_find_site(r[i].entry, 64, (uintptr_t)r[i].entry,
+		r[i].err = mn__x86_find_site(r[i].entry,
+					     mn__x86_code_avail(r[i].entry, 64),
+					     (uintptr_t)r[i].entry,
 					     &r[i].site, r[i].why, sizeof(r[i].why));
 		if (r[i].err)
 			continue;

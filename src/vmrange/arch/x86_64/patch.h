@@ -48,6 +48,11 @@ struct mn__x86_site {
 int mn__x86_find_site(const unsigned char *code, size_t avail, uintptr_t addr,
 		      struct mn__x86_site *site, char *why, size_t whylen);
 
+/* How many of the @want bytes from @code can be read: @want, or fewer when
+   the mapping that holds @code ends sooner (0 when it is not mapped).  The
+   decoder is never handed bytes past the end of an entry's mapping. */
+size_t mn__x86_code_avail(const void *code, size_t want);
+
 /* The length of the instruction at @p (at most @avail bytes), or 0 when it
    is not one this decoder knows.  Pure. */
 size_t mn__x86_insn_length(const unsigned char *p, size_t avail);
