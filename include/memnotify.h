@@ -100,7 +100,9 @@ MN_API const char *mn_version(void);
  * mn_strerror() - a short English description of a memnotify return code.
  * @err: a value returned by a memnotify function (negative errno) or 0.
  *
- * Return: a static string; never NULL.  Thread-safe and async-signal-safe.
+ * Return: a static string, never NULL: its own for every error this header
+ * documents (test_strerror checks each), "unknown error" for any other
+ * value.  Thread-safe and async-signal-safe.  Mirrors strerror(3).
  */
 MN_API const char *mn_strerror(int err);
 

@@ -167,7 +167,7 @@ const char *mn_strerror(int err)
 	case -EPERM: return "operation not permitted";
 	case -EINTR: return "interrupted";
 	case -ENAMETOOLONG: return "path too long";
-	case -ECHILD: return "used across fork";
+	case -ESRCH: return "no such thread";
 	case -EDEADLK: return "called under memnotify's own lock (from a callback its allocation raised)";
 	case -EAGAIN: return "resource temporarily unavailable (a thread could not be started)";
 	default: return "unknown error";
