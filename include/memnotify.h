@@ -22,7 +22,7 @@
  *                   may lock, allocate, log, and call back into memnotify.
  *     synchronous - in the thread making the memory-changing call.
  *     signal      - inside a signal handler; async-signal-safe code only.
- *   Memory-pressure callbacks (this release) run in thread context.
+ *   Memory-level callbacks run in thread context.
  * - fork(): memnotify keeps its registrations in the child and resumes there
  *   at the child's first call into any mn_* function (the dispatcher thread
  *   and the kernel file descriptors are re-created then); until that call

@@ -109,7 +109,7 @@ int mn__maps_lookup_how(uintptr_t addr, uintptr_t *start, uintptr_t *end,
 int mn__maps_parse_line(const char *line, size_t len, uintptr_t *lo,
 			uintptr_t *hi, int *prot);
 
-/* Global counters (stats.c); relaxed atomics, cheap on the hot path. */
+/* Global counters (util.c, read by mn_stats()); relaxed atomics, cheap on the hot path. */
 struct mn__counters {
 	_Atomic uint64_t delivered;
 	_Atomic uint64_t lost;
