@@ -871,6 +871,69 @@ MN_API int mn_badmem_inject(pid_t tid, void *addr, unsigned int lsb,
 MN_API int mn_badmem_inject_hwpoison(void *addr);
 
 /* ------------------------------------------------------------------------
+ * Page query: what the kernel knows of each page of a range
+ * ---------------------------------------------------------------------- */
+
+/* mn_page_info.flags. */
+enum mn_page_flag {
+	MN_PAGE_MAPPED    = 1u << 0, /* some mapping holds the page */
+	MN_PAGE_RESIDENT  = 1u << 1, /* in RAM now (pagemap "present") */
+	MN_PAGE_SWAPPED   = 1u << 2, /* in swap */
+	MN_PAGE_SHARED    = 1u << 3, /* can be shared: a MAP_SHARED mapping, or
+					an image page not yet written to */
+	MN_PAGE_IMAGE     = 1u << 4, /* a private mapping of a file this process
+					maps executable: the program, a library */
+	MN_PAGE_FILE      = 1u << 5, /* a page-cache or shared-memory page */
+	MN_PAGE_EXCLUSIVE = 1u << 6, /* mapped by this process alone */
+	MN_PAGE_LOCKED    = 1u << 7, /* in an mlock()ed mapping */
+	MN_PAGE_HUGE      = 1u << 8, /* part of a transparent or hugetlb page */
+	MN_PAGE_BAD       = 1u << 9, /* hwpoison: known bad (mn_badmem_query()
+					or the kernel's page flags) */
+};
+
+/* One page, as mn_page_query() describes it. */
+struct mn_page_info {
+	size_t sz;                /* set by the library: sizeof this struct */
+	uintptr_t addr;           /* the page's first byte */
+	unsigned int flags;       /* enum mn_page_flag bits */
+	int prot;                 /* the mapping's PROT_* bits; 0 unmapped */
+	int node;                 /* NUMA node of a resident page; -1 unknown */
+	unsigned int share_count; /* page-table entries that map a resident
+				     page: exact where /proc/kpagecount can be
+				     read (CAP_SYS_ADMIN), else 1 for an
+				     exclusive page and 2 (a lower bound) for
+				     another; 0 when not resident */
+};
+
+/**
+ * mn_page_query() - describe each page of a range of this process:
+ * resident, protection, shared and share count, locked, NUMA node, huge
+ * page, bad.  The native form of QueryWorkingSetEx.
+ * @addr:  any address in the first page (need not be mapped).
+ * @len:   bytes (> 0, not wrapping); widened to whole pages.
+ * @flags: 0 (reserved).
+ * @out:   an array of @n entries; the caller sets @out[0].sz to
+ *         sizeof(struct mn_page_info) (MN_OPTS_INIT(mn_page_info)): it is
+ *         the array's stride, so a program built against an older header
+ *         keeps working; the library fills each entry's first sz bytes.
+ * @n:     entries @out holds (> 0); pages past @n are not described.
+ *
+ * Reads /proc/self/pagemap (one read per range), /proc/self/smaps (once
+ * per mapping), get_mempolicy(2) (the node), the PAGEMAP_SCAN ioctl (huge
+ * pages, Linux 6.7) and, where readable, /proc/kpagecount and
+ * /proc/kpageflags (share count, the kernel's hwpoison flag).
+ *
+ * Return: the number of pages described (at most @n); -EINVAL for @len 0,
+ * a wrapping range, @flags not 0, NULL @out, @n 0 or @out[0].sz smaller
+ * than this release's struct; -ENOMEM; -errno from opening pagemap
+ * (-EACCES, ...).  Thread-safe; thread context only (stdio, malloc).
+ * Mirrors QueryWorkingSetEx (PSAPI_WORKING_SET_EX_BLOCK) and the kernel's
+ * /proc/PID/pagemap.
+ */
+MN_API int mn_page_query(const void *addr, size_t len, unsigned int flags,
+			 struct mn_page_info *out, size_t n);
+
+/* ------------------------------------------------------------------------
  * Address-range invalidation
  *
  * Mirrors AddSecureMemoryCacheCallback / RemoveSecureMemoryCacheCallback:

@@ -6,7 +6,9 @@
  * The C library names the codes (strerrorname_np), so the test needs no
  * table of its own.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

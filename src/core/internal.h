@@ -108,6 +108,27 @@ int mn__maps_lookup_how(uintptr_t addr, uintptr_t *start, uintptr_t *end,
  */
 int mn__maps_parse_line(const char *line, size_t len, uintptr_t *lo,
 			uintptr_t *hi, int *prot);
+/* The same line, every field: -EINVAL for a malformed line or NULL. */
+struct mn__maps_entry {
+	uintptr_t lo, hi, offset;
+	uintptr_t dev_major, dev_minor, inode;
+	int prot;       /* PROT_READ/WRITE/EXEC */
+	bool shared;    /* 's': MAP_SHARED */
+};
+int mn__maps_parse_entry(const char *line, size_t len, struct mn__maps_entry *e);
+
+/*
+ * The mapping that holds @addr, with what /proc/self/smaps adds: locked
+ * (VmFlags "lo"), hugetlb ("ht"), and image — a private mapping of a file
+ * this process also maps executable (the program or a library).  Returns
+ * 0, -ENOENT when no mapping holds @addr, -EINVAL for NULL, or -errno.
+ * Thread context: stdio, no memnotify lock.  (procfs.c)
+ */
+struct mn__vma {
+	struct mn__maps_entry m;
+	bool locked, hugetlb, image;
+};
+int mn__vma_lookup(uintptr_t addr, struct mn__vma *v);
 
 /* Global counters (util.c, read by mn_stats()); relaxed atomics, cheap on the hot path. */
 struct mn__counters {

@@ -77,11 +77,24 @@ static int expect(const char *s, size_t len, size_t *i, char c)
 int mn__maps_parse_line(const char *line, size_t len, uintptr_t *lo,
 			uintptr_t *hi, int *prot)
 {
-	uintptr_t a, b, ignored;
+	struct mn__maps_entry e;
+
+	if (!lo || !hi || !prot || mn__maps_parse_entry(line, len, &e))
+		return -EINVAL;
+	*lo = e.lo;
+	*hi = e.hi;
+	*prot = e.prot;
+	return 0;
+}
+
+int mn__maps_parse_entry(const char *line, size_t len, struct mn__maps_entry *e)
+{
+	uintptr_t a, b, off, maj, min, ino;
 	size_t i = 0;
 	int p = 0;
+	bool shared;
 
-	if (!line || !lo || !hi || !prot)
+	if (!line || !e)
 		return -EINVAL;
 	/* "lo-hi " */
 	if (number(line, len, &i, 16, &a) || expect(line, len, &i, '-') ||
@@ -105,17 +118,18 @@ int mn__maps_parse_line(const char *line, size_t len, uintptr_t *lo,
 		return -EINVAL;
 	if (line[i + 3] != 'p' && line[i + 3] != 's')
 		return -EINVAL;
+	shared = line[i + 3] == 's';
 	i += 4;
 	/* " offset dev:dev inode", then the end or " [path]" */
-	if (expect(line, len, &i, ' ') || number(line, len, &i, 16, &ignored) ||
-	    expect(line, len, &i, ' ') || number(line, len, &i, 16, &ignored) ||
-	    expect(line, len, &i, ':') || number(line, len, &i, 16, &ignored) ||
-	    expect(line, len, &i, ' ') || number(line, len, &i, 10, &ignored) ||
+	if (expect(line, len, &i, ' ') || number(line, len, &i, 16, &off) ||
+	    expect(line, len, &i, ' ') || number(line, len, &i, 16, &maj) ||
+	    expect(line, len, &i, ':') || number(line, len, &i, 16, &min) ||
+	    expect(line, len, &i, ' ') || number(line, len, &i, 10, &ino) ||
 	    (i < len && line[i] != ' '))
 		return -EINVAL;
-	*lo = a;
-	*hi = b;
-	*prot = p;
+	*e = (struct mn__maps_entry){ .lo = a, .hi = b, .offset = off,
+				      .dev_major = maj, .dev_minor = min,
+				      .inode = ino, .prot = p, .shared = shared };
 	return 0;
 }
 
