@@ -3,6 +3,9 @@
  * The preloaded side of `memnotify run`: when MEMNOTIFY_RUN_FD names an
  * inherited file descriptor, a listener writes one line per range event of
  * this process (and, through the inherited environment, of its children).
+ * It lives in the library (it must run inside the program) but is a user
+ * of the public API (mn_vm_listen()), as the command is: no source's
+ * internals, only the core's loss counter.
  *
  * The listener runs in synchronous context, possibly in a signal handler:
  * it formats with its own async-signal-safe code and writes each line with
@@ -18,8 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../core/internal.h"
-#include "vmrange.h"
+#include "../core/internal.h" /* mn__count() only: its losses count in mn_stats */
 
 static int out_fd = -1;
 static bool out_json;
