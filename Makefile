@@ -42,7 +42,7 @@ build: deps
 	@cmake --build $(BUILD_DIR)
 
 run: build
-	$(BUILD_DIR)/bin/memnotify watch
+	$(BUILD_DIR)/bin/memnotify watch --interval 2
 
 check: build
 	@cd $(BUILD_DIR) && TSAN_OPTIONS="die_after_fork=0 $${TSAN_OPTIONS:-}" ctest --output-on-failure --timeout 300 $(CTEST_ARGS)

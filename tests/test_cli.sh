@@ -111,6 +111,26 @@ for fmt in plain json; do
 	fi
 done
 
+# --interval: a status line every interval between changes, as well as
+# the first; each a whole JSON object (the run is bounded by --duration).
+out=$(timeout 20 "$bin" watch --json --interval 0.2 --duration 1.5); rc=$?
+n=$(grep -c '"event":"memory.status"' <<<"$out")
+if [ $rc -eq 0 ] && [ "$n" -ge 3 ] && /usr/bin/python3 -c '
+import json, sys
+for l in sys.stdin:
+    json.loads(l)' <<<"$out"; then
+	ok "watch --interval 0.2 --duration 1.5: $n status lines"
+else
+	bad "watch --interval: rc=$rc n=$n out=$out"
+fi
+out=$(timeout 20 "$bin" watch --interval 0.3 --duration 1); rc=$?
+n=$(grep -c ' status ' <<<"$out")
+if [ $rc -eq 0 ] && [ "$n" -ge 2 ]; then
+	ok "watch --interval (text): $n status lines"
+else
+	bad "watch --interval (text): rc=$rc out=$out"
+fi
+
 # SIGINT ends watch with exit 0
 "$bin" watch --json >/tmp/mn_cli_out.$$ 2>&1 &
 pid=$!

@@ -39,7 +39,6 @@ expect_usage "unknown format"            watch --format xml
 expect_usage "openmetrics on status"     status --format openmetrics
 expect_usage "textfile on status"        status --textfile "$tmp/m.prom"
 expect_usage "empty textfile"            watch --textfile ''
-expect_usage "interval without metrics"  watch --interval 1
 expect_usage "zero interval"             watch --format openmetrics --interval 0
 expect_usage "bad interval"              watch --format openmetrics --interval 1s
 expect_usage "interval on status"        status --interval 1

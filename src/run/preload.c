@@ -323,6 +323,92 @@ static void on_event(const struct mn_vm_event *ev, void *ctx)
 	errno = saved;
 }
 
+/* The run.start record as JSON: pid, time, exe (null if unreadable or
+   not text), argv (arguments that do not fit left out: argv_truncated).
+   @line_end: where the buffer really ends (b->end keeps room). */
+static void start_json(struct buf *b, char *line_end, const char *exe,
+		       ssize_t exe_len, const char *args, size_t nargs, bool cut)
+{
+	/* "event" first: a tracer that shows only the start of the
+	   write (strace -s) still sees what it is. */
+	put(b, "{\"event\":\"run.start\",\"pid\":");
+	put_u(b, (uint64_t)getpid(), 1);
+	put(b, ",\"time\":\"");
+	put_time(b);
+	put(b, "\",\"exe\":");
+	char *mark = b->p;
+	if (exe_len < 0) {
+		put(b, "null");
+	} else {
+		put(b, "\"");
+		if (!put_json_bytes(b, (const unsigned char *)exe,
+				    (size_t)exe_len)) {
+			b->p = mark;
+			put(b, "null");
+		} else {
+			put(b, "\"");
+		}
+	}
+	put(b, ",\"argv\":[");
+	for (size_t i = 0, k = 0; i < nargs; k++) {
+		size_t len = strnlen(args + i, nargs - i);
+		if (i + len == nargs && cut)
+			break; /* the last argument was cut: leave it out */
+		mark = b->p;
+		put(b, k ? ",\"" : "\"");
+		if (!put_json_bytes(b, (const unsigned char *)args + i, len) ||
+		    b->p + 1 >= b->end) {
+			b->p = mark;
+			cut = true;
+			break;
+		}
+		put(b, "\"");
+		i += len + 1;
+	}
+	b->end = line_end;
+	put(b, "]");
+	if (cut)
+		put(b, ",\"argv_truncated\":true");
+	put(b, "}\n");
+}
+
+/* The run.start record as text: the executable and argv as shell words
+   (" ..." when arguments were left out). */
+static void start_text(struct buf *b, char *line_end, const char *exe,
+		       ssize_t exe_len, char *args, size_t nargs, size_t cap,
+		       bool cut)
+{
+	put_time(b);
+	put(b, "  pid ");
+	put_u(b, (uint64_t)getpid(), 1);
+	put(b, "  run.start  ");
+	put_shell_word(b, exe_len < 0 ? "?" : exe);
+	put(b, "  argv");
+	for (size_t i = 0; i < nargs;) {
+		size_t len = strnlen(args + i, nargs - i);
+		if (i + len == nargs) { /* no NUL after it */
+			if (cut || nargs == cap) {
+				cut = true; /* the last argument was cut */
+				break;
+			}
+			args[nargs] = 0;
+		}
+		char *mark = b->p;
+		put(b, " ");
+		put_shell_word(b, args + i);
+		if (b->p >= b->end) {
+			b->p = mark;
+			cut = true;
+			break;
+		}
+		i += len + 1;
+	}
+	b->end = line_end;
+	if (cut)
+		put(b, " ...");
+	put(b, "\n");
+}
+
 /*
  * In a process started by `memnotify run`: listen and write.  The first
  * line a process writes is a "run.start" record: what it reports from
@@ -357,78 +443,10 @@ __attribute__((constructor(200))) static void run_init(void)
 		return;
 	ssize_t exe_len = read_exe(exe, sizeof(exe));
 	nargs = read_cmdline(args, sizeof(args), &cut);
-	if (out_json) {
-		/* "event" first: a tracer that shows only the start of the
-		   write (strace -s) still sees what it is. */
-		put(&b, "{\"event\":\"run.start\",\"pid\":");
-		put_u(&b, (uint64_t)getpid(), 1);
-		put(&b, ",\"time\":\"");
-		put_time(&b);
-		put(&b, "\",\"exe\":");
-		char *mark = b.p;
-		if (exe_len < 0) {
-			put(&b, "null");
-		} else {
-			put(&b, "\"");
-			if (!put_json_bytes(&b, (const unsigned char *)exe,
-					    (size_t)exe_len)) {
-				b.p = mark;
-				put(&b, "null");
-			} else {
-				put(&b, "\"");
-			}
-		}
-		put(&b, ",\"argv\":[");
-		for (size_t i = 0, k = 0; i < nargs; k++) {
-			size_t len = strnlen(args + i, nargs - i);
-			if (i + len == nargs && cut)
-				break; /* the last argument was cut: leave it out */
-			mark = b.p;
-			put(&b, k ? ",\"" : "\"");
-			if (!put_json_bytes(&b, (const unsigned char *)args + i, len) ||
-			    b.p + 1 >= b.end) {
-				b.p = mark;
-				cut = true;
-				break;
-			}
-			put(&b, "\"");
-			i += len + 1;
-		}
-		b.end = line + sizeof(line) - 1;
-		put(&b, "]");
-		if (cut)
-			put(&b, ",\"argv_truncated\":true");
-		put(&b, "}\n");
-	} else {
-		put_time(&b);
-		put(&b, "  pid ");
-		put_u(&b, (uint64_t)getpid(), 1);
-		put(&b, "  run.start  ");
-		put_shell_word(&b, exe_len < 0 ? "?" : exe);
-		put(&b, "  argv");
-		for (size_t i = 0; i < nargs;) {
-			size_t len = strnlen(args + i, nargs - i);
-			if (i + len == nargs) { /* no NUL after it */
-				if (cut || nargs == sizeof(args)) {
-					cut = true; /* the last argument was cut */
-					break;
-				}
-				args[nargs] = 0;
-			}
-			char *mark = b.p;
-			put(&b, " ");
-			put_shell_word(&b, args + i);
-			if (b.p >= b.end) {
-				b.p = mark;
-				cut = true;
-				break;
-			}
-			i += len + 1;
-		}
-		b.end = line + sizeof(line) - 1;
-		if (cut)
-			put(&b, " ...");
-		put(&b, "\n");
-	}
+	if (out_json)
+		start_json(&b, line + sizeof(line) - 1, exe, exe_len, args, nargs, cut);
+	else
+		start_text(&b, line + sizeof(line) - 1, exe, exe_len, args, nargs,
+			   sizeof(args), cut);
 	emit(&b, line);
 }

@@ -125,100 +125,102 @@ static void counter(FILE *f, enum metrics_format fmt, const char *name,
 	fprintf(f, "%s_total %llu\n", name, (unsigned long long)v);
 }
 
-void metrics_write(FILE *f, const struct metrics *m, enum metrics_format fmt)
+/* Up, the level and the level's state set. */
+static void write_level(FILE *f, const struct metrics *m,
+			enum metrics_format fmt, const char *cg)
 {
 	static const enum mn_memory_level levels[] = {
 		MN_MEMORY_LOW, MN_MEMORY_NEUTRAL, MN_MEMORY_HIGH,
 	};
-	const struct mn_memory_status *st = &m->st;
-	/* The watched group's directory; "/" for the whole machine. */
-	const char *cg = st->cgroup_path[0] ? st->cgroup_path : "/";
-	struct mn_stats stats = { .sz = sizeof(stats) };
 	char extra[96];
 
-	family(f, fmt, "memnotify_build", INFO, NULL,
-	       "The memnotify version that writes these metrics.");
-	fputs("memnotify_build_info{version=", f);
-	label_value(f, mn_version());
-	fputs("} 1\n", f);
+	family(f, fmt, "memnotify_memory_up", GAUGE, NULL,
+	       "1 while the watched group can be read, 0 once it "
+	       "failed (vanished or unreadable).");
+	sample_start(f, "memnotify_memory_up", cg, NULL);
+	fprintf(f, "%d\n", m->up ? 1 : 0);
 
-	if (m->have) {
-		family(f, fmt, "memnotify_memory_up", GAUGE, NULL,
-		       "1 while the watched group can be read, 0 once it "
-		       "failed (vanished or unreadable).");
-		sample_start(f, "memnotify_memory_up", cg, NULL);
-		fprintf(f, "%d\n", m->up ? 1 : 0);
+	family(f, fmt, "memnotify_memory_level", GAUGE, NULL,
+	       "Memory level of the watch: 0 unknown, 1 low, "
+	       "2 neutral, 3 high.");
+	sample_start(f, "memnotify_memory_level", cg, NULL);
+	fprintf(f, "%d\n", (int)m->level);
 
-		family(f, fmt, "memnotify_memory_level", GAUGE, NULL,
-		       "Memory level of the watch: 0 unknown, 1 low, "
-		       "2 neutral, 3 high.");
-		sample_start(f, "memnotify_memory_level", cg, NULL);
-		fprintf(f, "%d\n", (int)m->level);
-
-		family(f, fmt, "memnotify_memory_level_state", STATESET, NULL,
-		       "Memory level of the watch, one sample per level, 1 "
-		       "for the current one.");
-		for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
-			snprintf(extra, sizeof(extra),
-				 "memnotify_memory_level_state=\"%s\"",
-				 mn_memory_level_name(levels[i]));
-			sample_start(f, "memnotify_memory_level_state", cg, extra);
-			fprintf(f, "%d\n", m->level == levels[i] ? 1 : 0);
-		}
-
-		gauge_u64(f, fmt, "memnotify_memory_available_bytes", cg,
-			  "Memory still available to the group (or machine) "
-			  "before it must reclaim working set.",
-			  st->available_bytes);
-		gauge_u64(f, fmt, "memnotify_memory_limit_bytes", cg,
-			  "Effective limit: the smallest of physical memory and "
-			  "every limit of the group and its ancestors.",
-			  st->limit_bytes);
-		gauge_u64(f, fmt, "memnotify_memory_usage_bytes", cg,
-			  "Limit minus available.", st->usage_bytes);
-		gauge_u64(f, fmt, "memnotify_memory_low_threshold_bytes", cg,
-			  "The level is low below this many available bytes.",
-			  st->low_bytes);
-		gauge_u64(f, fmt, "memnotify_memory_high_threshold_bytes", cg,
-			  "The level is high from this many available bytes.",
-			  st->high_bytes);
-
-		family(f, fmt, "memnotify_memory_load_ratio", GAUGE, "ratio",
-		       "Used over limit, 0 to 1 (the load percent over 100).");
-		sample_start(f, "memnotify_memory_load_ratio", cg, NULL);
-		fprintf(f, "%g\n", st->load_percent / 100.0);
-
-		if (st->psi_valid) {
-			const struct {
-				const char *labels;
-				double pct;
-			} psi[] = {
-				{ "kind=\"some\",window=\"10s\"", st->psi_some_avg10 },
-				{ "kind=\"some\",window=\"60s\"", st->psi_some_avg60 },
-				{ "kind=\"full\",window=\"10s\"", st->psi_full_avg10 },
-				{ "kind=\"full\",window=\"60s\"", st->psi_full_avg60 },
-			};
-			family(f, fmt, "memnotify_memory_pressure_stall_ratio",
-			       GAUGE, "ratio",
-			       "PSI memory stall: share of wall time some or "
-			       "all tasks waited for memory, averaged over the "
-			       "window.");
-			for (size_t i = 0; i < 4; i++) {
-				sample_start(f, "memnotify_memory_pressure_stall_ratio",
-					     cg, psi[i].labels);
-				fprintf(f, "%g\n", psi[i].pct / 100.0);
-			}
-		}
-
-		family(f, fmt, "memnotify_memory_sample_timestamp_seconds",
-		       GAUGE, "seconds",
-		       "When the newest sample was taken (Unix time).");
-		sample_start(f, "memnotify_memory_sample_timestamp_seconds", cg,
-			     NULL);
-		fprintf(f, "%llu.%06u\n",
-			(unsigned long long)(st->time_usec / 1000000u),
-			(unsigned int)(st->time_usec % 1000000u));
+	family(f, fmt, "memnotify_memory_level_state", STATESET, NULL,
+	       "Memory level of the watch, one sample per level, 1 "
+	       "for the current one.");
+	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+		snprintf(extra, sizeof(extra),
+			 "memnotify_memory_level_state=\"%s\"",
+			 mn_memory_level_name(levels[i]));
+		sample_start(f, "memnotify_memory_level_state", cg, extra);
+		fprintf(f, "%d\n", m->level == levels[i] ? 1 : 0);
 	}
+}
+
+/* Bytes, load, PSI and the sample's time. */
+static void write_memory(FILE *f, const struct mn_memory_status *st,
+			 enum metrics_format fmt, const char *cg)
+{
+	gauge_u64(f, fmt, "memnotify_memory_available_bytes", cg,
+		  "Memory still available to the group (or machine) "
+		  "before it must reclaim working set.",
+		  st->available_bytes);
+	gauge_u64(f, fmt, "memnotify_memory_limit_bytes", cg,
+		  "Effective limit: the smallest of physical memory and "
+		  "every limit of the group and its ancestors.",
+		  st->limit_bytes);
+	gauge_u64(f, fmt, "memnotify_memory_usage_bytes", cg,
+		  "Limit minus available.", st->usage_bytes);
+	gauge_u64(f, fmt, "memnotify_memory_low_threshold_bytes", cg,
+		  "The level is low below this many available bytes.",
+		  st->low_bytes);
+	gauge_u64(f, fmt, "memnotify_memory_high_threshold_bytes", cg,
+		  "The level is high from this many available bytes.",
+		  st->high_bytes);
+
+	family(f, fmt, "memnotify_memory_load_ratio", GAUGE, "ratio",
+	       "Used over limit, 0 to 1 (the load percent over 100).");
+	sample_start(f, "memnotify_memory_load_ratio", cg, NULL);
+	fprintf(f, "%g\n", st->load_percent / 100.0);
+
+	if (st->psi_valid) {
+		const struct {
+			const char *labels;
+			double pct;
+		} psi[] = {
+			{ "kind=\"some\",window=\"10s\"", st->psi_some_avg10 },
+			{ "kind=\"some\",window=\"60s\"", st->psi_some_avg60 },
+			{ "kind=\"full\",window=\"10s\"", st->psi_full_avg10 },
+			{ "kind=\"full\",window=\"60s\"", st->psi_full_avg60 },
+		};
+		family(f, fmt, "memnotify_memory_pressure_stall_ratio",
+		       GAUGE, "ratio",
+		       "PSI memory stall: share of wall time some or "
+		       "all tasks waited for memory, averaged over the "
+		       "window.");
+		for (size_t i = 0; i < 4; i++) {
+			sample_start(f, "memnotify_memory_pressure_stall_ratio",
+				     cg, psi[i].labels);
+			fprintf(f, "%g\n", psi[i].pct / 100.0);
+		}
+	}
+
+	family(f, fmt, "memnotify_memory_sample_timestamp_seconds",
+	       GAUGE, "seconds",
+	       "When the newest sample was taken (Unix time).");
+	sample_start(f, "memnotify_memory_sample_timestamp_seconds", cg,
+		     NULL);
+	fprintf(f, "%llu.%06u\n",
+		(unsigned long long)(st->time_usec / 1000000u),
+		(unsigned int)(st->time_usec % 1000000u));
+}
+
+/* Bad memory and the library's own counters. */
+static void write_counters(FILE *f, const struct metrics *m,
+			   enum metrics_format fmt)
+{
+	struct mn_stats stats = MN_OPTS_INIT(mn_stats);
 
 	counter_scoped(f, fmt, "memnotify_bad_pages", NULL,
 		       "Bad-memory ranges reported since the start: poisoned "
@@ -241,6 +243,23 @@ void metrics_write(FILE *f, const struct metrics *m, enum metrics_format fmt)
 			"Reads of /proc or cgroup files that failed.",
 			stats.source_errors);
 	}
+}
+
+void metrics_write(FILE *f, const struct metrics *m, enum metrics_format fmt)
+{
+	/* The watched group's directory; "/" for the whole machine. */
+	const char *cg = m->st.cgroup_path[0] ? m->st.cgroup_path : "/";
+
+	family(f, fmt, "memnotify_build", INFO, NULL,
+	       "The memnotify version that writes these metrics.");
+	fputs("memnotify_build_info{version=", f);
+	label_value(f, mn_version());
+	fputs("} 1\n", f);
+	if (m->have) {
+		write_level(f, m, fmt, cg);
+		write_memory(f, &m->st, fmt, cg);
+	}
+	write_counters(f, m, fmt);
 	if (fmt == METRICS_OPENMETRICS)
 		fputs("# EOF\n", f);
 }
