@@ -20,6 +20,17 @@ __attribute__((noreturn, format(printf, 1, 2))) void die_usage(const char *fmt, 
 /* The library's log lines, on stderr. */
 void log_sink(enum mn_log_level level, const char *msg, void *ctx);
 
+/*
+ * getopt_long over a subcommand's @argv (argv[0] is the subcommand),
+ * stopping at the first operand ("+"); the caller sets optind to 1
+ * first.  Returns the next option's code, or
+ * -1 at the end (optind then indexes the first operand).  --help prints
+ * the usage and exits 0; an unknown option or a missing argument is a
+ * usage error (exit 2).  @opts ends with a zero entry.
+ */
+struct option;
+int next_option(int argc, char **argv, const struct option *opts);
+
 /* The options of status and watch. */
 struct args {
 	bool json;

@@ -95,6 +95,32 @@ void die_usage(const char *fmt, ...)
 	exit(EXIT_USAGE);
 }
 
+int next_option(int argc, char **argv, const struct option *opts)
+{
+	static const struct option help = { "help", no_argument, NULL, 'h' };
+	struct option all[16];
+	size_t n = 0;
+	int c;
+
+	while (opts[n].name && n + 2 < sizeof(all) / sizeof(all[0])) {
+		all[n] = opts[n];
+		n++;
+	}
+	all[n++] = help;
+	all[n] = (struct option){ 0 };
+	opterr = 0;
+	c = getopt_long(argc, argv, "+:", all, NULL);
+	if (c == 'h') {
+		usage(stdout);
+		exit(0);
+	}
+	if (c == ':')
+		die_usage("option '%s' needs an argument", argv[optind - 1]);
+	if (c == '?')
+		die_usage("unknown option '%s'", argv[optind - 1]);
+	return c;
+}
+
 void log_sink(enum mn_log_level level, const char *msg, void *ctx)
 {
 	static const char *const names[] = { "error", "warning", "info", "debug" };
@@ -132,7 +158,6 @@ void parse_args(int argc, char **argv, bool watch, struct args *a)
 		{ "format", required_argument, NULL, 'f' },
 		{ "textfile", required_argument, NULL, 't' },
 		{ "interval", required_argument, NULL, 'i' },
-		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -143,9 +168,8 @@ void parse_args(int argc, char **argv, bool watch, struct args *a)
 	a->textfile = NULL;
 	a->duration = -1;
 	a->interval = -1;
-	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+:", opts, NULL)) != -1) {
+	while ((c = next_option(argc, argv, opts)) != -1) {
 		switch (c) {
 		case 'j':
 			a->json = true;
@@ -182,14 +206,6 @@ void parse_args(int argc, char **argv, bool watch, struct args *a)
 				die_usage("--textfile needs a file");
 			a->textfile = optarg;
 			break;
-		case 'h':
-			usage(stdout);
-			exit(0);
-		case ':':
-			die_usage("option '%s' needs an argument", argv[optind - 1]);
-			break;
-		default:
-			die_usage("unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
@@ -239,7 +255,6 @@ static long parse_nmi(int argc, char **argv, const char **sigarg)
 {
 	static const struct option opts[] = {
 		{ "signal", required_argument, NULL, 's' },
-		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char *end;
@@ -247,20 +262,12 @@ static long parse_nmi(int argc, char **argv, const char **sigarg)
 	int c;
 
 	*sigarg = NULL;
-	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+:", opts, NULL)) != -1) {
+	while ((c = next_option(argc, argv, opts)) != -1) {
 		switch (c) {
 		case 's':
 			*sigarg = optarg;
 			break;
-		case 'h':
-			usage(stdout);
-			exit(0);
-		case ':':
-			die_usage("option '%s' needs an argument", argv[optind - 1]);
-		default:
-			die_usage("unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (optind >= argc)

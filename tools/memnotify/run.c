@@ -31,16 +31,14 @@ static void parse_run(int argc, char **argv, struct run_args *r)
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "output", required_argument, NULL, 'o' },
-		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 
 	*r = (struct run_args){ 0 };
-	opterr = 0;
-	optind = 1;
 	/* "+": stop at PROGRAM; its own options are its own. */
-	while ((c = getopt_long(argc, argv, "+:", opts, NULL)) != -1) {
+	optind = 1;
+	while ((c = next_option(argc, argv, opts)) != -1) {
 		switch (c) {
 		case 'j':
 			r->json = true;
@@ -50,13 +48,6 @@ static void parse_run(int argc, char **argv, struct run_args *r)
 				die_usage("--output needs a file");
 			r->output = optarg;
 			break;
-		case 'h':
-			usage(stdout);
-			exit(0);
-		case ':':
-			die_usage("option '%s' needs an argument", argv[optind - 1]);
-		default:
-			die_usage("unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	bool dashes = optind > 1 && !strcmp(argv[optind - 1], "--");
