@@ -18,6 +18,24 @@
 		}							\
 	} while (0)
 
+/*
+ * Every parser promises that a last line without its '\n' counts as if it
+ * had one.  The input again with that newline: a malloc'ed copy of @size +
+ * 1 bytes for the caller to parse and free, or NULL when the check does
+ * not apply (empty input, already ending with '\n', no memory).
+ */
+static inline char *fuzz_with_newline(const char *buf, size_t size)
+{
+	char *copy;
+
+	if (!size || buf[size - 1] == '\n' || !(copy = malloc(size + 1)))
+		return NULL;
+	for (size_t i = 0; i < size; i++)
+		copy[i] = buf[i];
+	copy[size] = '\n';
+	return copy;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #endif

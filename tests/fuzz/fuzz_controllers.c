@@ -66,13 +66,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(ret == 0 || ret == 1);
 	CHECK(ret == reference(buf, size, name));
 
-	if (size && buf[size - 1] != '\n') {
-		char *copy = malloc(size + 1);
-
-		if (!copy)
-			return 0;
-		memcpy(copy, buf, size);
-		copy[size] = '\n';
+	char *copy = fuzz_with_newline(buf, size);
+	if (copy) {
 		CHECK(mn__controllers_has(copy, size + 1, name) == ret);
 		free(copy);
 	}

@@ -71,13 +71,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(value_on_line(buf, size, "MemFree", a.free_bytes));
 	}
 
-	if (size && buf[size - 1] != '\n') {
-		char *copy = malloc(size + 1);
-
-		if (!copy)
-			return 0;
-		memcpy(copy, buf, size);
-		copy[size] = '\n';
+	char *copy = fuzz_with_newline(buf, size);
+	if (copy) {
 		ret2 = mn__parse_meminfo(copy, size + 1, &b);
 		CHECK(ret2 == ret);
 		if (!ret) {

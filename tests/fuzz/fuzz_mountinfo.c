@@ -104,13 +104,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 
 	/* The same with a final newline. */
-	if (size && buf[size - 1] != '\n') {
-		char *copy = malloc(size + 1), *m2 = malloc(size + 2),
-		     *r2 = malloc(size + 2);
+	char *copy = fuzz_with_newline(buf, size);
+	if (copy) {
+		char *m2 = malloc(size + 2), *r2 = malloc(size + 2);
 
-		if (copy && m2 && r2) {
-			memcpy(copy, buf, size);
-			copy[size] = '\n';
+		if (m2 && r2) {
 			CHECK(mn__parse_mountinfo(copy, size + 1, fstype, opt,
 						  m2, size + 2, r2,
 						  size + 2) == ret2);

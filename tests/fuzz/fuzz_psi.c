@@ -105,13 +105,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(strtoull(val, NULL, 10) == a.some_total_us);
 	}
 
-	if (size && buf[size - 1] != '\n') {
-		char *copy = malloc(size + 1);
-
-		if (!copy)
-			return 0;
-		memcpy(copy, buf, size);
-		copy[size] = '\n';
+	char *copy = fuzz_with_newline(buf, size);
+	if (copy) {
 		ret2 = mn__parse_psi(copy, size + 1, &b);
 		CHECK(ret2 == ret);
 		if (!ret) {
