@@ -69,9 +69,17 @@ extern "C" {
  * with its `sz` set and the remaining fields given as designated
  * initialisers, e.g.
  *     MN_OPTS(mn_memory_opts, o, .low_percent = 15);
+ * The whole struct, padding included, is zeroed first (as libbpf's
+ * LIBBPF_OPTS does): a later release may give a field the bytes that are
+ * padding today, and reads them only if they are zero (see "The sz rule" in
+ * the README).  A GNU C statement expression: inside a function only; in
+ * C++ use MN_OPTS_INIT.
  */
 #define MN_OPTS(type, name, ...)                                              \
-	struct type name = { .sz = sizeof(struct type), __VA_ARGS__ }
+	struct type name = __extension__({                                    \
+		__builtin_memset(&name, 0, sizeof(struct type));              \
+		(struct type){ .sz = sizeof(struct type), __VA_ARGS__ };      \
+	})
 
 /*
  * MN_OPTS_INIT - the value of an options (or output) struct of @type with
@@ -80,13 +88,21 @@ extern "C" {
  *     struct mn_memory_opts o = MN_OPTS_INIT(mn_memory_opts);
  *     o.low_percent = 15;
  *     mn_stats_t st = MN_OPTS_INIT(mn_stats);
- * In C it is a compound literal; in C++ a call of mn_opts_init<T>(), an
- * inline template (below, outside the extern "C" block).
+ * In C it is a statement expression (GNU C, which GCC and Clang accept in
+ * every -std mode) that zeroes the whole struct, padding included; in C++
+ * a call of mn_opts_init<T>(), an inline template (below, outside the
+ * extern "C" block) that value-initialises it.
  */
 #ifdef __cplusplus
 #define MN_OPTS_INIT(type) mn_opts_init<struct type>()
 #else
-#define MN_OPTS_INIT(type) ((struct type){ .sz = sizeof(struct type) })
+#define MN_OPTS_INIT(type)                                                    \
+	(__extension__({                                                      \
+		struct type mn__opts_;                                        \
+		__builtin_memset(&mn__opts_, 0, sizeof(mn__opts_));           \
+		mn__opts_.sz = sizeof(mn__opts_);                             \
+		mn__opts_;                                                    \
+	}))
 #endif
 
 /**

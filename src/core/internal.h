@@ -44,12 +44,21 @@
 
 /*
  * Options-struct validation (libbpf's OPTS_VALID): a NULL struct is valid;
- * otherwise sz must cover at least the first field after sz, and any bytes
- * beyond what this build knows must be zero.
+ * otherwise sz must cover at least the first field after sz, and every byte
+ * after the last field this build knows must be zero — the struct's own
+ * trailing padding too, where a later release may put a field (MN_OPTS
+ * zeroes it).  The last field of each options struct is named here; util.c
+ * checks at build time that it is the last.
  */
 bool mn__opts_valid(const void *opts, size_t user_sz, size_t known_sz);
+#define mn__opts_last_mn_dispatch_opts mode
+#define mn__opts_last_mn_memory_opts high_bytes
+#define mn__opts_last_mn_badmem_opts system_poll_ms
+#define MN__OPTS_END(type)                                                    \
+	(offsetof(struct type, mn__opts_last_##type) +                        \
+	 sizeof(((struct type *)0)->mn__opts_last_##type))
 #define MN__OPTS_VALID(opts, type)                                            \
-	(!(opts) || mn__opts_valid((opts), (opts)->sz, sizeof(struct type)))
+	(!(opts) || mn__opts_valid((opts), (opts)->sz, MN__OPTS_END(type)))
 /* Read field of an options struct, or a default if the caller's is older. */
 #define MN__OPTS_GET(opts, type, field, def)                                  \
 	(((opts) && (opts)->sz >= offsetof(struct type, field) +              \
