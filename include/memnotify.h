@@ -400,9 +400,12 @@ enum mn_memory_reason {
 	MN_MEMORY_ERROR = 3,   /* the watched source failed; see `error` */
 };
 
-#define MN_CGROUP_NONE 0
-#define MN_CGROUP_V1 1
-#define MN_CGROUP_V2 2
+/* mn_memory_status.cgroup_version. */
+enum mn_cgroup_version {
+	MN_CGROUP_NONE = 0, /* the whole machine: no memory cgroup */
+	MN_CGROUP_V1 = 1,
+	MN_CGROUP_V2 = 2,
+};
 
 struct mn_memory_status {
 	size_t sz;
@@ -431,7 +434,7 @@ struct mn_memory_status {
 	double psi_some_avg60;
 	double psi_full_avg10;
 	double psi_full_avg60;
-	int cgroup_version;          /* MN_CGROUP_NONE, _V1 or _V2 */
+	enum mn_cgroup_version cgroup_version;
 	char cgroup_path[256];       /* the watched group's directory, or "" */
 	uint64_t low_bytes;          /* the thresholds in force, in bytes of */
 	uint64_t high_bytes;         /* available memory, for limit_bytes */
@@ -441,10 +444,13 @@ struct mn_memory_status {
 typedef void (*mn_memory_cb)(const struct mn_memory_status *st, void *ctx);
 
 /* Flags for mn_memory_opts.flags */
-#define MN_MEMORY_NO_PSI (1u << 0)      /* do not arm PSI triggers */
-#define MN_MEMORY_NO_EVENTS (1u << 1)   /* no cgroup pressure events */
-#define MN_MEMORY_NO_POLL (1u << 2)     /* no adaptive sampling: events only */
-#define MN_MEMORY_PSI_ONLY (MN_MEMORY_NO_EVENTS | MN_MEMORY_NO_POLL)
+/* mn_memory_opts.flags (bits, OR'ed into an unsigned int). */
+enum mn_memory_flags {
+	MN_MEMORY_NO_PSI = 1u << 0,    /* do not arm PSI triggers */
+	MN_MEMORY_NO_EVENTS = 1u << 1, /* no cgroup pressure events */
+	MN_MEMORY_NO_POLL = 1u << 2,   /* no adaptive sampling: events only */
+	MN_MEMORY_PSI_ONLY = (1u << 1) | (1u << 2), /* NO_EVENTS | NO_POLL */
+};
 
 struct mn_memory_opts {
 	size_t sz;
@@ -469,7 +475,7 @@ struct mn_memory_opts {
 	   fast near a threshold and slow far from it. */
 	unsigned int poll_min_ms;
 	unsigned int poll_max_ms;
-	unsigned int flags;          /* MN_MEMORY_* flags */
+	unsigned int flags;          /* enum mn_memory_flags bits */
 	/* Thresholds in bytes of available memory instead of percentages
 	   (CreateMemoryResourceNotification's are absolute): LOW below
 	   low_bytes, HIGH at or above high_bytes.  Both or neither; then
@@ -740,8 +746,11 @@ MN_API int mn_nmi_signal(void);
  * notice; /proc/meminfo HardwareCorrupted for the whole machine.
  * ------------------------------------------------------------------------ */
 
-#define MN_BADMEM_PROCESS 1 /* a page this process maps */
-#define MN_BADMEM_SYSTEM 2  /* memory of the machine (not mapped here) */
+/* mn_bad_page.scope. */
+enum mn_badmem_scope {
+	MN_BADMEM_PROCESS = 1, /* a page this process maps */
+	MN_BADMEM_SYSTEM = 2,  /* memory of the machine (not mapped here) */
+};
 
 struct mn_bad_page {
 	uint64_t address;       /* process scope: start of the poisoned range
@@ -750,7 +759,7 @@ struct mn_bad_page {
 	                           page); system scope: bytes newly corrupted */
 	uint64_t pfn;           /* page frame number if known, else 0 */
 	uint64_t time_usec;     /* CLOCK_REALTIME when it was recorded */
-	int scope;              /* MN_BADMEM_PROCESS or MN_BADMEM_SYSTEM */
+	enum mn_badmem_scope scope;
 	int action_required;    /* 1: BUS_MCEERR_AR, 0: BUS_MCEERR_AO */
 	int tid;                /* the thread that received the SIGBUS */
 	int si_code;            /* BUS_MCEERR_AO / BUS_MCEERR_AR, or 0 */
@@ -773,12 +782,15 @@ struct mn_badmem_event {
 /* Thread context (the dispatcher); @ev is valid during the call only. */
 typedef void (*mn_badmem_cb)(const struct mn_badmem_event *ev, void *ctx);
 
-#define MN_BADMEM_EARLY_KILL (1u << 0) /* ask the kernel for early notice */
-#define MN_BADMEM_NO_SYSTEM (1u << 1)  /* no /proc/meminfo watch */
+/* mn_badmem_opts.flags (bits, OR'ed into an unsigned int). */
+enum mn_badmem_flags {
+	MN_BADMEM_EARLY_KILL = 1u << 0, /* ask the kernel for early notice */
+	MN_BADMEM_NO_SYSTEM = 1u << 1,  /* no /proc/meminfo watch */
+};
 
 struct mn_badmem_opts {
 	size_t sz;
-	unsigned int flags;       /* MN_BADMEM_* */
+	unsigned int flags;       /* enum mn_badmem_flags bits */
 	/* How often HardwareCorrupted is read, in ms; 0 means 10000. */
 	unsigned int system_poll_ms;
 };
@@ -993,8 +1005,11 @@ enum mn_vm_kind {
 	MN_VM_PROTECT = 4, /* mprotect, pkey_mprotect */
 };
 
-#define MN_VM_VIA_HOOK 1
-#define MN_VM_VIA_USERFAULTFD 2
+/* mn_vm_event.via: who saw the change. */
+enum mn_vm_via {
+	MN_VM_VIA_HOOK = 1,        /* an interposer, before the call */
+	MN_VM_VIA_USERFAULTFD = 2, /* the userfaultfd safety net, after it */
+};
 
 struct mn_vm_event {
 	size_t sz;
@@ -1008,7 +1023,7 @@ struct mn_vm_event {
 	uint64_t new_length;   /* MOVE: the new size */
 	int prot;              /* PROTECT: the new PROT_* bits; else -1 */
 	int advice;            /* DISCARD: the madvise advice; else 0 */
-	int via;               /* MN_VM_VIA_HOOK or MN_VM_VIA_USERFAULTFD */
+	enum mn_vm_via via;
 	int late;              /* 1: the change has already happened */
 	int tid;               /* the calling thread (hooks), or 0 */
 	uint64_t watch_address; /* for a watch: the watched range */
@@ -1028,7 +1043,10 @@ struct mn_vm_event {
  */
 typedef void (*mn_vm_cb)(const struct mn_vm_event *ev, void *ctx);
 
-#define MN_VM_NO_USERFAULTFD (1u << 0) /* watch: no userfaultfd safety net */
+/* mn_vm_watch()'s flags (bits). */
+enum mn_vm_flags {
+	MN_VM_NO_USERFAULTFD = 1u << 0, /* watch: no userfaultfd safety net */
+};
 
 /**
  * mn_vm_watch() - be told of every change to [addr, addr + len).
