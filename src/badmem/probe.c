@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../core/caps.h"
+#include "badmem.h"
 #include "../core/internal.h"
 #include "../sigchain/sigchain.h"
 
@@ -168,23 +169,4 @@ int mn__probe_memory_failure_tracepoint(char *detail, size_t len)
 			      "ras/ or memory_failure/ (tracefs not mounted, "
 			      "not readable, or no CONFIG_MEMORY_FAILURE)");
 	return -ENOENT;
-}
-
-int mn__probe_signal_interpose(char *detail, size_t len)
-{
-	const char *off = secure_getenv("MEMNOTIFY_NO_INTERPOSE");
-
-	if (off && *off && *off != '0') {
-		snprintf(detail, len, "turned off by MEMNOTIFY_NO_INTERPOSE");
-		return -EPERM;
-	}
-	if (!mn__sigchain_interposing()) {
-		snprintf(detail, len,
-			 "loaded with RTLD_LOCAL / after the C library: a "
-			 "later sigaction() replaces the chain; use "
-			 "LD_PRELOAD or link it");
-		return -ENOENT;
-	}
-	snprintf(detail, len, "sigaction() and signal() reach memnotify");
-	return 0;
 }

@@ -13,6 +13,7 @@
 #include "../core/internal.h"
 #include "cgroup.h"
 #include "parse.h"
+#include "probe.h"
 #include "psi.h"
 
 int mn__probe_meminfo(char *detail, size_t len)

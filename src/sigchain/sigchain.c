@@ -19,6 +19,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -809,4 +810,24 @@ MN_API MN__NO_TSAN sighandler_t signal(int sig, sighandler_t h)
 	if (sigaction(sig, &sa, &old) < 0)
 		return SIG_ERR;
 	return old.sa_handler;
+}
+
+/* Capability: do the program's sigaction() calls reach the chain? */
+int mn__probe_signal_interpose(char *detail, size_t len)
+{
+	const char *off = secure_getenv("MEMNOTIFY_NO_INTERPOSE");
+
+	if (off && *off && *off != '0') {
+		snprintf(detail, len, "turned off by MEMNOTIFY_NO_INTERPOSE");
+		return -EPERM;
+	}
+	if (!mn__sigchain_interposing()) {
+		snprintf(detail, len,
+			 "loaded with RTLD_LOCAL / after the C library: a "
+			 "later sigaction() replaces the chain; use "
+			 "LD_PRELOAD or link it");
+		return -ENOENT;
+	}
+	snprintf(detail, len, "sigaction() and signal() reach memnotify");
+	return 0;
 }

@@ -7,6 +7,7 @@
 #define MN_SIGCHAIN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "../core/chain.h"
 
@@ -22,5 +23,12 @@ struct mn__chain *mn__sigchain_chain(int sig);
 bool mn__sigchain_interposing(void);
 /* "SIGSEGV", ... or NULL.  Async-signal-safe. */
 const char *mn__signal_name(int sig);
+
+/* The signal chain's capability row: X(enum mn_cap, name, probe), for
+   src/caps_table.c. */
+#define MN__SIGCHAIN_CAPS(X)                                                  \
+	X(MN_CAP_SIGNAL_INTERPOSE, "signal_interpose",                        \
+	  mn__probe_signal_interpose)
+int mn__probe_signal_interpose(char *detail, size_t len);
 
 #endif

@@ -11,6 +11,16 @@
 
 #include "memnotify.h"
 
+/* The capability rows of range invalidation: X(enum mn_cap, name, probe),
+   for src/caps_table.c. */
+#define MN__VMRANGE_CAPS(X)                                                   \
+	X(MN_CAP_VM_INTERPOSE, "vm_interpose", mn__probe_vm_interpose)        \
+	X(MN_CAP_VM_LIBC_PATCH, "vm_libc_patch", mn__probe_vm_libc_patch)     \
+	X(MN_CAP_USERFAULTFD, "userfaultfd", mn__probe_userfaultfd)
+int mn__probe_vm_interpose(char *detail, size_t len);   /* hooks.c */
+int mn__probe_vm_libc_patch(char *detail, size_t len);  /* hooks.c */
+int mn__probe_userfaultfd(char *detail, size_t len);    /* uffd.c */
+
 /* Nonzero once a watch or a listener exists: the hooks' fast-path test. */
 extern _Atomic int mn__vm_active;
 
