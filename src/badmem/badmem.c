@@ -24,7 +24,6 @@
 #include <unistd.h>
 
 #include "../core/core.h"
-#include "../memory/parse.h"
 #include "../sigchain/sigchain.h"
 #include "badmem.h"
 

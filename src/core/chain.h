@@ -114,8 +114,8 @@ size_t mn__chain_count(struct mn__chain *c);
 /* True if the calling thread is inside a walk of @c (or of too many chains
    to tell).  Async-signal-safe. */
 bool mn__chain_in_walk(const struct mn__chain *c);
-/* True if the calling thread is inside any walk.  Async-signal-safe. */
-bool mn__chain_in_any_walk(void);
+/* True if the calling thread is inside any walk.  Async-signal-safe.
+   bool mn__chain_in_any_walk(void): declared in core/faceapi.h. */
 
 /* Readers: lock-free, allocation-free, async-signal-safe. */
 void mn__chain_walk_begin(struct mn__chain *c, struct mn__chain_reader *rd);

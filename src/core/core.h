@@ -39,12 +39,7 @@ void mn__log_flush(void);
  * sides, so the child never inherits a lock held by a thread it does not
  * have.  Registration is lock-free (a constructor may call it).
  */
-enum mn__lock_rank {
-	MN__RANK_FACE = 10,  /* the Windows face's registries */
-	MN__RANK_CORE = 20,  /* the core lock */
-	MN__RANK_LEAF = 30,  /* a lock under which no other is taken */
-};
-void mn__lock_register(pthread_mutex_t *m, enum mn__lock_rank rank);
+/* enum mn__lock_rank and mn__lock_register(): core/faceapi.h. */
 
 /*
  * Once per process, fork-aware and lock-free for the caller: @fn(@arg)
@@ -69,7 +64,7 @@ unsigned int mn__fork_generation(void);
  * first: after fork() it rebuilds, in the child, what the child lost (the
  * dispatcher thread, the epoll fd, each source's kernel fds).
  */
-void mn__enter(void);
+/* void mn__enter(void): declared in core/faceapi.h. */
 
 /* A source's fork hook: rebuild its kernel objects in the child.  Called
    with the core lock held, once the dispatcher's epoll fd exists again. */

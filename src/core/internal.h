@@ -13,13 +13,12 @@
 #include <string.h>
 #include <sys/types.h>
 
+#include "faceapi.h"
 #include "memnotify.h"
 
 #define MN__LIKELY(x) __builtin_expect(!!(x), 1)
 #define MN__UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define MN__ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define MN__MIN(a, b) ((a) < (b) ? (a) : (b))
-#define MN__MAX(a, b) ((a) > (b) ? (a) : (b))
 
 /*
  * Functions that a sanitizer runtime may call while it starts (through
@@ -100,7 +99,7 @@ int mn__write_file(const char *path, const char *s, bool with_nul);
  * from its start only.  Async-signal-safe (open/read/close only, a stack
  * buffer, no lock).
  */
-int mn__maps_lookup(uintptr_t addr, uintptr_t *start, uintptr_t *end, int *prot);
+/* int mn__maps_lookup(addr, start, end, prot): in core/faceapi.h. */
 /* The same, by reading the text even where the kernel has PROCMAP_QUERY
    (@text_only: for the tests of the reader). */
 int mn__maps_lookup_how(uintptr_t addr, uintptr_t *start, uintptr_t *end,
@@ -125,6 +124,27 @@ struct mn__maps_entry {
 	bool shared;    /* 's': MAP_SHARED */
 };
 int mn__maps_parse_entry(const char *line, size_t len, struct mn__maps_entry *e);
+
+/*
+ * /proc/meminfo (procfs.c): the lines MemTotal, MemFree, MemAvailable and
+ * HardwareCorrupted, strictly "Key: <decimal> kB"; other lines ignored, the
+ * first of a repeated key counts.  Pure; @buf need not be NUL-terminated.
+ */
+/* /proc/meminfo: values in bytes (the file says kB = 1024 bytes). */
+struct mn__meminfo {
+	uint64_t total_bytes;     /* MemTotal */
+	uint64_t free_bytes;      /* MemFree */
+	uint64_t available_bytes; /* MemAvailable (0 if absent) */
+	uint64_t hw_corrupted_bytes; /* HardwareCorrupted (0 if absent) */
+	int has_available;        /* MemAvailable was present */
+};
+
+/*
+ * Return 0; -ENOENT without MemTotal or MemFree; -EIO/-ERANGE if one of the
+ * MemTotal, MemFree, MemAvailable, HardwareCorrupted lines is not
+ * "Key: <decimal> kB" or its value overflows.
+ */
+int mn__parse_meminfo(const char *buf, size_t len, struct mn__meminfo *out);
 
 /*
  * The mapping that holds @addr, with what /proc/self/smaps adds: locked

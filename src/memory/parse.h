@@ -17,24 +17,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../core/internal.h"
+
 /* "unlimited" as a byte count. */
 #define MN__UNLIMITED UINT64_MAX
 
-/* /proc/meminfo: values in bytes (the file says kB = 1024 bytes). */
-struct mn__meminfo {
-	uint64_t total_bytes;     /* MemTotal */
-	uint64_t free_bytes;      /* MemFree */
-	uint64_t available_bytes; /* MemAvailable (0 if absent) */
-	uint64_t hw_corrupted_bytes; /* HardwareCorrupted (0 if absent) */
-	int has_available;        /* MemAvailable was present */
-};
-
-/*
- * Return 0; -ENOENT without MemTotal or MemFree; -EIO/-ERANGE if one of the
- * MemTotal, MemFree, MemAvailable, HardwareCorrupted lines is not
- * "Key: <decimal> kB" or its value overflows.
- */
-int mn__parse_meminfo(const char *buf, size_t len, struct mn__meminfo *out);
+/* /proc/meminfo: mn__parse_meminfo() and struct mn__meminfo are the
+   core's (core/internal.h), shared with the bad-memory source. */
 
 /*
  * PSI file (/proc/pressure/memory, <cgroup v2>/memory.pressure):

@@ -12,7 +12,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "../core/core.h"
 #include "face.h"
 
 struct badreg {

@@ -8,7 +8,14 @@
 
 #include "memnotify/win32.h"
 
-#include "../core/internal.h"
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "../core/faceapi.h"
 
 /* Export the Mn-prefixed spelling of a user-mode function too (the name a
    program sees after Wine's windows.h). */

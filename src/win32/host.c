@@ -10,7 +10,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "../core/core.h"
 #include "face.h"
 
 const IID MN_IID_IUnknown = {

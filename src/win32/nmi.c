@@ -8,7 +8,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "../core/core.h"
 #include "face.h"
 
 #define NSIGS 5

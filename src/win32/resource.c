@@ -25,7 +25,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../core/core.h"
 #include "face.h"
 
 #define MiB (1024ull * 1024)

@@ -12,8 +12,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "../core/chain.h"
-#include "../core/core.h"
 #include "face.h"
 
 #define HOLES 16

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "parse.h"
+#include "core/internal.h" /* mn__parse_meminfo */
 
 /*
  * Is "<bytes / 1024>" followed by a blank on the first line starting with
