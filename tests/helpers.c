@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -162,4 +163,106 @@ uint64_t mn_test_now_usec(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void mn_test_rec_init(struct mn_test_rec *r)
+{
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->cond, NULL);
+	r->n = 0;
+}
+
+void mn_test_rec_lock(struct mn_test_rec *r)
+{
+	pthread_mutex_lock(&r->lock);
+}
+
+void mn_test_rec_done(struct mn_test_rec *r)
+{
+	r->n++;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+}
+
+bool mn_test_rec_wait(struct mn_test_rec *r, int n, int timeout_ms)
+{
+	struct timespec ts;
+	bool ok;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&r->lock);
+	while (r->n < n)
+		if (pthread_cond_timedwait(&r->cond, &r->lock, &ts) == ETIMEDOUT)
+			break;
+	ok = r->n >= n;
+	pthread_mutex_unlock(&r->lock);
+	return ok;
+}
+
+int mn_test_rec_count(struct mn_test_rec *r)
+{
+	int n;
+
+	pthread_mutex_lock(&r->lock);
+	n = r->n;
+	pthread_mutex_unlock(&r->lock);
+	return n;
+}
+
+int mn_test_child(void (*fn)(void *), void *arg, int sig, char *err, size_t len)
+{
+	int pipefd[2], status = -1;
+	size_t got = 0;
+	ssize_t n;
+	pid_t pid;
+
+	if (len)
+		err[0] = '\0';
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return -1;
+	pid = fork();
+	if (pid < 0) {
+		close(pipefd[0]);
+		close(pipefd[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		struct rlimit rl = { 0, 0 };
+		dup2(pipefd[1], STDERR_FILENO);
+		setrlimit(RLIMIT_CORE, &rl); /* no cores from deliberate crashes */
+		if (sig > 0)
+			signal(sig, SIG_DFL);
+		fn(arg);
+		_exit(0);
+	}
+	close(pipefd[1]);
+	while (len && got + 1 < len &&
+	       (n = read(pipefd[0], err + got, len - 1 - got)) > 0)
+		got += (size_t)n;
+	if (len)
+		err[got] = '\0';
+	close(pipefd[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	return status;
+}
+
+bool mn_test_died_by(int status, int sig, char *why, size_t whylen)
+{
+	if (status != -1 && WIFSIGNALED(status) && WTERMSIG(status) == sig)
+		return true;
+	if (status == -1)
+		snprintf(why, whylen, "the child could not be started");
+	else if (WIFSIGNALED(status))
+		snprintf(why, whylen, "died by signal %d, not %d", WTERMSIG(status), sig);
+	else
+		snprintf(why, whylen, "exited with %d, not killed by signal %d",
+			 WEXITSTATUS(status), sig);
+	return false;
 }

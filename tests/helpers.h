@@ -6,6 +6,7 @@
 #ifndef MN_TEST_HELPERS_H
 #define MN_TEST_HELPERS_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -38,5 +39,37 @@ pid_t mn_test_hog_start(const char *cgroup, uint64_t bytes, uint64_t step_bytes,
 void mn_test_hog_stop(pid_t pid);
 
 uint64_t mn_test_now_usec(void); /* CLOCK_MONOTONIC */
+
+/*
+ * An event recorder with a bounded wait: a callback records what it saw
+ * between mn_test_rec_lock() and mn_test_rec_done() (which counts one
+ * event and wakes the waiters); the test waits for the count with
+ * mn_test_rec_wait().  Zero-initialise it, then mn_test_rec_init().
+ */
+struct mn_test_rec {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int n;              /* events counted */
+};
+void mn_test_rec_init(struct mn_test_rec *r);
+void mn_test_rec_lock(struct mn_test_rec *r);
+void mn_test_rec_done(struct mn_test_rec *r); /* n++, wake, unlock */
+/* Wait until at least @n events were counted, at most @timeout_ms.
+   True if they were. */
+bool mn_test_rec_wait(struct mn_test_rec *r, int n, int timeout_ms);
+/* The count now. */
+int mn_test_rec_count(struct mn_test_rec *r);
+
+/*
+ * Run @fn(@arg) in a forked child whose stderr is captured (core dumps
+ * off, @sig's disposition back to SIG_DFL so that no test framework's
+ * crash catcher stands in the way; 0: none), and wait for it.  Returns its
+ * wait status; what it wrote to stderr (up to @len - 1 bytes) is in @err.
+ * -1 if it could not be started.
+ */
+int mn_test_child(void (*fn)(void *), void *arg, int sig, char *err, size_t len);
+/* True if @status is a death by signal @sig; otherwise says how the child
+   ended in @why. */
+bool mn_test_died_by(int status, int sig, char *why, size_t whylen);
 
 #endif

@@ -27,14 +27,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "helpers.h"
 #include "memnotify.h"
 
 #define WAIT_MS 5000
 
 struct seen {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	int n;
+	struct mn_test_rec rec; /* first: the count, the lock, the wait */
 	struct mn_badmem_event ev[64];
 	pthread_t thread;
 	uint64_t lost;
@@ -44,38 +43,24 @@ static void on_bad(const struct mn_badmem_event *ev, void *ctx)
 {
 	struct seen *s = ctx;
 
-	pthread_mutex_lock(&s->lock);
-	if (s->n < 64)
-		s->ev[s->n] = *ev;
-	s->n++;
+	mn_test_rec_lock(&s->rec);
+	if (s->rec.n < 64)
+		s->ev[s->rec.n] = *ev;
 	if (ev->kind == MN_BADMEM_LOST)
 		s->lost += ev->lost;
 	s->thread = pthread_self();
-	pthread_cond_broadcast(&s->cond);
-	pthread_mutex_unlock(&s->lock);
+	mn_test_rec_done(&s->rec);
 }
 
 static bool wait_n(struct seen *s, int n)
 {
-	struct timespec ts;
-	bool ok;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += WAIT_MS / 1000;
-	pthread_mutex_lock(&s->lock);
-	while (s->n < n)
-		if (pthread_cond_timedwait(&s->cond, &s->lock, &ts) == ETIMEDOUT)
-			break;
-	ok = s->n >= n;
-	pthread_mutex_unlock(&s->lock);
-	return ok;
+	return mn_test_rec_wait(&s->rec, n, WAIT_MS);
 }
 
 static void seen_init(struct seen *s)
 {
 	memset(s, 0, sizeof(*s));
-	pthread_mutex_init(&s->lock, NULL);
-	pthread_cond_init(&s->cond, NULL);
+	mn_test_rec_init(&s->rec);
 }
 
 static size_t pagesz(void)
@@ -128,7 +113,7 @@ static void test_ao_reaches_subscribers(void **state)
 	assert_int_equal(mn_badmem_subscribe(&o, on_bad, &s2, &sub2), 0);
 	assert_true(wait_n(&s2, 2));
 	assert_int_equal(mn_unsubscribe(sub2), 0);
-	assert_int_equal(s.n, 2);
+	assert_int_equal(mn_test_rec_count(&s.rec), 2);
 	assert_int_equal(mn_unsubscribe(sub), 0);
 	munmap(mem, 4 * pagesz());
 }
@@ -182,39 +167,29 @@ static void test_ar_recovered(void **state)
 	munmap(mem, pagesz());
 }
 
+/* In the child: an AR that nothing handles. */
+static void unhandled_ar_child(void *arg)
+{
+	MN_OPTS(mn_badmem_opts, o, .flags = MN_BADMEM_NO_SYSTEM);
+	static struct seen s;
+	mn_sub *sub;
+
+	(void)arg;
+	seen_init(&s);
+	if (mn_badmem_subscribe(&o, on_bad, &s, &sub))
+		_exit(70);
+	mn_badmem_inject(0, &s, 12, 1);
+}
+
 static void test_ar_unhandled_kills(void **state)
 {
-	int pipefd[2], status;
-	char out[512] = "";
-	pid_t pid;
+	char out[512], why[120];
+	int status;
 
 	(void)state;
-	assert_int_equal(pipe(pipefd), 0);
-	pid = fork();
-	if (pid == 0) {
-		struct rlimit rl = { 0, 0 };
-		MN_OPTS(mn_badmem_opts, o, .flags = MN_BADMEM_NO_SYSTEM);
-		mn_sub *sub;
-		static struct seen s;
-
-		setrlimit(RLIMIT_CORE, &rl);
-		dup2(pipefd[1], STDERR_FILENO);
-		signal(SIGBUS, SIG_DFL); /* not cmocka's crash catcher */
-		seen_init(&s);
-		if (mn_badmem_subscribe(&o, on_bad, &s, &sub))
-			_exit(70);
-		mn_badmem_inject(0, &s, 12, 1);
-		_exit(0);
-	}
-	close(pipefd[1]);
-	ssize_t n = read(pipefd[0], out, sizeof(out) - 1);
-	if (n > 0)
-		out[n] = '\0';
-	close(pipefd[0]);
-	assert_true(waitpid(pid, &status, 0) == pid);
-	if (!WIFSIGNALED(status))
-		fail_msg("child exited %d: %s", WEXITSTATUS(status), out);
-	assert_int_equal(WTERMSIG(status), SIGBUS);
+	status = mn_test_child(unhandled_ar_child, NULL, SIGBUS, out, sizeof(out));
+	if (!mn_test_died_by(status, SIGBUS, why, sizeof(why)))
+		fail_msg("child %s: %s", why, out);
 	assert_non_null(strstr(out, "memnotify: unhandled SIGBUS (code 4)"));
 	print_message("  %s", out);
 }
@@ -289,9 +264,9 @@ static void test_full_table_reported(void **state)
 							(uint64_t)i * 4096), 12, 0);
 		struct timespec ts = { 0, 10 * 1000 * 1000 };
 		for (int t = 0; t < 500; t++) {
-			pthread_mutex_lock(&s.lock);
+			mn_test_rec_lock(&s.rec);
 			uint64_t lost = s.lost;
-			pthread_mutex_unlock(&s.lock);
+			pthread_mutex_unlock(&s.rec.lock);
 			if (lost >= 3)
 				break;
 			nanosleep(&ts, NULL);

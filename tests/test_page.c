@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "helpers.h"
 #include "memnotify.h"
 
 static size_t pg;
@@ -145,19 +146,12 @@ static void test_stride_of_a_newer_caller(void **state)
 	munmap(p, 2 * pg);
 }
 
-static pthread_mutex_t bad_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t bad_cond = PTHREAD_COND_INITIALIZER;
-static int bad_events;
-
 static void on_bad(const struct mn_badmem_event *ev, void *ctx)
 {
-	(void)ctx;
 	if (ev->kind != MN_BADMEM_PAGE)
 		return;
-	pthread_mutex_lock(&bad_lock);
-	bad_events++;
-	pthread_cond_broadcast(&bad_cond);
-	pthread_mutex_unlock(&bad_lock);
+	mn_test_rec_lock(ctx);
+	mn_test_rec_done(ctx);
 }
 
 /* A real SIGBUS (BUS_MCEERR_AO) for the first of two pages: that page
@@ -167,23 +161,16 @@ static void test_bad_page(void **state)
 	char *p = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	MN_OPTS(mn_badmem_opts, o, .flags = MN_BADMEM_NO_SYSTEM);
-	struct timespec ts;
+	struct mn_test_rec rec;
 	mn_sub *sub;
 	(void)state;
 	assert_true(p != MAP_FAILED);
 	memset(p, 1, 2 * pg);
 	assert_false(info_of(p).flags & MN_PAGE_BAD);
-	assert_int_equal(mn_badmem_subscribe(&o, on_bad, NULL, &sub), 0);
+	mn_test_rec_init(&rec);
+	assert_int_equal(mn_badmem_subscribe(&o, on_bad, &rec, &sub), 0);
 	assert_int_equal(mn_badmem_inject(0, p, 0, 0), 0);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += 5;
-	pthread_mutex_lock(&bad_lock);
-	while (!bad_events &&
-	       pthread_cond_timedwait(&bad_cond, &bad_lock, &ts) == 0)
-		;
-	int seen = bad_events;
-	pthread_mutex_unlock(&bad_lock);
-	assert_true(seen > 0);
+	assert_true(mn_test_rec_wait(&rec, 1, 5000));
 	assert_true(info_of(p).flags & MN_PAGE_BAD);
 	assert_false(info_of(p + pg).flags & MN_PAGE_BAD);
 	mn_unsubscribe(sub);

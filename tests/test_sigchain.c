@@ -195,40 +195,34 @@ static int do_ill(void)
 	return 0;
 }
 
+struct death {
+	int sig;
+	int (*fault)(void);
+	bool with_handler;
+};
+
+/* In the child (cmocka's crash catcher gone: the plain default back). */
+static void fault_child(void *arg)
+{
+	const struct death *d = arg;
+	mn_sub *s;
+
+	if (d->with_handler && mn_signal_register(d->sig, decline, NULL, &s))
+		_exit(70);
+	if (!d->with_handler && mn_signal_register(SIGUSR1, decline, NULL, &s))
+		_exit(71);
+	d->fault();
+	_exit(0); /* must not get here */
+}
+
 static void expect_death(int sig, int (*fault)(void), bool with_handler)
 {
-	int pipefd[2], status;
-	char out[512] = "";
-	pid_t pid;
+	struct death d = { sig, fault, with_handler };
+	char out[512], why[120];
+	int status = mn_test_child(fault_child, &d, sig, out, sizeof(out));
 
-	assert_int_equal(pipe(pipefd), 0);
-	pid = fork();
-	if (pid == 0) {
-		mn_sub *s;
-		dup2(pipefd[1], STDERR_FILENO);
-		/* No core files from the test's deliberate crashes. */
-		struct rlimit rl = { 0, 0 };
-		setrlimit(RLIMIT_CORE, &rl);
-		/* cmocka catches crashes with its own handlers: the child
-		   wants the process's plain default back. */
-		signal(sig, SIG_DFL);
-		if (with_handler && mn_signal_register(sig, decline, NULL, &s))
-			_exit(70);
-		if (!with_handler && mn_signal_register(SIGUSR1, decline, NULL, &s))
-			_exit(71);
-		fault();
-		_exit(0); /* must not get here */
-	}
-	close(pipefd[1]);
-	ssize_t n = read(pipefd[0], out, sizeof(out) - 1);
-	if (n > 0)
-		out[n] = '\0';
-	close(pipefd[0]);
-	assert_true(waitpid(pid, &status, 0) == pid);
-	if (!WIFSIGNALED(status))
-		fail_msg("child exited with %d, stderr: %s", WEXITSTATUS(status),
-			 out);
-	assert_int_equal(WTERMSIG(status), sig);
+	if (!mn_test_died_by(status, sig, why, sizeof(why)))
+		fail_msg("child %s; stderr: %s", why, out);
 	if (with_handler) {
 		/* The one-line report came first. */
 		assert_non_null(strstr(out, "memnotify: unhandled "));

@@ -233,20 +233,17 @@ static void test_nmi_bad_input(void **state)
 
 /* ---- 000 RegisterBadMemoryNotification ---------------------------------- */
 
-static pthread_mutex_t bad_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t bad_cond = PTHREAD_COND_INITIALIZER;
-static int bad_calls;
+static struct mn_test_rec bad_rec = { PTHREAD_MUTEX_INITIALIZER,
+				      PTHREAD_COND_INITIALIZER, 0 };
 static pid_t bad_tid;
 
 /* README: "BadMemoryCallbackRoutine is VOID CALLBACK
    BadMemoryCallbackRoutine(VOID)". */
 static VOID CALLBACK on_bad_memory(VOID)
 {
-	pthread_mutex_lock(&bad_lock);
-	bad_calls++;
+	mn_test_rec_lock(&bad_rec);
 	bad_tid = gettid_();
-	pthread_cond_broadcast(&bad_cond);
-	pthread_mutex_unlock(&bad_lock);
+	mn_test_rec_done(&bad_rec);
 }
 
 static PSAPI_WORKING_SET_EX_BLOCK ws_of(const void *addr)
@@ -261,7 +258,6 @@ static void test_badmem_callback_and_bad_bit(void **state)
 {
 	char *p = mmap(NULL, 2 * PG, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	struct timespec ts;
 	PVOID h;
 	int before;
 
@@ -272,22 +268,16 @@ static void test_badmem_callback_and_bad_bit(void **state)
 	   notification." */
 	h = RegisterBadMemoryNotification(on_bad_memory);
 	assert_non_null(h);
-	pthread_mutex_lock(&bad_lock);
-	before = bad_calls;
-	pthread_mutex_unlock(&bad_lock);
+	before = mn_test_rec_count(&bad_rec);
 
 	/* 000: "called when one or more bad memory pages are detected": a
 	   real SIGBUS with BUS_MCEERR_AO for the first page. */
 	assert_int_equal(mn_badmem_inject(0, p, 12, 0), 0);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += 5;
-	pthread_mutex_lock(&bad_lock);
-	while (bad_calls == before)
-		if (pthread_cond_timedwait(&bad_cond, &bad_lock, &ts) == ETIMEDOUT)
-			break;
-	int calls = bad_calls;
+	mn_test_rec_wait(&bad_rec, before + 1, 5000);
+	mn_test_rec_lock(&bad_rec);
+	int calls = bad_rec.n;
 	pid_t tid = bad_tid;
-	pthread_mutex_unlock(&bad_lock);
+	pthread_mutex_unlock(&bad_rec.lock);
 	assert_true(calls > before);
 	/* Thread context: not the thread the signal interrupted. */
 	assert_true(tid != gettid_());
