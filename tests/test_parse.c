@@ -28,270 +28,103 @@
  * Samples
  * ------------------------------------------------------------------------ */
 
-/* /proc/meminfo of a 6.18 x86-64 VM. */
-static const char meminfo_real[] =
-	"MemTotal:       24683656 kB\n"
-	"MemFree:        24352620 kB\n"
-	"MemAvailable:   24377224 kB\n"
-	"Buffers:            1164 kB\n"
-	"Cached:           216304 kB\n"
-	"SwapCached:            0 kB\n"
-	"Active:            22004 kB\n"
-	"Inactive:         190836 kB\n"
-	"Active(anon):       1520 kB\n"
-	"Inactive(anon):     2664 kB\n"
-	"Active(file):      20484 kB\n"
-	"Inactive(file):   188172 kB\n"
-	"Unevictable:        9300 kB\n"
-	"Mlocked:            7792 kB\n"
-	"SwapTotal:             0 kB\n"
-	"SwapFree:              0 kB\n"
-	"Zswap:                 0 kB\n"
-	"Zswapped:              0 kB\n"
-	"Dirty:               104 kB\n"
-	"Writeback:             0 kB\n"
-	"AnonPages:          4560 kB\n"
-	"Mapped:            10196 kB\n"
-	"Shmem:              8896 kB\n"
-	"KReclaimable:      44056 kB\n"
-	"Slab:              63700 kB\n"
-	"SReclaimable:      44056 kB\n"
-	"SUnreclaim:        19644 kB\n"
-	"KernelStack:        1312 kB\n"
-	"PageTables:         1376 kB\n"
-	"SecPageTables:         0 kB\n"
-	"NFS_Unstable:          0 kB\n"
-	"Bounce:                0 kB\n"
-	"WritebackTmp:          0 kB\n"
-	"CommitLimit:    12341828 kB\n"
-	"Committed_AS:      45948 kB\n"
-	"VmallocTotal:   34359738367 kB\n"
-	"VmallocUsed:        5572 kB\n"
-	"VmallocChunk:          0 kB\n"
-	"Percpu:              688 kB\n"
-	"AnonHugePages:         0 kB\n"
-	"ShmemHugePages:        0 kB\n"
-	"ShmemPmdMapped:        0 kB\n"
-	"FileHugePages:         0 kB\n"
-	"FilePmdMapped:         0 kB\n"
-	"Balloon:               0 kB\n"
-	"HugePages_Total:       0\n"
-	"HugePages_Free:        0\n"
-	"HugePages_Rsvd:        0\n"
-	"HugePages_Surp:        0\n"
-	"Hugepagesize:       2048 kB\n"
-	"Hugetlb:               0 kB\n"
-	"DirectMap4k:       20480 kB\n"
-	"DirectMap2M:     2076672 kB\n"
-	"DirectMap1G:    25165824 kB\n";
+/*
+ * The samples are the fuzz corpus (tests/fuzz/corpus/TARGET/NAME), read
+ * when the test starts: one copy of each, shared by the fuzzers and these
+ * tests.  A fuzz input starts with its target's selector bytes (the key,
+ * the controller, ...), skipped here.
+ */
+static const char *meminfo_real; /* /proc/meminfo of a 6.18 x86-64 VM */
+static size_t meminfo_real_len;
+static const char *meminfo_hwcorrupt; /* /proc/meminfo with HardwareCorrupted set */
+static size_t meminfo_hwcorrupt_len;
+static const char *meminfo_old; /* /proc/meminfo of a kernel before MemAvailable (3.14) */
+static size_t meminfo_old_len;
+static const char *psi_memory_real; /* /proc/pressure/memory */
+static size_t psi_memory_real_len;
+static const char *psi_io_real; /* /proc/pressure/io */
+static size_t psi_io_real_len;
+static const char *psi_busy; /* a busy PSI file */
+static size_t psi_busy_len;
+static const char *psi_cpu_old; /* /proc/pressure/cpu without a "full" line */
+static size_t psi_cpu_old_len;
+static const char *proc_cgroup_real; /* /proc/self/cgroup, cgroup v1 */
+static size_t proc_cgroup_real_len;
+static const char *proc_cgroup_hybrid; /* /proc/self/cgroup, hybrid */
+static size_t proc_cgroup_hybrid_len;
+static const char *proc_cgroup_v2; /* /proc/self/cgroup, v2 only */
+static size_t proc_cgroup_v2_len;
+static const char *mountinfo_real; /* /proc/self/mountinfo of this VM */
+static size_t mountinfo_real_len;
+static const char *mountinfo_v2_host; /* a v2 host */
+static size_t mountinfo_v2_host_len;
+static const char *mountinfo_v1_host; /* a v1 host */
+static size_t mountinfo_v1_host_len;
+static const char *mountinfo_docker; /* a docker container */
+static size_t mountinfo_docker_len;
+static const char *stat_v1_real; /* v1 memory.stat */
+static size_t stat_v1_real_len;
+static const char *stat_v2; /* v2 memory.stat */
+static size_t stat_v2_len;
+static const char *events_v2; /* v2 memory.events */
+static size_t events_v2_len;
+static const char *controllers_real; /* cgroup.controllers */
+static size_t controllers_real_len;
+static const char *controllers_v2; /* cgroup.controllers with memory */
+static size_t controllers_v2_len;
 
-/* /proc/meminfo of a 3.10 kernel with memory-failure support (abridged). */
-static const char meminfo_hwcorrupt[] =
-	"MemTotal:        8009180 kB\n"
-	"MemFree:          228300 kB\n"
-	"MemAvailable:    3410720 kB\n"
-	"Buffers:          185864 kB\n"
-	"Cached:          3005040 kB\n"
-	"SwapCached:        11228 kB\n"
-	"HardwareCorrupted:     8 kB\n"
-	"AnonHugePages:   1120256 kB\n"
-	"HugePages_Total:       0\n"
-	"Hugepagesize:       2048 kB\n";
+static const struct {
+	const char *file;
+	size_t skip;
+	const char **text;
+	size_t *len;
+} corpus[] = {
+	{ "meminfo/real", 0, &meminfo_real, &meminfo_real_len },
+	{ "meminfo/hwcorrupt", 0, &meminfo_hwcorrupt, &meminfo_hwcorrupt_len },
+	{ "meminfo/no_available", 0, &meminfo_old, &meminfo_old_len },
+	{ "psi/memory", 0, &psi_memory_real, &psi_memory_real_len },
+	{ "psi/io", 0, &psi_io_real, &psi_io_real_len },
+	{ "psi/busy", 0, &psi_busy, &psi_busy_len },
+	{ "psi/cpu_no_full", 0, &psi_cpu_old, &psi_cpu_old_len },
+	{ "proc_cgroup/v1_memory", 2, &proc_cgroup_real, &proc_cgroup_real_len },
+	{ "proc_cgroup/hybrid_cpu_small", 2, &proc_cgroup_hybrid, &proc_cgroup_hybrid_len },
+	{ "proc_cgroup/v2_only", 2, &proc_cgroup_v2, &proc_cgroup_v2_len },
+	{ "mountinfo/real_memory", 3, &mountinfo_real, &mountinfo_real_len },
+	{ "mountinfo/v2_host", 3, &mountinfo_v2_host, &mountinfo_v2_host_len },
+	{ "mountinfo/v1_host_cpu", 3, &mountinfo_v1_host, &mountinfo_v1_host_len },
+	{ "mountinfo/docker_small", 3, &mountinfo_docker, &mountinfo_docker_len },
+	{ "keyed/v1_stat_inactive_file", 1, &stat_v1_real, &stat_v1_real_len },
+	{ "keyed/v2_stat_anon", 1, &stat_v2, &stat_v2_len },
+	{ "keyed/events_oom_kill", 1, &events_v2, &events_v2_len },
+	{ "controllers/real_hugetlb", 1, &controllers_real, &controllers_real_len },
+	{ "controllers/v2_memory", 1, &controllers_v2, &controllers_v2_len },
+};
 
-/* /proc/meminfo before 3.14: no MemAvailable. */
-static const char meminfo_old[] =
-	"MemTotal:        2051396 kB\n"
-	"MemFree:          201432 kB\n"
-	"Buffers:           98716 kB\n"
-	"Cached:          1204572 kB\n"
-	"SwapCached:            0 kB\n";
+/* Read every sample (NUL-terminated).  0, or -1 with a message. */
+static int load_corpus(void)
+{
+	char path[512];
 
-static const char psi_memory_real[] =
-	"some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
-	"full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n";
+	for (size_t i = 0; i < sizeof(corpus) / sizeof(corpus[0]); i++) {
+		char *buf = NULL;
+		size_t n = 0;
+		FILE *f;
 
-static const char psi_io_real[] =
-	"some avg10=0.00 avg60=0.29 avg300=0.39 total=2349427\n"
-	"full avg10=0.00 avg60=0.29 avg300=0.39 total=2282558\n";
+		snprintf(path, sizeof(path), "%s/%s", MN_TEST_CORPUS, corpus[i].file);
+		f = fopen(path, "re");
+		if (!f || getdelim(&buf, &n, '\0', f) < 0) {
+			fprintf(stderr, "test_parse: cannot read %s\n", path);
+			return -1;
+		}
+		fclose(f);
+		*corpus[i].text = buf + corpus[i].skip;
+		*corpus[i].len = strlen(buf) - corpus[i].skip;
+	}
+	return 0;
+}
 
-/* A cgroup under load. */
-static const char psi_busy[] =
-	"some avg10=12.34 avg60=5.67 avg300=1.08 total=98765432\n"
-	"full avg10=100.00 avg60=99.99 avg300=0.01 total=1234567\n";
-
-/* /proc/pressure/cpu before 5.13 had no "full" line. */
-static const char psi_cpu_old[] =
-	"some avg10=0.36 avg60=0.12 avg300=0.16 total=1399356\n";
-
-/* /proc/self/cgroup of this machine: v1 hierarchies plus an empty v2 one. */
-static const char proc_cgroup_real[] =
-	"9:name=systemd:/\n"
-	"8:pids:/\n"
-	"7:blkio:/\n"
-	"6:freezer:/\n"
-	"5:devices:/\n"
-	"4:memory:/process_api/1a3d98be82a41ff51b5d3dee860a4944\n"
-	"3:cpuset:/\n"
-	"2:cpuacct:/\n"
-	"1:cpu:/\n"
-	"0::/\n";
-
-/* A systemd host in hybrid mode (Ubuntu 20.04). */
-static const char proc_cgroup_hybrid[] =
-	"12:hugetlb:/\n"
-	"11:memory:/user.slice/user-1000.slice/session-2.scope\n"
-	"10:pids:/user.slice/user-1000.slice/session-2.scope\n"
-	"9:net_cls,net_prio:/\n"
-	"8:blkio:/user.slice\n"
-	"7:cpu,cpuacct:/user.slice\n"
-	"6:rdma:/\n"
-	"5:devices:/user.slice\n"
-	"4:freezer:/\n"
-	"3:perf_event:/\n"
-	"2:cpuset:/\n"
-	"1:name=systemd:/user.slice/user-1000.slice/session-2.scope\n"
-	"0::/user.slice/user-1000.slice/session-2.scope\n";
-
-/* A systemd host in unified mode (Fedora, Debian 12). */
-static const char proc_cgroup_v2[] =
-	"0::/user.slice/user-1000.slice/user@1000.service/app.slice/"
-	"app-org.gnome.Terminal.slice/vte-spawn-3f1c.scope\n";
-
-/* /proc/self/mountinfo of this machine. */
-static const char mountinfo_real[] =
-	"22 27 0:21 / /proc rw,relatime - proc proc rw\n"
-	"23 27 0:22 / /sys rw,relatime - sysfs sysfs rw\n"
-	"24 27 0:6 / /dev rw,relatime - devtmpfs devtmpfs rw,size=12334464k,nr_inodes=3083616,mode=755\n"
-	"25 24 0:23 / /dev/shm rw,relatime - tmpfs tmpfs rw,size=24683656k\n"
-	"26 24 0:24 / /dev/pts rw,relatime - devpts devpts rw,mode=600,ptmxmode=000\n"
-	"27 1 254:0 / / rw,relatime - ext4 /dev/vda rw,discard,resv_strict,resuid=65534,resgid=65534\n"
-	"31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n"
-	"32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n"
-	"33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct\n"
-	"34 31 0:31 / /sys/fs/cgroup/cpuset rw,relatime - cgroup cgroup rw,cpuset\n"
-	"35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n"
-	"36 31 0:33 / /sys/fs/cgroup/devices rw,relatime - cgroup cgroup rw,devices\n"
-	"37 31 0:34 / /sys/fs/cgroup/freezer rw,relatime - cgroup cgroup rw,freezer\n"
-	"38 31 0:35 / /sys/fs/cgroup/blkio rw,relatime - cgroup cgroup rw,blkio\n"
-	"39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids\n"
-	"40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd\n"
-	"41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
-
-/* A systemd host in unified mode: optional fields, memory_recursiveprot. */
-static const char mountinfo_v2_host[] =
-	"22 28 0:21 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw\n"
-	"23 28 0:22 / /proc rw,nosuid,nodev,noexec,relatime shared:12 - proc proc rw\n"
-	"28 1 259:2 / / rw,relatime shared:1 - ext4 /dev/nvme0n1p2 rw,errors=remount-ro\n"
-	"30 22 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n"
-	"31 22 0:27 / /sys/fs/pstore rw,nosuid,nodev,noexec,relatime shared:10 - pstore pstore rw\n";
-
-/* Ubuntu 18.04 (v1): shared:N fields and a cpu,cpuacct co-mount. */
-static const char mountinfo_v1_host[] =
-	"25 24 0:23 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755\n"
-	"26 25 0:24 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:10 - cgroup2 cgroup2 rw\n"
-	"27 25 0:25 / /sys/fs/cgroup/systemd rw,nosuid,nodev,noexec,relatime shared:11 - cgroup cgroup rw,xattr,name=systemd\n"
-	"30 25 0:28 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid,nodev,noexec,relatime shared:14 - cgroup cgroup rw,cpu,cpuacct\n"
-	"33 25 0:31 / /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime shared:17 - cgroup cgroup rw,memory\n";
-
-/* Inside a Docker container on a v1 host: the root is not "/". */
-static const char mountinfo_docker[] =
-	"1180 1179 0:72 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime - tmpfs tmpfs rw,mode=755\n"
-	"1186 1180 0:32 /docker/4f2a9c0d1e7b /sys/fs/cgroup/memory ro,nosuid,nodev,noexec,relatime master:15 - cgroup cgroup rw,memory\n";
-
-/* v1 memory.stat of this machine. */
-static const char stat_v1_real[] =
-	"cache 9801728\n"
-	"rss 1945600\n"
-	"rss_huge 0\n"
-	"shmem 9109504\n"
-	"mapped_file 7057408\n"
-	"dirty 16384\n"
-	"writeback 0\n"
-	"workingset_refault_anon 0\n"
-	"workingset_refault_file 8\n"
-	"swap 0\n"
-	"swapcached 0\n"
-	"pgpgin 20370\n"
-	"pgpgout 17502\n"
-	"pgfault 17780\n"
-	"pgmajfault 0\n"
-	"inactive_anon 0\n"
-	"active_anon 1531904\n"
-	"inactive_file 122880\n"
-	"active_file 569344\n"
-	"unevictable 9523200\n"
-	"hierarchical_memory_limit 9223372036854771712\n"
-	"hierarchical_memsw_limit 9223372036854771712\n"
-	"total_cache 222769152\n"
-	"total_rss 4788224\n"
-	"total_rss_huge 0\n"
-	"total_shmem 9109504\n"
-	"total_mapped_file 10481664\n"
-	"total_dirty 106496\n"
-	"total_writeback 0\n"
-	"total_workingset_refault_anon 0\n"
-	"total_workingset_refault_file 61956\n"
-	"total_swap 0\n"
-	"total_swapcached 0\n"
-	"total_pgpgin 709667\n"
-	"total_pgpgout 656572\n"
-	"total_pgfault 673629\n"
-	"total_pgmajfault 863\n"
-	"total_inactive_anon 2695168\n"
-	"total_active_anon 1556480\n"
-	"total_inactive_file 192593920\n"
-	"total_active_file 21065728\n"
-	"total_unevictable 9523200\n";
-
-/* v2 memory.stat of a 6.x user session (abridged from the end). */
-static const char stat_v2[] =
-	"anon 1289879552\n"
-	"file 2410315776\n"
-	"kernel 151998464\n"
-	"kernel_stack 10338304\n"
-	"pagetables 24547328\n"
-	"sec_pagetables 0\n"
-	"percpu 2512\n"
-	"sock 4096\n"
-	"vmalloc 483328\n"
-	"shmem 301801472\n"
-	"zswap 0\n"
-	"zswapped 0\n"
-	"file_mapped 518107136\n"
-	"file_dirty 1236992\n"
-	"file_writeback 0\n"
-	"swapcached 0\n"
-	"anon_thp 224395264\n"
-	"file_thp 0\n"
-	"shmem_thp 0\n"
-	"inactive_anon 1543184384\n"
-	"active_anon 48295936\n"
-	"inactive_file 1196744704\n"
-	"active_file 911769600\n"
-	"unevictable 16384\n"
-	"slab_reclaimable 98119744\n"
-	"slab_unreclaimable 16573432\n"
-	"slab 114693176\n"
-	"workingset_refault_anon 0\n"
-	"workingset_refault_file 51234\n"
-	"workingset_activate_anon 0\n"
-	"workingset_activate_file 10233\n"
-	"workingset_restore_anon 0\n"
-	"workingset_restore_file 4012\n"
-	"workingset_nodereclaim 0\n"
-	"pgscan 312345\n"
-	"pgsteal 301234\n"
-	"pgfault 98765432\n"
-	"pgmajfault 12345\n"
-	"thp_fault_alloc 1234\n"
-	"thp_collapse_alloc 56\n";
-
-static const char events_v2[] =
-	"low 0\nhigh 12\nmax 3\noom 0\noom_kill 0\noom_group_kill 0\n";
-
-static const char controllers_real[] = "hugetlb\n";
-static const char controllers_v2[] =
-	"cpuset cpu io memory hugetlb pids rdma misc\n";
+/* A sample as (buffer, length). */
+#define C(x) (x), (x##_len)
 
 /* ------------------------------------------------------------------------
  * /proc/meminfo
@@ -302,14 +135,14 @@ static void test_meminfo_real(void **state)
 	struct mn__meminfo mi;
 
 	(void)state;
-	assert_int_equal(mn__parse_meminfo(S(meminfo_real), &mi), 0);
+	assert_int_equal(mn__parse_meminfo(C(meminfo_real), &mi), 0);
 	assert_true(mi.total_bytes == KB(24683656));
 	assert_true(mi.free_bytes == KB(24352620));
 	assert_true(mi.available_bytes == KB(24377224));
 	assert_true(mi.hw_corrupted_bytes == 0);
 	assert_int_equal(mi.has_available, 1);
 
-	assert_int_equal(mn__parse_meminfo(S(meminfo_hwcorrupt), &mi), 0);
+	assert_int_equal(mn__parse_meminfo(C(meminfo_hwcorrupt), &mi), 0);
 	assert_true(mi.total_bytes == KB(8009180));
 	assert_true(mi.free_bytes == KB(228300));
 	assert_true(mi.available_bytes == KB(3410720));
@@ -322,7 +155,7 @@ static void test_meminfo_no_available(void **state)
 	struct mn__meminfo mi;
 
 	(void)state;
-	assert_int_equal(mn__parse_meminfo(S(meminfo_old), &mi), 0);
+	assert_int_equal(mn__parse_meminfo(C(meminfo_old), &mi), 0);
 	assert_true(mi.total_bytes == KB(2051396));
 	assert_true(mi.free_bytes == KB(201432));
 	assert_int_equal(mi.has_available, 0);
@@ -467,13 +300,13 @@ static void test_psi_real(void **state)
 	struct mn__psi p;
 
 	(void)state;
-	assert_int_equal(mn__parse_psi(S(psi_memory_real), &p), 0);
+	assert_int_equal(mn__parse_psi(C(psi_memory_real), &p), 0);
 	assert_true(p.some_avg10 == 0.0 && p.some_avg60 == 0.0 &&
 		    p.some_avg300 == 0.0);
 	assert_true(p.some_total_us == 0 && p.full_total_us == 0);
 	assert_int_equal(p.has_full, 1);
 
-	assert_int_equal(mn__parse_psi(S(psi_io_real), &p), 0);
+	assert_int_equal(mn__parse_psi(C(psi_io_real), &p), 0);
 	assert_true(p.some_avg10 == 0.0);
 	assert_true(p.some_avg60 == 0.29);
 	assert_true(p.some_avg300 == 0.39);
@@ -482,7 +315,7 @@ static void test_psi_real(void **state)
 	assert_true(p.full_total_us == 2282558);
 	assert_int_equal(p.has_full, 1);
 
-	assert_int_equal(mn__parse_psi(S(psi_busy), &p), 0);
+	assert_int_equal(mn__parse_psi(C(psi_busy), &p), 0);
 	assert_double(p.some_avg10, 12.34);
 	assert_double(p.some_avg60, 5.67);
 	assert_double(p.some_avg300, 1.08);
@@ -500,7 +333,7 @@ static void test_psi_no_full(void **state)
 
 	(void)state;
 	memset(&p, 0xff, sizeof(p));
-	assert_int_equal(mn__parse_psi(S(psi_cpu_old), &p), 0);
+	assert_int_equal(mn__parse_psi(C(psi_cpu_old), &p), 0);
 	assert_true(p.some_avg10 == 0.36);
 	assert_true(p.some_avg60 == 0.12);
 	assert_true(p.some_avg300 == 0.16);
@@ -596,7 +429,7 @@ static void test_psi_malformed(void **state)
 	}
 	/* Truncated real file: the "full" line cut short. */
 	assert_int_equal(mn__parse_psi(psi_io_real,
-				       sizeof(psi_io_real) - 1 - 10, &p), -EIO);
+				       psi_io_real_len - 10, &p), -EIO);
 	/* Embedded NUL. */
 	assert_int_equal(mn__parse_psi(S("some avg10=0.00\0 avg60=0.00 avg300=0.00 total=0\n"),
 				       &p), -EIO);
@@ -708,27 +541,27 @@ static void assert_keyed(const char *buf, size_t len, const char *key,
 static void test_keyed_real(void **state)
 {
 	(void)state;
-	assert_keyed(S(stat_v1_real), "cache", 0, 9801728);
-	assert_keyed(S(stat_v1_real), "inactive_file", 0, 122880);
-	assert_keyed(S(stat_v1_real), "total_inactive_file", 0, 192593920);
-	assert_keyed(S(stat_v1_real), "total_unevictable", 0, 9523200);
-	assert_keyed(S(stat_v1_real), "hierarchical_memory_limit", 0,
+	assert_keyed(C(stat_v1_real), "cache", 0, 9801728);
+	assert_keyed(C(stat_v1_real), "inactive_file", 0, 122880);
+	assert_keyed(C(stat_v1_real), "total_inactive_file", 0, 192593920);
+	assert_keyed(C(stat_v1_real), "total_unevictable", 0, 9523200);
+	assert_keyed(C(stat_v1_real), "hierarchical_memory_limit", 0,
 		     UINT64_C(9223372036854771712));
-	assert_keyed(S(stat_v1_real), "anon", -ENOENT, 0);
+	assert_keyed(C(stat_v1_real), "anon", -ENOENT, 0);
 
-	assert_keyed(S(stat_v2), "anon", 0, 1289879552);
-	assert_keyed(S(stat_v2), "file", 0, 2410315776);
-	assert_keyed(S(stat_v2), "inactive_file", 0, 1196744704);
-	assert_keyed(S(stat_v2), "active_file", 0, 911769600);
-	assert_keyed(S(stat_v2), "thp_collapse_alloc", 0, 56);
-	assert_keyed(S(stat_v2), "total_inactive_file", -ENOENT, 0);
+	assert_keyed(C(stat_v2), "anon", 0, 1289879552);
+	assert_keyed(C(stat_v2), "file", 0, 2410315776);
+	assert_keyed(C(stat_v2), "inactive_file", 0, 1196744704);
+	assert_keyed(C(stat_v2), "active_file", 0, 911769600);
+	assert_keyed(C(stat_v2), "thp_collapse_alloc", 0, 56);
+	assert_keyed(C(stat_v2), "total_inactive_file", -ENOENT, 0);
 
-	assert_keyed(S(events_v2), "low", 0, 0);
-	assert_keyed(S(events_v2), "high", 0, 12);
-	assert_keyed(S(events_v2), "max", 0, 3);
-	assert_keyed(S(events_v2), "oom", 0, 0);
-	assert_keyed(S(events_v2), "oom_kill", 0, 0);
-	assert_keyed(S(events_v2), "oom_group_kill", 0, 0);
+	assert_keyed(C(events_v2), "low", 0, 0);
+	assert_keyed(C(events_v2), "high", 0, 12);
+	assert_keyed(C(events_v2), "max", 0, 3);
+	assert_keyed(C(events_v2), "oom", 0, 0);
+	assert_keyed(C(events_v2), "oom_kill", 0, 0);
+	assert_keyed(C(events_v2), "oom_group_kill", 0, 0);
 }
 
 static void test_keyed_prefix(void **state)
@@ -769,7 +602,7 @@ static void test_keyed_layout(void **state)
 	assert_keyed(NULL, 0, "anon", -ENOENT, 0);
 	assert_keyed(S(""), "anon", -ENOENT, 0);
 	/* The real file cut inside the key of its last line. */
-	assert_keyed(stat_v1_real, sizeof(stat_v1_real) - 1 - 12,
+	assert_keyed(stat_v1_real, stat_v1_real_len - 12,
 		     "total_unevictable", -ENOENT, 0);
 }
 
@@ -791,11 +624,11 @@ static void test_keyed_malformed(void **state)
 	/* The first occurrence counts, even when it is the bad one. */
 	assert_keyed(S("anon x\nanon 5\n"), "anon", -EIO, 0);
 	/* The real file cut inside the value of its last line, and before. */
-	assert_keyed(stat_v2, sizeof(stat_v2) - 1 - 2, "thp_collapse_alloc",
+	assert_keyed(stat_v2, stat_v2_len - 2, "thp_collapse_alloc",
 		     0, 5);
-	assert_keyed(stat_v2, sizeof(stat_v2) - 1 - 3, "thp_collapse_alloc",
+	assert_keyed(stat_v2, stat_v2_len - 3, "thp_collapse_alloc",
 		     -EIO, 0);
-	assert_keyed(stat_v2, sizeof(stat_v2) - 1 - 4, "thp_collapse_alloc",
+	assert_keyed(stat_v2, stat_v2_len - 4, "thp_collapse_alloc",
 		     -EIO, 0);
 }
 
@@ -838,23 +671,23 @@ static void assert_v2(const char *buf, size_t len, int ret, const char *path)
 static void test_proc_cgroup_real(void **state)
 {
 	(void)state;
-	assert_v1(S(proc_cgroup_real), "memory", 0,
+	assert_v1(C(proc_cgroup_real), "memory", 0,
 		  "/process_api/1a3d98be82a41ff51b5d3dee860a4944");
-	assert_v1(S(proc_cgroup_real), "cpu", 0, "/");
-	assert_v1(S(proc_cgroup_real), "cpuacct", 0, "/");
-	assert_v1(S(proc_cgroup_real), "hugetlb", -ENOENT, NULL);
-	assert_v2(S(proc_cgroup_real), 0, "/");
+	assert_v1(C(proc_cgroup_real), "cpu", 0, "/");
+	assert_v1(C(proc_cgroup_real), "cpuacct", 0, "/");
+	assert_v1(C(proc_cgroup_real), "hugetlb", -ENOENT, NULL);
+	assert_v2(C(proc_cgroup_real), 0, "/");
 
-	assert_v1(S(proc_cgroup_hybrid), "memory", 0,
+	assert_v1(C(proc_cgroup_hybrid), "memory", 0,
 		  "/user.slice/user-1000.slice/session-2.scope");
-	assert_v1(S(proc_cgroup_hybrid), "cpu", 0, "/user.slice");
-	assert_v1(S(proc_cgroup_hybrid), "cpuacct", 0, "/user.slice");
-	assert_v1(S(proc_cgroup_hybrid), "net_prio", 0, "/");
-	assert_v2(S(proc_cgroup_hybrid), 0,
+	assert_v1(C(proc_cgroup_hybrid), "cpu", 0, "/user.slice");
+	assert_v1(C(proc_cgroup_hybrid), "cpuacct", 0, "/user.slice");
+	assert_v1(C(proc_cgroup_hybrid), "net_prio", 0, "/");
+	assert_v2(C(proc_cgroup_hybrid), 0,
 		  "/user.slice/user-1000.slice/session-2.scope");
 
-	assert_v1(S(proc_cgroup_v2), "memory", -ENOENT, NULL);
-	assert_v2(S(proc_cgroup_v2), 0,
+	assert_v1(C(proc_cgroup_v2), "memory", -ENOENT, NULL);
+	assert_v2(C(proc_cgroup_v2), 0,
 		  "/user.slice/user-1000.slice/user@1000.service/app.slice/"
 		  "app-org.gnome.Terminal.slice/vte-spawn-3f1c.scope");
 }
@@ -863,19 +696,19 @@ static void test_proc_cgroup_words(void **state)
 {
 	(void)state;
 	/* Whole words of the controller list only. */
-	assert_v1(S(proc_cgroup_hybrid), "cpuac", -ENOENT, NULL);
-	assert_v1(S(proc_cgroup_hybrid), "acct", -ENOENT, NULL);
-	assert_v1(S(proc_cgroup_hybrid), "cpu,cpuacct", -ENOENT, NULL);
-	assert_v1(S(proc_cgroup_hybrid), "net", -ENOENT, NULL);
+	assert_v1(C(proc_cgroup_hybrid), "cpuac", -ENOENT, NULL);
+	assert_v1(C(proc_cgroup_hybrid), "acct", -ENOENT, NULL);
+	assert_v1(C(proc_cgroup_hybrid), "cpu,cpuacct", -ENOENT, NULL);
+	assert_v1(C(proc_cgroup_hybrid), "net", -ENOENT, NULL);
 	assert_v1(S("4:memory_foo:/x\n"), "memory", -ENOENT, NULL);
 	assert_v1(S("4:memory_foo:/x\n4:memory:/y\n"), "memory", 0, "/y");
 	assert_v1(S("4:foo,memory:/x\n"), "memory", 0, "/x");
 	assert_v1(S("4:xmemory:/x\n"), "memory", -ENOENT, NULL);
 	/* Named hierarchies are not controllers. */
-	assert_v1(S(proc_cgroup_hybrid), "systemd", -ENOENT, NULL);
-	assert_v1(S(proc_cgroup_hybrid), "name=systemd", -ENOENT, NULL);
-	assert_v1(S(proc_cgroup_hybrid), "name", -ENOENT, NULL);
-	assert_v1(S(proc_cgroup_hybrid), "", -ENOENT, NULL);
+	assert_v1(C(proc_cgroup_hybrid), "systemd", -ENOENT, NULL);
+	assert_v1(C(proc_cgroup_hybrid), "name=systemd", -ENOENT, NULL);
+	assert_v1(C(proc_cgroup_hybrid), "name", -ENOENT, NULL);
+	assert_v1(C(proc_cgroup_hybrid), "", -ENOENT, NULL);
 	/* The empty controller list of the v2 line holds no "" controller. */
 	assert_v1(S("0::/\n"), "", -ENOENT, NULL);
 	/* The path is the rest of the line, ':' included. */
@@ -977,38 +810,38 @@ static void assert_mount(const char *buf, size_t len, const char *fstype,
 static void test_mountinfo_real(void **state)
 {
 	(void)state;
-	assert_mount(S(mountinfo_real), "cgroup", "memory", 0,
+	assert_mount(C(mountinfo_real), "cgroup", "memory", 0,
 		     "/sys/fs/cgroup/memory", "/");
-	assert_mount(S(mountinfo_real), "cgroup", "cpu", 0,
+	assert_mount(C(mountinfo_real), "cgroup", "cpu", 0,
 		     "/sys/fs/cgroup/cpu", "/");
-	assert_mount(S(mountinfo_real), "cgroup", "cpuacct", 0,
+	assert_mount(C(mountinfo_real), "cgroup", "cpuacct", 0,
 		     "/sys/fs/cgroup/cpuacct", "/");
-	assert_mount(S(mountinfo_real), "cgroup", "hugetlb", -ENOENT, NULL,
+	assert_mount(C(mountinfo_real), "cgroup", "hugetlb", -ENOENT, NULL,
 		     NULL);
-	assert_mount(S(mountinfo_real), "cgroup", "systemd", -ENOENT, NULL,
+	assert_mount(C(mountinfo_real), "cgroup", "systemd", -ENOENT, NULL,
 		     NULL);
-	assert_mount(S(mountinfo_real), "cgroup2", NULL, 0,
+	assert_mount(C(mountinfo_real), "cgroup2", NULL, 0,
 		     "/sys/fs/cgroup/unified", "/");
 	/* Not a cgroup mount, but the parser does not care. */
-	assert_mount(S(mountinfo_real), "ext4", NULL, 0, "/", "/");
+	assert_mount(C(mountinfo_real), "ext4", NULL, 0, "/", "/");
 
-	assert_mount(S(mountinfo_v2_host), "cgroup2", NULL, 0,
+	assert_mount(C(mountinfo_v2_host), "cgroup2", NULL, 0,
 		     "/sys/fs/cgroup", "/");
-	assert_mount(S(mountinfo_v2_host), "cgroup", "memory", -ENOENT, NULL,
+	assert_mount(C(mountinfo_v2_host), "cgroup", "memory", -ENOENT, NULL,
 		     NULL);
-	assert_mount(S(mountinfo_v2_host), "cgroup", NULL, -ENOENT, NULL,
+	assert_mount(C(mountinfo_v2_host), "cgroup", NULL, -ENOENT, NULL,
 		     NULL);
 
-	assert_mount(S(mountinfo_v1_host), "cgroup", "memory", 0,
+	assert_mount(C(mountinfo_v1_host), "cgroup", "memory", 0,
 		     "/sys/fs/cgroup/memory", "/");
-	assert_mount(S(mountinfo_v1_host), "cgroup", "cpu", 0,
+	assert_mount(C(mountinfo_v1_host), "cgroup", "cpu", 0,
 		     "/sys/fs/cgroup/cpu,cpuacct", "/");
-	assert_mount(S(mountinfo_v1_host), "cgroup", "cpuacct", 0,
+	assert_mount(C(mountinfo_v1_host), "cgroup", "cpuacct", 0,
 		     "/sys/fs/cgroup/cpu,cpuacct", "/");
-	assert_mount(S(mountinfo_v1_host), "cgroup2", NULL, 0,
+	assert_mount(C(mountinfo_v1_host), "cgroup2", NULL, 0,
 		     "/sys/fs/cgroup/unified", "/");
 
-	assert_mount(S(mountinfo_docker), "cgroup", "memory", 0,
+	assert_mount(C(mountinfo_docker), "cgroup", "memory", 0,
 		     "/sys/fs/cgroup/memory", "/docker/4f2a9c0d1e7b");
 }
 
@@ -1026,9 +859,9 @@ static void test_mountinfo_fields(void **state)
 	assert_mount(S("35 31 0:32 / /a rw - cgroup cgroup rw,,memory\n"),
 		     "cgroup", "", -ENOENT, NULL, NULL);
 	/* fstype is a whole field too. */
-	assert_mount(S(mountinfo_real), "cgroup2x", NULL, -ENOENT, NULL, NULL);
-	assert_mount(S(mountinfo_real), "cgrou", NULL, -ENOENT, NULL, NULL);
-	assert_mount(S(mountinfo_real), "", NULL, -ENOENT, NULL, NULL);
+	assert_mount(C(mountinfo_real), "cgroup2x", NULL, -ENOENT, NULL, NULL);
+	assert_mount(C(mountinfo_real), "cgrou", NULL, -ENOENT, NULL, NULL);
+	assert_mount(C(mountinfo_real), "", NULL, -ENOENT, NULL, NULL);
 	/* memory in the per-mount options, not the super options. */
 	assert_mount(S("35 31 0:32 / /a rw,memory - cgroup cgroup rw,cpu\n"),
 		     "cgroup", "memory", -ENOENT, NULL, NULL);
@@ -1050,16 +883,16 @@ static void test_mountinfo_fields(void **state)
 	assert_mount(S("41 31 0:38 / /sys/fs/cgroup/unified rw,relatime cgroup2 cgroup2 rw\n"),
 		     "cgroup2", NULL, -ENOENT, NULL, NULL);
 	/* Truncated inside the type: another type. */
-	assert_mount(mountinfo_real, sizeof(mountinfo_real) - 1 - 17,
+	assert_mount(mountinfo_real, mountinfo_real_len - 17,
 		     "cgroup2", NULL, -ENOENT, NULL, NULL);
-	assert_mount(mountinfo_real, sizeof(mountinfo_real) - 1 - 20,
+	assert_mount(mountinfo_real, mountinfo_real_len - 20,
 		     "cgroup2", NULL, -ENOENT, NULL, NULL);
 	/* Truncated after the type: a broken line of the right type. */
-	assert_mount(mountinfo_real, sizeof(mountinfo_real) - 1 - 12,
+	assert_mount(mountinfo_real, mountinfo_real_len - 12,
 		     "cgroup2", NULL, -EIO, NULL, NULL);
-	assert_mount(mountinfo_real, sizeof(mountinfo_real) - 1 - 4,
+	assert_mount(mountinfo_real, mountinfo_real_len - 4,
 		     "cgroup2", NULL, -EIO, NULL, NULL);
-	assert_mount(mountinfo_real, sizeof(mountinfo_real) - 1 - 2,
+	assert_mount(mountinfo_real, mountinfo_real_len - 2,
 		     "cgroup2", NULL, 0, "/sys/fs/cgroup/unified", "/");
 	assert_mount(NULL, 0, "cgroup2", NULL, -ENOENT, NULL, NULL);
 	assert_mount(S(""), "cgroup2", NULL, -ENOENT, NULL, NULL);
@@ -1188,20 +1021,20 @@ static void test_mountinfo_toolong(void **state)
 static void test_controllers(void **state)
 {
 	(void)state;
-	assert_int_equal(mn__controllers_has(S(controllers_real), "hugetlb"), 1);
-	assert_int_equal(mn__controllers_has(S(controllers_real), "memory"), 0);
-	assert_int_equal(mn__controllers_has(S(controllers_real), "huge"), 0);
-	assert_int_equal(mn__controllers_has(S(controllers_real), "hugetlb\n"), 0);
+	assert_int_equal(mn__controllers_has(C(controllers_real), "hugetlb"), 1);
+	assert_int_equal(mn__controllers_has(C(controllers_real), "memory"), 0);
+	assert_int_equal(mn__controllers_has(C(controllers_real), "huge"), 0);
+	assert_int_equal(mn__controllers_has(C(controllers_real), "hugetlb\n"), 0);
 
-	assert_int_equal(mn__controllers_has(S(controllers_v2), "cpuset"), 1);
-	assert_int_equal(mn__controllers_has(S(controllers_v2), "cpu"), 1);
-	assert_int_equal(mn__controllers_has(S(controllers_v2), "memory"), 1);
-	assert_int_equal(mn__controllers_has(S(controllers_v2), "misc"), 1);
-	assert_int_equal(mn__controllers_has(S(controllers_v2), "mem"), 0);
-	assert_int_equal(mn__controllers_has(S(controllers_v2), "memoryx"), 0);
-	assert_int_equal(mn__controllers_has(S(controllers_v2), "cpu io"), 0);
-	assert_int_equal(mn__controllers_has(S(controllers_v2), "perf_event"), 0);
-	assert_int_equal(mn__controllers_has(S(controllers_v2), ""), 0);
+	assert_int_equal(mn__controllers_has(C(controllers_v2), "cpuset"), 1);
+	assert_int_equal(mn__controllers_has(C(controllers_v2), "cpu"), 1);
+	assert_int_equal(mn__controllers_has(C(controllers_v2), "memory"), 1);
+	assert_int_equal(mn__controllers_has(C(controllers_v2), "misc"), 1);
+	assert_int_equal(mn__controllers_has(C(controllers_v2), "mem"), 0);
+	assert_int_equal(mn__controllers_has(C(controllers_v2), "memoryx"), 0);
+	assert_int_equal(mn__controllers_has(C(controllers_v2), "cpu io"), 0);
+	assert_int_equal(mn__controllers_has(C(controllers_v2), "perf_event"), 0);
+	assert_int_equal(mn__controllers_has(C(controllers_v2), ""), 0);
 
 	assert_int_equal(mn__controllers_has(S("cpu memory"), "memory"), 1);
 	assert_int_equal(mn__controllers_has(S("cpu memor"), "memory"), 0);
@@ -1225,7 +1058,7 @@ static void test_controllers(void **state)
 
 static void test_all_prefixes(void **state)
 {
-	static const char *const samples[] = {
+	const char *const samples[] = {
 		meminfo_real, meminfo_hwcorrupt, meminfo_old, psi_memory_real,
 		psi_io_real, psi_busy, psi_cpu_old, proc_cgroup_real,
 		proc_cgroup_hybrid, proc_cgroup_v2, mountinfo_real,
@@ -1633,6 +1466,8 @@ static void test_live_cgroup_files(void **state)
 
 int main(void)
 {
+	if (load_corpus())
+		return 1;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_meminfo_real),
 		cmocka_unit_test(test_meminfo_no_available),
