@@ -320,6 +320,11 @@ struct mn_stats {
 	uint64_t source_errors;     /* reads of /proc or cgroup files that failed */
 	uint64_t wakeups;           /* dispatcher wakeups (epoll returns) */
 	uint64_t samples;           /* memory samples taken */
+	uint64_t events_coalesced;  /* memory-level changes folded into a
+	                               later call of a subscriber whose
+	                               callback was still running (see
+	                               mn_memory_subscribe); each is also
+	                               in that call's skipped_changes */
 };
 
 /**
@@ -417,6 +422,10 @@ struct mn_memory_status {
 	char cgroup_path[256];       /* the watched group's directory, or "" */
 	uint64_t low_bytes;          /* the thresholds in force, in bytes of */
 	uint64_t high_bytes;         /* available memory, for limit_bytes */
+	uint64_t skipped_changes;    /* level changes since this subscriber's
+	                                previous call that were folded into
+	                                this one (its callback was running):
+	                                0 when each change is its own call */
 };
 
 /* Subscription callback; @st is valid only during the call.  Thread context. */

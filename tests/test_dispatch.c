@@ -16,9 +16,11 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "helpers.h"
 #include "memnotify.h"
 
 #define WAIT_MS 10000 /* bound on every wait for a callback */
@@ -100,10 +102,10 @@ static void test_thread_mode(void **state)
 	assert_true(rec_wait(&r, 1));
 	assert_int_equal(r.last.reason, MN_MEMORY_INITIAL);
 	assert_true(r.last.level >= MN_MEMORY_LOW && r.last.level <= MN_MEMORY_HIGH);
-	/* Thread context: memnotify's own thread, not ours. */
+	/* Thread context: a delivery thread of memnotify's, not ours. */
 	assert_false(pthread_equal(r.thread, pthread_self()));
 	pthread_getname_np(r.thread, name, sizeof(name));
-	assert_string_equal(name, "memnotify");
+	assert_string_equal(name, "memnotify-cb");
 	/* The application's loop is not the driver in this mode. */
 	assert_int_equal(mn_dispatch(0), -EINVAL);
 	assert_int_equal(mn_dispatch_fd(), -EINVAL);
@@ -280,6 +282,162 @@ static void test_capabilities_explain(void **state)
 			 access("/proc/pressure/memory", R_OK) == 0);
 }
 
+/* --- one slow subscriber holds up no other ------------------------------ */
+
+#define MiB (1024ull * 1024)
+/* A bound on a fast subscriber's delay, sample to callback, while another
+   subscriber's callback is blocked: generous for a loaded 2-core machine
+   under a sanitizer (the rule aims at ~10 ms; make bench measures it),
+   and far below the unbounded wait a single delivery thread gives. */
+#define FAST_DELAY_MAX_USEC 250000u
+#define MAX_CALLS 64
+
+struct calls {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int n;
+	struct mn_memory_status st[MAX_CALLS];
+	uint64_t delay_usec[MAX_CALLS];
+	/* the slow one: its first call blocks until released */
+	bool block, released, inside;
+};
+
+static void calls_init(struct calls *c, bool block)
+{
+	memset(c, 0, sizeof(*c));
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
+	c->block = block;
+}
+
+static uint64_t real_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void on_call(const struct mn_memory_status *st, void *ctx)
+{
+	struct calls *c = ctx;
+	uint64_t now = real_usec();
+	struct timespec ts;
+
+	pthread_mutex_lock(&c->lock);
+	if (c->n < MAX_CALLS) {
+		c->st[c->n] = *st;
+		c->delay_usec[c->n] = now > st->time_usec ? now - st->time_usec : 0;
+	}
+	c->n++;
+	pthread_cond_broadcast(&c->cond);
+	if (c->block && c->n == 1) {
+		/* Bounded: the test releases it long before. */
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 30;
+		c->inside = true;
+		while (!c->released)
+			if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) ==
+			    ETIMEDOUT)
+				break;
+		c->inside = false;
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Wait (bounded) for a call satisfying @level (0: any) after call @from;
+   returns its index or -1. */
+static int calls_wait(struct calls *c, int from, enum mn_memory_level level)
+{
+	struct timespec ts;
+	int found = -1;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += WAIT_MS / 1000;
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		for (int i = from; i < c->n && i < MAX_CALLS && found < 0; i++)
+			if (!level || c->st[i].level == level)
+				found = i;
+		if (found >= 0 ||
+		    pthread_cond_timedwait(&c->cond, &c->lock, &ts) == ETIMEDOUT)
+			break;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return found;
+}
+
+static void test_slow_subscriber(void **state)
+{
+	char cg[512], why[256];
+	struct calls slow, fast;
+	struct mn_stats st0 = { .sz = sizeof(st0) }, st1 = { .sz = sizeof(st1) };
+	mn_sub *s_slow, *s_fast;
+	uint64_t changes = 0;
+	int low, high, i;
+	pid_t hog;
+
+	(void)state;
+	if (mn_test_cgroup_create(256 * MiB, cg, sizeof(cg), why, sizeof(why))) {
+		print_message("skipped: %s\n", why);
+		skip();
+	}
+	MN_OPTS(mn_memory_opts, o, .cgroup = cg);
+	calls_init(&slow, true);
+	calls_init(&fast, false);
+	assert_int_equal(mn_stats(&st0), 0);
+	/* The slow one first: it is called first on each change. */
+	assert_int_equal(mn_memory_subscribe(&o, on_call, &slow, &s_slow), 0);
+	assert_int_equal(mn_memory_subscribe(&o, on_call, &fast, &s_fast), 0);
+	assert_true(calls_wait(&slow, 0, 0) == 0);
+	assert_true(calls_wait(&fast, 0, 0) == 0);
+
+	/* A whole LOW episode while the slow callback is blocked: the fast
+	   subscriber hears each change, each within the bound. */
+	hog = mn_test_hog_start(cg, 240 * MiB, 8 * MiB, 2000, -1);
+	assert_true(hog > 0);
+	low = calls_wait(&fast, 1, MN_MEMORY_LOW);
+	mn_test_hog_stop(hog);
+	assert_true(low > 0);
+	high = calls_wait(&fast, low + 1, MN_MEMORY_HIGH);
+	assert_true(high > low);
+	pthread_mutex_lock(&fast.lock);
+	pthread_mutex_lock(&slow.lock);
+	assert_true(slow.inside && slow.n == 1); /* still blocked */
+	for (i = 1; i <= high; i++) {
+		print_message("fast call %d: %s, %llu us after its sample\n", i,
+			      mn_memory_level_name(fast.st[i].level),
+			      (unsigned long long)fast.delay_usec[i]);
+		assert_int_equal(fast.st[i].reason, MN_MEMORY_CHANGE);
+		assert_true(fast.delay_usec[i] <= FAST_DELAY_MAX_USEC);
+		changes += 1 + fast.st[i].skipped_changes;
+	}
+	slow.released = true;
+	pthread_cond_broadcast(&slow.cond);
+	pthread_mutex_unlock(&slow.lock);
+	pthread_mutex_unlock(&fast.lock);
+
+	/* The slow one gets the newest level once, told what it missed. */
+	assert_true(calls_wait(&slow, 1, 0) == 1);
+	pthread_mutex_lock(&slow.lock);
+	print_message("slow call 2: %s (previous %s), %llu changes skipped\n",
+		      mn_memory_level_name(slow.st[1].level),
+		      mn_memory_level_name(slow.st[1].previous_level),
+		      (unsigned long long)slow.st[1].skipped_changes);
+	assert_int_equal(slow.st[1].reason, MN_MEMORY_CHANGE);
+	assert_int_equal(slow.st[1].level, MN_MEMORY_HIGH);
+	assert_int_equal(slow.st[1].previous_level, slow.st[0].level);
+	assert_int_equal(slow.st[1].skipped_changes, changes - 1);
+	pthread_mutex_unlock(&slow.lock);
+	assert_int_equal(mn_stats(&st1), 0);
+	assert_true(st1.events_coalesced - st0.events_coalesced >= changes - 1);
+
+	assert_int_equal(mn_unsubscribe(s_fast), 0);
+	assert_int_equal(mn_unsubscribe(s_slow), 0);
+	assert_int_equal(mn_shutdown(), 0);
+	mn_test_cgroup_destroy(cg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -288,6 +446,7 @@ int main(void)
 		cmocka_unit_test(test_thread_mode),
 		cmocka_unit_test(test_external_mode),
 		cmocka_unit_test(test_fork_child_resumes),
+		cmocka_unit_test(test_slow_subscriber),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
