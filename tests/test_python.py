@@ -115,7 +115,8 @@ class Binding(unittest.TestCase):
         self.assertGreater(after["samples"], before["samples"])
         self.assertGreaterEqual(after["wakeups"], before["wakeups"] + 1)
         self.assertEqual(set(after), {"events_delivered", "events_lost",
-                                      "source_errors", "wakeups", "samples"})
+                                      "source_errors", "wakeups", "samples",
+                                      "events_coalesced"})
         sub.unsubscribe()
         self.assertFalse(sub.active)
         n = len(got)

@@ -73,7 +73,8 @@ class _Capability(ctypes.Structure):
 class _Stats(ctypes.Structure):
     _fields_ = [("sz", ctypes.c_size_t), ("events_delivered", _u64),
                 ("events_lost", _u64), ("source_errors", _u64),
-                ("wakeups", _u64), ("samples", _u64)]
+                ("wakeups", _u64), ("samples", _u64),
+                ("events_coalesced", _u64)]
 
 
 class _MemoryOpts(ctypes.Structure):
@@ -99,7 +100,8 @@ class _MemoryStatus(ctypes.Structure):
                 ("psi_full_avg60", ctypes.c_double),
                 ("cgroup_version", ctypes.c_int),
                 ("cgroup_path", ctypes.c_char * 256),
-                ("low_bytes", _u64), ("high_bytes", _u64)]
+                ("low_bytes", _u64), ("high_bytes", _u64),
+                ("skipped_changes", _u64)]
 
 
 class _BadPage(ctypes.Structure):

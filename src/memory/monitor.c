@@ -1058,7 +1058,11 @@ int mn_memory_status(const struct mn_memory_opts *opts,
 	struct params p;
 	int err;
 
-	mn__check(out && out->sz >= sizeof(struct mn_memory_status), -EINVAL);
+	/* The sz rule: a 0.1 caller's struct ends before skipped_changes;
+	   only the first sz bytes are written. */
+	mn__check(out && out->sz >= offsetof(struct mn_memory_status,
+					     skipped_changes),
+		  -EINVAL);
 	mn__enter();
 	err = make_params(opts, &p);
 	if (err)
@@ -1066,8 +1070,9 @@ int mn_memory_status(const struct mn_memory_opts *opts,
 	err = mn__sampler_open(&smp, &p.cg);
 	if (err)
 		return err;
-	memset(out, 0, sizeof(*out));
-	out->sz = sizeof(*out);
+	size_t sz = MN__MIN(out->sz, sizeof(*out));
+	struct mn_memory_status full = { .sz = sz }, *caller = out;
+	out = &full;
 	err = mn__sampler_read(&smp, out, mn__now_mono_usec());
 	mn__sampler_close(&smp);
 	if (err)
@@ -1080,6 +1085,7 @@ int mn_memory_status(const struct mn_memory_opts *opts,
 	out->high_percent = p.high;
 	out->low_bytes = t.low;
 	out->high_bytes = t.high;
+	memcpy(caller, &full, sz);
 	return 0;
 }
 
