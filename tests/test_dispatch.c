@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -438,6 +440,141 @@ static void test_slow_subscriber(void **state)
 	mn_test_cgroup_destroy(cg);
 }
 
+/* --- range events delivered in thread context (MN_VM_DISPATCH) ----------- */
+
+struct vmrec {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int n, protects;
+	uint64_t lost;
+	pthread_t thread;
+	uint64_t last_address;
+	bool block, inside, released;
+};
+
+static void on_vm(const struct mn_vm_event *ev, void *ctx)
+{
+	struct vmrec *r = ctx;
+
+	pthread_mutex_lock(&r->lock);
+	r->n++;
+	r->thread = pthread_self();
+	if (ev->kind == MN_VM_PROTECT) {
+		r->protects++;
+		r->last_address = ev->address;
+	}
+	if (ev->kind == MN_VM_LOST)
+		r->lost += ev->lost;
+	pthread_cond_broadcast(&r->cond);
+	if (r->block && !r->released) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 30;
+		r->inside = true;
+		pthread_cond_broadcast(&r->cond);
+		while (!r->released)
+			if (pthread_cond_timedwait(&r->cond, &r->lock, &ts) ==
+			    ETIMEDOUT)
+				break;
+		r->inside = false;
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* Wait (bounded) until @what (a field) reaches @n. */
+#define VM_WAIT(r, what, n)                                                   \
+	({                                                                    \
+		struct timespec ts_;                                          \
+		clock_gettime(CLOCK_REALTIME, &ts_);                          \
+		ts_.tv_sec += WAIT_MS / 1000;                                 \
+		pthread_mutex_lock(&(r)->lock);                               \
+		while (!((r)->what >= (n)))                                   \
+			if (pthread_cond_timedwait(&(r)->cond, &(r)->lock,    \
+						   &ts_) == ETIMEDOUT)        \
+				break;                                        \
+		bool ok_ = (r)->what >= (n);                                  \
+		pthread_mutex_unlock(&(r)->lock);                             \
+		ok_;                                                          \
+	})
+
+static char *vm_page;
+static long vm_pagesz;
+
+static void protect_in_handler(int sig)
+{
+	(void)sig;
+	/* A GC's way: mprotect() in a signal handler.  The dispatched watch
+	   runs no callback here. */
+	mprotect(vm_page, (size_t)vm_pagesz, PROT_READ | PROT_WRITE);
+}
+
+static void test_vm_dispatch(void **state)
+{
+	struct mn_stats s0 = { .sz = sizeof(s0) }, s1 = { .sz = sizeof(s1) };
+	struct vmrec r;
+	mn_sub *sub;
+	int i;
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	pthread_mutex_init(&r.lock, NULL);
+	pthread_cond_init(&r.cond, NULL);
+	vm_pagesz = sysconf(_SC_PAGESIZE);
+	vm_page = mmap(NULL, (size_t)vm_pagesz * 4, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(vm_page != MAP_FAILED);
+	assert_int_equal(mn_vm_watch(vm_page, (size_t)vm_pagesz * 4,
+				     MN_VM_DISPATCH | MN_VM_NO_USERFAULTFD | 4,
+				     on_vm, &r, &sub),
+			 -EINVAL);
+	assert_int_equal(mn_vm_listen(MN_VM_DISPATCH | 4, on_vm, &r, &sub),
+			 -EINVAL);
+	assert_int_equal(mn_vm_watch(vm_page, (size_t)vm_pagesz * 4,
+				     MN_VM_DISPATCH | MN_VM_NO_USERFAULTFD,
+				     on_vm, &r, &sub),
+			 0);
+
+	/* A real mprotect(): told on a delivery thread, not this one. */
+	assert_int_equal(mprotect(vm_page, (size_t)vm_pagesz, PROT_READ), 0);
+	assert_true(VM_WAIT(&r, protects, 1));
+	assert_false(pthread_equal(r.thread, pthread_self()));
+	assert_int_equal(r.last_address, (uint64_t)(uintptr_t)vm_page);
+
+	/* From a signal handler: queued there, told in thread context. */
+	signal(SIGUSR1, protect_in_handler);
+	raise(SIGUSR1);
+	signal(SIGUSR1, SIG_DFL);
+	assert_true(VM_WAIT(&r, protects, 2));
+	assert_false(pthread_equal(r.thread, pthread_self()));
+
+	/* A full ring: hold the callback, make 300 more calls; the ring keeps
+	   256, the 44 others are counted and reported after them. */
+	assert_int_equal(mn_stats(&s0), 0);
+	pthread_mutex_lock(&r.lock);
+	r.block = true;
+	pthread_mutex_unlock(&r.lock);
+	assert_int_equal(mprotect(vm_page, (size_t)vm_pagesz, PROT_READ), 0);
+	assert_true(VM_WAIT(&r, inside, 1));
+	for (i = 0; i < 300; i++)
+		mprotect(vm_page, (size_t)vm_pagesz,
+			 i % 2 ? PROT_READ : PROT_READ | PROT_WRITE);
+	pthread_mutex_lock(&r.lock);
+	r.released = true;
+	pthread_cond_broadcast(&r.cond);
+	pthread_mutex_unlock(&r.lock);
+	assert_true(VM_WAIT(&r, lost, 44));
+	pthread_mutex_lock(&r.lock);
+	assert_int_equal(r.protects, 3 + 256);
+	assert_int_equal(r.lost, 44);
+	pthread_mutex_unlock(&r.lock);
+	assert_int_equal(mn_stats(&s1), 0);
+	assert_true(s1.events_lost - s0.events_lost >= 44);
+
+	assert_int_equal(mn_unsubscribe(sub), 0);
+	assert_int_equal(munmap(vm_page, (size_t)vm_pagesz * 4), 0);
+	assert_int_equal(mn_shutdown(), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -447,6 +584,7 @@ int main(void)
 		cmocka_unit_test(test_external_mode),
 		cmocka_unit_test(test_fork_child_resumes),
 		cmocka_unit_test(test_slow_subscriber),
+		cmocka_unit_test(test_vm_dispatch),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
