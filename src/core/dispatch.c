@@ -353,6 +353,9 @@ static void lanes_stop(void)
    (released meanwhile) is freed. */
 static void lanes_after_fork(void)
 {
+	struct mn__lane *orphans[MAX_RUNNERS];
+	unsigned int n_orphans = 0;
+
 	mn__lane_lock();
 	pthread_cond_init(&q.work, NULL);
 	pthread_cond_init(&q.done, NULL);
@@ -363,16 +366,20 @@ static void lanes_after_fork(void)
 		if (!l)
 			continue;
 		l->flags &= ~LANE_RUNNING;
-		if (l->flags & LANE_ORPHAN) {
-			mn_sub *sub = mn__container_of(l, mn_sub, lane);
-			sub->release(&sub->node);
-		} else if ((l->flags & (LANE_AGAIN | LANE_CLOSED)) == LANE_AGAIN) {
+		if (l->flags & LANE_ORPHAN)
+			orphans[n_orphans++] = l;
+		else if ((l->flags & (LANE_AGAIN | LANE_CLOSED)) == LANE_AGAIN)
 			enqueue(l);
-		}
 	}
 	q.n_runners = q.idle = 0;
 	q.spawning = q.stop = false;
 	mn__lane_unlock();
+	/* Freed without the lane lock: free() may unmap, which the range
+	   hooks report to callbacks. */
+	for (unsigned int i = 0; i < n_orphans; i++) {
+		mn_sub *sub = mn__container_of(orphans[i], mn_sub, lane);
+		sub->release(&sub->node);
+	}
 }
 
 void mn__dispatch_wake_async(void)
