@@ -575,6 +575,40 @@ static void test_vm_dispatch(void **state)
 	assert_int_equal(mn_shutdown(), 0);
 }
 
+/* External mode: the ring is drained inside mn_dispatch(), on its caller. */
+static void test_vm_dispatch_external(void **state)
+{
+	MN_OPTS(mn_dispatch_opts, ext, .mode = MN_DISPATCH_EXTERNAL);
+	struct vmrec r;
+	struct pollfd pfd;
+	mn_sub *sub;
+	long ps = sysconf(_SC_PAGESIZE);
+	char *p;
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	pthread_mutex_init(&r.lock, NULL);
+	pthread_cond_init(&r.cond, NULL);
+	assert_int_equal(mn_dispatch_configure(&ext), 0);
+	pfd = (struct pollfd){ .fd = mn_dispatch_fd(), .events = POLLIN };
+	assert_true(pfd.fd >= 0);
+	p = mmap(NULL, (size_t)ps, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(p != MAP_FAILED);
+	assert_int_equal(mn_vm_listen(MN_VM_DISPATCH, on_vm, &r, &sub), 0);
+	assert_int_equal(mprotect(p, (size_t)ps, PROT_READ), 0);
+	/* Nothing runs until the application dispatches. */
+	assert_int_equal(r.n, 0);
+	while (r.protects == 0) {
+		assert_int_equal(poll(&pfd, 1, WAIT_MS), 1);
+		assert_true(mn_dispatch(0) >= 0);
+	}
+	assert_true(pthread_equal(r.thread, pthread_self()));
+	assert_int_equal(mn_unsubscribe(sub), 0);
+	assert_int_equal(munmap(p, (size_t)ps), 0);
+	assert_int_equal(mn_shutdown(), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -585,6 +619,7 @@ int main(void)
 		cmocka_unit_test(test_fork_child_resumes),
 		cmocka_unit_test(test_slow_subscriber),
 		cmocka_unit_test(test_vm_dispatch),
+		cmocka_unit_test(test_vm_dispatch_external),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

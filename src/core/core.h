@@ -231,8 +231,6 @@ void mn__lane_wait_idle(struct mn__lane *l);
 /* From the subscription's release: false if @l is running now (the
    delivery thread then frees the subscription when the callback returns). */
 bool mn__lane_release(struct mn__lane *l);
-/* True on a thread running a lane's callback now. */
-bool mn__lane_in_callback(void);
 
 /* True on the thread that is dispatching right now, or running a lane's
    callback (a callback in thread context). */

@@ -120,11 +120,6 @@ void mn__lane_unlock(void)
 	pthread_mutex_unlock(&lane_lock);
 }
 
-bool mn__lane_in_callback(void)
-{
-	return tls_lane != NULL;
-}
-
 static void enqueue(struct mn__lane *l)
 {
 	l->flags |= LANE_QUEUED;
