@@ -281,7 +281,11 @@ struct mn_dispatch_opts {
  * the subscriber's own cursor); range events wait in the subscription's
  * ring (a full ring is counted and reported, MN_VM_LOST).  In
  * MN_DISPATCH_EXTERNAL mode the application's thread runs every callback:
- * a slow one holds up its loop, and the same merging applies.
+ * a slow one holds up its loop, and the same merging applies.  Not covered:
+ * the late (userfaultfd) events of a watch made without MN_VM_DISPATCH run
+ * on the dispatcher thread itself, between its reads of the sources, so a
+ * slow one delays every other delivery: keep it short, or use
+ * MN_VM_DISPATCH.
  *
  * Return: 0; -EINVAL for an unknown mode or bad @opts; -EBUSY if the
  * dispatcher is already running in another mode.  Thread-safe.

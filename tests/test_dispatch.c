@@ -2,7 +2,11 @@
 /*
  * The dispatcher: its own thread, the application's loop (fd + dispatch),
  * unsubscription from inside a callback, shutdown, fork, and argument
- * checks of the core's public functions.
+ * checks of the core's public functions.  Delivery lanes: a blocked
+ * memory subscriber beside a fast one over a real cgroup's LOW episode
+ * (the bound, the merged changes), bad pages beside a blocked subscriber
+ * (none merged), and MN_VM_DISPATCH range events (thread context, a
+ * producer in a signal handler, a full ring, external mode).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -609,6 +613,86 @@ static void test_vm_dispatch_external(void **state)
 	assert_int_equal(mn_shutdown(), 0);
 }
 
+/* Bad memory beside a blocked subscriber: the other hears each page at
+   once, the blocked one each page later — none merged away. */
+struct bmrec {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int n;
+	uint64_t addr[16];
+	bool block, released, inside;
+};
+
+static void on_bm(const struct mn_badmem_event *ev, void *ctx)
+{
+	struct bmrec *b = ctx;
+	struct timespec ts;
+
+	pthread_mutex_lock(&b->lock);
+	if (ev->kind == MN_BADMEM_PAGE && b->n < 16)
+		b->addr[b->n++] = ev->page.address;
+	pthread_cond_broadcast(&b->cond);
+	if (b->block && !b->released) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 30;
+		b->inside = true;
+		pthread_cond_broadcast(&b->cond);
+		while (!b->released)
+			if (pthread_cond_timedwait(&b->cond, &b->lock, &ts) ==
+			    ETIMEDOUT)
+				break;
+		b->inside = false;
+	}
+	pthread_mutex_unlock(&b->lock);
+}
+
+static void test_badmem_beside_a_slow_subscriber(void **state)
+{
+	MN_OPTS(mn_badmem_opts, o, .flags = MN_BADMEM_NO_SYSTEM);
+	struct mn_stats s0 = { .sz = sizeof(s0) }, s1 = { .sz = sizeof(s1) };
+	struct bmrec slow, fast;
+	long ps = sysconf(_SC_PAGESIZE);
+	mn_sub *ss, *fs;
+	char *mem;
+
+	(void)state;
+	memset(&slow, 0, sizeof(slow));
+	memset(&fast, 0, sizeof(fast));
+	pthread_mutex_init(&slow.lock, NULL);
+	pthread_cond_init(&slow.cond, NULL);
+	pthread_mutex_init(&fast.lock, NULL);
+	pthread_cond_init(&fast.cond, NULL);
+	slow.block = true;
+	mem = mmap(NULL, (size_t)ps * 8, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(mem != MAP_FAILED);
+	assert_int_equal(mn_stats(&s0), 0);
+	assert_int_equal(mn_badmem_subscribe(&o, on_bm, &slow, &ss), 0);
+	assert_int_equal(mn_badmem_subscribe(&o, on_bm, &fast, &fs), 0);
+	/* A real SIGBUS (BUS_MCEERR_AO) per page, five pages. */
+	assert_int_equal(mn_badmem_inject(0, mem, 12, 0), 0);
+	assert_true(VM_WAIT(&slow, inside, 1));
+	for (int i = 1; i < 5; i++)
+		assert_int_equal(mn_badmem_inject(0, mem + i * ps, 12, 0), 0);
+	assert_true(VM_WAIT(&fast, n, 5));
+	pthread_mutex_lock(&slow.lock);
+	assert_int_equal(slow.n, 1); /* still inside its first call */
+	slow.released = true;
+	pthread_cond_broadcast(&slow.cond);
+	pthread_mutex_unlock(&slow.lock);
+	assert_true(VM_WAIT(&slow, n, 5));
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(fast.addr[i], (uint64_t)(uintptr_t)(mem + i * ps));
+		assert_int_equal(slow.addr[i], (uint64_t)(uintptr_t)(mem + i * ps));
+	}
+	assert_int_equal(mn_stats(&s1), 0);
+	assert_int_equal(s1.events_coalesced, s0.events_coalesced);
+	assert_int_equal(mn_unsubscribe(fs), 0);
+	assert_int_equal(mn_unsubscribe(ss), 0);
+	munmap(mem, (size_t)ps * 8);
+	assert_int_equal(mn_shutdown(), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -620,6 +704,7 @@ int main(void)
 		cmocka_unit_test(test_slow_subscriber),
 		cmocka_unit_test(test_vm_dispatch),
 		cmocka_unit_test(test_vm_dispatch_external),
+		cmocka_unit_test(test_badmem_beside_a_slow_subscriber),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
