@@ -822,7 +822,7 @@ struct mn_badmem_opts {
  *        so that the kernel sends BUS_MCEERR_AO to it as soon as it finds
  *        poison in a page this process maps (otherwise the process hears
  *        of it only when it touches the page: BUS_MCEERR_AR).
- * @cb:   called on the dispatcher for each bad range recorded since the
+ * @cb:   called on a delivery thread for each bad range recorded since the
  *        subscription (a subscriber also gets the ranges recorded before
  *        it, once), for each rise of HardwareCorrupted (scope SYSTEM), and
  *        with MN_BADMEM_LOST when the table overflowed.
