@@ -354,7 +354,9 @@ struct mn_stats {
 	                               later call of a subscriber whose
 	                               callback was still running (see
 	                               mn_memory_subscribe); each is also
-	                               in that call's skipped_changes */
+	                               in that call's skipped_changes, but
+	                               for those still waiting when the
+	                               subscription ended */
 };
 
 /**
