@@ -26,7 +26,7 @@ struct first_level {
 	mn_memory_level level = MN_MEMORY_LEVEL_UNKNOWN;
 };
 
-// Thread context: memnotify's dispatcher thread.  Return promptly.
+// Thread context: a memnotify delivery thread.  Return promptly.
 void on_level(const mn_memory_status_t *st, void *ctx)
 {
 	first_level *f = static_cast<first_level *>(ctx);

@@ -13,7 +13,7 @@
 static void on_level(const struct mn_memory_status *st, void *ctx)
 {
 	(void)ctx;
-	/* Thread context: memnotify's dispatcher thread.  Return promptly. */
+	/* Thread context: a memnotify delivery thread.  Return promptly. */
 	printf("%s -> %s: %llu MiB available of %llu MiB (load %u%%, via %s)\n",
 	       mn_memory_level_name(st->previous_level),
 	       mn_memory_level_name(st->level),

@@ -17,9 +17,14 @@
  *   options pointer means "all defaults".
  * - Units are in names: _bytes, _ms, _usec, _percent.
  * - Callbacks run in one of three contexts, named in each function's comment:
- *     thread      - on the dispatcher: memnotify's own thread, or the thread
- *                   that calls mn_dispatch() when the application drives it;
- *                   may lock, allocate, log, and call back into memnotify.
+ *     thread      - on a memnotify delivery thread ("memnotify-cb"), or
+ *                   the thread that calls mn_dispatch() when the
+ *                   application drives it; may lock, allocate, log, and
+ *                   call back into memnotify.  One subscription's callback
+ *                   never runs on two threads at once and sees its events
+ *                   in order; different subscriptions' callbacks may run
+ *                   at the same time on different delivery threads (see
+ *                   "Slow subscribers" at mn_dispatch_configure()).
  *     synchronous - in the thread making the memory-changing call.
  *     signal      - inside a signal handler; async-signal-safe code only.
  *   Memory-level callbacks run in thread context.
@@ -272,9 +277,33 @@ struct mn_dispatch_opts {
  *
  * Call it before the first subscription.  In MN_DISPATCH_THREAD mode one
  * library thread (named "memnotify", all signals blocked) is started on first
- * need.  In MN_DISPATCH_EXTERNAL mode no thread is started: the application
+ * need to read the event sources, and thread-context callbacks run on
+ * delivery threads ("memnotify-cb", all signals blocked; one to start with).
+ * In MN_DISPATCH_EXTERNAL mode no thread is started: the application
  * adds mn_dispatch_fd() to its own loop (epoll, libuv's uv_poll, sd-event's
- * sd_event_add_io) and calls mn_dispatch(0) when it is readable.
+ * sd_event_add_io) and calls mn_dispatch(0) when it is readable; the
+ * callbacks run inside that call.
+ *
+ * Slow subscribers.  Each thread-context subscription (memory levels, bad
+ * memory, MN_VM_DISPATCH ranges) has its own delivery queue.  In
+ * MN_DISPATCH_THREAD mode, when an event has waited 10 ms because every
+ * delivery thread is inside a callback, memnotify starts another delivery
+ * thread (at most 16; they stay until mn_shutdown()), so a callback that
+ * takes seconds delays the other subscribers by about 10 ms (make bench
+ * measures it), not by its own length.  While a subscriber's callback runs,
+ * what comes for it waits, merged by its kind's rule, never dropped
+ * silently: memory levels merge to the newest status, with the level
+ * the subscriber was last told as previous_level and the merged changes
+ * in skipped_changes and mn_stats() events_coalesced (an INITIAL or ERROR
+ * reason is kept); bad pages are never merged (each is delivered, from
+ * the subscriber's own cursor); range events wait in the subscription's
+ * ring (a full ring is counted and reported, MN_VM_LOST).  In
+ * MN_DISPATCH_EXTERNAL mode the application's thread runs every callback:
+ * a slow one holds up its loop, and the same merging applies.  Not covered:
+ * the late (userfaultfd) events of a watch made without MN_VM_DISPATCH run
+ * on the dispatcher thread itself, between its reads of the sources, so a
+ * slow one delays every other delivery: keep it short, or use
+ * MN_VM_DISPATCH.
  *
  * Return: 0; -EINVAL for an unknown mode or bad @opts; -EBUSY if the
  * dispatcher is already running in another mode.  Thread-safe.
@@ -311,7 +340,8 @@ MN_API int mn_dispatch(int timeout_ms);
 /**
  * mn_shutdown() - stop the dispatcher and release every kernel resource.
  *
- * Joins every thread memnotify started (the dispatcher, the userfaultfd
+ * Joins every thread memnotify started (the dispatcher, the delivery
+ * threads — waiting for a callback still running on one —, the userfaultfd
  * reader, the early-kill thread) and closes every fd it opened (epoll,
  * eventfds, timerfds, the userfaultfd): afterwards the process has none
  * left.  Subscriptions must have been ended first.  The library can be used
@@ -338,6 +368,13 @@ struct mn_stats {
 	uint64_t source_errors;     /* reads of /proc or cgroup files that failed */
 	uint64_t wakeups;           /* dispatcher wakeups (epoll returns) */
 	uint64_t samples;           /* memory samples taken */
+	uint64_t events_coalesced;  /* memory-level changes folded into a
+	                               later call of a subscriber whose
+	                               callback was still running (see
+	                               mn_memory_subscribe); each is also
+	                               in that call's skipped_changes, but
+	                               for those still waiting when the
+	                               subscription ended */
 };
 
 /**
@@ -438,6 +475,10 @@ struct mn_memory_status {
 	char cgroup_path[256];       /* the watched group's directory, or "" */
 	uint64_t low_bytes;          /* the thresholds in force, in bytes of */
 	uint64_t high_bytes;         /* available memory, for limit_bytes */
+	uint64_t skipped_changes;    /* level changes since this subscriber's
+	                                previous call that were folded into
+	                                this one (its callback was running):
+	                                0 when each change is its own call */
 };
 
 /* Subscription callback; @st is valid only during the call.  Thread context. */
@@ -489,8 +530,11 @@ struct mn_memory_opts {
 /**
  * mn_memory_subscribe() - call @cb whenever the memory level changes.
  * @opts: watch parameters, or NULL for the defaults (own cgroup, 10/30 %).
- * @cb:   the callback; thread context (the dispatcher); it must not block
- *        for long — like OnMemoryNotification, it should return promptly.
+ * @cb:   the callback; thread context (a delivery thread).  Like
+ *        OnMemoryNotification it should return promptly, but a slow one
+ *        holds up no other subscriber: while it runs, the changes that come
+ *        for it are merged into one call with the newest status (see
+ *        "Slow subscribers" at mn_dispatch_configure()).
  * @ctx:  passed to @cb unchanged.
  * @out:  receives the subscription handle; end it with mn_unsubscribe().
  *
@@ -501,6 +545,11 @@ struct mn_memory_opts {
  * Subscribers that watch the same group with the same parameters share one
  * monitor (one set of kernel fds) and are called oldest first.  Levels are
  * states, sampled: each call reports the level of the newest sample.
+ * previous_level is the level this subscriber was last told (UNKNOWN on
+ * its first call); skipped_changes counts the level changes since then
+ * that were folded into this call because its callback was still running
+ * (so level == previous_level with skipped_changes >= 1 is a whole episode,
+ * e.g. HIGH -> LOW -> HIGH, that came and went meanwhile).
  *
  * Return: 0; -EINVAL for a NULL @cb or @out, a bad @opts or thresholds
  * (including bad MEMNOTIFY_LOW_PERCENT / MEMNOTIFY_HIGH_PERCENT values,
@@ -779,7 +828,9 @@ struct mn_badmem_event {
 	uint64_t hw_corrupted_bytes;   /* machine total (/proc/meminfo), or 0 */
 };
 
-/* Thread context (the dispatcher); @ev is valid during the call only. */
+/* Thread context (a delivery thread: every bad page is delivered, none is
+   merged away, however slow the callback); @ev is valid during the call
+   only. */
 typedef void (*mn_badmem_cb)(const struct mn_badmem_event *ev, void *ctx);
 
 /* mn_badmem_opts.flags (bits, OR'ed into an unsigned int). */
@@ -803,7 +854,7 @@ struct mn_badmem_opts {
  *        so that the kernel sends BUS_MCEERR_AO to it as soon as it finds
  *        poison in a page this process maps (otherwise the process hears
  *        of it only when it touches the page: BUS_MCEERR_AR).
- * @cb:   called on the dispatcher for each bad range recorded since the
+ * @cb:   called on a delivery thread for each bad range recorded since the
  *        subscription (a subscriber also gets the ranges recorded before
  *        it, once), for each rise of HardwareCorrupted (scope SYSTEM), and
  *        with MN_BADMEM_LOST when the table overflowed.
@@ -1003,6 +1054,9 @@ enum mn_vm_kind {
 	MN_VM_MOVE = 2,    /* mremap that moves the range */
 	MN_VM_DISCARD = 3, /* madvise DONTNEED, DONTNEED_LOCKED, FREE, REMOVE */
 	MN_VM_PROTECT = 4, /* mprotect, pkey_mprotect */
+	MN_VM_LOST = 5,    /* MN_VM_DISPATCH only: @lost events of this
+	                      subscription were dropped (its ring was full);
+	                      address and length are 0 */
 };
 
 /* mn_vm_event.via: who saw the change. */
@@ -1028,6 +1082,9 @@ struct mn_vm_event {
 	int tid;               /* the calling thread (hooks), or 0 */
 	uint64_t watch_address; /* for a watch: the watched range */
 	uint64_t watch_length;
+	uint64_t lost;         /* MN_VM_LOST: events dropped since the
+	                          subscription's previous MN_VM_LOST (or its
+	                          start); else 0 */
 };
 
 /*
@@ -1035,6 +1092,8 @@ struct mn_vm_event {
  * making the call, possibly inside a signal handler (GCs and JITs call
  * mprotect() there): keep it async-signal-safe unless you know your
  * callers.  Late (userfaultfd) events: thread context, on the dispatcher.
+ * A subscription made with MN_VM_DISPATCH: thread context only, for every
+ * event (a delivery thread, or the mn_dispatch() caller).
  * A hook event may also come from memnotify's own allocations (a malloc
  * heap that grows or shrinks) while memnotify holds its lock: from such a
  * call mn_unsubscribe() still works (it completes later, as from a signal
@@ -1043,17 +1102,36 @@ struct mn_vm_event {
  */
 typedef void (*mn_vm_cb)(const struct mn_vm_event *ev, void *ctx);
 
-/* mn_vm_watch()'s flags (bits). */
+/* mn_vm_watch()'s and mn_vm_listen()'s flags (bits). */
 enum mn_vm_flags {
 	MN_VM_NO_USERFAULTFD = 1u << 0, /* watch: no userfaultfd safety net */
+	/*
+	 * Watch or listener: deliver in thread context only.  The callback
+	 * never runs in the hooked thread or a signal handler: each event is
+	 * copied into the subscription's ring (256 events, allocated at
+	 * subscription; filling it takes no lock, allocates nothing, and is
+	 * async-signal-safe) and the callback runs later on a memnotify
+	 * delivery thread (or the mn_dispatch() caller in
+	 * MN_DISPATCH_EXTERNAL mode), one event at a time, in the order the
+	 * ring got them.  It may lock, allocate, call any mn_* function — and
+	 * run Python code.  The price: the call has gone ahead (the range may
+	 * be unmapped already) when the callback runs, whatever ev->late
+	 * says; a cache must treat the entry as stale from the call on.  When
+	 * the ring is full an event is dropped, counted in mn_stats()
+	 * events_lost and reported to the subscriber as an MN_VM_LOST event
+	 * after the events that came before the loss.
+	 */
+	MN_VM_DISPATCH = 1u << 1,
 };
 
 /**
  * mn_vm_watch() - be told of every change to [addr, addr + len).
  * @addr, @len: the range in bytes; widened to whole pages.  It need not be
  *        mapped yet.
- * @flags: 0 or MN_VM_NO_USERFAULTFD.
- * @cb, @ctx: the callback (see mn_vm_cb) and its argument.
+ * @flags: 0, MN_VM_NO_USERFAULTFD, MN_VM_DISPATCH (thread context only,
+ *        through a ring: see MN_VM_DISPATCH), or both.
+ * @cb, @ctx: the callback (see mn_vm_cb; with MN_VM_DISPATCH, thread
+ *        context) and its argument.
  * @out: the handle; end it with mn_unsubscribe(), which returns once no
  *       thread runs @cb for it any more (from inside any memnotify callback
  *       it does not wait, as for every subscription).
@@ -1063,8 +1141,9 @@ enum mn_vm_flags {
  * sorted index).
  *
  * Return: 0; -EINVAL for @len 0, a range that wraps the address space,
- * unknown @flags, NULL @cb or @out; -ENOMEM.  Thread-safe; not
- * async-signal-safe.
+ * unknown @flags, NULL @cb or @out; -ENOMEM (with MN_VM_DISPATCH: the
+ * ring, about 24 KiB); -EAGAIN, -EMFILE if MN_VM_DISPATCH needs the
+ * dispatcher and it cannot be started.  Thread-safe; not async-signal-safe.
  */
 MN_API int mn_vm_watch(const void *addr, size_t len, unsigned int flags,
 		       mn_vm_cb cb, void *ctx, mn_sub **out);
@@ -1072,17 +1151,20 @@ MN_API int mn_vm_watch(const void *addr, size_t len, unsigned int flags,
 /**
  * mn_vm_listen() - be told of every hooked change anywhere in the process
  * (what UCM's VM_UNMAPPED event gives), for caches with their own index.
- * @flags: 0.  @cb, @ctx, @out: as for mn_vm_watch().  Listeners get hook
- * events only (userfaultfd covers watched ranges).  Oldest first.
+ * @flags: 0 or MN_VM_DISPATCH (thread context only, through a ring: the
+ * way for code that must not run in the hooked thread or a signal handler,
+ * Python's among it).  @cb, @ctx, @out: as for mn_vm_watch().  Listeners
+ * get hook events only (userfaultfd covers watched ranges).  Oldest first.
  *
- * Return: 0; -EINVAL; -ENOMEM.  Thread-safe.
+ * Return: 0; -EINVAL for unknown @flags, NULL @cb or @out; -ENOMEM;
+ * -EAGAIN, -EMFILE as for mn_vm_watch().  Thread-safe.
  */
 MN_API int mn_vm_listen(unsigned int flags, mn_vm_cb cb, void *ctx,
 			mn_sub **out);
 
 /**
  * mn_vm_event_name() - "vm.unmap", "vm.move", "vm.discard", "vm.protect",
- * or "vm.unknown".  Async-signal-safe.
+ * "vm.lost", or "vm.unknown".  Async-signal-safe.
  */
 MN_API const char *mn_vm_event_name(enum mn_vm_kind kind);
 

@@ -115,7 +115,8 @@ class Binding(unittest.TestCase):
         self.assertGreater(after["samples"], before["samples"])
         self.assertGreaterEqual(after["wakeups"], before["wakeups"] + 1)
         self.assertEqual(set(after), {"events_delivered", "events_lost",
-                                      "source_errors", "wakeups", "samples"})
+                                      "source_errors", "wakeups", "samples",
+                                      "events_coalesced"})
         sub.unsubscribe()
         self.assertFalse(sub.active)
         n = len(got)
@@ -220,6 +221,92 @@ memnotify.badmem_inject_ao(ctypes.addressof(ctypes.c_char.from_buffer(buf)))
 print("survived", int(ev.wait(10)), flush=True)
 sub.unsubscribe()
 """
+
+
+class RangeListeners(unittest.TestCase):
+    """watch_range() and listen_ranges() on a real mapping: the events of a
+    real mprotect() and munmap() come on a memnotify delivery thread."""
+
+    PROT_READ, PROT_WRITE = 1, 2
+
+    def setUp(self):
+        if not (memnotify.capability("vm_libc_patch").supported or
+                memnotify.capability("vm_interpose").supported):
+            self.skipTest("no hook reaches memnotify here")
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.libc.mmap.restype = ctypes.c_void_p
+        self.libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t,
+                                   ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                                   ctypes.c_long]
+        self.libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        self.libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t,
+                                       ctypes.c_int]
+        self.ps = mmap.PAGESIZE
+        self.addr = self.libc.mmap(None, 4 * self.ps,
+                                   self.PROT_READ | self.PROT_WRITE,
+                                   mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS,
+                                   -1, 0)
+        self.assertNotEqual(self.addr, ctypes.c_void_p(-1).value)
+
+    def collector(self):
+        got, cond = [], threading.Condition()
+
+        def on_vm(ev):
+            with cond:
+                got.append((ev, threading.get_ident()))
+                cond.notify_all()
+
+        def wait_for(pred):
+            with cond:
+                self.assertTrue(cond.wait_for(
+                    lambda: any(pred(e) for e, _ in got), timeout=WAIT),
+                    "no such range event within %ss: %r" % (WAIT, got))
+                return next((e, t) for e, t in got if pred(e))
+        return on_vm, wait_for, got
+
+    def test_watch_and_listener_get_real_mprotect_and_munmap(self):
+        a, ps = self.addr, self.ps
+        on_w, wait_w, got_w = self.collector()
+        on_l, wait_l, _ = self.collector()
+        with memnotify.watch_range(a + ps, 2 * ps, on_w) as w, \
+                memnotify.listen_ranges(on_l) as li:
+            self.assertTrue(w.active and li.active)
+            self.assertEqual(self.libc.mprotect(a + ps, ps, self.PROT_READ),
+                             0)
+            ev, tid = wait_w(lambda e: e.kind == memnotify.VM_PROTECT)
+            self.assertEqual(ev.kind_name, "vm.protect")
+            self.assertEqual((ev.address, ev.length), (a + ps, ps))
+            self.assertEqual(ev.prot, self.PROT_READ)
+            self.assertEqual((ev.watch_address, ev.watch_length),
+                             (a + ps, 2 * ps))
+            self.assertEqual(ev.via, memnotify.VM_VIA_HOOK)
+            # Thread context: not the thread that called mprotect().
+            self.assertNotEqual(tid, threading.get_ident())
+            self.assertEqual(ev.tid, threading.get_native_id())
+            ev, tid = wait_l(lambda e: e.kind == memnotify.VM_PROTECT and
+                             e.address == a + ps)
+            self.assertNotEqual(tid, threading.get_ident())
+            # The whole mapping goes: the watch hears of its part, the
+            # listener of the call's whole range.
+            self.assertEqual(self.libc.munmap(a, 4 * ps), 0)
+            ev, _ = wait_w(lambda e: e.kind == memnotify.VM_UNMAP)
+            self.assertEqual((ev.address, ev.length), (a + ps, 2 * ps))
+            ev, _ = wait_l(lambda e: e.kind == memnotify.VM_UNMAP and
+                           e.address == a)
+            self.assertEqual(ev.length, 4 * ps)
+        self.assertFalse(w.active or li.active)
+        n = len(got_w)
+        time.sleep(0.2)
+        self.assertEqual(len(got_w), n)  # none after unsubscribe
+        self.assertFalse(any(e.kind == memnotify.VM_LOST for e, _ in got_w))
+
+    def test_bad_arguments(self):
+        with self.assertRaises(memnotify.MemnotifyError) as cm:
+            memnotify.watch_range(self.addr, 0, lambda ev: None)
+        self.assertEqual(cm.exception.errno, errno.EINVAL)
+        with self.assertRaises(TypeError):
+            memnotify.listen_ranges(None)
+        self.libc.munmap(self.addr, 4 * self.ps)
 
 
 class SignalInterposeTruth(unittest.TestCase):

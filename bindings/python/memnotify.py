@@ -5,20 +5,24 @@ Built on ctypes from the standard library: no build step, one file.  What
 it offers:
 
 - memory levels: subscribe_memory(callback, ...) calls ``callback(status)``
-  on memnotify's dispatcher thread (thread context; ctypes takes the GIL
+  on a memnotify delivery thread (thread context; ctypes takes the GIL
   for it) with the initial level, then on every change;
 - memory_status(...): the status now;
 - bad-memory events: subscribe_badmem(callback, ...) (thread context);
   badmem_query(); badmem_inject_ao() for tests;
+- range events: watch_range(address, length, callback) and
+  listen_ranges(callback) call ``callback(event)`` for munmap(),
+  mprotect(), mremap(), madvise() ... of a watched range or of any range;
+  made with MN_VM_DISPATCH, they run in thread context too: the hooked
+  call (in any thread, in a signal handler even) only queues the event in
+  a fixed ring, and a memnotify delivery thread runs the callback later —
+  after the call went ahead.  A full ring is reported as a VM_LOST event;
 - capabilities(), capability(name), stats(), version(), strerror().
 
 What it does not offer, and why: nothing of memnotify's runs Python code in
 signal context, so the signal chain (mn_signal_register, the
-action-required handlers) is not exposed; and the address-range callbacks
-(mn_vm_watch, mn_vm_listen) get their hook events synchronously, in
-whatever thread makes the munmap()/mprotect() call, possibly inside a
-signal handler, with no way to ask for the late (dispatcher) events alone,
-so they are not exposed either.
+action-required handlers) is not exposed, nor are synchronous range
+callbacks (those without MN_VM_DISPATCH).
 
 Loaded this way (dlopen with RTLD_LOCAL), memnotify does not interpose the
 program's sigaction(): capability("signal_interpose") says no, and a later
@@ -47,6 +51,8 @@ __all__ = [
     "capabilities", "capability", "stats", "memory_status",
     "subscribe_memory", "subscribe_badmem", "badmem_query",
     "badmem_inject_ao", "CAPABILITIES", "LOW", "NEUTRAL", "HIGH", "UNKNOWN",
+    "watch_range", "listen_ranges", "VM_UNMAP", "VM_MOVE", "VM_DISCARD",
+    "VM_PROTECT", "VM_LOST",
 ]
 
 # enum mn_memory_level
@@ -58,6 +64,10 @@ MEMORY_NO_PSI, MEMORY_NO_EVENTS, MEMORY_NO_POLL = 1, 2, 4
 # mn_badmem_opts.flags, kinds and scopes
 BADMEM_EARLY_KILL, BADMEM_NO_SYSTEM = 1, 2
 BADMEM_PAGE, BADMEM_LOST = 1, 2
+# enum mn_vm_kind, via values, mn_vm_watch flags
+VM_UNMAP, VM_MOVE, VM_DISCARD, VM_PROTECT, VM_LOST = 1, 2, 3, 4, 5
+VM_VIA_HOOK, VM_VIA_USERFAULTFD = 1, 2
+_VM_NO_USERFAULTFD, _VM_DISPATCH = 1, 2
 BADMEM_PROCESS, BADMEM_SYSTEM = 1, 2
 
 _u64 = ctypes.c_uint64
@@ -73,7 +83,8 @@ class _Capability(ctypes.Structure):
 class _Stats(ctypes.Structure):
     _fields_ = [("sz", ctypes.c_size_t), ("events_delivered", _u64),
                 ("events_lost", _u64), ("source_errors", _u64),
-                ("wakeups", _u64), ("samples", _u64)]
+                ("wakeups", _u64), ("samples", _u64),
+                ("events_coalesced", _u64)]
 
 
 class _MemoryOpts(ctypes.Structure):
@@ -99,7 +110,8 @@ class _MemoryStatus(ctypes.Structure):
                 ("psi_full_avg60", ctypes.c_double),
                 ("cgroup_version", ctypes.c_int),
                 ("cgroup_path", ctypes.c_char * 256),
-                ("low_bytes", _u64), ("high_bytes", _u64)]
+                ("low_bytes", _u64), ("high_bytes", _u64),
+                ("skipped_changes", _u64)]
 
 
 class _BadPage(ctypes.Structure):
@@ -120,6 +132,17 @@ class _BadmemOpts(ctypes.Structure):
                 ("system_poll_ms", _uint)]
 
 
+class _VmEvent(ctypes.Structure):
+    _fields_ = [("sz", ctypes.c_size_t), ("kind", ctypes.c_int),
+                ("address", _u64), ("length", _u64), ("new_address", _u64),
+                ("new_length", _u64), ("prot", ctypes.c_int),
+                ("advice", ctypes.c_int), ("via", ctypes.c_int),
+                ("late", ctypes.c_int), ("tid", ctypes.c_int),
+                ("watch_address", _u64), ("watch_length", _u64),
+                ("lost", _u64)]
+
+
+_VM_CB = ctypes.CFUNCTYPE(None, ctypes.POINTER(_VmEvent), ctypes.c_void_p)
 _MEMORY_CB = ctypes.CFUNCTYPE(None, ctypes.POINTER(_MemoryStatus),
                               ctypes.c_void_p)
 _BADMEM_CB = ctypes.CFUNCTYPE(None, ctypes.POINTER(_BadmemEvent),
@@ -186,6 +209,12 @@ _badmem_query = _fn("mn_badmem_query", ctypes.c_int, ctypes.c_void_p,
 _badmem_inject = _fn("mn_badmem_inject", ctypes.c_int, ctypes.c_int,
                      ctypes.c_void_p, _uint, ctypes.c_int)
 _unsubscribe = _fn("mn_unsubscribe", ctypes.c_int, ctypes.c_void_p)
+_vm_watch = _fn("mn_vm_watch", ctypes.c_int, ctypes.c_void_p,
+                ctypes.c_size_t, _uint, _VM_CB, ctypes.c_void_p,
+                ctypes.POINTER(ctypes.c_void_p))
+_vm_listen = _fn("mn_vm_listen", ctypes.c_int, _uint, _VM_CB,
+                 ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p))
+_vm_event_name = _fn("mn_vm_event_name", ctypes.c_char_p, ctypes.c_int)
 
 # The capabilities in enum mn_cap order (asking about one probes it, with
 # the probe's side effects, so nothing is asked at import).
@@ -255,7 +284,7 @@ def capability(name):
 
 def stats():
     """The process-wide counters: a dict of events_delivered, events_lost,
-    source_errors, wakeups, samples."""
+    source_errors, wakeups, samples, events_coalesced."""
     s = _Stats(sz=ctypes.sizeof(_Stats))
     _check("mn_stats", _stats(ctypes.byref(s)))
     return {f: getattr(s, f) for f, _ in _Stats._fields_ if f != "sz"}
@@ -381,8 +410,10 @@ def subscribe_memory(callback, cgroup=None, low_percent=0, high_percent=0,
                      poll_max_ms=0, flags=0, low_bytes=0, high_bytes=0):
     """Call ``callback(status)`` with the memory level: once soon with the
     current level (status.reason == INITIAL), then on every change (CHANGE),
-    and once with ERROR if the source fails.  The callback runs on
-    memnotify's dispatcher thread (thread context): return promptly.
+    and once with ERROR if the source fails.  The callback runs on a
+    memnotify delivery thread (thread context); a slow one holds up no
+    other subscriber and gets, when it returns, the newest status with
+    status.skipped_changes counting the changes folded into it.
     The options are those of struct mn_memory_opts (0: the default).
     Returns a Subscription; raises MemnotifyError (EINVAL for bad
     thresholds, ENOENT for a missing cgroup, ...)."""
@@ -414,7 +445,8 @@ def subscribe_badmem(callback, early_kill=False, system=True,
     """Call ``callback(event)`` for each bad page recorded (event.kind ==
     BADMEM_PAGE, event.page with address, length, scope, ...), each rise of
     the machine's HardwareCorrupted (scope BADMEM_SYSTEM) and a table
-    overflow (BADMEM_LOST, event.lost).  Thread context (the dispatcher).
+    overflow (BADMEM_LOST, event.lost).  Thread context (a delivery
+    thread).
     Returns a Subscription; raises MemnotifyError."""
     if not callable(callback):
         raise TypeError("callback must be callable")
@@ -432,6 +464,56 @@ def subscribe_badmem(callback, early_kill=False, system=True,
     _check("mn_badmem_subscribe",
            _badmem_subscribe(ctypes.byref(o), sub._thunk, None,
                              ctypes.byref(sub._handle)))
+    return _register(sub)
+
+
+def _vm_thunk(callback):
+    def on_vm(ev, ctx):
+        e = ev.contents
+        callback(SimpleNamespace(
+            kind=e.kind, kind_name=_vm_event_name(e.kind).decode(),
+            address=e.address, length=e.length, new_address=e.new_address,
+            new_length=e.new_length, prot=e.prot, advice=e.advice,
+            via=e.via, late=bool(e.late), tid=e.tid,
+            watch_address=e.watch_address, watch_length=e.watch_length,
+            lost=e.lost))
+    return _VM_CB(_guarded(on_vm))
+
+
+def watch_range(address, length, callback, userfaultfd=True):
+    """Call ``callback(event)`` for every change to [address, address +
+    length) (widened to whole pages): event.kind is VM_UNMAP, VM_MOVE,
+    VM_DISCARD, VM_PROTECT (kind_name "vm.unmap", ...), with .address and
+    .length (the part of the range the call touched), .prot (PROTECT),
+    .advice (DISCARD), .new_address/.new_length (MOVE), .tid (the calling
+    thread), .via (VM_VIA_HOOK or VM_VIA_USERFAULTFD); or VM_LOST with
+    .lost, the events dropped because the subscription's ring (256 events)
+    was full.  Thread context (a memnotify delivery thread), never the
+    thread making the call nor a signal handler: the callback runs after the
+    call went ahead, so treat what the range held as stale from the call on.
+    userfaultfd=False: no kernel safety net for raw system calls.
+    Returns a Subscription; raises MemnotifyError (EINVAL for length 0 or
+    a range that wraps)."""
+    if not callable(callback):
+        raise TypeError("callback must be callable")
+    flags = _VM_DISPATCH | (0 if userfaultfd else _VM_NO_USERFAULTFD)
+    sub = Subscription("vm-watch", _vm_thunk(callback))
+    _check("mn_vm_watch", _vm_watch(address, length, flags, sub._thunk, None,
+                                    ctypes.byref(sub._handle)))
+    return _register(sub)
+
+
+def listen_ranges(callback):
+    """Call ``callback(event)`` for every hooked munmap(), mprotect(),
+    mremap(), madvise(), ... anywhere in the process (the events of
+    watch_range(), for the call's whole range).  Thread context, as for
+    watch_range(); the interpreter's own allocator makes such calls too.
+    Returns a Subscription; raises MemnotifyError."""
+    if not callable(callback):
+        raise TypeError("callback must be callable")
+    sub = Subscription("vm-listener", _vm_thunk(callback))
+    _check("mn_vm_listen", _vm_listen(_VM_DISPATCH, sub._thunk, None,
+                                      ctypes.byref(sub._handle)))
     return _register(sub)
 
 

@@ -60,7 +60,12 @@ struct bmsub {
 	void *ctx;
 	unsigned int flags;
 	unsigned int poll_ms;
-	/* Dispatcher-only cursors. */
+	/* Its delivery lane's mailbox (lane lock): the machine total when
+	   the lane was last made ready. */
+	bool hw_valid_post;
+	uint64_t hw_bytes_post;
+	/* Cursors, touched only by its lane (one thread at a time): a slow
+	   subscriber catches up from them, nothing is merged away. */
 	unsigned int next;         /* next table index to deliver */
 	uint64_t lost_seen;
 	uint64_t hw_seen;
@@ -171,12 +176,20 @@ static int on_sigbus(int sig, siginfo_t *si, void *uc, int handled, void *ctx)
 
 /* --- thread context: delivery -------------------------------------------- */
 
-static void deliver_to(struct bmsub *s)
+/* The lane's run: on a delivery thread, no lock held (see dispatch.c). */
+static void deliver_to(struct mn__lane *l)
 {
+	struct bmsub *s = mn__container_of(l, struct bmsub, sub.lane);
 	struct mn_badmem_event ev;
 	unsigned int n = MN__MIN(atomic_load(&claimed),
 				 (unsigned int)MN__BADMEM_CAPACITY);
 	uint64_t lost = atomic_load(&lost_total);
+	struct { bool hw_valid; uint64_t hw_bytes; } hw;
+
+	mn__lane_lock();
+	hw.hw_valid = s->hw_valid_post;
+	hw.hw_bytes = s->hw_bytes_post;
+	mn__lane_unlock();
 
 	while (s->next < n &&
 	       atomic_load_explicit(&table[s->next].ready, memory_order_acquire)) {
@@ -184,7 +197,7 @@ static void deliver_to(struct bmsub *s)
 		ev.sz = sizeof(ev);
 		ev.kind = MN_BADMEM_PAGE;
 		ev.page = table[s->next].page;
-		ev.hw_corrupted_bytes = bm.hw_valid ? bm.hw_bytes : 0;
+		ev.hw_corrupted_bytes = hw.hw_valid ? hw.hw_bytes : 0;
 		s->next++;
 		s->cb(&ev, s->ctx);
 		mn__count(delivered, 1);
@@ -198,22 +211,22 @@ static void deliver_to(struct bmsub *s)
 		s->cb(&ev, s->ctx);
 		mn__count(delivered, 1);
 	}
-	if (bm.hw_valid && !(s->flags & MN_BADMEM_NO_SYSTEM) &&
-	    (!s->hw_first || bm.hw_bytes > s->hw_seen)) {
-		bool rise = bm.hw_bytes > s->hw_seen;
+	if (hw.hw_valid && !(s->flags & MN_BADMEM_NO_SYSTEM) &&
+	    (!s->hw_first || hw.hw_bytes > s->hw_seen)) {
+		bool rise = hw.hw_bytes > s->hw_seen;
 		s->hw_first = true;
 		if (rise) {
 			memset(&ev, 0, sizeof(ev));
 			ev.sz = sizeof(ev);
 			ev.kind = MN_BADMEM_PAGE;
 			ev.page.scope = MN_BADMEM_SYSTEM;
-			ev.page.length = bm.hw_bytes - s->hw_seen;
+			ev.page.length = hw.hw_bytes - s->hw_seen;
 			ev.page.time_usec = mn__now_real_usec();
-			ev.hw_corrupted_bytes = bm.hw_bytes;
+			ev.hw_corrupted_bytes = hw.hw_bytes;
 			s->cb(&ev, s->ctx);
 			mn__count(delivered, 1);
 		}
-		s->hw_seen = bm.hw_bytes;
+		s->hw_seen = hw.hw_bytes;
 	}
 }
 
@@ -223,8 +236,14 @@ static void deliver_all(void)
 	struct mn__chain_node *n;
 
 	mn__chain_walk_begin(&bm.subs, &rd);
-	while ((n = mn__chain_walk_next(&rd)))
-		deliver_to(mn__container_of(n, struct bmsub, sub.node));
+	while ((n = mn__chain_walk_next(&rd))) {
+		struct bmsub *s = mn__container_of(n, struct bmsub, sub.node);
+		mn__lane_lock();
+		s->hw_valid_post = bm.hw_valid;
+		s->hw_bytes_post = bm.hw_bytes;
+		mn__lane_ready(&s->sub.lane);
+		mn__lane_unlock();
+	}
 	mn__chain_walk_end(&rd);
 	mn__chain_reclaim(&bm.subs);
 }
@@ -522,6 +541,7 @@ int mn_badmem_subscribe(const struct mn_badmem_opts *opts, mn_badmem_cb cb,
 	s->flags = flags;
 	s->poll_ms = poll ? poll : DEFAULT_SYSTEM_POLL_MS;
 	s->sub.node.release = bmsub_release;
+	s->sub.lane.run = deliver_to;
 
 	/* Threads are created with no lock held. */
 	err = mn__dispatch_start();

@@ -224,6 +224,9 @@ static void sub_release(struct mn__chain_node *n)
 
 	while (atomic_load(&signal_unsubs))
 		sched_yield();
+	/* A lane callback running now: its delivery thread frees it. */
+	if (sub->lane.run && !mn__lane_release(&sub->lane))
+		return;
 	sub->release(n);
 }
 
@@ -318,16 +321,24 @@ static void unregister_locked(mn_sub *sub)
  * grace period (unless the removal was deferred) and lets the source drop
  * what the subscription held.
  */
-static void remove_locked(mn_sub *sub)
+static void remove_locked(mn_sub *sub, bool wait)
 {
 	/* Read before the grace period lets release free the subscription. */
 	const struct mn__sub_ops *ops = sub->ops;
 	struct mn__chain_removal rm;
 	struct mn__chain *chain;
+	bool lane = sub->lane.run != NULL;
 
 	unregister_locked(sub);
 	chain = ops->unlink(sub, &rm);
+	if (lane)
+		mn__lane_close(&sub->lane);
 	mn__unlock();
+	/* Once the lane's callback is not running (unless called from a
+	   callback: see mn__lane_wait_idle).  A removal deferred to a later
+	   reclaim may free @sub any time after the unlock: no wait then. */
+	if (wait && lane && !rm.deferred)
+		mn__lane_wait_idle(&sub->lane);
 	mn__chain_finish_remove(chain, &rm);
 	if (ops->after)
 		ops->after(chain);
@@ -342,7 +353,7 @@ void mn__sub_process_deferred(void)
 
 		list = sub->deferred_next;
 		mn__lock();
-		remove_locked(sub);
+		remove_locked(sub, false); /* nobody waits on these */
 	}
 }
 
@@ -363,7 +374,7 @@ int mn_unsubscribe(mn_sub *sub)
 		mn__unlock();
 		return -ENOENT;
 	}
-	remove_locked(sub);
+	remove_locked(sub, true);
 	mn__dispatch_run_detached();
 	return 0;
 }

@@ -91,6 +91,28 @@ struct mn__sub_ops {
 	void (*after)(struct mn__chain *chain);
 };
 
+/*
+ * A delivery lane: one per subscription whose callbacks run in thread
+ * context (memory levels, range subscriptions with MN_VM_DISPATCH).  The
+ * dispatcher never runs such a callback itself: a source fills the lane's
+ * mailbox (its own fields, under mn__lane_lock()) and makes the lane ready;
+ * a delivery thread (thread mode) or the mn_dispatch() caller (external
+ * mode) runs @run.  One lane runs on one thread at a time, so a subscriber
+ * sees its events in order and never concurrently; while it runs, what the
+ * source posts for it is merged in its mailbox (the source's rule: the
+ * memory source keeps the newest level and counts the changes it folded).
+ * A lane whose callback has run for a while no longer holds up the others:
+ * the dispatcher starts another delivery thread (see dispatch.c).
+ */
+struct mn__lane {
+	struct mn__lane *next;          /* ready queue, lane lock */
+	/* No lock held, on a delivery thread: take what is pending (under
+	   mn__lane_lock()) and call the callback. */
+	void (*run)(struct mn__lane *l);
+	uint64_t ready_usec;            /* monotonic, when queued */
+	unsigned int flags;             /* lane lock: MN__LANE_* */
+};
+
 struct mn_sub {
 	struct mn__chain_node node;      /* in its source's chain */
 	const struct mn__sub_ops *ops;
@@ -101,6 +123,7 @@ struct mn_sub {
 	                                    own release waits first for
 	                                    signal-handler unsubscriptions */
 	struct mn_sub *deferred_next;    /* lock-free stack of those */
+	struct mn__lane lane;            /* lane.run NULL: no lane */
 };
 
 /* Under the core lock. */
@@ -185,7 +208,27 @@ unsigned int mn__dispatch_generation(void);
    unsubscribing without dispatching frees what it held at once. */
 void mn__dispatch_run_detached(void);
 
-/* True on the thread that is dispatching right now. */
+/* --- delivery lanes (dispatch.c) ----------------------------------------- */
+
+/* The lane lock (rank LEAF): guards every lane's flags and queue link and
+   the mailboxes the sources keep beside them.  Never held while a callback
+   runs; never taken in signal context. */
+void mn__lane_lock(void);
+void mn__lane_unlock(void);
+/* Lane lock held: @l has something new.  Queued once; if it is running, it
+   runs again when it returns.  Wakes a delivery thread. */
+void mn__lane_ready(struct mn__lane *l);
+/* Core lock held, at unsubscription: the lane never starts again. */
+void mn__lane_close(struct mn__lane *l);
+/* No lock held: wait until @l's callback is not running, unless this
+   thread may not wait (it runs a callback itself). */
+void mn__lane_wait_idle(struct mn__lane *l);
+/* From the subscription's release: false if @l is running now (the
+   delivery thread then frees the subscription when the callback returns). */
+bool mn__lane_release(struct mn__lane *l);
+
+/* True on the thread that is dispatching right now, or running a lane's
+   callback (a callback in thread context). */
 bool mn__dispatch_on_thread(void);
 /* Called by mn__enter() in a fork child, core lock held. */
 int mn__dispatch_rebuild_after_fork(void);

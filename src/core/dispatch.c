@@ -2,7 +2,20 @@
 /*
  * The dispatcher: one epoll set that every source adds its fds to, run
  * either by memnotify's own thread or by the application's loop through
- * mn_dispatch_fd() / mn_dispatch().  Thread-context callbacks run here.
+ * mn_dispatch_fd() / mn_dispatch().  Sources read their kernel objects
+ * here; the callbacks of subscriptions with a delivery lane (see core.h)
+ * run on delivery threads, so that a slow subscriber holds up nobody else.
+ *
+ * The delivery rule (thread mode).  Ready lanes wait in one FIFO queue;
+ * delivery threads take them one at a time.  The dispatcher watches the
+ * queue: when a lane has waited SLOW_USEC and no delivery thread is idle
+ * (each is inside a callback), it starts another one (up to MAX_RUNNERS;
+ * they stay until mn_shutdown()).  So a callback that does not return
+ * delays the others by about SLOW_USEC plus a thread start, and itself
+ * gets, when it returns, only what its source merged for it meanwhile.
+ * In external mode the mn_dispatch() caller runs the ready lanes after
+ * each batch: the application owns that one thread, a slow callback holds
+ * it up, and the merging still applies.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -16,6 +29,37 @@
 #include "core.h"
 
 #define MN__EPOLL_BATCH 32
+/* A ready lane that waited this long while every delivery thread was busy
+   gets a new delivery thread. */
+#define SLOW_USEC 10000u
+#define MAX_RUNNERS 16
+
+/* Lane flags (lane lock). */
+#define LANE_QUEUED 1u
+#define LANE_RUNNING 2u
+#define LANE_AGAIN 4u   /* made ready while running */
+#define LANE_CLOSED 8u  /* unsubscribed: never starts again */
+#define LANE_ORPHAN 16u /* released while running: its runner frees it */
+
+static pthread_mutex_t lane_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	pthread_cond_t work;            /* a lane is queued, or stop */
+	pthread_cond_t done;            /* a lane stopped running */
+	struct mn__lane *head, *tail;
+	struct runner {
+		pthread_t t;
+		struct mn__lane *cur;   /* the lane it runs now */
+		bool used;
+	} r[MAX_RUNNERS];
+	unsigned int n_runners, idle;
+	bool spawning, stop;
+} q = { .work = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER };
+static __thread struct mn__lane *tls_lane;
+
+__attribute__((constructor)) static void lanes_init(void)
+{
+	mn__lock_register(&lane_lock, MN__RANK_LEAF);
+}
 
 static struct {
 	enum mn_dispatch_mode mode;
@@ -41,7 +85,7 @@ static struct mn__shutdown_hook *shutdown_hooks; /* core lock */
 
 bool mn__dispatch_on_thread(void)
 {
-	return tls_on_dispatcher;
+	return tls_on_dispatcher || tls_lane;
 }
 
 static void wake(void)
@@ -62,6 +106,275 @@ static void wake_ready(struct mn__io *io, uint32_t events)
 	(void)events;
 	if (read(io->fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		mn__count(source_errors, 1);
+}
+
+/* --- delivery lanes ------------------------------------------------------ */
+
+void mn__lane_lock(void)
+{
+	pthread_mutex_lock(&lane_lock);
+}
+
+void mn__lane_unlock(void)
+{
+	pthread_mutex_unlock(&lane_lock);
+}
+
+static void enqueue(struct mn__lane *l)
+{
+	l->flags |= LANE_QUEUED;
+	l->next = NULL;
+	l->ready_usec = mn__now_mono_usec();
+	if (q.tail)
+		q.tail->next = l;
+	else
+		q.head = l;
+	q.tail = l;
+}
+
+static void dequeue(struct mn__lane *l)
+{
+	struct mn__lane *prev = NULL;
+
+	for (struct mn__lane *x = q.head; x; prev = x, x = x->next) {
+		if (x != l)
+			continue;
+		if (prev)
+			prev->next = l->next;
+		else
+			q.head = l->next;
+		if (q.tail == l)
+			q.tail = prev;
+		break;
+	}
+	l->next = NULL;
+	l->flags &= ~LANE_QUEUED;
+}
+
+void mn__lane_ready(struct mn__lane *l)
+{
+	if (l->flags & LANE_CLOSED)
+		return;
+	if (l->flags & LANE_RUNNING) {
+		l->flags |= LANE_AGAIN;
+		return;
+	}
+	if (l->flags & LANE_QUEUED)
+		return;
+	enqueue(l);
+	if (q.idle)
+		pthread_cond_signal(&q.work);
+	else if (!tls_on_dispatcher)
+		wake(); /* thread mode: the dispatcher decides on a new
+		           delivery thread; external: the fd becomes readable */
+}
+
+void mn__lane_close(struct mn__lane *l)
+{
+	mn__lane_lock();
+	l->flags |= LANE_CLOSED;
+	if (l->flags & LANE_QUEUED)
+		dequeue(l);
+	mn__lane_unlock();
+}
+
+void mn__lane_wait_idle(struct mn__lane *l)
+{
+	/* A callback must not wait for a callback (it may be its own, or
+	   one that waits for it): the release then hands the free to the
+	   runner (mn__lane_release). */
+	if (tls_lane || mn__chain_in_any_walk())
+		return;
+	mn__lane_lock();
+	while (l->flags & LANE_RUNNING)
+		pthread_cond_wait(&q.done, &lane_lock);
+	mn__lane_unlock();
+}
+
+bool mn__lane_release(struct mn__lane *l)
+{
+	bool now = true;
+
+	mn__lane_lock();
+	if (l->flags & LANE_QUEUED)
+		dequeue(l);
+	if (l->flags & LANE_RUNNING) {
+		l->flags |= LANE_ORPHAN;
+		now = false;
+	}
+	mn__lane_unlock();
+	return now;
+}
+
+/* Lane lock held, and held again on return: run @l's callback on this
+   thread with no lock held.  *@cur names it while it runs (fork). */
+static void run_lane(struct mn__lane *l, struct mn__lane **cur)
+{
+	l->flags = (l->flags & ~(LANE_QUEUED | LANE_AGAIN)) | LANE_RUNNING;
+	*cur = l;
+	mn__lane_unlock();
+	tls_lane = l;
+	l->run(l);
+	tls_lane = NULL;
+	mn__lane_lock();
+	*cur = NULL;
+	l->flags &= ~LANE_RUNNING;
+	if (l->flags & LANE_ORPHAN) {
+		/* Unsubscribed and released while it ran: free it now. */
+		mn_sub *sub = mn__container_of(l, mn_sub, lane);
+		mn__lane_unlock();
+		sub->release(&sub->node);
+		mn__lane_lock();
+	} else if ((l->flags & (LANE_AGAIN | LANE_CLOSED)) == LANE_AGAIN) {
+		enqueue(l);
+	}
+	pthread_cond_broadcast(&q.done);
+}
+
+static struct mn__lane *pop(void)
+{
+	struct mn__lane *l = q.head;
+
+	if (l)
+		dequeue(l);
+	return l;
+}
+
+static void *runner_main(void *arg)
+{
+	struct runner *me = arg;
+	struct mn__lane *l;
+
+	/* Named before the first callback (a new thread has its creator's
+	   name until then). */
+	pthread_setname_np(pthread_self(), "memnotify-cb");
+	mn__lane_lock();
+	while (!q.stop) {
+		if ((l = pop())) {
+			run_lane(l, &me->cur);
+			continue;
+		}
+		q.idle++;
+		pthread_cond_wait(&q.work, &lane_lock);
+		q.idle--;
+	}
+	mn__lane_unlock();
+	return NULL;
+}
+
+/* The dispatcher thread, no lock held: start a delivery thread when a
+   lane waits with every delivery thread busy.  Returns the epoll timeout
+   for the next wait (ms, -1: none). */
+static int lanes_watch(void)
+{
+	struct runner *slot = NULL;
+	sigset_t all, old;
+	int timeout = -1, err;
+
+	mn__lane_lock();
+	if (q.head && !q.idle && !q.spawning && q.n_runners < MAX_RUNNERS) {
+		if (q.n_runners == 0 ||
+		    mn__now_mono_usec() - q.head->ready_usec >= SLOW_USEC) {
+			for (unsigned int i = 0; i < MAX_RUNNERS && !slot; i++)
+				if (!q.r[i].used)
+					slot = &q.r[i];
+			slot->used = q.spawning = true;
+		} else {
+			timeout = (int)(SLOW_USEC / 1000);
+		}
+	}
+	mn__lane_unlock();
+	if (!slot)
+		return timeout;
+	/* Unlocked: a new thread maps its stack, which the range hooks
+	   report to listeners that may call any mn_* function. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	err = pthread_create(&slot->t, NULL, runner_main, slot);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	mn__lane_lock();
+	q.spawning = false;
+	if (err) {
+		slot->used = false;
+		mn__count(source_errors, 1);
+	} else {
+		q.n_runners++;
+	}
+	timeout = q.head ? (int)(SLOW_USEC / 1000) : -1;
+	mn__lane_unlock();
+	return timeout;
+}
+
+/* External mode, on the mn_dispatch() caller: run what is ready now (a
+   lane made ready again while it runs waits for the next call). */
+static void lanes_run_here(void)
+{
+	static struct mn__lane *cur; /* one dispatching thread at a time */
+	struct mn__lane *l, *last;
+
+	mn__lane_lock();
+	last = q.tail;
+	while ((l = pop())) {
+		run_lane(l, &cur);
+		if (l == last)
+			break;
+	}
+	if (q.head)
+		wake(); /* the rest at the next call */
+	mn__lane_unlock();
+}
+
+/* mn_shutdown(), no lock held: stop and join the delivery threads. */
+static void lanes_stop(void)
+{
+	mn__lane_lock();
+	q.stop = true;
+	pthread_cond_broadcast(&q.work);
+	mn__lane_unlock();
+	for (unsigned int i = 0; i < MAX_RUNNERS; i++) {
+		if (!q.r[i].used)
+			continue;
+		pthread_join(q.r[i].t, NULL);
+		q.r[i].used = false;
+	}
+	mn__lane_lock();
+	q.n_runners = q.idle = 0;
+	q.stop = false;
+	mn__lane_unlock();
+}
+
+/* In a fork child (core lock held): the delivery threads stayed in the
+   parent.  A lane one of them was running is runnable again; an orphan
+   (released meanwhile) is freed. */
+static void lanes_after_fork(void)
+{
+	struct mn__lane *orphans[MAX_RUNNERS];
+	unsigned int n_orphans = 0;
+
+	mn__lane_lock();
+	pthread_cond_init(&q.work, NULL);
+	pthread_cond_init(&q.done, NULL);
+	for (unsigned int i = 0; i < MAX_RUNNERS; i++) {
+		struct mn__lane *l = q.r[i].cur;
+		q.r[i].used = false;
+		q.r[i].cur = NULL;
+		if (!l)
+			continue;
+		l->flags &= ~LANE_RUNNING;
+		if (l->flags & LANE_ORPHAN)
+			orphans[n_orphans++] = l;
+		else if ((l->flags & (LANE_AGAIN | LANE_CLOSED)) == LANE_AGAIN)
+			enqueue(l);
+	}
+	q.n_runners = q.idle = 0;
+	q.spawning = q.stop = false;
+	mn__lane_unlock();
+	/* Freed without the lane lock: free() may unmap, which the range
+	   hooks report to callbacks. */
+	for (unsigned int i = 0; i < n_orphans; i++) {
+		mn_sub *sub = mn__container_of(orphans[i], mn_sub, lane);
+		sub->release(&sub->node);
+	}
 }
 
 void mn__dispatch_wake_async(void)
@@ -196,10 +509,13 @@ static int run_once(int timeout_ms)
 
 static void *thread_main(void *arg)
 {
+	int timeout = -1;
+
 	(void)arg;
 	tls_on_dispatcher = true;
 	while (!atomic_load(&d.stop)) {
-		int r = run_once(-1);
+		int r = run_once(timeout);
+		timeout = lanes_watch();
 		if (r < 0 && r != -EINTR) {
 			mn__err("dispatcher: epoll_wait: %s", strerror(-r));
 			break;
@@ -355,6 +671,7 @@ int mn__dispatch_rebuild_after_fork(void)
 	d.epfd = d.wakefd = -1;
 	d.thread_running = d.thread_starting = false;
 	atomic_store(&d.dispatching, 0);
+	lanes_after_fork();
 	/* The signal wake eventfd is shared with the parent: put a fresh one
 	   at the same number, so that a handler's cached number stays right. */
 	if (atomic_load(&d.sigwakefd) >= 0) {
@@ -429,6 +746,8 @@ int mn_dispatch(int timeout_ms)
 	tls_on_dispatcher = true;
 	ret = run_once(timeout_ms);
 	tls_on_dispatcher = false;
+	if (ret >= 0)
+		lanes_run_here();
 	atomic_store(&d.dispatching, 0);
 	return ret;
 }
@@ -440,7 +759,7 @@ int mn_shutdown(void)
 
 	mn__check_unlocked();
 	mn__enter();
-	if (tls_on_dispatcher || mn__chain_in_any_walk())
+	if (tls_on_dispatcher || tls_lane || mn__chain_in_any_walk())
 		return -EBUSY;
 	mn__lock();
 	if (mn__sub_count() > 0 || d.thread_starting) {
@@ -457,6 +776,9 @@ int mn_shutdown(void)
 		d.thread_running = false;
 	}
 	h = shutdown_hooks;
+	mn__unlock();
+	lanes_stop();
+	mn__lock();
 	mn__unlock();
 	/* Teardowns queued by the last unsubscriptions. */
 	run_work();

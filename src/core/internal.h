@@ -166,6 +166,7 @@ struct mn__counters {
 	_Atomic uint64_t source_errors;
 	_Atomic uint64_t wakeups;
 	_Atomic uint64_t samples;
+	_Atomic uint64_t coalesced;
 };
 extern struct mn__counters mn__counters;
 #define mn__count(name, n)                                                    \

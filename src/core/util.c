@@ -194,6 +194,9 @@ int mn_stats(struct mn_stats *out)
 	out->source_errors = atomic_load(&mn__counters.source_errors);
 	out->wakeups = atomic_load(&mn__counters.wakeups);
 	out->samples = atomic_load(&mn__counters.samples);
+	if (out->sz >= offsetof(struct mn_stats, events_coalesced) +
+			       sizeof(out->events_coalesced))
+		out->events_coalesced = atomic_load(&mn__counters.coalesced);
 	return 0;
 }
 

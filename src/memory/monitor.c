@@ -92,6 +92,11 @@ struct memsub {
 	void *ctx;
 	struct mon *mon;
 	_Atomic int needs_initial;
+	/* The mailbox of its delivery lane (lane lock): the newest status
+	   not yet delivered, and what this subscriber was last told. */
+	bool has_pending;
+	struct mn_memory_status pending;
+	enum mn_memory_level told;
 };
 
 static struct mon *monitors; /* core lock */
@@ -256,6 +261,60 @@ const char *mn_memory_mechanism_name(unsigned int mechanism)
 
 /* --- delivery (dispatcher) ----------------------------------------------- */
 
+/*
+ * Hand @st to @s's delivery lane; its callback runs on a delivery thread
+ * (see dispatch.c), so a slow subscriber holds up no other.  If the last
+ * status is still waiting there (the callback is still running), the two
+ * merge: the newest level and figures win, the change in between is
+ * counted (skipped_changes, mn_stats events_coalesced), an INITIAL or an
+ * ERROR reason is kept (an error is never folded away).  previous_level is
+ * set at delivery: the level the subscriber was last told.
+ */
+static void post(struct memsub *s, const struct mn_memory_status *st)
+{
+	enum mn_memory_reason reason = st->reason;
+	uint64_t skipped = 0;
+
+	mn__lane_lock();
+	if (s->has_pending) {
+		enum mn_memory_reason was = s->pending.reason;
+		skipped = s->pending.skipped_changes + 1;
+		if (was == MN_MEMORY_ERROR || reason == MN_MEMORY_ERROR)
+			reason = MN_MEMORY_ERROR;
+		else if (was == MN_MEMORY_INITIAL)
+			reason = MN_MEMORY_INITIAL;
+		mn__count(coalesced, 1);
+	}
+	s->pending = *st;
+	s->pending.reason = reason;
+	s->pending.skipped_changes = skipped;
+	if (st->reason == MN_MEMORY_INITIAL)
+		s->told = MN_MEMORY_LEVEL_UNKNOWN;
+	s->has_pending = true;
+	mn__lane_ready(&s->sub.lane);
+	mn__lane_unlock();
+}
+
+/* The lane's run: on a delivery thread, no lock held. */
+static void memsub_run(struct mn__lane *l)
+{
+	struct memsub *s = mn__container_of(l, struct memsub, sub.lane);
+	struct mn_memory_status st;
+
+	mn__lane_lock();
+	if (!s->has_pending) {
+		mn__lane_unlock();
+		return;
+	}
+	st = s->pending;
+	s->has_pending = false;
+	st.previous_level = s->told;
+	s->told = st.level;
+	mn__lane_unlock();
+	s->cb(&st, s->ctx);
+	mn__count(delivered, 1);
+}
+
 static void deliver(struct mon *m, enum mn_memory_level prev, bool changed,
 		    unsigned int mechanism, int error)
 {
@@ -292,8 +351,7 @@ static void deliver(struct mon *m, enum mn_memory_level prev, bool changed,
 		} else {
 			continue;
 		}
-		s->cb(&st, s->ctx);
-		mn__count(delivered, 1);
+		post(s, &st);
 	}
 	mn__chain_walk_end(&rd);
 	mn__chain_reclaim(&m->chain);
@@ -931,6 +989,7 @@ int mn_memory_subscribe(const struct mn_memory_opts *opts, mn_memory_cb cb,
 	s->cb = cb;
 	s->ctx = ctx;
 	s->sub.node.release = memsub_release;
+	s->sub.lane.run = memsub_run;
 	atomic_init(&s->needs_initial, 1);
 	/* Probes and the dispatcher's thread run with no lock held. */
 	mn__cap_supported(MN_CAP_PSI_TRIGGER);
@@ -999,7 +1058,11 @@ int mn_memory_status(const struct mn_memory_opts *opts,
 	struct params p;
 	int err;
 
-	mn__check(out && out->sz >= sizeof(struct mn_memory_status), -EINVAL);
+	/* The sz rule: a 0.1 caller's struct ends before skipped_changes;
+	   only the first sz bytes are written. */
+	mn__check(out && out->sz >= offsetof(struct mn_memory_status,
+					     skipped_changes),
+		  -EINVAL);
 	mn__enter();
 	err = make_params(opts, &p);
 	if (err)
@@ -1007,8 +1070,9 @@ int mn_memory_status(const struct mn_memory_opts *opts,
 	err = mn__sampler_open(&smp, &p.cg);
 	if (err)
 		return err;
-	memset(out, 0, sizeof(*out));
-	out->sz = sizeof(*out);
+	size_t sz = MN__MIN(out->sz, sizeof(*out));
+	struct mn_memory_status full = { .sz = sz }, *caller = out;
+	out = &full;
 	err = mn__sampler_read(&smp, out, mn__now_mono_usec());
 	mn__sampler_close(&smp);
 	if (err)
@@ -1021,6 +1085,7 @@ int mn_memory_status(const struct mn_memory_opts *opts,
 	out->high_percent = p.high;
 	out->low_bytes = t.low;
 	out->high_bytes = t.high;
+	memcpy(caller, &full, sz);
 	return 0;
 }
 

@@ -30,12 +30,14 @@ struct vmwatch {
 	bool uffd;             /* registered with userfaultfd */
 	mn_vm_cb cb;
 	void *ctx;
+	struct vmring *ring;   /* MN_VM_DISPATCH, else NULL */
 };
 
 struct vmlistener {
 	struct mn_sub sub;
 	mn_vm_cb cb;
 	void *ctx;
+	struct vmring *ring;   /* MN_VM_DISPATCH, else NULL */
 };
 
 struct idx_entry {
@@ -83,7 +85,119 @@ const char *mn_vm_event_name(enum mn_vm_kind kind)
 	case MN_VM_MOVE: return "vm.move";
 	case MN_VM_DISCARD: return "vm.discard";
 	case MN_VM_PROTECT: return "vm.protect";
+	case MN_VM_LOST: return "vm.lost";
 	default: return "vm.unknown";
+	}
+}
+
+/* --- dispatched subscriptions (MN_VM_DISPATCH) -------------------------------
+ *
+ * A dispatched watch or listener is told on a delivery thread (thread
+ * context), never in the hooked thread or a signal handler: the hook
+ * copies the event into the subscription's ring and wakes the dispatcher;
+ * the subscription's delivery lane drains the ring in order.
+ *
+ * The ring is a fixed array allocated at subscription (RING_SIZE events),
+ * a bounded multi-producer queue (Vyukov's): a producer claims a slot
+ * with one compare-and-swap on head, copies the event and publishes it by
+ * storing the slot's sequence number.  Producers take no lock, allocate
+ * nothing and make no system call but the eventfd write(2) of
+ * mn__dispatch_wake_async(): async-signal-safe, so it runs from a hook in
+ * a signal handler too.  A producer interrupted between its claim and its
+ * publication (by a signal handler that pushes too) only makes the
+ * consumer stop at that slot until it is published; the producer's own
+ * wakeup brings the consumer back.  When the ring is full the event is
+ * dropped and counted (here and in mn_stats events_lost); the lane reports
+ * the count to the subscriber with an MN_VM_LOST event after the events
+ * that preceded the loss.
+ */
+#define RING_SIZE 256u /* a power of two */
+
+struct vmring {
+	_Atomic uint64_t head;      /* next position to claim */
+	uint64_t tail;              /* next to read: its lane only */
+	_Atomic uint64_t lost;      /* dropped, the ring being full */
+	uint64_t lost_told;         /* its lane only */
+	_Atomic int pending;        /* pushed since the lane last drained */
+	struct {
+		_Atomic uint64_t seq;   /* pos: free for pos; pos + 1: holds pos */
+		struct mn_vm_event ev;
+	} slot[RING_SIZE];
+};
+
+/* Some ring has something the dispatcher has not handed to its lane. */
+static _Atomic int rings_pending;
+
+static struct vmring *ring_new(void)
+{
+	struct vmring *r = calloc(1, sizeof(*r));
+
+	for (uint64_t i = 0; r && i < RING_SIZE; i++)
+		atomic_init(&r->slot[i].seq, i);
+	return r;
+}
+
+/* Async-signal-safe (see above). */
+static void ring_push(struct vmring *r, const struct mn_vm_event *ev)
+{
+	uint64_t pos = atomic_load_explicit(&r->head, memory_order_relaxed);
+
+	for (;;) {
+		uint64_t seq = atomic_load_explicit(&r->slot[pos % RING_SIZE].seq,
+						    memory_order_acquire);
+		int64_t diff = (int64_t)(seq - pos);
+		if (diff == 0) {
+			if (atomic_compare_exchange_weak(&r->head, &pos, pos + 1))
+				break;
+		} else if (diff < 0) {
+			atomic_fetch_add(&r->lost, 1); /* full */
+			mn__count(lost, 1);
+			pos = UINT64_MAX;
+			break;
+		} else {
+			pos = atomic_load_explicit(&r->head, memory_order_relaxed);
+		}
+	}
+	if (pos != UINT64_MAX) {
+		r->slot[pos % RING_SIZE].ev = *ev;
+		atomic_store_explicit(&r->slot[pos % RING_SIZE].seq, pos + 1,
+				      memory_order_release);
+	}
+	atomic_store(&r->pending, 1);
+	if (!atomic_exchange(&rings_pending, 1))
+		mn__dispatch_wake_async();
+}
+
+/* Its lane, on a delivery thread: every published event in order, then
+   the losses since the last report. */
+static void ring_drain(struct vmring *r, mn_vm_cb cb, void *ctx)
+{
+	struct mn_vm_event ev;
+	uint64_t lost;
+
+	atomic_store(&r->pending, 0);
+	for (;;) {
+		uint64_t pos = r->tail;
+		if (atomic_load_explicit(&r->slot[pos % RING_SIZE].seq,
+					 memory_order_acquire) != pos + 1)
+			break;
+		ev = r->slot[pos % RING_SIZE].ev;
+		atomic_store_explicit(&r->slot[pos % RING_SIZE].seq,
+				      pos + RING_SIZE, memory_order_release);
+		r->tail = pos + 1;
+		cb(&ev, ctx);
+		mn__count(delivered, 1);
+	}
+	lost = atomic_load(&r->lost);
+	if (lost > r->lost_told) {
+		memset(&ev, 0, sizeof(ev));
+		ev.sz = sizeof(ev);
+		ev.kind = MN_VM_LOST;
+		ev.prot = -1;
+		ev.lost = lost - r->lost_told;
+		r->lost_told = lost;
+		cb(&ev, ctx);
+		mn__count(delivered, 1);
 	}
 }
 
@@ -130,6 +244,10 @@ static void deliver_watches(struct mn_vm_event *ev)
 			if (!ev->late && e->w->uffd &&
 			    (ev->kind == MN_VM_UNMAP || ev->kind == MN_VM_MOVE))
 				mn__uffd_forget(ev->address, ev->length);
+			if (e->w->ring) {
+				ring_push(e->w->ring, ev);
+				continue;
+			}
 			e->w->cb(ev, e->w->ctx);
 			mn__count(delivered, 1);
 		}
@@ -151,6 +269,10 @@ static void deliver_listeners(struct mn_vm_event *ev)
 		struct vmlistener *l = mn__container_of(n, struct vmlistener, sub.node);
 		if (ev->tid == -1)
 			ev->tid = (int)syscall(SYS_gettid);
+		if (l->ring) {
+			ring_push(l->ring, ev);
+			continue;
+		}
 		l->cb(ev, l->ctx);
 		mn__count(delivered, 1);
 	}
@@ -236,6 +358,55 @@ void mn__vm_notify_late(struct mn_vm_event *ev)
 	mn__chain_reclaim(&vm.watches);
 }
 
+/* --- dispatched subscriptions: thread context ------------------------------ */
+
+static void watch_run(struct mn__lane *l)
+{
+	struct vmwatch *w = mn__container_of(l, struct vmwatch, sub.lane);
+
+	ring_drain(w->ring, w->cb, w->ctx);
+}
+
+static void listener_run(struct mn__lane *l)
+{
+	struct vmlistener *li = mn__container_of(l, struct vmlistener, sub.lane);
+
+	ring_drain(li->ring, li->cb, li->ctx);
+}
+
+static void ready_pending(struct mn__chain *c)
+{
+	struct mn__chain_reader rd;
+	struct mn__chain_node *n;
+
+	mn__chain_walk_begin(c, &rd);
+	while ((n = mn__chain_walk_next(&rd))) {
+		mn_sub *sub = mn__container_of(n, mn_sub, node);
+		/* Both kinds start with their mn_sub; the ring follows cb. */
+		struct vmring *r = c == &vm.watches
+			? mn__container_of(sub, struct vmwatch, sub)->ring
+			: mn__container_of(sub, struct vmlistener, sub)->ring;
+		if (!r || !atomic_load(&r->pending))
+			continue;
+		mn__lane_lock();
+		mn__lane_ready(&sub->lane);
+		mn__lane_unlock();
+	}
+	mn__chain_walk_end(&rd);
+}
+
+/* The dispatcher, after a signal-safe wakeup: hand each ring that has
+   something to its lane. */
+static void rings_hook_fn(void)
+{
+	if (!atomic_exchange(&rings_pending, 0))
+		return;
+	ready_pending(&vm.listeners);
+	ready_pending(&vm.watches);
+}
+
+static struct mn__async_hook rings_hook = { .fn = rings_hook_fn };
+
 /* --- writers (core lock) ----------------------------------------------------- */
 
 /*
@@ -276,6 +447,7 @@ static int setup(void)
 	mn__chain_init(&vm.watches, MN__CHAIN_OLDEST_FIRST);
 	mn__chain_init(&vm.listeners, MN__CHAIN_OLDEST_FIRST);
 	mn__fork_hook_register(&fork_hook);
+	mn__async_hook_register(&rings_hook);
 	vm.ready = true;
 	return 0;
 }
@@ -348,7 +520,10 @@ static void update_active(void)
 
 static void watch_release(struct mn__chain_node *n)
 {
-	free(mn__container_of(n, struct vmwatch, sub.node));
+	struct vmwatch *w = mn__container_of(n, struct vmwatch, sub.node);
+
+	free(w->ring);
+	free(w);
 }
 
 static struct mn__chain *watch_unlink(mn_sub *sub, struct mn__chain_removal *rm)
@@ -388,7 +563,8 @@ int mn_vm_watch(const void *addr, size_t len, unsigned int flags, mn_vm_cb cb,
 
 	mn__check(out, -EINVAL);
 	*out = NULL;
-	mn__check(cb && len > 0 && lo + len > lo && !(flags & ~MN_VM_NO_USERFAULTFD),
+	mn__check(cb && len > 0 && lo + len > lo &&
+		  !(flags & ~(MN_VM_NO_USERFAULTFD | MN_VM_DISPATCH)),
 		  -EINVAL);
 	mn__check(lo + len <= UINT64_MAX - ps, -EINVAL);
 	mn__check_unlocked();
@@ -402,6 +578,18 @@ int mn_vm_watch(const void *addr, size_t len, unsigned int flags, mn_vm_cb cb,
 	w->cb = cb;
 	w->ctx = ctx;
 	w->sub.node.release = watch_release;
+	if ((flags & MN_VM_DISPATCH) && !(w->ring = ring_new())) {
+		free(w);
+		return -ENOMEM;
+	}
+	if (w->ring) {
+		w->sub.lane.run = watch_run;
+		err = mn__dispatch_start(); /* no lock held: its thread */
+		if (err) {
+			watch_release(&w->sub.node);
+			return err;
+		}
+	}
 	/* With no lock held: the entry redirection (it calls dlopen and
 	   changes code), the userfaultfd reader and the dispatcher's thread. */
 	mn__vm_hooks_install();
@@ -424,7 +612,7 @@ int mn_vm_watch(const void *addr, size_t len, unsigned int flags, mn_vm_cb cb,
 	}
 	if (err) {
 		mn__unlock();
-		free(w);
+		watch_release(&w->sub.node);
 		return err;
 	}
 	if (!(flags & MN_VM_NO_USERFAULTFD) && mn__dispatch_ensure() == 0)
@@ -434,7 +622,7 @@ int mn_vm_watch(const void *addr, size_t len, unsigned int flags, mn_vm_cb cb,
 	mn__unlock();
 	mn__chain_finish_remove(&vm.watches, &rm);
 	reclaim_indexes();
-	if (w->uffd)
+	if (w->uffd || w->ring)
 		mn__dispatch_start(); /* a concurrent mn_shutdown() stopped it */
 	*out = &w->sub;
 	return 0;
@@ -442,7 +630,10 @@ int mn_vm_watch(const void *addr, size_t len, unsigned int flags, mn_vm_cb cb,
 
 static void listener_release(struct mn__chain_node *n)
 {
-	free(mn__container_of(n, struct vmlistener, sub.node));
+	struct vmlistener *l = mn__container_of(n, struct vmlistener, sub.node);
+
+	free(l->ring);
+	free(l);
 }
 
 static struct mn__chain *listener_unlink(mn_sub *sub, struct mn__chain_removal *rm)
@@ -465,7 +656,7 @@ int mn_vm_listen(unsigned int flags, mn_vm_cb cb, void *ctx, mn_sub **out)
 
 	mn__check(out, -EINVAL);
 	*out = NULL;
-	mn__check(cb && flags == 0, -EINVAL);
+	mn__check(cb && !(flags & ~MN_VM_DISPATCH), -EINVAL);
 	mn__check_unlocked();
 	mn__enter();
 	l = calloc(1, sizeof(*l));
@@ -474,19 +665,33 @@ int mn_vm_listen(unsigned int flags, mn_vm_cb cb, void *ctx, mn_sub **out)
 	l->cb = cb;
 	l->ctx = ctx;
 	l->sub.node.release = listener_release;
+	if ((flags & MN_VM_DISPATCH) && !(l->ring = ring_new())) {
+		free(l);
+		return -ENOMEM;
+	}
+	if (l->ring) {
+		l->sub.lane.run = listener_run;
+		err = mn__dispatch_start(); /* no lock held: its thread */
+		if (err) {
+			listener_release(&l->sub.node);
+			return err;
+		}
+	}
 	mn__vm_hooks_install(); /* no lock held: dlopen, code changes */
 	mn__lock();
 	setup();
 	err = mn__chain_add(&vm.listeners, &l->sub.node, &rm);
 	if (err) {
 		mn__unlock();
-		free(l);
+		listener_release(&l->sub.node);
 		return err;
 	}
 	mn__sub_register(&l->sub, &listener_ops);
 	update_active();
 	mn__unlock();
 	mn__chain_finish_remove(&vm.listeners, &rm);
+	if (l->ring)
+		mn__dispatch_start(); /* a concurrent mn_shutdown() stopped it */
 	*out = &l->sub;
 	return 0;
 }
