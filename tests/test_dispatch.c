@@ -32,9 +32,7 @@
 #define WAIT_MS 10000 /* bound on every wait for a callback */
 
 struct rec {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	int calls;
+	struct mn_test_rec rec; /* calls counted in rec.n */
 	pthread_t thread;
 	struct mn_memory_status last;
 	/* behaviour */
@@ -48,8 +46,7 @@ struct rec {
 static void rec_init(struct rec *r)
 {
 	memset(r, 0, sizeof(*r));
-	pthread_mutex_init(&r->lock, NULL);
-	pthread_cond_init(&r->cond, NULL);
+	mn_test_rec_init(&r->rec);
 	r->pipe_wr = -1;
 }
 
@@ -57,11 +54,10 @@ static void on_mem(const struct mn_memory_status *st, void *ctx)
 {
 	struct rec *r = ctx;
 
-	pthread_mutex_lock(&r->lock);
-	r->calls++;
+	mn_test_rec_lock(&r->rec);
 	r->thread = pthread_self();
 	r->last = *st;
-	pthread_mutex_unlock(&r->lock);
+	pthread_mutex_unlock(&r->rec.lock);
 	if (r->try_dispatch)
 		r->dispatch_ret = mn_dispatch(0);
 	if (r->self) {
@@ -73,26 +69,14 @@ static void on_mem(const struct mn_memory_status *st, void *ctx)
 		if (write(r->pipe_wr, &c, 1) < 0)
 			abort();
 	}
-	pthread_mutex_lock(&r->lock);
-	pthread_cond_broadcast(&r->cond);
-	pthread_mutex_unlock(&r->lock);
+	mn_test_rec_lock(&r->rec);
+	mn_test_rec_done(&r->rec); /* counted once its work is done */
 }
 
 /* Wait (bounded) until the callback ran at least @n times. */
 static bool rec_wait(struct rec *r, int n)
 {
-	struct timespec ts;
-	bool ok;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += WAIT_MS / 1000;
-	pthread_mutex_lock(&r->lock);
-	while (r->calls < n)
-		if (pthread_cond_timedwait(&r->cond, &r->lock, &ts) == ETIMEDOUT)
-			break;
-	ok = r->calls >= n;
-	pthread_mutex_unlock(&r->lock);
-	return ok;
+	return mn_test_rec_wait(&r->rec, n, WAIT_MS);
 }
 
 static void test_thread_mode(void **state)
@@ -140,12 +124,12 @@ static void test_external_mode(void **state)
 	assert_int_equal(mn_memory_subscribe(NULL, on_mem, &r, &sub), 0);
 	pfd = (struct pollfd){ .fd = fd, .events = POLLIN };
 	/* Nothing runs until we dispatch. */
-	assert_int_equal(r.calls, 0);
-	while (r.calls == 0) {
+	assert_int_equal(r.rec.n, 0);
+	while (r.rec.n == 0) {
 		assert_int_equal(poll(&pfd, 1, WAIT_MS), 1);
 		assert_true(mn_dispatch(0) >= 0);
 	}
-	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.rec.n, 1);
 	assert_true(pthread_equal(r.thread, pthread_self()));
 	assert_int_equal(r.dispatch_ret, -EBUSY); /* no recursion */
 	assert_int_equal(r.last.reason, MN_MEMORY_INITIAL);
@@ -157,19 +141,19 @@ static void test_external_mode(void **state)
 	rec_init(&r2);
 	assert_int_equal(mn_memory_subscribe(NULL, on_mem, &r2, &sub2), 0);
 	r2.self = sub2;
-	while (r2.calls == 0) {
+	while (r2.rec.n == 0) {
 		assert_int_equal(poll(&pfd, 1, WAIT_MS), 1);
 		assert_true(mn_dispatch(0) >= 0);
 	}
 	assert_int_equal(r2.unsub_ret, 0);
 	assert_int_equal(mn_unsubscribe(sub2), -ENOENT);
-	calls_before = r.calls;
+	calls_before = r.rec.n;
 	/* Dispatch a little more: the monitor keeps running for r, and r2's
 	   deferred memory is reclaimed without harm (ASan watches). */
 	for (int i = 0; i < 3; i++)
 		mn_dispatch(50);
-	assert_true(r.calls >= calls_before);
-	assert_int_equal(r2.calls, 1);
+	assert_true(r.rec.n >= calls_before);
+	assert_int_equal(r2.rec.n, 1);
 
 	assert_int_equal(mn_unsubscribe(sub), 0);
 	assert_int_equal(mn_shutdown(), 0);
