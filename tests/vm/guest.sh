@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs inside the VM (tests/vm/init starts it as root, on the host's root
+# with a tmpfs overlay, in the cgroup v2 group /guest).  Writes what the
+# host reads back into the results share: status.txt (memnotify status),
+# ctest.log, summary, and for "bench" pressure_latency.txt.
+set -u
+out=$1
+# shellcheck disable=SC1091
+. "$out/config"
+cd "$MN_BUILD" || exit 1
+cli=$MN_BUILD/bin/memnotify
+{
+	echo "== guest: $(uname -srm), $(nproc) CPUs, $(awk '/MemTotal/{print int($2/1024)" MiB"}' /proc/meminfo)"
+	echo "== cgroup: $(cat /proc/self/cgroup); controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
+} | tee "$out/summary"
+"$cli" status >"$out/status.txt" 2>&1
+cat "$out/status.txt"
+
+rc=0
+case $MN_SUITE in
+vm)
+	ctest -L vm --no-tests=error --output-on-failure --timeout 240 2>&1 | tee "$out/ctest.log"
+	rc=${PIPESTATUS[0]}
+	;;
+check)
+	# The whole suite, as `make check` runs it (CI's TSan wrapper variable
+	# is harmless here).
+	ctest --output-on-failure --timeout 600 2>&1 | tee "$out/ctest.log"
+	rc=${PIPESTATUS[0]}
+	;;
+bench)
+	if [ -x "$MN_BUILD/bench/pressure_latency" ]; then
+		"$MN_BUILD/bench/pressure_latency" 2>&1 | tee "$out/pressure_latency.txt"
+		rc=${PIPESTATUS[0]}
+	else
+		echo "no $MN_BUILD/bench/pressure_latency: make bench builds it first"
+		rc=1
+	fi
+	;;
+esac
+grep -E "tests passed|tests failed|Skipped|Failed|\*\*\*" "$out/ctest.log" 2>/dev/null >>"$out/summary"
+exit "$rc"
