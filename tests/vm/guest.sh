@@ -38,5 +38,6 @@ bench)
 	fi
 	;;
 esac
+cp Testing/Temporary/LastTest.log "$out/LastTest.log" 2>/dev/null
 grep -E "tests passed|tests failed|Skipped|Failed|\*\*\*" "$out/ctest.log" 2>/dev/null >>"$out/summary"
 exit "$rc"
