@@ -19,13 +19,13 @@ cat "$out/status.txt"
 rc=0
 case $MN_SUITE in
 vm)
-	ctest -L vm --no-tests=error --output-on-failure --timeout 240 2>&1 | tee "$out/ctest.log"
+	ctest -L vm --no-tests=error --output-on-failure --timeout 240 $MN_CTEST_ARGS 2>&1 | tee "$out/ctest.log"
 	rc=${PIPESTATUS[0]}
 	;;
 check)
 	# The whole suite, as `make check` runs it (CI's TSan wrapper variable
 	# is harmless here).
-	ctest --output-on-failure --timeout 600 2>&1 | tee "$out/ctest.log"
+	ctest --output-on-failure --timeout 600 $MN_CTEST_ARGS 2>&1 | tee "$out/ctest.log"
 	rc=${PIPESTATUS[0]}
 	;;
 bench)

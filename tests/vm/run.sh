@@ -20,7 +20,8 @@
 # out; 77 (ctest's skip code) when this machine cannot run the VM (no
 # QEMU, no kernel, no busybox), with the reason.
 # Environment: MN_VM_KERNEL (vmlinuz), MN_VM_TIMEOUT (seconds, default 300
-# for "vm", 1800 for "check"), MN_VM_MEM (MiB, default 1024), MN_VM_SMP (2).
+# for "vm", 1800 for "check"), MN_VM_MEM (MiB, default 1024), MN_VM_SMP (2),
+# MN_VM_CTEST_ARGS (more ctest arguments in the guest, e.g. "-R test_inject").
 set -euo pipefail
 
 build=$(realpath "${1:?usage: $0 BUILD_DIR [vm|check|bench]}")
@@ -79,7 +80,7 @@ MN_SRC='$src'
 MN_BUILD='$build'
 MN_SUITE='$suite'
 MN_OUT='$out'
-MN_CI='${CI:-}'
+MN_CTEST_ARGS='${MN_VM_CTEST_ARGS:-}'
 EOF
 
 # --- boot --------------------------------------------------------------
