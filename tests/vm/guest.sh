@@ -17,21 +17,31 @@ cli=$MN_BUILD/bin/memnotify
 cat "$out/status.txt"
 
 rc=0
+# The guest kernel has each of these: the probes must say so.
+for cap in memory_failure mce_early_kill hwpoison_inject cgroup_v2_memory cgroup_v2_psi; do
+	if grep -q "^$cap  *yes " "$out/status.txt"; then
+		echo "ok   probe $cap: yes" | tee -a "$out/summary"
+	else
+		echo "FAIL probe $cap: $(grep "^$cap " "$out/status.txt")" | tee -a "$out/summary"
+		rc=1
+	fi
+done
+grep -q "^inject  *available" "$out/status.txt" || { echo "FAIL status: inject not available"; rc=1; }
 case $MN_SUITE in
 vm)
 	ctest -L vm --no-tests=error --output-on-failure --timeout 240 $MN_CTEST_ARGS 2>&1 | tee "$out/ctest.log"
-	rc=${PIPESTATUS[0]}
+	[ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
 	;;
 check)
 	# The whole suite, as `make check` runs it (CI's TSan wrapper variable
 	# is harmless here).
 	ctest --output-on-failure --timeout 600 $MN_CTEST_ARGS 2>&1 | tee "$out/ctest.log"
-	rc=${PIPESTATUS[0]}
+	[ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
 	;;
 bench)
 	if [ -x "$MN_BUILD/bench/pressure_latency" ]; then
 		"$MN_BUILD/bench/pressure_latency" 2>&1 | tee "$out/pressure_latency.txt"
-		rc=${PIPESTATUS[0]}
+		[ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
 	else
 		echo "no $MN_BUILD/bench/pressure_latency: make bench builds it first"
 		rc=1
