@@ -21,7 +21,9 @@
 # QEMU, no kernel, no busybox), with the reason.
 # Environment: MN_VM_KERNEL (vmlinuz), MN_VM_TIMEOUT (seconds, default 300
 # for "vm", 1800 for "check"), MN_VM_MEM (MiB, default 1024), MN_VM_SMP (2),
-# MN_VM_CTEST_ARGS (more ctest arguments in the guest, e.g. "-R test_inject").
+# MN_VM_CTEST_ARGS (more ctest arguments in the guest, e.g. "-R test_inject"),
+# MN_VM_TIMEOUT_SCALE (suite "check": each test's time limit is multiplied
+# by it in the guest; default 10 under TCG, 1 with KVM).
 set -euo pipefail
 
 build=$(realpath "${1:?usage: $0 BUILD_DIR [vm|check|bench]}")
@@ -86,7 +88,9 @@ EOF
 # --- boot --------------------------------------------------------------
 accel=tcg
 [ -w /dev/kvm ] && accel=kvm
-case $suite in check) deftime=1800 ;; *) deftime=300 ;; esac
+scale=${MN_VM_TIMEOUT_SCALE:-$([ $accel = kvm ] && echo 1 || echo 10)}
+echo "MN_TIMEOUT_SCALE='$scale'" >>"$out/config"
+case $suite in check) deftime=3600 ;; *) deftime=300 ;; esac
 timeout=${MN_VM_TIMEOUT:-$deftime}
 echo "check-vm: kernel $kver, $accel, ${MN_VM_MEM:-1024} MiB, ${MN_VM_SMP:-2} CPUs, suite $suite, timeout ${timeout}s"
 start=$(date +%s)
