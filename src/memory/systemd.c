@@ -95,16 +95,13 @@ static int open_socket(const char *path)
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
 	memcpy(sa.sun_path, path, strlen(path) + 1);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Non-blocking: connect() to a listener whose backlog is full fails
+	   (EAGAIN) instead of waiting with the core lock held, and drain()
+	   never waits. */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		err = -errno;
-		close(fd);
-		return err;
-	}
-	/* Non-blocking from here: drain() must never wait. */
-	if (fcntl(fd, F_SETFL, O_NONBLOCK) < 0) {
 		err = -errno;
 		close(fd);
 		return err;
@@ -154,7 +151,9 @@ static int open_watch(const char *path, const unsigned char *data, int n,
 			return fd;
 	} else if (S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode)) {
 		/* O_RDWR: a FIFO then never reports POLLHUP for want of a
-		   writer, and a PSI file takes the trigger. */
+		   writer, and a PSI file takes the trigger.  Bytes written
+		   to a FIFO that no one else reads come back as one event,
+		   as with sd-event. */
 		fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 		if (fd < 0)
 			return -errno;
