@@ -94,6 +94,7 @@ case $suite in check) deftime=3600 ;; *) deftime=300 ;; esac
 timeout=${MN_VM_TIMEOUT:-$deftime}
 echo "check-vm: kernel $kver, $accel, ${MN_VM_MEM:-1024} MiB, ${MN_VM_SMP:-2} CPUs, suite $suite, timeout ${timeout}s"
 start=$(date +%s)
+: >"$out/console.log" # before tail follows it
 "$qemu" -machine q35,accel=$accel -cpu max -m "${MN_VM_MEM:-1024}" -smp "${MN_VM_SMP:-2}" \
 	-nographic -no-reboot -nodefaults -serial stdio -monitor none \
 	-kernel "$kernel" -initrd "$work/initrd.gz" \
