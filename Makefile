@@ -11,6 +11,9 @@
 #                               runs ldconfig as root when the library goes
 #                               to a directory the loader searches)
 #   make fuzz FUZZ_SECONDS=20   run each libFuzzer target (clang)
+#   make check-vm               the "vm" tests in a QEMU guest (kernel 6.1:
+#                               real cgroup v2, real memory failure)
+#   make check-vm-full          the whole ctest suite in that guest
 
 SANITIZE ?=
 WERROR ?= $(if $(CI),ON,OFF)
@@ -24,12 +27,17 @@ CMAKE_FLAGS = -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
 	-DMN_SANITIZE=$(SANITIZE) -DMN_WERROR=$(WERROR) \
 	-DCMAKE_INSTALL_PREFIX=$(PREFIX)
 
-.PHONY: all build run check bench install fuzz deps build-deps clean
+.PHONY: all build run check check-vm check-vm-full bench install fuzz deps vm-deps build-deps clean
 
 all: build
 
 deps:
 	@tools/ensure-deps.sh --test
+
+# Not fatal: without the packages (and not root) tests/vm/run.sh says what
+# is missing and skips.
+vm-deps:
+	-@tools/ensure-deps.sh --vm
 
 build-deps:
 	@tools/ensure-deps.sh --build
@@ -46,6 +54,16 @@ run: build
 
 check: build
 	@cd $(BUILD_DIR) && TSAN_OPTIONS="die_after_fork=0 $${TSAN_OPTIONS:-}" ctest --output-on-failure --timeout 300 $(CTEST_ARGS)
+
+# The VM test bed (tests/vm/run.sh).  Exit 77 from the runner means this
+# machine cannot boot the guest (it says why): reported, not a failure.
+VM_RUN = tests/vm/run.sh $(BUILD_DIR) $(1) || { rc=$$?; [ $$rc -eq 77 ] && \
+	echo "check-vm: SKIPPED (reason above)" || exit $$rc; }
+check-vm: build vm-deps
+	@$(call VM_RUN,vm)
+
+check-vm-full: build vm-deps
+	@$(call VM_RUN,check)
 
 bench: build
 	@cmake --build $(BUILD_DIR) --target bench-all

@@ -41,6 +41,17 @@ int mn_test_cgroup_create(uint64_t limit_bytes, char *path, size_t pathlen,
 		snprintf(why, whylen, "this process has no memory cgroup");
 		return -EOPNOTSUPP;
 	}
+	/* cgroup v2 has no internal processes: a group with processes (ours)
+	   cannot give its children the memory controller.  Then the group
+	   goes beside ours, under our parent, as a delegated service does. */
+	if (self.version == MN_CGROUP_V2) {
+		snprintf(file, sizeof(file), "%s/cgroup.subtree_control", self.path);
+		if (write_str(file, "+memory") != 0) {
+			char *slash = strrchr(self.path, '/');
+			if (slash && slash != self.path)
+				*slash = '\0';
+		}
+	}
 	snprintf(path, pathlen, "%s/mntest-%d-%ld", self.path, (int)getpid(),
 		 (long)(mn_test_now_usec() % 1000000));
 	if (mkdir(path, 0755) < 0) {

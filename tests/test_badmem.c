@@ -14,6 +14,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -355,16 +356,35 @@ static void test_real_hwpoison(void **state)
 		mn_sub *sub, *ar;
 		char *p = mmap(NULL, pagesz(), PROT_READ | PROT_WRITE,
 			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		uint64_t pm = 0;
+		int fd, ok;
 		seen_init(&s);
 		alarm(30);
 		p[0] = 1;
+		/* The frame, to give it back afterwards (debugfs hwpoison). */
+		fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+		if (fd >= 0 && pread(fd, &pm, 8, (off_t)((uintptr_t)p / pagesz() * 8)) != 8)
+			pm = 0;
+		if (fd >= 0)
+			close(fd);
 		if (mn_badmem_subscribe(NULL, on_bad, &s, &sub) ||
 		    mn_badmem_register_ar(recover, NULL, &ar))
 			_exit(70);
 		if (mn_badmem_inject_hwpoison(p) != 0)
 			_exit(71);
 		(void)*(volatile char *)p; /* AR (or the kernel killed us) */
-		_exit(wait_n(&s, 1) ? 0 : 72);
+		ok = wait_n(&s, 1);
+		fd = open("/sys/kernel/debug/hwpoison/unpoison-pfn", O_WRONLY | O_CLOEXEC);
+		if (fd >= 0 && (pm >> 63)) {
+			char v[32];
+			int n = snprintf(v, sizeof(v), "%llu\n",
+					 (unsigned long long)(pm & ((1ull << 55) - 1)));
+			if (write(fd, v, (size_t)n) != n)
+				print_message("note: unpoison: %s\n", strerror(errno));
+		}
+		if (fd >= 0)
+			close(fd);
+		_exit(ok ? 0 : 72);
 	}
 	assert_true(waitpid(pid, &status, 0) == pid);
 	assert_true(WIFEXITED(status));

@@ -48,7 +48,13 @@ if [ -z "$parent" ]; then
 	if [ -n "$rel" ] && read -r root mnt < <(mount_of cgroup2 "") && [ -n "$mnt" ]; then
 		parent=$(join "$root" "$mnt" "$rel")
 		kind=v2
-		grep -qw memory "$parent/cgroup.subtree_control" 2>/dev/null || parent=
+		# No internal processes in v2: if our group cannot give its
+		# children the memory controller, go beside it.
+		if ! grep -qw memory "$parent/cgroup.subtree_control" 2>/dev/null &&
+			! echo +memory 2>/dev/null >"$parent/cgroup.subtree_control"; then
+			parent=${parent%/*}
+			grep -qw memory "$parent/cgroup.subtree_control" 2>/dev/null || parent=
+		fi
 	fi
 fi
 [ -n "$parent" ] || skip "no v1 memory hierarchy or v2 memory controller for this process"

@@ -273,6 +273,12 @@ fi
 # A watched group that vanishes: watch exits 1 and the textfile says
 # memnotify_memory_up 0 for it (needs a group we may make: root, usually).
 own=$("$py" -c 'import json,sys; print(json.load(open(sys.argv[1]))["memory"]["cgroup"])' "$tmp/status.json")
+# cgroup v2 has no internal processes: if our group cannot give its
+# children the memory controller, the group goes beside ours.
+if [ -f "$own/cgroup.subtree_control" ] && ! grep -qw memory "$own/cgroup.subtree_control" &&
+	! echo +memory 2>/dev/null >"$own/cgroup.subtree_control"; then
+	own=${own%/*}
+fi
 child=$own/mn_metrics.$$
 if [ -n "$own" ] && mkdir "$child" 2>/dev/null; then
 	"$bin" watch --cgroup "$child" --textfile "$tmp/tf/gone.prom" --interval 0.1 --duration 20 >/dev/null 2>"$tmp/err" &

@@ -30,6 +30,7 @@
 #include "parse.h"
 #include "psi.h"
 #include "level.h"
+#include "systemd.h"
 
 #define DEFAULT_LOW 10u
 #define DEFAULT_HIGH 30u
@@ -492,6 +493,8 @@ static void on_psi(struct mn__io *io, uint32_t events)
 {
 	struct mon *m = mn__container_of(io, struct mon, psi_io);
 
+	if (events & EPOLLIN) /* a FIFO or socket of MEMORY_PRESSURE_WATCH */
+		mn__systemd_psi_drain(io->fd);
 	if (events & (EPOLLERR | EPOLLHUP)) {
 		/* The group's pressure file went away with the group. */
 		fail(m, -ENOENT);
@@ -722,7 +725,13 @@ static int arm(struct mon *m)
 	/* PSI: the group's own memory.pressure (v2), or the system file when
 	   the watch covers the whole machine or a v1 group without a limit
 	   below it (whose stalls are the machine's). */
-	if (!(p->flags & MN_MEMORY_NO_PSI)) {
+	/* systemd's $MEMORY_PRESSURE_WATCH, for the own group (systemd.c). */
+	int sd = p->flags & MN_MEMORY_NO_PSI ? -ENOENT
+		 : mn__systemd_psi_arm(&m->psi_io, p->cg.path, p->psi_stall_us,
+				       &m->psi_window_us);
+	if (sd == 0)
+		m->mechanisms |= MN_MECH_PSI;
+	if (!(p->flags & MN_MEMORY_NO_PSI) && sd == -ENOENT) {
 		const char *psi = NULL;
 		if (p->cg.version == MN_CGROUP_V2) {
 			snprintf(path, sizeof(path), "%s/memory.pressure",

@@ -8,6 +8,7 @@
  *                    [--interval SECONDS]
  *   memnotify run    [--json] [--output FILE] -- PROGRAM [ARGS...]
  *   memnotify nmi    [--signal SIG] PID
+ *   memnotify inject [--early] PID ADDRESS | --unpoison PFN   (inject.c)
  *
  * Exit status: 0 success, 1 runtime failure, 2 usage error.
  */
@@ -22,6 +23,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "inject.h"
 #include "output.h"
 
 /* --duration, --interval: at most 10^7 s (about 115 days). */
@@ -38,6 +40,7 @@ void usage(FILE *f)
 		"[--interval SECONDS]\n"
 		"       %s run    [--json] [--output FILE] -- PROGRAM [ARGS...]\n"
 		"       %s nmi    [--signal SIG] PID\n"
+		"       %s inject [--early] PID ADDRESS | --unpoison PFN\n"
 		"       %s --version | --help\n"
 		"\n"
 		"status  print the version, each kernel mechanism memnotify can\n"
@@ -56,6 +59,10 @@ void usage(FILE *f)
 		"nmi     raise an NMI in process PID: send it the process-wide NMI\n"
 		"        signal, which its KeRegisterNmiCallback() callbacks handle\n"
 		"        (unhandled, it ends the process)\n"
+		"inject  poison the page at ADDRESS in process PID with the\n"
+		"        kernel's hwpoison injector (root, debugfs\n"
+		"        hwpoison/corrupt-pfn); --early: every process mapping\n"
+		"        it gets BUS_MCEERR_AO now; --unpoison PFN undoes it\n"
 		"\n"
 		"  --json           one JSON object per line\n"
 		"  --cgroup PATH    watch this cgroup directory (v1 memory or v2)\n"
@@ -80,7 +87,7 @@ void usage(FILE *f)
 		"Environment: MEMNOTIFY_LOW_PERCENT, MEMNOTIFY_HIGH_PERCENT "
 		"(thresholds),\nMEMNOTIFY_NMI_SIGNAL (the NMI signal, default "
 		"SIGRTMAX-3),\nMEMNOTIFY_LOG=error|warn|info|debug.\n",
-		prog, prog, prog, prog, prog);
+		prog, prog, prog, prog, prog, prog);
 }
 
 void die_usage(const char *fmt, ...)
@@ -313,7 +320,16 @@ static int cmd_nmi(int argc, char **argv)
 static int status_json(int err, const struct mn_memory_status *st, int nmi,
 		       const char *nmi_name)
 {
+	const char *no_inject = inject_unavailable();
+
 	printf("{\"version\":\"%s\",", mn_version());
+	printf("\"inject\":{\"available\":%s,\"reason\":",
+	       no_inject ? "false" : "true");
+	if (no_inject)
+		out_json_str(stdout, no_inject);
+	else
+		printf("null");
+	printf("},");
 	if (nmi > 0)
 		printf("\"nmi_signal\":%d,\"nmi_signal_name\":\"%s\",", nmi, nmi_name);
 	else
@@ -375,6 +391,8 @@ static void status_text(int err, const struct mn_memory_status *st, int nmi,
 		       getenv("MEMNOTIFY_NMI_SIGNAL") ? ", from MEMNOTIFY_NMI_SIGNAL" : "");
 	else
 		printf("nmi signal      none: MEMNOTIFY_NMI_SIGNAL is invalid\n");
+	printf("inject          %s\n", inject_unavailable() ? inject_unavailable()
+						   : "available (debugfs hwpoison/corrupt-pfn)");
 	if (err)
 		printf("memory status: %s\n", mn_strerror(err));
 	else
@@ -428,6 +446,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (!strcmp(cmd, "nmi"))
 		return cmd_nmi(argc - 1, argv + 1);
+	if (!strcmp(cmd, "inject"))
+		return cmd_inject(argc - 1, argv + 1);
 	die_usage("unknown command '%s'", cmd);
 	return EXIT_USAGE;
 }
