@@ -274,8 +274,9 @@ void mn__idx_poll(struct mn__idx *x, struct mn__idx_retiree **out)
 	if (!x->gen[0] && !x->gen[1] && !x->gen[2])
 		return;
 	/* The last flip has not drained yet: try again at the next update. */
-	if (atomic_load(&x->readers[prev]) != 0)
-		return;
+	for (int i = 0; i < MN__IDX_STRIPES; i++)
+		if (atomic_load(&x->readers[prev][i].n) != 0)
+			return;
 	done = x->gen[2];
 	x->gen[2] = x->gen[1];
 	x->gen[1] = x->gen[0];
@@ -313,17 +314,26 @@ void mn__idx_each(struct mn__idx *x, void (*fn)(void *owner, void *arg), void *a
 
 /* --- readers (async-signal-safe) -------------------------------------------- */
 
+/* This thread's stripe plus one (0: not chosen yet).  Initial-exec TLS:
+   safe in a signal handler. */
+static __thread unsigned int tls_stripe __attribute__((tls_model("initial-exec")));
+
 unsigned int mn__idx_read_begin(struct mn__idx *x)
 {
-	unsigned int slot = atomic_load(&x->epoch) & 1u;
+	static _Atomic unsigned int next_stripe;
+	unsigned int stripe = tls_stripe, parity;
 
-	atomic_fetch_add(&x->readers[slot], 1);
-	return slot;
+	if (!stripe)
+		tls_stripe = stripe = atomic_fetch_add_explicit(
+			&next_stripe, 1, memory_order_relaxed) % MN__IDX_STRIPES + 1;
+	parity = atomic_load(&x->epoch) & 1u;
+	atomic_fetch_add(&x->readers[parity][stripe - 1].n, 1);
+	return parity | (stripe - 1) << 1;
 }
 
 void mn__idx_read_end(struct mn__idx *x, unsigned int slot)
 {
-	atomic_fetch_sub(&x->readers[slot], 1);
+	atomic_fetch_sub(&x->readers[slot & 1u][slot >> 1].n, 1);
 }
 
 static bool query_rec(const struct mn__idx_node *nd, uint64_t lo, uint64_t hi,
@@ -354,6 +364,8 @@ void mn__idx_query(struct mn__idx *x, uint64_t lo, uint64_t hi,
 
 void mn__idx_atfork_child(struct mn__idx *x)
 {
-	atomic_store(&x->readers[0], 0);
-	atomic_store(&x->readers[1], 0);
+	for (int i = 0; i < MN__IDX_STRIPES; i++) {
+		atomic_store(&x->readers[0][i].n, 0);
+		atomic_store(&x->readers[1][i].n, 0);
+	}
 }

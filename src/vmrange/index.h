@@ -28,6 +28,9 @@
 #include <stdint.h>
 
 #define MN__IDX_FAN 32
+/* Reader counters per parity, one cache line each, a thread keeps to one:
+   readers on different threads do not share a line. */
+#define MN__IDX_STRIPES 8
 
 struct mn__idx_node;
 
@@ -40,7 +43,10 @@ struct mn__idx_retiree {
 struct mn__idx {
 	_Atomic(struct mn__idx_node *) root;
 	_Atomic unsigned int epoch;
-	_Atomic long readers[2];
+	struct {
+		_Atomic long n;
+		char pad[64 - sizeof(long)];
+	} readers[2][MN__IDX_STRIPES] __attribute__((aligned(64)));
 	size_t n;                          /* entries (writer) */
 	struct mn__idx_retiree *gen[3];    /* retired: now, 1 and 2 flips ago */
 	size_t freed;                      /* retirees freed so far (stats) */

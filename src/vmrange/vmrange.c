@@ -14,6 +14,7 @@
  * Everything reachable from mn__vm_notify() is async-signal-safe: atomics,
  * the chain walk, syscall(SYS_gettid), the callbacks.
  */
+#include <sched.h>
 #include <stdlib.h>
 #include <time.h>
 #include <sys/syscall.h>
@@ -33,7 +34,10 @@ struct vmwatch {
 	bool uffd;             /* registered with userfaultfd */
 	bool uffd_whole;       /* ... with its whole mappings */
 	bool in_index;         /* core lock: still to be taken out */
+	bool after_done;       /* core lock: watch_after() has run */
+	bool retired;          /* core lock: handed to the reclamation */
 	struct vmwatch *pending_next; /* removal waiting for memory */
+	_Atomic int running;   /* invocations of cb under way */
 	mn_vm_cb cb;
 	void *ctx;
 };
@@ -97,8 +101,14 @@ static bool deliver_one(uint64_t start, uint64_t end, void *owner, void *arg)
 	struct mn_vm_event *ev = c->ev;
 	struct vmwatch *w = owner;
 
-	if (atomic_load_explicit(&w->sub.node.dead, memory_order_acquire))
+	/* Count the invocation, then look at dead: an unsubscription marks
+	   dead, then waits for running to drop (seq_cst on both sides: one
+	   of the two sees the other). */
+	atomic_fetch_add(&w->running, 1);
+	if (atomic_load(&w->sub.node.dead)) {
+		atomic_fetch_sub(&w->running, 1);
 		return true;
+	}
 	if (ev->tid == -1)
 		ev->tid = (int)syscall(SYS_gettid);
 	/* An unmap or a move a hook reports: take the call's range out of
@@ -115,6 +125,7 @@ static bool deliver_one(uint64_t start, uint64_t end, void *owner, void *arg)
 	ev->watch_address = start;
 	ev->watch_length = end - start;
 	w->cb(ev, w->ctx);
+	atomic_fetch_sub(&w->running, 1);
 	mn__count(delivered, 1);
 	return true;
 }
@@ -313,7 +324,16 @@ static void take_out(struct vmwatch *w)
 		return;
 	}
 	w->in_index = false;
-	mn__idx_retire(&vm.idx, &w->ret);
+}
+
+/* Core lock: once out of the index and past watch_after(), the watch goes
+   to the reclamation (freed when no lookup can reach it). */
+static void maybe_retire(struct vmwatch *w)
+{
+	if (!w->in_index && w->after_done && !w->retired) {
+		w->retired = true;
+		mn__idx_retire(&vm.idx, &w->ret);
+	}
 }
 
 /* Core lock: retry removals that lacked memory, reclaim what no lookup
@@ -327,6 +347,7 @@ static void writer_tail(void)
 		struct vmwatch *w = list;
 		list = w->pending_next;
 		take_out(w);
+		maybe_retire(w);
 	}
 	mn__idx_poll(&vm.idx, &vm.to_free);
 }
@@ -352,23 +373,48 @@ static void uffd_drop(struct vmwatch *w)
 		mn__uffd_release_all();
 }
 
+/* The watch watch_unlink() took out, for watch_after() on the same
+   thread (mn_unsubscribe() calls one, then the other). */
+static __thread struct vmwatch *tls_unlinked;
+
 static struct mn__chain *watch_unlink(mn_sub *sub, struct mn__chain_removal *rm)
 {
 	struct vmwatch *w = mn__container_of(sub, struct vmwatch, sub);
 
 	memset(rm, 0, sizeof(*rm)); /* nothing for the chain's grace period */
-	atomic_store_explicit(&w->sub.node.dead, 1, memory_order_release);
+	atomic_store(&w->sub.node.dead, 1);
 	take_out(w);
 	uffd_drop(w);
 	vm.n_watches--;
 	update_active();
 	writer_tail();
+	tls_unlinked = w; /* retired by watch_after: it may wait on it */
 	return &vm.listeners;
 }
 
+/*
+ * Without the lock: mn_unsubscribe() returns once the callback is not
+ * running anywhere — except from inside a callback, where waiting could
+ * wait for itself.  The wait is for this watch's invocations only, never
+ * a grace period.  Then the watch is retired: freed once no lookup can
+ * still reach it.
+ */
 static void watch_after(struct mn__chain *chain)
 {
+	struct vmwatch *w = tls_unlinked;
+
 	(void)chain;
+	tls_unlinked = NULL;
+	if (w && !tls_depth && !mn__chain_in_any_walk() && !mn__in_signal())
+		while (atomic_load(&w->running))
+			sched_yield();
+	mn__lock();
+	if (w) {
+		w->after_done = true;
+		maybe_retire(w); /* or writer_tail, once out of the index */
+	}
+	writer_tail();
+	mn__unlock();
 	reclaim_unlocked();
 }
 
