@@ -32,6 +32,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 
 #include "../core/core.h"
@@ -68,7 +69,11 @@ struct mn_rcache {
 	size_t n;                         /* rc_lock */
 	uint64_t bytes;                   /* rc_lock */
 	struct {
-		_Atomic uint64_t hits, misses, merges, unmap, move, discard,
+		_Atomic uint64_t n;
+		char pad[64 - sizeof(uint64_t)];
+	} hits[MN__IDX_STRIPES] __attribute__((aligned(64))); /* per thread */
+	struct {
+		_Atomic uint64_t misses, merges, unmap, move, discard,
 			protect, late, evictions, deregs, deferred, reg_errors,
 			retries;
 	} st;
@@ -434,6 +439,7 @@ static int miss(struct mn_rcache *c, uint64_t s, uint64_t e, int prot,
 {
 	struct widen w = { .s = s, .e = e, .prot = prot };
 	struct region *r, *drop[64 + 16];
+	struct mn__idx_retiree *done = NULL;
 	int err, k;
 
 	if (c->o.flags & MN_RCACHE_MERGE) {
@@ -449,7 +455,9 @@ static int miss(struct mn_rcache *c, uint64_t s, uint64_t e, int prot,
 	err = publish(c, r);
 	k = err || !(c->o.flags & MN_RCACHE_MERGE) ? 0 : replace_merged(c, r, drop);
 	k += err ? 0 : evict(c, drop + k, 16);
+	mn__idx_poll(&c->idx, &done);
 	pthread_mutex_unlock(&rc_lock);
+	mn__idx_free_list(done);
 	if (err) {
 		atomic_store(&r->refs, 0);
 		atomic_fetch_or(&r->invalid, INV_GONE);
@@ -474,9 +482,11 @@ int mn_rcache_create(const struct mn_rcache_opts *opts, mn_rcache **out)
 		  -EINVAL);
 	mn__check(!(opts->flags & ~(MN_RCACHE_MERGE | MN_RCACHE_NO_USERFAULTFD)),
 		  -EINVAL);
-	c = calloc(1, sizeof(*c));
+	/* Aligned: its per-thread counters are one cache line each. */
+	c = aligned_alloc(64, (sizeof(*c) + 63) & ~(size_t)63);
 	if (!c)
 		return -ENOMEM;
+	memset(c, 0, sizeof(*c));
 	c->o = *opts;
 	*out = c;
 	return 0;
@@ -497,7 +507,8 @@ int mn_rcache_get(mn_rcache *c, const void *addr, size_t len, int prot,
 	e = (a + len + ps - 1) & ~(ps - 1);
 	r = lookup(c, s, e, prot);
 	if (r) {
-		ST(c, hits);
+		atomic_fetch_add_explicit(&c->hits[mn__idx_stripe()].n, 1,
+					  memory_order_relaxed);
 		*out = &r->pub;
 		return 0;
 	}
@@ -532,7 +543,8 @@ int mn_rcache_stats(mn_rcache *c, struct mn_rcache_stats *out)
 
 	mn__check(c && out && out->sz >= sizeof(*out), -EINVAL);
 #define L(f) atomic_load_explicit(&c->st.f, memory_order_relaxed)
-	v.hits = L(hits);
+	for (int i = 0; i < MN__IDX_STRIPES; i++)
+		v.hits += atomic_load_explicit(&c->hits[i].n, memory_order_relaxed);
 	v.misses = L(misses);
 	v.merges = L(merges);
 	v.inval_unmap = L(unmap);

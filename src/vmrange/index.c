@@ -25,6 +25,8 @@ struct mn__idx_node {
 	struct mn__idx_retiree ret;
 	unsigned int n;
 	bool leaf;
+	uint64_t ks[FAN];  /* e[i].ks again, packed: the binary search's */
+	uint64_t pm[FAN];  /* max of e[0..i].me: where a backward scan stops */
 	struct ent e[FAN];
 };
 
@@ -98,6 +100,10 @@ static struct mn__idx_node *make(struct pool *pl, const struct ent *e,
 	nd->n = n;
 	nd->leaf = leaf;
 	memcpy(nd->e, e, n * sizeof(*e));
+	for (unsigned int i = 0; i < n; i++) {
+		nd->ks[i] = e[i].ks;
+		nd->pm[i] = i && nd->pm[i - 1] > e[i].me ? nd->pm[i - 1] : e[i].me;
+	}
 	return nd;
 }
 
@@ -318,17 +324,24 @@ void mn__idx_each(struct mn__idx *x, void (*fn)(void *owner, void *arg), void *a
    safe in a signal handler. */
 static __thread unsigned int tls_stripe __attribute__((tls_model("initial-exec")));
 
-unsigned int mn__idx_read_begin(struct mn__idx *x)
+unsigned int mn__idx_stripe(void)
 {
 	static _Atomic unsigned int next_stripe;
-	unsigned int stripe = tls_stripe, parity;
+	unsigned int stripe = tls_stripe;
 
 	if (!stripe)
 		tls_stripe = stripe = atomic_fetch_add_explicit(
 			&next_stripe, 1, memory_order_relaxed) % MN__IDX_STRIPES + 1;
+	return stripe - 1;
+}
+
+unsigned int mn__idx_read_begin(struct mn__idx *x)
+{
+	unsigned int stripe = mn__idx_stripe(), parity;
+
 	parity = atomic_load(&x->epoch) & 1u;
-	atomic_fetch_add(&x->readers[parity][stripe - 1].n, 1);
-	return parity | (stripe - 1) << 1;
+	atomic_fetch_add(&x->readers[parity][stripe].n, 1);
+	return parity | stripe << 1;
 }
 
 void mn__idx_read_end(struct mn__idx *x, unsigned int slot)
@@ -336,13 +349,29 @@ void mn__idx_read_end(struct mn__idx *x, unsigned int slot)
 	atomic_fetch_sub(&x->readers[slot & 1u][slot >> 1].n, 1);
 }
 
+/*
+ * The slots that can overlap [lo, hi): those before the first start >= hi
+ * (binary search), scanned backward while the prefix maximum of the ends
+ * is above lo, visited in start order.  With disjoint ranges that is one
+ * slot per level.
+ */
 static bool query_rec(const struct mn__idx_node *nd, uint64_t lo, uint64_t hi,
 		      bool (*fn)(uint64_t, uint64_t, void *, void *), void *arg)
 {
-	for (unsigned int i = 0; i < nd->n; i++) {
+	unsigned int a = 0, b = nd->n, first;
+
+	while (a < b) {
+		unsigned int mid = (a + b) / 2;
+		if (nd->ks[mid] < hi)
+			a = mid + 1;
+		else
+			b = mid;
+	}
+	first = a;
+	while (first > 0 && nd->pm[first - 1] > lo)
+		first--;
+	for (unsigned int i = first; i < a; i++) {
 		const struct ent *e = &nd->e[i];
-		if (e->ks >= hi)
-			break;
 		if (e->me <= lo)
 			continue;
 		if (nd->leaf ? !fn(e->ks, e->me, e->p, arg)

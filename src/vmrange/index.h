@@ -70,6 +70,10 @@ void mn__idx_free_list(struct mn__idx_retiree *list);
    teardown): visit every owner. */
 void mn__idx_each(struct mn__idx *x, void (*fn)(void *owner, void *arg), void *arg);
 
+/* This thread's stripe, 0 .. MN__IDX_STRIPES - 1 (async-signal-safe):
+   for other per-thread counters. */
+unsigned int mn__idx_stripe(void);
+
 /* Readers: async-signal-safe, lock-free, allocation-free. */
 unsigned int mn__idx_read_begin(struct mn__idx *x);
 void mn__idx_read_end(struct mn__idx *x, unsigned int slot);

@@ -317,6 +317,10 @@ static struct {
 	struct { uint64_t lo, hi; } *spans; /* registered whole, core lock */
 	size_t n_spans, cap_spans;
 	struct mn__uffd_counts counts;
+	/* The last span registered whole, and mn__vm_map_seq then: a range
+	   inside it needs no system call while no unmap or move was seen. */
+	uint64_t last_lo, last_hi;
+	unsigned long last_seq;
 } sp = { .maps_fd = -1 };
 
 /* The mapping holding @addr: 0 or -errno. */
@@ -345,6 +349,7 @@ static int vma_of(uint64_t addr, uint64_t *lo, uint64_t *hi)
 static void spans_reset(void)
 {
 	sp.n_spans = 0;
+	sp.last_hi = 0;
 }
 
 static void span_add(uint64_t lo, uint64_t hi)
@@ -405,6 +410,12 @@ int mn__uffd_register(uint64_t start, uint64_t len, bool *whole)
 		mn__shutdown_hook_register(&u.shutdown);
 		u.hooks_registered = true;
 	}
+	if (sp.last_hi && sp.last_lo <= start && start + len <= sp.last_hi &&
+	    sp.last_seq == atomic_load(&mn__vm_map_seq)) {
+		*whole = true;
+		sp.counts.whole++;
+		return 0;
+	}
 	err = sp.no_query ? -ENOTTY : whole_span(start, start + len, &lo, &hi);
 	if (err == -ENOTTY || err == -EINVAL) {
 		if (!sp.no_query)
@@ -413,8 +424,12 @@ int mn__uffd_register(uint64_t start, uint64_t len, bool *whole)
 				 "splits its mapping", strerror(-err));
 		sp.no_query = true;
 	}
+	unsigned long seq = atomic_load(&mn__vm_map_seq);
 	if (!err && uffd_ioctl_register(fd, lo, hi - lo) == 0) {
 		span_add(lo, hi);
+		sp.last_lo = lo;
+		sp.last_hi = hi;
+		sp.last_seq = seq;
 		*whole = true;
 		sp.counts.whole++;
 		return 0;
@@ -441,6 +456,7 @@ void mn__uffd_release_all(void)
 			ioctl(fd, UFFDIO_UNREGISTER, &r); /* holes, gone: fine */
 	}
 	sp.n_spans = 0;
+	sp.last_hi = 0;
 }
 
 void mn__uffd_counts(struct mn__uffd_counts *out)

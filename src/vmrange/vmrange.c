@@ -25,6 +25,7 @@
 #include "vmrange.h"
 
 _Atomic int mn__vm_active;
+_Atomic unsigned long mn__vm_map_seq;
 
 struct vmwatch {
 	struct mn_sub sub;     /* registry; sub.node.dead marks it removed */
@@ -223,6 +224,8 @@ void mn__vm_notify(struct mn_vm_event *ev)
 	ev->via = MN_VM_VIA_HOOK;
 	ev->late = 0;
 	ev->tid = -1; /* filled in (one system call) only if someone is told */
+	if ((ev->kind == MN_VM_UNMAP || ev->kind == MN_VM_MOVE) && mn__uffd_in_use())
+		atomic_fetch_add_explicit(&mn__vm_map_seq, 1, memory_order_relaxed);
 	deliver_listeners(ev);
 	deliver_watches(ev);
 	tls_depth--;
@@ -234,6 +237,8 @@ void mn__vm_notify_late(struct mn_vm_event *ev)
 	ev->sz = sizeof(*ev);
 	ev->via = MN_VM_VIA_USERFAULTFD;
 	ev->late = 1;
+	if (ev->kind == MN_VM_UNMAP || ev->kind == MN_VM_MOVE)
+		atomic_fetch_add_explicit(&mn__vm_map_seq, 1, memory_order_relaxed);
 	deliver_watches(ev);
 }
 

@@ -13,6 +13,10 @@
 
 /* Nonzero once a watch or a listener exists: the hooks' fast-path test. */
 extern _Atomic int mn__vm_active;
+/* Counts the unmaps and moves reported (hooks and late events) while
+   userfaultfd is in use: a registration of whole mappings made under an
+   unchanged count still covers them. */
+extern _Atomic unsigned long mn__vm_map_seq;
 
 /*
  * Report a change before it is made.  Synchronous context: the calling
