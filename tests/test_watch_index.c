@@ -75,8 +75,9 @@ static void test_many_watches_keep_mappings(void **state)
 	for (long i = 0; i < MANY; i++)
 		assert_int_equal(mn_vm_watch(base + 2 * i * PG, PG, 0, many_cb,
 					     (void *)(intptr_t)i, &subs[i]), 0);
-	/* Whole mappings registered: a handful more at most, not 80,000. */
-	assert_true(maps_count() < before + 16);
+	/* Whole mappings registered: not two more per watch (80,000); the
+	   allocator's own mappings (a sanitizer's) may add some. */
+	assert_true(maps_count() < before + 1000);
 
 	/* A hooked unmap of one watched page: that watch alone, at once. */
 	assert_int_equal(munmap(base + 2 * 30000 * PG, PG), 0);

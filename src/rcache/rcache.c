@@ -388,6 +388,21 @@ static int publish(struct mn_rcache *c, struct region *r)
 	return 0;
 }
 
+/* A region that was never published: end its watch (no push after
+   that), then free it — or, if its watch pushed it on the stack, let the
+   stack's taker free it. */
+static void discard_unpublished(struct mn_rcache *c, struct region *r)
+{
+	bool pending;
+
+	mn_unsubscribe(r->watch);
+	pthread_mutex_lock(&rc_lock);
+	pending = r->free_pending = atomic_load(&r->on_stack);
+	pthread_mutex_unlock(&rc_lock);
+	if (!pending)
+		free(r);
+}
+
 /* A new region for [s, e): watched first, then registered, so that a
    change during the registration is seen.  0, -EAGAIN (it changed: try
    again) or an error. */
@@ -414,8 +429,7 @@ static int make_region(struct mn_rcache *c, uint64_t s, uint64_t e, int prot,
 	err = c->o.reg(c->o.ctx, &r->pub);
 	if (err) {
 		ST(c, reg_errors);
-		mn_unsubscribe(r->watch);
-		free(r);
+		discard_unpublished(c, r);
 		return err < 0 ? err : -EIO;
 	}
 	if (atomic_load(&r->invalid)) {
@@ -423,8 +437,7 @@ static int make_region(struct mn_rcache *c, uint64_t s, uint64_t e, int prot,
 		   old memory. */
 		c->o.dereg(c->o.ctx, &r->pub);
 		ST(c, deregs);
-		mn_unsubscribe(r->watch);
-		free(r);
+		discard_unpublished(c, r);
 		ST(c, retries);
 		return -EAGAIN;
 	}
