@@ -1046,7 +1046,8 @@ struct mn_rcache_stats {
 	uint64_t merges;            /* regions merged into a new one */
 	uint64_t inval_unmap, inval_move, inval_discard, inval_protect;
 	uint64_t inval_late;        /* of those, told by userfaultfd (late) */
-	uint64_t evictions;         /* over max_regions or max_bytes, LRU */
+	uint64_t evictions;         /* over max_regions or max_bytes: least
+	                               recently used first (CLOCK) */
 	uint64_t deregistrations;   /* deregister calls */
 	uint64_t deferred;          /* of those, after an invalidation */
 	uint64_t register_errors;   /* register callbacks that failed */
