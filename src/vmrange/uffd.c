@@ -345,11 +345,16 @@ static int vma_of(uint64_t addr, uint64_t *lo, uint64_t *hi)
 	return 0;
 }
 
-/* No allocation, no call: the atfork child handler runs it. */
+/* No allocation, close(2) only (async-signal-safe): the atfork child
+   handler runs it. */
 static void spans_reset(void)
 {
 	sp.n_spans = 0;
 	sp.last_hi = 0;
+	if (sp.maps_fd >= 0)
+		close(sp.maps_fd); /* mn_shutdown() leaves no fd; a fork
+				      child's is the parent's maps */
+	sp.maps_fd = -1;
 }
 
 static void span_add(uint64_t lo, uint64_t hi)
