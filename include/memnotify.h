@@ -960,8 +960,13 @@ typedef void (*mn_vm_cb)(const struct mn_vm_event *ev, void *ctx);
  *       it does not wait, as for every subscription).
  *
  * Watches may overlap; each gets its own event.  The lookup on every hooked
- * call is lock-free and allocation-free (a binary search of an immutable
- * sorted index).
+ * call is lock-free and allocation-free (a search of a copy-on-write
+ * B+tree).  Adding and removing a watch cost O(log n) in the number of
+ * watches.  Unless MN_VM_NO_USERFAULTFD, the range is registered with the
+ * userfaultfd safety net together with the whole of every mapping it
+ * touches (so watches never split mappings), until the last such watch
+ * ends; where the kernel lacks PROCMAP_QUERY (before Linux 6.11) the range
+ * alone is registered and that is logged once.
  *
  * Return: 0; -EINVAL for @len 0, a range that wraps the address space,
  * unknown @flags, NULL @cb or @out; -ENOMEM.  Thread-safe; not
