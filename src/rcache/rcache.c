@@ -651,6 +651,7 @@ int mn_rcache_destroy(mn_rcache *c)
 		pthread_mutex_unlock(&rc_lock);
 		mn__idx_free_list(done);
 	}
+	mn__idx_drop_spares(&c->idx);
 	free(c);
 	return 0;
 }

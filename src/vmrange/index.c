@@ -58,26 +58,45 @@ static int depth_of(const struct mn__idx_node *root)
 	return d;
 }
 
-static int pool_fill(struct pool *pl, int want)
+#define MAX_SPARE 64
+
+/* The nodes an update may need, from the writer's spares first (an
+   update rarely splits: most of what it reserves comes back). */
+static int pool_fill(struct mn__idx *x, struct pool *pl, int want)
 {
 	memset(pl, 0, sizeof(*pl));
 	if (want > (int)(sizeof(pl->n) / sizeof(pl->n[0])))
 		return -ENOMEM;
 	for (; pl->have < want; pl->have++) {
-		pl->n[pl->have] = malloc(sizeof(struct mn__idx_node));
-		if (!pl->n[pl->have]) {
+		struct mn__idx_node *nd = x->spare;
+		if (nd) {
+			x->spare = nd->ret.next ? (struct mn__idx_node *)nd->ret.next : NULL;
+			x->n_spare--;
+		} else {
+			nd = malloc(sizeof(struct mn__idx_node));
+		}
+		if (!nd) {
 			while (pl->have-- > 0)
 				free(pl->n[pl->have]);
 			return -ENOMEM;
 		}
+		pl->n[pl->have] = nd;
 	}
 	return 0;
 }
 
-static void pool_drain(struct pool *pl)
+static void pool_drain(struct mn__idx *x, struct pool *pl)
 {
-	for (int i = pl->used; i < pl->have; i++)
-		free(pl->n[i]);
+	for (int i = pl->used; i < pl->have; i++) {
+		struct mn__idx_node *nd = pl->n[i];
+		if (x->n_spare >= MAX_SPARE) {
+			free(nd);
+			continue;
+		}
+		nd->ret.next = (struct mn__idx_retiree *)x->spare;
+		x->spare = nd;
+		x->n_spare++;
+	}
 }
 
 static struct ent summary(struct mn__idx_node *nd)
@@ -169,7 +188,7 @@ static void publish(struct mn__idx *x, struct mn__idx_node *root, struct pool *p
 	atomic_store(&x->root, root);
 	for (int i = 0; i < pl->n_old; i++)
 		mn__idx_retire(x, &pl->old[i]->ret);
-	pool_drain(pl);
+	pool_drain(x, pl);
 }
 
 int mn__idx_insert(struct mn__idx *x, uint64_t start, uint64_t end, void *owner)
@@ -179,7 +198,7 @@ int mn__idx_insert(struct mn__idx *x, uint64_t start, uint64_t end, void *owner)
 	int d = depth_of(root);
 	struct pool pl;
 
-	if (d >= MAX_DEPTH || pool_fill(&pl, 2 * d + 2) != 0)
+	if (d >= MAX_DEPTH || pool_fill(x, &pl, 2 * d + 2) != 0)
 		return -ENOMEM;
 	if (!root) {
 		l = make(&pl, &add, 1, true);
@@ -239,10 +258,10 @@ int mn__idx_remove(struct mn__idx *x, uint64_t start, void *owner)
 
 	if (!root)
 		return -ENOENT;
-	if (pool_fill(&pl, d) != 0)
+	if (pool_fill(x, &pl, d) != 0)
 		return -ENOMEM;
 	if (rem_rec(&pl, root, start, (uintptr_t)owner, &nr)) {
-		pool_drain(&pl);
+		pool_drain(x, &pl);
 		return -ENOENT;
 	}
 	/* A root left with one child gives way to it (the new root was never
@@ -255,6 +274,16 @@ int mn__idx_remove(struct mn__idx *x, uint64_t start, void *owner)
 	publish(x, nr, &pl);
 	x->n--;
 	return 0;
+}
+
+void mn__idx_drop_spares(struct mn__idx *x)
+{
+	while (x->spare) {
+		struct mn__idx_node *nd = x->spare;
+		x->spare = (struct mn__idx_node *)nd->ret.next;
+		free(nd);
+	}
+	x->n_spare = 0;
 }
 
 void mn__idx_retire(struct mn__idx *x, struct mn__idx_retiree *r)

@@ -50,6 +50,8 @@ struct mn__idx {
 	size_t n;                          /* entries (writer) */
 	struct mn__idx_retiree *gen[3];    /* retired: now, 1 and 2 flips ago */
 	size_t freed;                      /* retirees freed so far (stats) */
+	struct mn__idx_node *spare;        /* writer: unused nodes to reuse */
+	size_t n_spare;
 };
 
 /* Writers: the caller serializes them.  insert: 0 or -ENOMEM (the index
@@ -64,6 +66,8 @@ void mn__idx_retire(struct mn__idx *x, struct mn__idx_retiree *r);
    the retirees freed, for the caller to run outside its lock if it set
    @out (else frees them here). */
 void mn__idx_poll(struct mn__idx *x, struct mn__idx_retiree **out);
+/* Writer context: free the nodes kept for reuse (an index going away). */
+void mn__idx_drop_spares(struct mn__idx *x);
 /* Run a list from mn__idx_poll(); no lock needed. */
 void mn__idx_free_list(struct mn__idx_retiree *list);
 /* Writer context, nothing published any more may be read (fork child,
