@@ -23,7 +23,7 @@ summary=()
 for bin in "$dir"/*; do
 	[ -f "$bin" ] && [ -x "$bin" ] || continue
 	name=$(basename "$bin")
-	case $name in *_bare|*_ucm) continue ;; esac # peers vm_overhead runs itself
+	case $name in *_bare|*_ucm|*_ucx) continue ;; esac # peers vm_overhead runs itself
 	echo "=== $name"
 	"$bin" 2>&1 | tee "$out"
 	rc=${PIPESTATUS[0]}

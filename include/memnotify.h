@@ -1137,8 +1137,13 @@ enum mn_vm_flags {
  *       it does not wait, as for every subscription).
  *
  * Watches may overlap; each gets its own event.  The lookup on every hooked
- * call is lock-free and allocation-free (a binary search of an immutable
- * sorted index).
+ * call is lock-free and allocation-free (a search of a copy-on-write
+ * B+tree).  Adding and removing a watch cost O(log n) in the number of
+ * watches.  Unless MN_VM_NO_USERFAULTFD, the range is registered with the
+ * userfaultfd safety net together with the whole of every mapping it
+ * touches (so watches never split mappings), until the last such watch
+ * ends; where the kernel lacks PROCMAP_QUERY (before Linux 6.11) the range
+ * alone is registered and that is logged once.
  *
  * Return: 0; -EINVAL for @len 0, a range that wraps the address space,
  * unknown @flags, NULL @cb or @out; -ENOMEM (with MN_VM_DISPATCH: the
@@ -1167,6 +1172,148 @@ MN_API int mn_vm_listen(unsigned int flags, mn_vm_cb cb, void *ctx,
  * "vm.lost", or "vm.unknown".  Async-signal-safe.
  */
 MN_API const char *mn_vm_event_name(enum mn_vm_kind kind);
+
+/* ------------------------------------------------------------------------
+ * Registration cache (mn_rcache)
+ *
+ * What AddSecureMemoryCacheCallback is for, whole: a cache of the
+ * registrations (pinning, translation, io_uring fixed buffers, RDMA memory
+ * regions) a program makes of its buffers, that drops an entry as soon as
+ * the memory under it is unmapped, moved, discarded or loses an access the
+ * registration was made for.  Mirrors UCX's ucs_rcache (ucs_rcache_get /
+ * ucs_rcache_region_put), driven by mn_vm_watch() on each region.
+ *
+ * Guarantee: mn_rcache_get() never returns a region whose memory changed
+ * (by any call the hooks see) before the get began; a change by a raw
+ * system call the hooks cannot see invalidates the region once userfaultfd's
+ * late event is delivered (the window: until the dispatcher reads it).
+ * ------------------------------------------------------------------------ */
+
+typedef struct mn_rcache mn_rcache;
+
+/* A cached region, as the callbacks and mn_rcache_get() see it. */
+struct mn_rcache_region {
+	uint64_t start;  /* page-aligned address of the first byte */
+	uint64_t end;    /* page-aligned address past the last byte */
+	int prot;        /* PROT_READ and/or PROT_WRITE it was registered for */
+	void *handle;    /* the caller's registration; set by the register
+	                    callback, read by the caller after a get */
+};
+
+/*
+ * The caller's registration functions.  Thread context, no memnotify lock
+ * held, on the thread calling mn_rcache_get() / put() / flush() /
+ * destroy().  register returns 0 (and may set region->handle) or a
+ * negative errno value, which mn_rcache_get() returns.  deregister runs
+ * exactly once for each region that registered, when the region is both
+ * out of the cache (invalidated, merged into a bigger one, evicted) and
+ * unreferenced; never in signal context.
+ */
+typedef int (*mn_rcache_register_fn)(void *ctx, struct mn_rcache_region *region);
+typedef void (*mn_rcache_deregister_fn)(void *ctx, struct mn_rcache_region *region);
+
+#define MN_RCACHE_MERGE           0x1u /* a miss merges overlapping and
+                                          adjacent valid regions (as UCX) */
+#define MN_RCACHE_NO_USERFAULTFD  0x2u /* watch with MN_VM_NO_USERFAULTFD */
+
+struct mn_rcache_opts {
+	size_t sz;                       /* sizeof(struct mn_rcache_opts) */
+	mn_rcache_register_fn reg;       /* required */
+	mn_rcache_deregister_fn dereg;   /* required */
+	void *ctx;                       /* passed to both */
+	unsigned int flags;              /* MN_RCACHE_* */
+	size_t max_regions;              /* 0: no limit */
+	uint64_t max_bytes;              /* 0: no limit */
+};
+
+struct mn_rcache_stats {
+	size_t sz;
+	uint64_t hits, misses;      /* gets served from the cache, or not */
+	uint64_t merges;            /* regions merged into a new one */
+	uint64_t inval_unmap, inval_move, inval_discard, inval_protect;
+	uint64_t inval_late;        /* of those, told by userfaultfd (late) */
+	uint64_t evictions;         /* over max_regions or max_bytes: least
+	                               recently used first (CLOCK) */
+	uint64_t deregistrations;   /* deregister calls */
+	uint64_t deferred;          /* of those, after an invalidation */
+	uint64_t register_errors;   /* register callbacks that failed */
+	uint64_t retries;           /* misses redone: the memory changed
+	                               while it was being registered */
+	uint64_t regions, bytes;    /* cached now */
+};
+
+/**
+ * mn_rcache_create() - make a registration cache.
+ * @opts: callbacks and limits (sz set: MN_OPTS_INIT(mn_rcache_opts)).
+ * @out:  receives the cache; end it with mn_rcache_destroy().
+ *
+ * Return: 0; -EINVAL for NULL @opts, @out, a callback, a bad sz or unknown
+ * flags; -ENOMEM.  Thread-safe.
+ */
+MN_API int mn_rcache_create(const struct mn_rcache_opts *opts, mn_rcache **out);
+
+/**
+ * mn_rcache_get() - a region covering [addr, addr + len) registered for at
+ * least @prot, with a reference the caller gives back with mn_rcache_put().
+ * @addr, @len: the buffer, bytes (len > 0); widened to whole pages.
+ * @prot: PROT_READ, PROT_WRITE or both (PROT_NONE: any region).
+ * @out: receives the region (read its handle, start, end).
+ *
+ * A hit takes no lock (a lookup and an atomic reference).  A miss watches
+ * the range, calls register, and caches the region; with MN_RCACHE_MERGE
+ * it first widens to the valid regions overlapping or adjacent to it.
+ * Deregistrations due (invalidated, unreferenced regions) run first.
+ *
+ * Return: 0; -EINVAL for NULL @c or @out, len 0, an overflowing range or
+ * bad @prot; a negative errno from mn_vm_watch() (-ENOMEM) or from the
+ * register callback; -EAGAIN if the memory kept changing while it was
+ * being registered (three tries).  Thread-safe; not in signal context,
+ * not from a memnotify callback.
+ */
+MN_API int mn_rcache_get(mn_rcache *c, const void *addr, size_t len, int prot,
+			 struct mn_rcache_region **out);
+
+/**
+ * mn_rcache_put() - give back a reference from mn_rcache_get().
+ * @region: as returned; never use it after this call.
+ *
+ * The last reference of a region that is out of the cache deregisters it
+ * here.  Return: 0; -EINVAL for NULL @c or @region.  Thread-safe; not in
+ * signal context.
+ */
+MN_API int mn_rcache_put(mn_rcache *c, struct mn_rcache_region *region);
+
+/**
+ * mn_rcache_flush() - run the deregistrations due now (invalidated,
+ * unreferenced regions), on this thread.
+ * Return: 0; -EINVAL for NULL @c.  Thread-safe; not in signal context.
+ */
+MN_API int mn_rcache_flush(mn_rcache *c);
+
+/**
+ * mn_rcache_stats() - the cache's counters (see struct mn_rcache_stats).
+ * @out: filled in; @out->sz must be set.
+ * Return: 0; -EINVAL for NULL arguments or a too small sz.  Thread-safe;
+ * counters read one by one.
+ */
+MN_API int mn_rcache_stats(mn_rcache *c, struct mn_rcache_stats *out);
+
+/**
+ * mn_rcache_stats_json() - the same as one JSON object (every field of
+ * struct mn_rcache_stats by name, plus the safety net's registrations:
+ * "uffd_whole", "uffd_per_range", "uffd_failed"), NUL-terminated.
+ * @buf, @len: the buffer and its size in bytes.
+ * Return: the length written (without the NUL); -EINVAL for NULL
+ * arguments; -ENOSPC if @len is too small.  Thread-safe.
+ */
+MN_API int mn_rcache_stats_json(mn_rcache *c, char *buf, size_t len);
+
+/**
+ * mn_rcache_destroy() - deregister every region and free the cache.
+ * Return: 0; -EINVAL for NULL @c; -EBUSY if a region is still referenced
+ * (nothing is changed).  No other call on @c may run or follow.
+ */
+MN_API int mn_rcache_destroy(mn_rcache *c);
 
 #ifdef __cplusplus
 }

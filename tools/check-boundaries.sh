@@ -3,6 +3,8 @@
 #   src/core/      the core: the public header and the core only
 #   src/<source>/  memory, badmem, vmrange, sigchain: itself and the core
 #                  (badmem also the signal chain, its shared infrastructure)
+#   src/rcache/    the registration cache: the core and range invalidation,
+#                  the layer it is built on (watches, the range index)
 #   src/win32/     the Windows face: the public headers, itself, and
 #                  core/faceapi.h only (translation, no internals)
 #   src/run/       the preloaded side of `memnotify run`: the public header,
@@ -35,6 +37,7 @@ allowed() { # from to
 	memory:core | memory:faceapi | badmem:core | badmem:faceapi) return 0 ;;
 	vmrange:core | vmrange:faceapi | sigchain:core | sigchain:faceapi) return 0 ;;
 	badmem:sigchain) return 0 ;;
+	rcache:core | rcache:faceapi | rcache:vmrange) return 0 ;;
 	win32:faceapi) return 0 ;;
 	run:core) return 0 ;; # core/internal.h only, checked below
 	assembly:*) return 0 ;;

@@ -5,6 +5,7 @@
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -230,6 +231,8 @@ static void sub_release(struct mn__chain_node *n)
 	sub->release(n);
 }
 
+static void subset_add(const mn_sub *sub);
+
 void mn__sub_register(mn_sub *sub, const struct mn__sub_ops *ops)
 {
 	if (sub->node.release != sub_release) {
@@ -245,6 +248,7 @@ void mn__sub_register(mn_sub *sub, const struct mn__sub_ops *ops)
 		subs->reg_prev = sub;
 	subs = sub;
 	n_subs++;
+	subset_add(sub);
 }
 
 size_t mn__sub_count(void)
@@ -252,8 +256,87 @@ size_t mn__sub_count(void)
 	return n_subs;
 }
 
+/*
+ * The registry's index: an open-addressing set of the registered
+ * pointers (core lock), so that mn_unsubscribe() checks a handle in O(1)
+ * however many subscriptions exist (a range cache holds one per region).
+ * If it cannot grow it is dropped and the list is searched instead.
+ */
+#define SUBSET_TOMB ((const mn_sub *)1)
+static struct {
+	const mn_sub **slot;
+	size_t cap, used, live; /* used counts tombstones too */
+	bool off;               /* out of memory once: search the list */
+} subset;
+
+static size_t subset_hash(const mn_sub *sub, size_t cap)
+{
+	return (size_t)(((uintptr_t)sub >> 4) * 0x9E3779B97F4A7C15ull) & (cap - 1);
+}
+
+static void subset_put(const mn_sub *sub)
+{
+	size_t i = subset_hash(sub, subset.cap);
+
+	while (subset.slot[i] && subset.slot[i] != SUBSET_TOMB)
+		i = (i + 1) & (subset.cap - 1);
+	if (!subset.slot[i])
+		subset.used++;
+	subset.slot[i] = sub;
+	subset.live++;
+}
+
+static void subset_add(const mn_sub *sub)
+{
+	if (subset.off)
+		return;
+	if ((subset.used + 1) * 2 > subset.cap) {
+		const mn_sub **old = subset.slot;
+		size_t cap = 64, old_cap = subset.cap;
+		while (cap < 4 * (subset.live + 1))
+			cap *= 2;
+		subset.slot = calloc(cap, sizeof(*subset.slot));
+		if (!subset.slot) {
+			free(old);
+			subset.off = true;
+			return;
+		}
+		subset.cap = cap;
+		subset.used = subset.live = 0;
+		for (size_t i = 0; i < old_cap; i++)
+			if (old[i] && old[i] != SUBSET_TOMB)
+				subset_put(old[i]);
+		free(old);
+	}
+	subset_put(sub);
+}
+
+static size_t subset_find(const mn_sub *sub)
+{
+	if (!subset.cap)
+		return SIZE_MAX;
+	for (size_t i = subset_hash(sub, subset.cap);; i = (i + 1) & (subset.cap - 1)) {
+		if (!subset.slot[i])
+			return SIZE_MAX;
+		if (subset.slot[i] == sub)
+			return i;
+	}
+}
+
+static void subset_del(const mn_sub *sub)
+{
+	size_t i = subset.off ? SIZE_MAX : subset_find(sub);
+
+	if (i != SIZE_MAX) {
+		subset.slot[i] = SUBSET_TOMB;
+		subset.live--;
+	}
+}
+
 static bool registered(const mn_sub *sub)
 {
+	if (!subset.off)
+		return subset_find(sub) != SIZE_MAX;
 	for (const mn_sub *s = subs; s; s = s->reg_next)
 		if (s == sub)
 			return true;
@@ -313,6 +396,7 @@ static void unregister_locked(mn_sub *sub)
 	if (sub->reg_next)
 		sub->reg_next->reg_prev = sub->reg_prev;
 	n_subs--;
+	subset_del(sub);
 }
 
 /*

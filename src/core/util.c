@@ -178,6 +178,7 @@ const char *mn_strerror(int err)
 	case -EINTR: return "interrupted";
 	case -ENAMETOOLONG: return "path too long";
 	case -ESRCH: return "no such thread";
+	case -ENOSPC: return "no room in the buffer";
 	case -EDEADLK: return "called under memnotify's own lock (from a callback its allocation raised)";
 	case -EAGAIN: return "resource temporarily unavailable (a thread could not be started)";
 	default: return "unknown error";

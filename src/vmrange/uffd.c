@@ -227,6 +227,8 @@ static void setup(void *arg)
 		 "userfaultfd with UNMAP, REMOVE and REMAP events");
 }
 
+static void spans_reset(void);
+
 /* mn_shutdown(), no lock held, nothing watched: no thread, no fd left. */
 static void shutdown_fn(void)
 {
@@ -244,6 +246,7 @@ static void shutdown_fn(void)
 		close(u.stopfd);
 	u.stopfd = -1;
 	drain();
+	spans_reset(); /* the descriptor took its registrations along */
 	atomic_store(&u.once.state, 0); /* the next watch sets up anew */
 }
 
@@ -261,6 +264,7 @@ static void atfork_child(void)
 	atomic_store(&u.qhead, 0);
 	atomic_store(&u.qtail, 0);
 	atomic_store(&u.rseq, 0); /* the parent's reader may have been odd */
+	spans_reset();
 	atomic_store(&u.once.state, 0);
 }
 
@@ -282,14 +286,126 @@ bool mn__uffd_in_use(void)
 	return atomic_load_explicit(&u.fd, memory_order_relaxed) >= 0;
 }
 
-int mn__uffd_register(uint64_t start, uint64_t len)
+/*
+ * Registering exactly a watched range splits its mapping in two or three
+ * (the registered part carries other flags), and ranges one page apart
+ * cost two mappings each: vm.max_map_count (65,530 by default) runs out at
+ * about 32,768 watches.  So a watched range is registered together with
+ * the whole of every mapping it touches, found with the PROCMAP_QUERY
+ * ioctl of /proc/self/maps (Linux 6.11): registering a mapping that is
+ * registered already changes nothing, and neighbouring registered
+ * mappings merge again.  The whole mappings stay registered until the
+ * last watch that uses the safety net goes (mn__uffd_release_all): the
+ * kernel then also reports unmaps of their unwatched pages, which find no
+ * watch.  Without PROCMAP_QUERY the range alone is registered (and
+ * unregistered with its watch); the reason is counted and logged once.
+ */
+#ifndef PROCMAP_QUERY
+struct procmap_query {
+	uint64_t size, query_flags, query_addr, vma_start, vma_end, vma_flags,
+		vma_page_size, vma_offset, inode;
+	uint32_t dev_major, dev_minor, vma_name_size, build_id_size;
+	uint64_t vma_name_addr, build_id_addr;
+};
+#define PROCMAP_QUERY _IOWR('f', 17, struct procmap_query)
+#endif
+
+static struct {
+	int maps_fd;                /* /proc/self/maps, core lock; -1: none */
+	unsigned int maps_gen;      /* fork generation it was opened in */
+	bool no_query;              /* PROCMAP_QUERY is not there */
+	struct { uint64_t lo, hi; } *spans; /* registered whole, core lock */
+	size_t n_spans, cap_spans;
+	struct mn__uffd_counts counts;
+	/* The last span registered whole, and mn__vm_map_seq then: a range
+	   inside it needs no system call while no unmap or move was seen. */
+	uint64_t last_lo, last_hi;
+	unsigned long last_seq;
+} sp = { .maps_fd = -1 };
+
+/* The mapping holding @addr: 0 or -errno. */
+static int vma_of(uint64_t addr, uint64_t *lo, uint64_t *hi)
+{
+	struct procmap_query q = { .size = sizeof(q), .query_addr = addr };
+
+	if (sp.maps_fd >= 0 && sp.maps_gen != mn__fork_generation()) {
+		close(sp.maps_fd); /* the parent's maps */
+		sp.maps_fd = -1;
+	}
+	if (sp.maps_fd < 0) {
+		sp.maps_fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+		sp.maps_gen = mn__fork_generation();
+		if (sp.maps_fd < 0)
+			return -errno;
+	}
+	if (ioctl(sp.maps_fd, PROCMAP_QUERY, &q) < 0)
+		return -errno;
+	*lo = q.vma_start;
+	*hi = q.vma_end;
+	return 0;
+}
+
+/* No allocation, close(2) only (async-signal-safe): the atfork child
+   handler runs it. */
+static void spans_reset(void)
+{
+	sp.n_spans = 0;
+	sp.last_hi = 0;
+	if (sp.maps_fd >= 0)
+		close(sp.maps_fd); /* mn_shutdown() leaves no fd; a fork
+				      child's is the parent's maps */
+	sp.maps_fd = -1;
+}
+
+static void span_add(uint64_t lo, uint64_t hi)
+{
+	if (sp.n_spans && sp.spans[sp.n_spans - 1].lo == lo &&
+	    sp.spans[sp.n_spans - 1].hi == hi)
+		return;
+	if (sp.n_spans == sp.cap_spans) {
+		size_t cap = sp.cap_spans ? 2 * sp.cap_spans : 16;
+		void *p = realloc(sp.spans, cap * sizeof(sp.spans[0]));
+		if (!p)
+			return; /* stays registered until mn_shutdown() */
+		sp.spans = p;
+		sp.cap_spans = cap;
+	}
+	sp.spans[sp.n_spans].lo = lo;
+	sp.spans[sp.n_spans++].hi = hi;
+}
+
+/* The whole mappings [start, end) touches, or a reason not to. */
+static int whole_span(uint64_t start, uint64_t end, uint64_t *lo, uint64_t *hi)
+{
+	uint64_t a, b;
+	int err = vma_of(start, lo, hi);
+
+	while (!err && *hi < end) {
+		err = vma_of(*hi, &a, &b);
+		if (!err && a != *hi)
+			err = -ENOENT; /* a hole: registering would fail anyway */
+		if (!err)
+			*hi = b;
+	}
+	return err;
+}
+
+static int uffd_ioctl_register(int fd, uint64_t start, uint64_t len)
 {
 	struct uffdio_register reg = {
 		.range = { .start = start, .len = len },
 		.mode = UFFDIO_REGISTER_MODE_WP,
 	};
-	int fd = atomic_load(&u.fd);
 
+	return ioctl(fd, UFFDIO_REGISTER, &reg) < 0 ? -errno : 0;
+}
+
+int mn__uffd_register(uint64_t start, uint64_t len, bool *whole)
+{
+	int fd = atomic_load(&u.fd), err;
+	uint64_t lo, hi;
+
+	*whole = false;
 	if (fd < 0)
 		return u.err ? u.err : -EBADF;
 	if (!u.hooks_registered) {
@@ -299,9 +415,59 @@ int mn__uffd_register(uint64_t start, uint64_t len)
 		mn__shutdown_hook_register(&u.shutdown);
 		u.hooks_registered = true;
 	}
-	if (ioctl(fd, UFFDIO_REGISTER, &reg) < 0)
-		return -errno; /* not mapped yet, or not anonymous/shmem */
+	if (sp.last_hi && sp.last_lo <= start && start + len <= sp.last_hi &&
+	    sp.last_seq == atomic_load(&mn__vm_map_seq)) {
+		*whole = true;
+		sp.counts.whole++;
+		return 0;
+	}
+	err = sp.no_query ? -ENOTTY : whole_span(start, start + len, &lo, &hi);
+	if (err == -ENOTTY || err == -EINVAL) {
+		if (!sp.no_query)
+			mn__warn("userfaultfd: PROCMAP_QUERY not available (%s): "
+				 "each watched range is registered alone and "
+				 "splits its mapping", strerror(-err));
+		sp.no_query = true;
+	}
+	unsigned long seq = atomic_load(&mn__vm_map_seq);
+	if (!err && uffd_ioctl_register(fd, lo, hi - lo) == 0) {
+		span_add(lo, hi);
+		sp.last_lo = lo;
+		sp.last_hi = hi;
+		sp.last_seq = seq;
+		*whole = true;
+		sp.counts.whole++;
+		return 0;
+	}
+	/* Not the whole mapping (file-backed neighbours, no PROCMAP_QUERY,
+	   a hole): the range alone. */
+	err = uffd_ioctl_register(fd, start, len);
+	if (err) {
+		sp.counts.failed++;
+		return err; /* not mapped yet, or not anonymous/shmem */
+	}
+	sp.counts.per_range++;
 	return 0;
+}
+
+void mn__uffd_release_all(void)
+{
+	int fd = atomic_load(&u.fd);
+
+	for (size_t i = 0; i < sp.n_spans; i++) {
+		struct uffdio_range r = { .start = sp.spans[i].lo,
+					  .len = sp.spans[i].hi - sp.spans[i].lo };
+		if (fd >= 0)
+			ioctl(fd, UFFDIO_UNREGISTER, &r); /* holes, gone: fine */
+	}
+	sp.n_spans = 0;
+	sp.last_hi = 0;
+}
+
+void mn__uffd_counts(struct mn__uffd_counts *out)
+{
+	*out = sp.counts;
+	out->no_query = sp.no_query;
 }
 
 void mn__uffd_unregister(uint64_t start, uint64_t len)

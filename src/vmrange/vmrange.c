@@ -3,34 +3,46 @@
  * Address-range invalidation (AddSecureMemoryCacheCallback): watches,
  * listeners, and the lock-free lookup every hooked call makes.
  *
- * The watch index is an immutable array sorted by start address, with a
- * running maximum of the end addresses, published with one atomic store.
- * A lookup for [lo, hi) binary-searches the first entry starting at or
- * after hi and scans back while the running maximum end is above lo.
- * Readers count themselves in the watch chain (the chain's SRCU), so an
- * old index and a removed watch are freed only after a grace period.
+ * The watch index (index.c) is a copy-on-write B+tree over the watched
+ * ranges: adding or removing a watch copies one root-to-leaf path and
+ * publishes it with one atomic store, O(log n); a lookup for [lo, hi)
+ * visits only subtrees whose largest end is above lo.  Replaced nodes and
+ * removed watches are retired and freed by a later writer once the index's
+ * reader counters show no lookup can still hold them: nobody waits for a
+ * grace period.
  *
  * Everything reachable from mn__vm_notify() is async-signal-safe: atomics,
  * the chain walk, syscall(SYS_gettid), the callbacks.
  */
+#include <sched.h>
 #include <stdlib.h>
 #include <time.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "../core/core.h"
+#include "index.h"
 #include "vmrange.h"
 
 _Atomic int mn__vm_active;
+_Atomic unsigned long mn__vm_map_seq;
 
 struct vmwatch {
-	struct mn_sub sub;     /* node in vm.watches */
+	struct mn_sub sub;     /* registry; sub.node.dead marks it removed */
+	struct mn__idx_retiree ret; /* freed through the index's reclamation */
 	uint64_t start, end;   /* page-aligned */
 	unsigned int flags;
 	bool uffd;             /* registered with userfaultfd */
+	bool uffd_whole;       /* ... with its whole mappings */
+	bool in_index;         /* core lock: still to be taken out */
+	bool after_done;       /* core lock: watch_after() has run */
+	bool retired;          /* core lock: handed to the reclamation */
+	struct vmwatch *pending_next; /* removal waiting for memory */
+	_Atomic int running;   /* invocations of cb under way */
 	mn_vm_cb cb;
 	void *ctx;
 	struct vmring *ring;   /* MN_VM_DISPATCH, else NULL */
+	struct vmwatch *ring_prev, *ring_next; /* vm.ring_watches, core lock */
 };
 
 struct vmlistener {
@@ -40,24 +52,14 @@ struct vmlistener {
 	struct vmring *ring;   /* MN_VM_DISPATCH, else NULL */
 };
 
-struct idx_entry {
-	uint64_t start, end;
-	uint64_t max_end;      /* max end over entries [0, i] */
-	struct vmwatch *w;
-};
-
-struct vm_index {
-	struct vm_index *retired_next;
-	size_t n;
-	struct idx_entry e[];
-};
-
 static struct {
 	bool ready;                     /* core lock */
-	struct mn__chain watches;       /* nodes: vmwatch; readers: lookups */
 	struct mn__chain listeners;     /* oldest first */
-	_Atomic(struct vm_index *) index;
-	struct vm_index *retired;       /* core lock; freed after a grace */
+	struct mn__idx idx;             /* the watches; writers: core lock */
+	size_t n_watches, n_uffd;       /* core lock */
+	struct vmwatch *pending;        /* core lock: removals to retry */
+	struct mn__idx_retiree *to_free; /* core lock: freed after unlock */
+	struct vmwatch *ring_watches;   /* core lock: the MN_VM_DISPATCH ones */
 } vm;
 
 /* Nesting of notifications on this thread (a callback that unmaps).
@@ -203,61 +205,64 @@ static void ring_drain(struct vmring *r, mn_vm_cb cb, void *ctx)
 
 /* --- the lookup (signal-safe) ---------------------------------------------- */
 
-static void deliver_watches(struct mn_vm_event *ev)
-{
-	struct mn__chain_reader rd;
-	const struct vm_index *idx;
-	uint64_t lo = ev->address, hi = ev->address + ev->length;
-	const uint64_t call_addr = ev->address, call_len = ev->length;
+struct deliver_ctx {
+	struct mn_vm_event *ev;
+	uint64_t call_addr, call_len, hi;
+	bool forgot;
+};
 
-	mn__chain_walk_begin(&vm.watches, &rd);
-	idx = atomic_load_explicit(&vm.index, memory_order_acquire);
-	if (idx && idx->n) {
-		/* First entry with start >= hi. */
-		size_t a = 0, b = idx->n;
-		while (a < b) {
-			size_t mid = a + (b - a) / 2;
-			if (idx->e[mid].start < hi)
-				a = mid + 1;
-			else
-				b = mid;
-		}
-		for (size_t i = a; i-- > 0;) {
-			const struct idx_entry *e = &idx->e[i];
-			if (e->max_end <= lo)
-				break; /* nothing at or before i reaches lo */
-			if (e->end <= lo)
-				continue;
-			if (atomic_load_explicit(&e->w->sub.node.dead,
-						 memory_order_acquire))
-				continue;
-			if (ev->tid == -1)
-				ev->tid = (int)syscall(SYS_gettid);
-			ev->address = MN__MAX(e->start, call_addr);
-			ev->length = MN__MIN(e->end, hi) - ev->address;
-			ev->watch_address = e->start;
-			ev->watch_length = e->end - e->start;
-			/* An unmap or a move a hook reports: take the range out
-			   of userfaultfd first, so the kernel sends no late copy
-			   (a discard's copy is dropped per call by the reader:
-			   mn__vm_inflight_match). */
-			if (!ev->late && e->w->uffd &&
-			    (ev->kind == MN_VM_UNMAP || ev->kind == MN_VM_MOVE))
-				mn__uffd_forget(ev->address, ev->length);
-			if (e->w->ring) {
-				ring_push(e->w->ring, ev);
-				continue;
-			}
-			e->w->cb(ev, e->w->ctx);
-			mn__count(delivered, 1);
-		}
+/* One overlapping watch (signal-safe). */
+static bool deliver_one(uint64_t start, uint64_t end, void *owner, void *arg)
+{
+	struct deliver_ctx *c = arg;
+	struct mn_vm_event *ev = c->ev;
+	struct vmwatch *w = owner;
+
+	/* Count the invocation, then look at dead: an unsubscription marks
+	   dead, then waits for running to drop (seq_cst on both sides: one
+	   of the two sees the other). */
+	atomic_fetch_add(&w->running, 1);
+	if (atomic_load(&w->sub.node.dead)) {
+		atomic_fetch_sub(&w->running, 1);
+		return true;
 	}
-	mn__chain_walk_end(&rd);
-	ev->address = call_addr;
-	ev->length = call_len;
-	ev->watch_address = ev->watch_length = 0;
+	if (ev->tid == -1)
+		ev->tid = (int)syscall(SYS_gettid);
+	/* An unmap or a move a hook reports: take the call's range out of
+	   userfaultfd first, so the kernel sends no late copy (a discard's
+	   copy is dropped per call by the reader: mn__vm_inflight_match).
+	   The whole call's: its mapping may be registered whole. */
+	if (!ev->late && w->uffd && !c->forgot &&
+	    (ev->kind == MN_VM_UNMAP || ev->kind == MN_VM_MOVE)) {
+		mn__uffd_forget(c->call_addr, c->call_len);
+		c->forgot = true;
+	}
+	ev->address = MN__MAX(start, c->call_addr);
+	ev->length = MN__MIN(end, c->hi) - ev->address;
+	ev->watch_address = start;
+	ev->watch_length = end - start;
+	if (w->ring) {
+		ring_push(w->ring, ev); /* told on its lane, in thread context */
+	} else {
+		w->cb(ev, w->ctx);
+		mn__count(delivered, 1);
+	}
+	atomic_fetch_sub(&w->running, 1);
+	return true;
 }
 
+static void deliver_watches(struct mn_vm_event *ev)
+{
+	struct deliver_ctx c = { ev, ev->address, ev->length,
+				 ev->address + ev->length, false };
+	unsigned int slot = mn__idx_read_begin(&vm.idx);
+
+	mn__idx_query(&vm.idx, c.call_addr, c.hi, deliver_one, &c);
+	mn__idx_read_end(&vm.idx, slot);
+	ev->address = c.call_addr;
+	ev->length = c.call_len;
+	ev->watch_address = ev->watch_length = 0;
+}
 
 static void deliver_listeners(struct mn_vm_event *ev)
 {
@@ -343,6 +348,8 @@ void mn__vm_notify(struct mn_vm_event *ev)
 	ev->via = MN_VM_VIA_HOOK;
 	ev->late = 0;
 	ev->tid = -1; /* filled in (one system call) only if someone is told */
+	if ((ev->kind == MN_VM_UNMAP || ev->kind == MN_VM_MOVE) && mn__uffd_in_use())
+		atomic_fetch_add_explicit(&mn__vm_map_seq, 1, memory_order_relaxed);
 	deliver_listeners(ev);
 	deliver_watches(ev);
 	tls_depth--;
@@ -354,8 +361,9 @@ void mn__vm_notify_late(struct mn_vm_event *ev)
 	ev->sz = sizeof(*ev);
 	ev->via = MN_VM_VIA_USERFAULTFD;
 	ev->late = 1;
+	if (ev->kind == MN_VM_UNMAP || ev->kind == MN_VM_MOVE)
+		atomic_fetch_add_explicit(&mn__vm_map_seq, 1, memory_order_relaxed);
 	deliver_watches(ev);
-	mn__chain_reclaim(&vm.watches);
 }
 
 /* --- dispatched subscriptions: thread context ------------------------------ */
@@ -374,25 +382,38 @@ static void listener_run(struct mn__lane *l)
 	ring_drain(li->ring, li->cb, li->ctx);
 }
 
-static void ready_pending(struct mn__chain *c)
+static void ready_lane(mn_sub *sub, struct vmring *r)
+{
+	if (!r || !atomic_load(&r->pending))
+		return;
+	mn__lane_lock();
+	mn__lane_ready(&sub->lane);
+	mn__lane_unlock();
+}
+
+static void ready_listeners(void)
 {
 	struct mn__chain_reader rd;
 	struct mn__chain_node *n;
 
-	mn__chain_walk_begin(c, &rd);
+	mn__chain_walk_begin(&vm.listeners, &rd);
 	while ((n = mn__chain_walk_next(&rd))) {
-		mn_sub *sub = mn__container_of(n, mn_sub, node);
-		/* Both kinds start with their mn_sub; the ring follows cb. */
-		struct vmring *r = c == &vm.watches
-			? mn__container_of(sub, struct vmwatch, sub)->ring
-			: mn__container_of(sub, struct vmlistener, sub)->ring;
-		if (!r || !atomic_load(&r->pending))
-			continue;
-		mn__lane_lock();
-		mn__lane_ready(&sub->lane);
-		mn__lane_unlock();
+		struct vmlistener *l = mn__container_of(n, struct vmlistener, sub.node);
+		ready_lane(&l->sub, l->ring);
 	}
 	mn__chain_walk_end(&rd);
+}
+
+/* Watches are in the index, not a chain: the dispatched ones are also on
+   a list the core lock guards (a watch leaves it, under that lock, before
+   it can be freed).  The lane lock ranks above the core lock. */
+static void ready_watches(void)
+{
+	mn__lock();
+	for (struct vmwatch *w = vm.ring_watches; w; w = w->ring_next)
+		if (!atomic_load(&w->sub.node.dead))
+			ready_lane(&w->sub, w->ring);
+	mn__unlock();
 }
 
 /* The dispatcher, after a signal-safe wakeup: hand each ring that has
@@ -401,13 +422,28 @@ static void rings_hook_fn(void)
 {
 	if (!atomic_exchange(&rings_pending, 0))
 		return;
-	ready_pending(&vm.listeners);
-	ready_pending(&vm.watches);
+	ready_listeners();
+	ready_watches();
 }
 
 static struct mn__async_hook rings_hook = { .fn = rings_hook_fn };
 
 /* --- writers (core lock) ----------------------------------------------------- */
+
+static void fork_count(void *owner, void *arg)
+{
+	*(bool *)arg |= ((struct vmwatch *)owner)->uffd;
+}
+
+static void fork_register(void *owner, void *arg)
+{
+	struct vmwatch *w = owner;
+
+	(void)arg;
+	if (w->uffd && mn__dispatch_ensure() == 0)
+		w->uffd = mn__uffd_register(w->start, w->end - w->start,
+					    &w->uffd_whole) == 0;
+}
 
 /*
  * A fork child: its watched ranges are not registered with any
@@ -417,34 +453,33 @@ static struct mn__async_hook rings_hook = { .fn = rings_hook_fn };
  */
 static void fork_after(void)
 {
-	const struct vm_index *idx;
 	bool any = false;
 
 	mn__lock();
-	idx = atomic_load(&vm.index);
-	for (size_t i = 0; idx && i < idx->n; i++)
-		any |= idx->e[i].w->uffd;
+	mn__idx_each(&vm.idx, fork_count, &any);
 	mn__unlock();
 	if (!any || mn__uffd_prepare() != 0)
 		return;
 	mn__dispatch_start();
 	mn__lock();
-	idx = atomic_load(&vm.index);
-	for (size_t i = 0; idx && i < idx->n; i++) {
-		struct vmwatch *w = idx->e[i].w;
-		if (w->uffd && mn__dispatch_ensure() == 0)
-			w->uffd = mn__uffd_register(w->start, w->end - w->start) == 0;
-	}
+	mn__idx_each(&vm.idx, fork_register, NULL);
 	mn__unlock();
 }
 
-static struct mn__fork_hook fork_hook = { .after = fork_after };
+/* Core lock held, in the child: lookups of threads the child does not
+   have left their counts behind. */
+static void fork_rebuild(void)
+{
+	mn__idx_atfork_child(&vm.idx);
+}
+
+static struct mn__fork_hook fork_hook = { .rebuild = fork_rebuild,
+					  .after = fork_after };
 
 static int setup(void)
 {
 	if (vm.ready)
 		return 0;
-	mn__chain_init(&vm.watches, MN__CHAIN_OLDEST_FIRST);
 	mn__chain_init(&vm.listeners, MN__CHAIN_OLDEST_FIRST);
 	mn__fork_hook_register(&fork_hook);
 	mn__async_hook_register(&rings_hook);
@@ -452,70 +487,10 @@ static int setup(void)
 	return 0;
 }
 
-static int cmp_entry(const void *a, const void *b)
-{
-	const struct idx_entry *x = a, *y = b;
-
-	return x->start < y->start ? -1 : x->start > y->start;
-}
-
-/* Publish an index of the watches in the chain, less @drop, plus @add.
-   The old index goes on the retired list. */
-static int rebuild_index(struct vmwatch *add, struct vmwatch *drop)
-{
-	struct vm_index *old = atomic_load(&vm.index), *idx;
-	size_t n = (old ? old->n : 0) + (add ? 1 : 0), k = 0;
-	uint64_t max_end = 0;
-
-	idx = malloc(sizeof(*idx) + (n ? n : 1) * sizeof(idx->e[0]));
-	if (!idx)
-		return -ENOMEM;
-	for (size_t i = 0; old && i < old->n; i++)
-		if (old->e[i].w != drop)
-			idx->e[k++] = old->e[i];
-	if (add)
-		idx->e[k++] = (struct idx_entry){ add->start, add->end, 0, add };
-	idx->n = k;
-	qsort(idx->e, k, sizeof(idx->e[0]), cmp_entry);
-	for (size_t i = 0; i < k; i++) {
-		max_end = MN__MAX(max_end, idx->e[i].end);
-		idx->e[i].max_end = max_end;
-	}
-	idx->retired_next = NULL;
-	atomic_store_explicit(&vm.index, idx, memory_order_release);
-	if (old) {
-		old->retired_next = vm.retired;
-		vm.retired = old;
-	}
-	return 0;
-}
-
-/* Free retired indexes after a grace period: without the core lock, and
-   not from inside a lookup. */
-static void reclaim_indexes(void)
-{
-	struct vm_index *list;
-
-	if (mn__chain_in_walk(&vm.watches))
-		return;
-	mn__lock();
-	list = vm.retired;
-	vm.retired = NULL;
-	mn__unlock();
-	if (!list)
-		return;
-	mn__chain_synchronize(&vm.watches);
-	while (list) {
-		struct vm_index *next = list->retired_next;
-		free(list);
-		list = next;
-	}
-}
-
 static void update_active(void)
 {
 	atomic_store(&mn__vm_active,
-		     mn__chain_count(&vm.watches) + mn__chain_count(&vm.listeners) > 0);
+		     vm.n_watches + mn__chain_count(&vm.listeners) > 0);
 }
 
 static void watch_release(struct mn__chain_node *n)
@@ -526,24 +501,124 @@ static void watch_release(struct mn__chain_node *n)
 	free(w);
 }
 
+/* The index's reclamation: no lookup can reach the watch any more. */
+static void watch_free(struct mn__idx_retiree *r)
+{
+	struct vmwatch *w = mn__container_of(r, struct vmwatch, ret);
+
+	w->sub.node.release(&w->sub.node); /* the core's, then watch_release */
+}
+
+/* Core lock: take @w out of the index, or keep it (dead: lookups skip it)
+   for the next writer when the index has no memory for the change. */
+static void take_out(struct vmwatch *w)
+{
+	if (mn__idx_remove(&vm.idx, w->start, w) == -ENOMEM) {
+		w->pending_next = vm.pending;
+		vm.pending = w;
+		return;
+	}
+	w->in_index = false;
+}
+
+/* Core lock: once out of the index and past watch_after(), the watch goes
+   to the reclamation (freed when no lookup can reach it). */
+static void maybe_retire(struct vmwatch *w)
+{
+	if (!w->in_index && w->after_done && !w->retired) {
+		w->retired = true;
+		mn__idx_retire(&vm.idx, &w->ret);
+	}
+}
+
+/* Core lock: retry removals that lacked memory, reclaim what no lookup
+   can see any more (freed after the unlock: mn__vm_reclaim_unlocked). */
+static void writer_tail(void)
+{
+	struct vmwatch *list = vm.pending;
+
+	vm.pending = NULL;
+	while (list) {
+		struct vmwatch *w = list;
+		list = w->pending_next;
+		take_out(w);
+		maybe_retire(w);
+	}
+	mn__idx_poll(&vm.idx, &vm.to_free);
+}
+
+static void reclaim_unlocked(void)
+{
+	struct mn__idx_retiree *list;
+
+	mn__lock();
+	list = vm.to_free;
+	vm.to_free = NULL;
+	mn__unlock();
+	mn__idx_free_list(list);
+}
+
+static void uffd_drop(struct vmwatch *w)
+{
+	if (!w->uffd)
+		return;
+	if (!w->uffd_whole)
+		mn__uffd_unregister(w->start, w->end - w->start);
+	if (--vm.n_uffd == 0)
+		mn__uffd_release_all();
+}
+
+/* The watch watch_unlink() took out, for watch_after() on the same
+   thread (mn_unsubscribe() calls one, then the other). */
+static __thread struct vmwatch *tls_unlinked;
+
 static struct mn__chain *watch_unlink(mn_sub *sub, struct mn__chain_removal *rm)
 {
 	struct vmwatch *w = mn__container_of(sub, struct vmwatch, sub);
 
-	/* Drop it from the index first (a failed rebuild leaves it there,
-	   dead: lookups skip dead watches). */
-	rebuild_index(NULL, w);
-	if (w->uffd)
-		mn__uffd_unregister(w->start, w->end - w->start);
-	mn__chain_unlink(&vm.watches, &w->sub.node, rm);
+	memset(rm, 0, sizeof(*rm)); /* nothing for the chain's grace period */
+	atomic_store(&w->sub.node.dead, 1);
+	if (w->ring) {
+		if (w->ring_prev)
+			w->ring_prev->ring_next = w->ring_next;
+		else
+			vm.ring_watches = w->ring_next;
+		if (w->ring_next)
+			w->ring_next->ring_prev = w->ring_prev;
+	}
+	take_out(w);
+	uffd_drop(w);
+	vm.n_watches--;
 	update_active();
-	return &vm.watches;
+	writer_tail();
+	tls_unlinked = w; /* retired by watch_after: it may wait on it */
+	return &vm.listeners;
 }
 
+/*
+ * Without the lock: mn_unsubscribe() returns once the callback is not
+ * running anywhere — except from inside a callback, where waiting could
+ * wait for itself.  The wait is for this watch's invocations only, never
+ * a grace period.  Then the watch is retired: freed once no lookup can
+ * still reach it.
+ */
 static void watch_after(struct mn__chain *chain)
 {
+	struct vmwatch *w = tls_unlinked;
+
 	(void)chain;
-	reclaim_indexes();
+	tls_unlinked = NULL;
+	if (w && !tls_depth && !mn__chain_in_any_walk() && !mn__in_signal())
+		while (atomic_load(&w->running))
+			sched_yield();
+	mn__lock();
+	if (w) {
+		w->after_done = true;
+		maybe_retire(w); /* or writer_tail, once out of the index */
+	}
+	writer_tail();
+	mn__unlock();
+	reclaim_unlocked();
 }
 
 static const struct mn__sub_ops watch_ops = {
@@ -552,12 +627,41 @@ static const struct mn__sub_ops watch_ops = {
 	.after = watch_after,
 };
 
+/* Core lock: publish @w (userfaultfd first, then the index). */
+static int watch_add_locked(struct vmwatch *w)
+{
+	int err;
+
+	setup();
+	if (!(w->flags & MN_VM_NO_USERFAULTFD) && mn__dispatch_ensure() == 0) {
+		w->uffd = mn__uffd_register(w->start, w->end - w->start,
+					    &w->uffd_whole) == 0;
+		vm.n_uffd += w->uffd;
+	}
+	err = mn__idx_insert(&vm.idx, w->start, w->end, w);
+	if (err) {
+		uffd_drop(w);
+		return err;
+	}
+	w->in_index = true;
+	if (w->ring) {
+		w->ring_next = vm.ring_watches;
+		if (w->ring_next)
+			w->ring_next->ring_prev = w;
+		vm.ring_watches = w;
+	}
+	mn__sub_register(&w->sub, &watch_ops);
+	vm.n_watches++;
+	update_active();
+	writer_tail();
+	return 0;
+}
+
 int mn_vm_watch(const void *addr, size_t len, unsigned int flags, mn_vm_cb cb,
 		void *ctx, mn_sub **out)
 {
 	uint64_t ps = mn__page_size();
 	uint64_t lo = (uint64_t)(uintptr_t)addr;
-	struct mn__chain_removal rm;
 	struct vmwatch *w;
 	int err;
 
@@ -578,6 +682,7 @@ int mn_vm_watch(const void *addr, size_t len, unsigned int flags, mn_vm_cb cb,
 	w->cb = cb;
 	w->ctx = ctx;
 	w->sub.node.release = watch_release;
+	w->ret.free_fn = watch_free;
 	if ((flags & MN_VM_DISPATCH) && !(w->ring = ring_new())) {
 		free(w);
 		return -ENOMEM;
@@ -597,35 +702,25 @@ int mn_vm_watch(const void *addr, size_t len, unsigned int flags, mn_vm_cb cb,
 		mn__dispatch_start();
 
 	mn__lock();
-	setup();
-	err = mn__chain_add(&vm.watches, &w->sub.node, &rm);
-	if (!err) {
-		err = rebuild_index(w, NULL);
-		if (err) {
-			struct mn__chain_removal rm2;
-			mn__chain_unlink(&vm.watches, &w->sub.node, &rm2);
-			mn__chain_defer(&vm.watches, &rm2);
-			mn__chain_defer(&vm.watches, &rm);
-			mn__unlock();
-			return err; /* w is freed by the chain's reclaim */
-		}
-	}
+	err = watch_add_locked(w);
+	mn__unlock();
 	if (err) {
-		mn__unlock();
 		watch_release(&w->sub.node);
 		return err;
 	}
-	if (!(flags & MN_VM_NO_USERFAULTFD) && mn__dispatch_ensure() == 0)
-		w->uffd = mn__uffd_register(w->start, w->end - w->start) == 0;
-	mn__sub_register(&w->sub, &watch_ops);
-	update_active();
-	mn__unlock();
-	mn__chain_finish_remove(&vm.watches, &rm);
-	reclaim_indexes();
+	reclaim_unlocked();
 	if (w->uffd || w->ring)
 		mn__dispatch_start(); /* a concurrent mn_shutdown() stopped it */
 	*out = &w->sub;
 	return 0;
+}
+
+/* The userfaultfd counters of the watches, for the range cache's stats. */
+void mn__vm_uffd_counts(struct mn__uffd_counts *out)
+{
+	mn__lock();
+	mn__uffd_counts(out);
+	mn__unlock();
 }
 
 static void listener_release(struct mn__chain_node *n)

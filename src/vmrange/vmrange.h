@@ -23,6 +23,10 @@ int mn__probe_userfaultfd(char *detail, size_t len);    /* uffd.c */
 
 /* Nonzero once a watch or a listener exists: the hooks' fast-path test. */
 extern _Atomic int mn__vm_active;
+/* Counts the unmaps and moves reported (hooks and late events) while
+   userfaultfd is in use: a registration of whole mappings made under an
+   unchanged count still covers them. */
+extern _Atomic unsigned long mn__vm_map_seq;
 
 /*
  * Report a change before it is made.  Synchronous context: the calling
@@ -58,8 +62,21 @@ int mn__vm_patch_status(char *detail, size_t len);
    alone).  in_use: a descriptor exists (async-signal-safe). */
 int mn__uffd_prepare(void);
 bool mn__uffd_in_use(void);
-int mn__uffd_register(uint64_t start, uint64_t len);
+/* register: @whole set when the range was registered with its whole
+   mappings (never unregistered per range: mn__uffd_release_all() when the
+   last watch using the safety net goes); otherwise the range alone. */
+int mn__uffd_register(uint64_t start, uint64_t len, bool *whole);
 void mn__uffd_unregister(uint64_t start, uint64_t len);
+void mn__uffd_release_all(void);
+struct mn__uffd_counts {
+	uint64_t whole;      /* registered with their whole mappings */
+	uint64_t per_range;  /* registered alone (the reason logged) */
+	uint64_t failed;     /* not registered: the hooks alone watch them */
+	bool no_query;       /* PROCMAP_QUERY missing: every range alone */
+};
+void mn__uffd_counts(struct mn__uffd_counts *out);
+/* The same, taking the core lock (for callers outside vmrange). */
+void mn__vm_uffd_counts(struct mn__uffd_counts *out);
 /* From a hook, before an unmap or move a hook has reported: take the range
    out of userfaultfd so the kernel sends no late copy.  Async-signal-safe
    (one ioctl). */

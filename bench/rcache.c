@@ -1,0 +1,312 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench/rcache: mn_rcache against UCX's ucs_rcache, in one run.  The same
+ * source is built twice: with memnotify (rcache) and with UCX's libucs and
+ * libucm (rcache_ucx, Debian's libucx-dev); the memnotify build runs the
+ * other as a child process and prints both columns.  Each cache gets a
+ * registration callback that does nothing, so the figures are the cache's.
+ *   hit        get + put of a cached one-page region, ns per pair, with 1,
+ *              1,000 and 100,000 regions cached, from 1 and 2 threads
+ *   miss       get of a new region (register) + put, ns
+ *   invalidate munmap of a cached page and the next cache call that
+ *              drops it, ns per region, minus a bare munmap measured in the
+ *              same process
+ *   memory     resident bytes per cached region (100,000 regions)
+ *   watch      (memnotify only) mn_vm_watch/mn_unsubscribe per call at
+ *              100,000 watches: see watch_scale
+ */
+#include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifdef MN_BENCH_UCX
+#include <ucm/api/ucm.h>
+#include <ucs/memory/rcache.h>
+typedef ucs_rcache_region_t region_t;
+static ucs_rcache_t *cache;
+#else
+#include "memnotify.h"
+typedef struct mn_rcache_region region_t;
+static mn_rcache *cache;
+#endif
+
+#define PG 4096ul
+#define MAXN 100000
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static long rss_bytes(void)
+{
+	long pages = 0, rss = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	if (f) {
+		if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+			rss = 0;
+		fclose(f);
+	}
+	return rss * (long)PG;
+}
+
+#ifdef MN_BENCH_UCX
+static ucs_status_t reg(void *ctx, ucs_rcache_t *rc, void *arg,
+			ucs_rcache_region_t *r, uint16_t flags)
+{
+	(void)ctx; (void)rc; (void)arg; (void)r; (void)flags;
+	return UCS_OK;
+}
+
+static void dereg(void *ctx, ucs_rcache_t *rc, ucs_rcache_region_t *r)
+{
+	(void)ctx; (void)rc; (void)r;
+}
+
+static void dump(void *ctx, ucs_rcache_t *rc, ucs_rcache_region_t *r,
+		 char *buf, size_t max)
+{
+	(void)ctx; (void)rc; (void)r;
+	if (max)
+		buf[0] = 0;
+}
+
+static const ucs_rcache_ops_t ops = { reg, dereg, dump };
+
+static void cache_make(void)
+{
+	ucs_rcache_params_t p = {
+		.region_struct_size = sizeof(ucs_rcache_region_t),
+		.alignment = PG, .max_alignment = PG,
+		.ucm_events = UCM_EVENT_VM_UNMAPPED, .ucm_event_priority = 1000,
+		.ops = &ops, .flags = UCS_RCACHE_FLAG_NO_PFN_CHECK,
+		.max_regions = ULONG_MAX, .max_size = SIZE_MAX,
+		.max_unreleased = SIZE_MAX,
+	};
+	if (ucs_rcache_create(&p, "bench", NULL, &cache) != UCS_OK) {
+		printf("skip: ucs_rcache_create failed\n");
+		exit(77);
+	}
+}
+
+static void cache_drop(void) { ucs_rcache_destroy(cache); }
+
+static region_t *get(void *p)
+{
+	region_t *r;
+	return ucs_rcache_get(cache, p, PG, PROT_READ | PROT_WRITE, NULL, &r) ==
+	       UCS_OK ? r : NULL;
+}
+
+static void put(region_t *r) { ucs_rcache_region_put(cache, r); }
+static void flush(void) {} /* UCX drops invalidated regions at the next get */
+#else
+static int reg(void *ctx, struct mn_rcache_region *r)
+{
+	(void)ctx; (void)r;
+	return 0;
+}
+
+static void dereg(void *ctx, struct mn_rcache_region *r)
+{
+	(void)ctx; (void)r;
+}
+
+static void cache_make(void)
+{
+	struct mn_rcache_opts o = { .sz = sizeof(o), .reg = reg, .dereg = dereg };
+
+	if (mn_rcache_create(&o, &cache) != 0)
+		exit(1);
+}
+
+static void cache_drop(void) { mn_rcache_destroy(cache); }
+
+static region_t *get(void *p)
+{
+	region_t *r;
+	return mn_rcache_get(cache, p, PG, PROT_READ | PROT_WRITE, &r) == 0 ? r : NULL;
+}
+
+static void put(region_t *r) { mn_rcache_put(cache, r); }
+static void flush(void) { mn_rcache_flush(cache); }
+#endif
+
+static char *base;
+
+struct hit_arg {
+	size_t n, iters;
+	unsigned int seed;
+	double ns;
+};
+
+static void *hit_loop(void *arg)
+{
+	struct hit_arg *a = arg;
+	uint64_t t = now_ns();
+
+	for (size_t i = 0; i < a->iters; i++) {
+		size_t k = (size_t)rand_r(&a->seed) % a->n;
+		region_t *r = get(base + 2 * k * PG);
+		if (r)
+			put(r);
+	}
+	a->ns = (double)(now_ns() - t) / (double)a->iters;
+	return NULL;
+}
+
+static double hits(size_t n, int threads)
+{
+	struct hit_arg a[2] = { { n, 400000, 1, 0 }, { n, 400000, 2, 0 } };
+	pthread_t t[2];
+	double sum = 0;
+
+	for (int i = 0; i < threads; i++)
+		pthread_create(&t[i], NULL, hit_loop, &a[i]);
+	for (int i = 0; i < threads; i++) {
+		pthread_join(t[i], NULL);
+		sum += a[i].ns;
+	}
+	return sum / threads;
+}
+
+/* Fill regions [from, to): the miss cost per region. */
+static double fill(size_t from, size_t to)
+{
+	uint64_t t = now_ns();
+
+	for (size_t k = from; k < to; k++) {
+		region_t *r = get(base + 2 * k * PG);
+		if (r)
+			put(r);
+	}
+	return (double)(now_ns() - t) / (double)(to - from);
+}
+
+static double invalidate(size_t n)
+{
+	char *bare = mmap(NULL, 2 * n * PG, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint64_t t = now_ns(), bare_ns, cached_ns;
+
+	for (size_t k = 0; k < n; k++)
+		munmap(bare + 2 * k * PG, PG);
+	bare_ns = now_ns() - t;
+	munmap(bare, 2 * n * PG);
+	t = now_ns();
+	for (size_t k = 0; k < n; k++)
+		munmap(base + 2 * k * PG, PG);
+	flush();
+	cached_ns = now_ns() - t;
+	return ((double)cached_ns - (double)bare_ns) / (double)n;
+}
+
+static int measure(void)
+{
+	static const size_t ns[] = { 1, 1000, MAXN };
+	double miss = 0;
+	long rss0, rss1;
+
+	base = mmap(NULL, 2 * MAXN * PG, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	for (size_t k = 0; k < 2 * MAXN; k++)
+		base[k * PG] = 1; /* faulted in before any RSS is taken */
+	cache_make();
+	rss0 = rss_bytes();
+	size_t have = 0;
+	for (size_t i = 0; i < 3; i++) {
+		double m = fill(have, ns[i]);
+		if (ns[i] == MAXN)
+			miss = m;
+		have = ns[i];
+		printf("hit_ns_%zu_1t %.1f\n", ns[i], hits(ns[i], 1));
+		printf("hit_ns_%zu_2t %.1f\n", ns[i], hits(ns[i], 2));
+	}
+	rss1 = rss_bytes();
+	printf("miss_register_put_ns %.1f\n", miss);
+	printf("bytes_per_region %.1f\n", (double)(rss1 - rss0) / MAXN);
+	printf("invalidate_ns_per_region %.1f\n", invalidate(MAXN));
+	cache_drop();
+	return 0;
+}
+
+#ifdef MN_BENCH_UCX
+int main(void)
+{
+	return measure();
+}
+#else
+#define KEYS 32
+struct col {
+	char key[KEYS][48];
+	double v[KEYS];
+	int n;
+};
+
+static int run_col(const char *cmd, struct col *c)
+{
+	FILE *f = popen(cmd, "r");
+	char line[256];
+
+	c->n = 0;
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f) && c->n < KEYS)
+		if (sscanf(line, "%47s %lf", c->key[c->n], &c->v[c->n]) == 2)
+			c->n++;
+	return pclose(f);
+}
+
+static double find(const struct col *c, const char *key)
+{
+	for (int i = 0; i < c->n; i++)
+		if (!strcmp(c->key[i], key))
+			return c->v[i];
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	char self[4096], cmd[4200];
+	struct col mn, ucx;
+	ssize_t len;
+
+	if (argc > 1 && !strcmp(argv[1], "--raw"))
+		return measure();
+	len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (len <= 0)
+		return 1;
+	self[len] = 0;
+	snprintf(cmd, sizeof(cmd), "'%s' --raw", self);
+	if (run_col(cmd, &mn) != 0 || mn.n == 0) {
+		printf("rcache: the memnotify run failed\n");
+		return 1;
+	}
+	snprintf(cmd, sizeof(cmd), "'%s_ucx' 2>/dev/null", self);
+	if (run_col(cmd, &ucx) != 0)
+		ucx.n = 0;
+	printf("rcache: mn_rcache vs UCX ucs_rcache (1.13, Debian libucx-dev), same run, lower is better\n");
+	printf("  %-28s %14s %14s %8s\n", "figure", "mn_rcache", "ucs_rcache", "mn/ucx");
+	for (int i = 0; i < mn.n; i++) {
+		double u = find(&ucx, mn.key[i]);
+		if (u > 0)
+			printf("  %-28s %14.1f %14.1f %8.2f\n", mn.key[i], mn.v[i], u,
+			       mn.v[i] / u);
+		else
+			printf("  %-28s %14.1f %14s %8s\n", mn.key[i], mn.v[i], "n/a", "");
+	}
+	if (!ucx.n)
+		printf("  (UCX not built or failed: rcache_ucx)\n");
+	return 0;
+}
+#endif

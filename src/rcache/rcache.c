@@ -1,0 +1,657 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The registration cache (mn_rcache): regions of the caller's buffers,
+ * each registered once by the caller's callback and watched with
+ * mn_vm_watch() so that a change to its memory takes it out at once.
+ *
+ * Structure:
+ * - The regions of a cache are in a watch index (src/vmrange/index.h): a
+ *   copy-on-write B+tree by start address that readers search without a
+ *   lock.  A hit is a lookup plus a compare-and-swap on the region's
+ *   reference count (never up from 0), then a look at its invalid flag.
+ * - refs counts the callers' references plus one while the region is in
+ *   the index.  Whoever drops it to 0 releases the region: deregister,
+ *   end its watch, retire its memory to the index's reclamation (freed
+ *   once no lookup can still see it).
+ * - The watch's callback (the synchronous hook, maybe in a signal
+ *   handler, or the late userfaultfd event on the dispatcher) only sets
+ *   the invalid bits and, the first time, pushes the region on a
+ *   lock-free stack: atomics, no lock, no allocation, async-signal-safe.
+ *   The next get, put or flush takes the stack, removes those regions
+ *   from the index and drops the index's reference.
+ * - Writers of every cache share one mutex, rc_lock (rank LEAF: nothing
+ *   is taken under it; no callback, mn_vm_watch or mn_unsubscribe runs
+ *   under it).  fork(): the core takes and releases it around fork (it is
+ *   registered); a child keeps its caches (the watches are rebuilt by the
+ *   core).
+ * - Eviction: over max_regions or max_bytes, CLOCK over the regions in
+ *   insertion order: an unreferenced region not used since it was last
+ *   passed goes; a used one gets a second chance.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "../core/core.h"
+#include "../vmrange/index.h"
+#include "../vmrange/vmrange.h"
+
+enum {
+	INV_UNMAP = 1, INV_MOVE = 2, INV_DISCARD = 4, INV_PROTECT = 8,
+	INV_LATE = 16, INV_EVICT = 32, INV_MERGED = 64, INV_GONE = 128,
+};
+
+struct region {
+	struct mn_rcache_region pub;
+	struct mn__idx_retiree ret;
+	struct mn_rcache *cache;
+	_Atomic long refs;          /* callers + 1 while in the index */
+	_Atomic unsigned int invalid;
+	_Atomic uint64_t used;      /* the cache's clock at the last hit */
+	_Atomic int on_stack;       /* pushed on cache->inval, not taken */
+	struct region *inval_next;  /* the stack's link */
+	mn_sub *watch;
+	/* rc_lock: */
+	bool in_index, free_pending;
+	uint64_t seen;              /* `used` when CLOCK last passed it */
+	struct region *prev, *next; /* CLOCK order, oldest first */
+};
+
+struct mn_rcache {
+	struct mn_rcache_opts o;
+	struct mn__idx idx;
+	_Atomic(struct region *) inval;   /* lock-free stack */
+	_Atomic uint64_t clock;
+	struct region *head, *tail;       /* rc_lock */
+	size_t n;                         /* rc_lock */
+	uint64_t bytes;                   /* rc_lock */
+	struct {
+		_Atomic uint64_t n;
+		char pad[64 - sizeof(uint64_t)];
+	} hits[MN__IDX_STRIPES] __attribute__((aligned(64))); /* per thread */
+	struct {
+		_Atomic uint64_t misses, merges, unmap, move, discard,
+			protect, late, evictions, deregs, deferred, reg_errors,
+			retries;
+	} st;
+};
+
+static pthread_mutex_t rc_lock = PTHREAD_MUTEX_INITIALIZER;
+
+__attribute__((constructor)) static void rcache_init(void)
+{
+	mn__lock_register(&rc_lock, MN__RANK_LEAF);
+}
+
+#define ST(c, f) atomic_fetch_add_explicit(&(c)->st.f, 1, memory_order_relaxed)
+
+/* --- the watch callback (signal-safe) ------------------------------------- */
+
+/* Synchronous hook (any thread, maybe a signal handler) or late event
+   (dispatcher): atomics only. */
+static void on_change(const struct mn_vm_event *ev, void *ctx)
+{
+	struct region *r = ctx;
+	struct mn_rcache *c = r->cache;
+	unsigned int bit;
+
+	switch (ev->kind) {
+	case MN_VM_UNMAP: bit = INV_UNMAP; break;
+	case MN_VM_MOVE: bit = INV_MOVE; break;
+	case MN_VM_DISCARD: bit = INV_DISCARD; break;
+	case MN_VM_PROTECT:
+		/* Only a change that takes away an access it was made for. */
+		if ((ev->prot & r->pub.prot) == r->pub.prot)
+			return;
+		bit = INV_PROTECT;
+		break;
+	default: bit = INV_UNMAP; break; /* unknown: safest */
+	}
+	if (ev->late)
+		bit |= INV_LATE;
+	if (atomic_fetch_or(&r->invalid, bit))
+		return; /* already out, or on its way */
+	switch (bit & ~INV_LATE) {
+	case INV_UNMAP: ST(c, unmap); break;
+	case INV_MOVE: ST(c, move); break;
+	case INV_DISCARD: ST(c, discard); break;
+	default: ST(c, protect); break;
+	}
+	if (ev->late)
+		ST(c, late);
+	atomic_store(&r->on_stack, 1);
+	struct region *head = atomic_load(&c->inval);
+	do {
+		r->inval_next = head;
+	} while (!atomic_compare_exchange_weak(&c->inval, &head, r));
+}
+
+/* --- release ---------------------------------------------------------------- */
+
+static void region_free(struct mn__idx_retiree *rt)
+{
+	free(mn__container_of(rt, struct region, ret));
+}
+
+/* rc_lock: out of the index (the caller drops the index's reference). */
+static void unindex(struct mn_rcache *c, struct region *r)
+{
+	if (!r->in_index)
+		return;
+	if (mn__idx_remove(&c->idx, r->pub.start, r) != 0) {
+		/* No memory for the copy: it stays, invalid (hits skip it),
+		   and the next writer tries again via the stack. */
+		atomic_store(&r->on_stack, 1);
+		struct region *head = atomic_load(&c->inval);
+		do {
+			r->inval_next = head;
+		} while (!atomic_compare_exchange_weak(&c->inval, &head, r));
+		return;
+	}
+	r->in_index = false;
+	c->n--;
+	c->bytes -= r->pub.end - r->pub.start;
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		c->head = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	else
+		c->tail = r->prev;
+	r->prev = r->next = NULL;
+}
+
+/* Last reference gone: thread context, no lock held. */
+static void release(struct mn_rcache *c, struct region *r)
+{
+	struct mn__idx_retiree *done = NULL;
+
+	if (atomic_load(&r->invalid) & ~(INV_EVICT | INV_MERGED | INV_GONE))
+		ST(c, deferred);
+	c->o.dereg(c->o.ctx, &r->pub);
+	ST(c, deregs);
+	/* Returns once its callback runs nowhere: no push after this. */
+	mn_unsubscribe(r->watch);
+	pthread_mutex_lock(&rc_lock);
+	if (atomic_load(&r->on_stack))
+		r->free_pending = true; /* the stack's taker retires it */
+	else
+		mn__idx_retire(&c->idx, &r->ret);
+	mn__idx_poll(&c->idx, &done);
+	pthread_mutex_unlock(&rc_lock);
+	mn__idx_free_list(done);
+}
+
+static void unref(struct mn_rcache *c, struct region *r)
+{
+	if (atomic_fetch_sub(&r->refs, 1) == 1)
+		release(c, r);
+}
+
+/* Take the invalidated regions out; deregister the unreferenced ones. */
+static void process(struct mn_rcache *c)
+{
+	struct region *list, *drop = NULL;
+
+	if (!atomic_load_explicit(&c->inval, memory_order_relaxed))
+		return;
+	pthread_mutex_lock(&rc_lock);
+	list = atomic_exchange(&c->inval, NULL);
+	while (list) {
+		struct region *r = list;
+		list = r->inval_next;
+		atomic_store(&r->on_stack, 0);
+		if (r->free_pending) {
+			mn__idx_retire(&c->idx, &r->ret);
+			continue;
+		}
+		if (!r->in_index)
+			continue; /* evicted or merged meanwhile */
+		unindex(c, r);
+		if (!r->in_index) {
+			r->inval_next = drop;
+			drop = r;
+		}
+	}
+	pthread_mutex_unlock(&rc_lock);
+	while (drop) {
+		struct region *r = drop;
+		drop = r->inval_next;
+		unref(c, r); /* the index's reference */
+	}
+}
+
+/* --- lookup ------------------------------------------------------------------ */
+
+struct find {
+	struct mn_rcache *c;
+	uint64_t s, e;
+	int prot;
+	struct region *found;
+};
+
+/* Index query callback: a valid region covering [s, e) with @prot; takes
+   a reference (never up from 0: that region is being released). */
+static bool find_one(uint64_t start, uint64_t end, void *owner, void *arg)
+{
+	struct find *f = arg;
+	struct region *r = owner;
+	long v;
+
+	if (start > f->s || end < f->e || (r->pub.prot & f->prot) != f->prot ||
+	    atomic_load(&r->invalid))
+		return true;
+	v = atomic_load(&r->refs);
+	do {
+		if (v <= 0)
+			return true;
+	} while (!atomic_compare_exchange_weak(&r->refs, &v, v + 1));
+	/* Invalidated between the look and the reference: not this one.
+	   Its own reference is still there unless it is out of the index
+	   already, so dropping ours may release it. */
+	if (atomic_load(&r->invalid)) {
+		unref(f->c, r);
+		return true;
+	}
+	atomic_store_explicit(&r->used, atomic_load_explicit(&f->c->clock,
+			      memory_order_relaxed), memory_order_relaxed);
+	f->found = r;
+	return false;
+}
+
+static struct region *lookup(struct mn_rcache *c, uint64_t s, uint64_t e, int prot)
+{
+	struct find f = { c, s, e, prot, NULL };
+	unsigned int slot = mn__idx_read_begin(&c->idx);
+
+	mn__idx_query(&c->idx, s, s + 1, find_one, &f);
+	mn__idx_read_end(&c->idx, slot);
+	return f.found;
+}
+
+/* --- miss ------------------------------------------------------------------- */
+
+struct widen {
+	uint64_t s, e;
+	int prot;
+	struct region *self;        /* replace: the new region */
+	struct region *merged[64];  /* replace: the regions it covers */
+	int n;
+};
+
+/* rc_lock: widen to valid regions overlapping or touching [s, e). */
+static bool widen_one(uint64_t start, uint64_t end, void *owner, void *arg)
+{
+	struct widen *w = arg;
+	struct region *r = owner;
+
+	if (atomic_load(&r->invalid))
+		return true;
+	w->s = MN__MIN(w->s, start);
+	w->e = MN__MAX(w->e, end);
+	w->prot |= r->pub.prot;
+	return true;
+}
+
+/* rc_lock: the valid regions the new one covers whole. */
+static bool covered_one(uint64_t start, uint64_t end, void *owner, void *arg)
+{
+	struct widen *w = arg;
+	struct region *r = owner;
+
+	if (r == w->self || start < w->s || end > w->e ||
+	    (r->pub.prot & w->prot) != r->pub.prot || atomic_load(&r->invalid))
+		return true;
+	w->merged[w->n++] = r;
+	return w->n < 64;
+}
+
+/* rc_lock: take the regions the new one replaces out (to unref). */
+static int replace_merged(struct mn_rcache *c, struct region *self,
+			  struct region **drop)
+{
+	struct widen w = { .s = self->pub.start, .e = self->pub.end,
+			   .prot = self->pub.prot, .self = self };
+	int k = 0;
+
+	mn__idx_query(&c->idx, w.s, w.e, covered_one, &w);
+	for (int i = 0; i < w.n; i++) {
+		struct region *m = w.merged[i];
+		if (atomic_fetch_or(&m->invalid, INV_MERGED))
+			continue;
+		unindex(c, m);
+		if (!m->in_index) {
+			drop[k++] = m;
+			ST(c, merges);
+		}
+	}
+	return k;
+}
+
+/* rc_lock: CLOCK over the regions, oldest first, until within limits. */
+static int evict(struct mn_rcache *c, struct region **drop, int max)
+{
+	int k = 0;
+	size_t budget = 2 * c->n + 2; /* two passes at most */
+
+	while (k < max && budget-- && c->head &&
+	       ((c->o.max_regions && c->n > c->o.max_regions) ||
+		(c->o.max_bytes && c->bytes > c->o.max_bytes))) {
+		struct region *r = c->head;
+		uint64_t used = atomic_load(&r->used);
+		/* Move it to the tail first (a second chance, or skipped). */
+		if (r != c->tail) {
+			c->head = r->next;
+			c->head->prev = NULL;
+			r->prev = c->tail;
+			r->next = NULL;
+			c->tail->next = r;
+			c->tail = r;
+		}
+		if (used != r->seen || atomic_load(&r->refs) > 1) {
+			r->seen = used;
+			continue;
+		}
+		if (atomic_fetch_or(&r->invalid, INV_EVICT))
+			continue;
+		unindex(c, r);
+		if (!r->in_index) {
+			drop[k++] = r;
+			ST(c, evictions);
+		}
+	}
+	return k;
+}
+
+/* rc_lock: put @r in the index and the CLOCK list.  0 or -ENOMEM. */
+static int publish(struct mn_rcache *c, struct region *r)
+{
+	int err = mn__idx_insert(&c->idx, r->pub.start, r->pub.end, r);
+
+	if (err)
+		return err;
+	r->in_index = true;
+	c->n++;
+	c->bytes += r->pub.end - r->pub.start;
+	r->prev = c->tail;
+	r->next = NULL;
+	if (c->tail)
+		c->tail->next = r;
+	else
+		c->head = r;
+	c->tail = r;
+	atomic_fetch_add(&c->clock, 1);
+	return 0;
+}
+
+/* A region that was never published: end its watch (no push after
+   that), then free it — or, if its watch pushed it on the stack, let the
+   stack's taker free it. */
+static void discard_unpublished(struct mn_rcache *c, struct region *r)
+{
+	bool pending;
+
+	mn_unsubscribe(r->watch);
+	pthread_mutex_lock(&rc_lock);
+	pending = r->free_pending = atomic_load(&r->on_stack);
+	pthread_mutex_unlock(&rc_lock);
+	if (!pending)
+		free(r);
+}
+
+/* A new region for [s, e): watched first, then registered, so that a
+   change during the registration is seen.  0, -EAGAIN (it changed: try
+   again) or an error. */
+static int make_region(struct mn_rcache *c, uint64_t s, uint64_t e, int prot,
+		       struct region **out)
+{
+	struct region *r = calloc(1, sizeof(*r));
+	unsigned int vmf = c->o.flags & MN_RCACHE_NO_USERFAULTFD ? MN_VM_NO_USERFAULTFD : 0;
+	int err;
+
+	if (!r)
+		return -ENOMEM;
+	r->pub.start = s;
+	r->pub.end = e;
+	r->pub.prot = prot;
+	r->cache = c;
+	r->ret.free_fn = region_free;
+	atomic_store(&r->refs, 2); /* the caller's and the index's */
+	err = mn_vm_watch((void *)(uintptr_t)s, e - s, vmf, on_change, r, &r->watch);
+	if (err) {
+		free(r);
+		return err;
+	}
+	err = c->o.reg(c->o.ctx, &r->pub);
+	if (err) {
+		ST(c, reg_errors);
+		discard_unpublished(c, r);
+		return err < 0 ? err : -EIO;
+	}
+	if (atomic_load(&r->invalid)) {
+		/* Changed while registering: that registration may be of the
+		   old memory. */
+		c->o.dereg(c->o.ctx, &r->pub);
+		ST(c, deregs);
+		discard_unpublished(c, r);
+		ST(c, retries);
+		return -EAGAIN;
+	}
+	*out = r;
+	return 0;
+}
+
+/* After a miss: register, publish, let go of what it replaces and of what
+   goes over the limits. */
+static int miss(struct mn_rcache *c, uint64_t s, uint64_t e, int prot,
+		struct region **out)
+{
+	struct widen w = { .s = s, .e = e, .prot = prot };
+	struct region *r, *drop[64 + 16];
+	struct mn__idx_retiree *done = NULL;
+	int err, k;
+
+	if (c->o.flags & MN_RCACHE_MERGE) {
+		/* Bounds only: no region is held past the unlock. */
+		pthread_mutex_lock(&rc_lock);
+		mn__idx_query(&c->idx, s ? s - 1 : 0, e + 1, widen_one, &w);
+		pthread_mutex_unlock(&rc_lock);
+	}
+	err = make_region(c, w.s, w.e, w.prot & (PROT_READ | PROT_WRITE | PROT_EXEC), &r);
+	if (err)
+		return err;
+	pthread_mutex_lock(&rc_lock);
+	err = publish(c, r);
+	k = err || !(c->o.flags & MN_RCACHE_MERGE) ? 0 : replace_merged(c, r, drop);
+	k += err ? 0 : evict(c, drop + k, 16);
+	mn__idx_poll(&c->idx, &done);
+	pthread_mutex_unlock(&rc_lock);
+	mn__idx_free_list(done);
+	if (err) {
+		atomic_store(&r->refs, 0);
+		atomic_fetch_or(&r->invalid, INV_GONE);
+		release(c, r);
+		return err;
+	}
+	for (int i = 0; i < k; i++)
+		unref(c, drop[i]);
+	*out = r;
+	return 0;
+}
+
+/* --- public ------------------------------------------------------------------- */
+
+int mn_rcache_create(const struct mn_rcache_opts *opts, mn_rcache **out)
+{
+	struct mn_rcache *c;
+
+	mn__check(out, -EINVAL);
+	*out = NULL;
+	mn__check(opts && opts->sz >= sizeof(*opts) && opts->reg && opts->dereg,
+		  -EINVAL);
+	mn__check(!(opts->flags & ~(MN_RCACHE_MERGE | MN_RCACHE_NO_USERFAULTFD)),
+		  -EINVAL);
+	/* Aligned: its per-thread counters are one cache line each. */
+	c = aligned_alloc(64, (sizeof(*c) + 63) & ~(size_t)63);
+	if (!c)
+		return -ENOMEM;
+	memset(c, 0, sizeof(*c));
+	c->o = *opts;
+	*out = c;
+	return 0;
+}
+
+int mn_rcache_get(mn_rcache *c, const void *addr, size_t len, int prot,
+		  struct mn_rcache_region **out)
+{
+	uint64_t ps = mn__page_size(), a = (uint64_t)(uintptr_t)addr, s, e;
+	struct region *r = NULL;
+	int err = -EAGAIN;
+
+	mn__check(out, -EINVAL);
+	*out = NULL;
+	mn__check(c && len > 0 && a + len > a && a + len <= UINT64_MAX - ps, -EINVAL);
+	mn__check(!(prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)), -EINVAL);
+	s = a & ~(ps - 1);
+	e = (a + len + ps - 1) & ~(ps - 1);
+	r = lookup(c, s, e, prot);
+	if (r) {
+		atomic_fetch_add_explicit(&c->hits[mn__idx_stripe()].n, 1,
+					  memory_order_relaxed);
+		*out = &r->pub;
+		return 0;
+	}
+	ST(c, misses);
+	process(c);
+	for (int tries = 0; tries < 3 && err == -EAGAIN; tries++)
+		err = miss(c, s, e, prot, &r);
+	if (err)
+		return err;
+	*out = &r->pub;
+	return 0;
+}
+
+int mn_rcache_put(mn_rcache *c, struct mn_rcache_region *region)
+{
+	mn__check(c && region, -EINVAL);
+	unref(c, mn__container_of(region, struct region, pub));
+	process(c);
+	return 0;
+}
+
+int mn_rcache_flush(mn_rcache *c)
+{
+	mn__check(c, -EINVAL);
+	process(c);
+	return 0;
+}
+
+int mn_rcache_stats(mn_rcache *c, struct mn_rcache_stats *out)
+{
+	struct mn_rcache_stats v = { .sz = sizeof(v) };
+
+	mn__check(c && out && out->sz >= sizeof(*out), -EINVAL);
+#define L(f) atomic_load_explicit(&c->st.f, memory_order_relaxed)
+	for (int i = 0; i < MN__IDX_STRIPES; i++)
+		v.hits += atomic_load_explicit(&c->hits[i].n, memory_order_relaxed);
+	v.misses = L(misses);
+	v.merges = L(merges);
+	v.inval_unmap = L(unmap);
+	v.inval_move = L(move);
+	v.inval_discard = L(discard);
+	v.inval_protect = L(protect);
+	v.inval_late = L(late);
+	v.evictions = L(evictions);
+	v.deregistrations = L(deregs);
+	v.deferred = L(deferred);
+	v.register_errors = L(reg_errors);
+	v.retries = L(retries);
+#undef L
+	pthread_mutex_lock(&rc_lock);
+	v.regions = c->n;
+	v.bytes = c->bytes;
+	pthread_mutex_unlock(&rc_lock);
+	*out = v;
+	return 0;
+}
+
+int mn_rcache_stats_json(mn_rcache *c, char *buf, size_t len)
+{
+	struct mn_rcache_stats v = { .sz = sizeof(v) };
+	struct mn__uffd_counts u;
+	int n;
+
+	mn__check(c && buf, -EINVAL);
+	mn_rcache_stats(c, &v);
+	mn__vm_uffd_counts(&u);
+	n = snprintf(buf, len,
+		     "{\"hits\":%lu,\"misses\":%lu,\"merges\":%lu,"
+		     "\"inval_unmap\":%lu,\"inval_move\":%lu,\"inval_discard\":%lu,"
+		     "\"inval_protect\":%lu,\"inval_late\":%lu,\"evictions\":%lu,"
+		     "\"deregistrations\":%lu,\"deferred\":%lu,"
+		     "\"register_errors\":%lu,\"retries\":%lu,\"regions\":%lu,"
+		     "\"bytes\":%lu,\"uffd_whole\":%lu,\"uffd_per_range\":%lu,"
+		     "\"uffd_failed\":%lu}",
+		     (unsigned long)v.hits, (unsigned long)v.misses,
+		     (unsigned long)v.merges, (unsigned long)v.inval_unmap,
+		     (unsigned long)v.inval_move, (unsigned long)v.inval_discard,
+		     (unsigned long)v.inval_protect, (unsigned long)v.inval_late,
+		     (unsigned long)v.evictions, (unsigned long)v.deregistrations,
+		     (unsigned long)v.deferred, (unsigned long)v.register_errors,
+		     (unsigned long)v.retries, (unsigned long)v.regions,
+		     (unsigned long)v.bytes, (unsigned long)u.whole,
+		     (unsigned long)u.per_range, (unsigned long)u.failed);
+	if (n < 0 || (size_t)n >= len)
+		return -ENOSPC;
+	return n;
+}
+
+static bool busy_one(uint64_t start, uint64_t end, void *owner, void *arg)
+{
+	(void)start;
+	(void)end;
+	*(bool *)arg |= atomic_load(&((struct region *)owner)->refs) > 1;
+	return true;
+}
+
+int mn_rcache_destroy(mn_rcache *c)
+{
+	bool busy = false;
+
+	mn__check(c, -EINVAL);
+	process(c);
+	pthread_mutex_lock(&rc_lock);
+	mn__idx_query(&c->idx, 0, UINT64_MAX, busy_one, &busy);
+	pthread_mutex_unlock(&rc_lock);
+	if (busy)
+		return -EBUSY;
+	for (;;) {
+		struct region *r;
+		pthread_mutex_lock(&rc_lock);
+		r = c->head;
+		if (r) {
+			atomic_fetch_or(&r->invalid, INV_GONE);
+			unindex(c, r);
+		}
+		pthread_mutex_unlock(&rc_lock);
+		if (!r)
+			break;
+		unref(c, r);
+	}
+	process(c);
+	/* Nobody reads any more: three polls free all that was retired. */
+	for (int i = 0; i < 3; i++) {
+		struct mn__idx_retiree *done = NULL;
+		pthread_mutex_lock(&rc_lock);
+		mn__idx_poll(&c->idx, &done);
+		pthread_mutex_unlock(&rc_lock);
+		mn__idx_free_list(done);
+	}
+	mn__idx_drop_spares(&c->idx);
+	free(c);
+	return 0;
+}
