@@ -74,17 +74,14 @@ extern "C" {
  * with its `sz` set and the remaining fields given as designated
  * initialisers, e.g.
  *     MN_OPTS(mn_memory_opts, o, .low_percent = 15);
- * The whole struct, padding included, is zeroed first (as libbpf's
- * LIBBPF_OPTS does): a later release may give a field the bytes that are
- * padding today, and reads them only if they are zero (see "The sz rule" in
- * the README).  A GNU C statement expression: inside a function only; in
- * C++ use MN_OPTS_INIT.
+ * The fields not named are zero.  No options struct has padding where a
+ * later field could go (a place kept for one is a named field, `reserved`,
+ * which an initialiser zeroes, where padding copied from a compound
+ * literal may hold garbage): the library checks that every byte after the
+ * fields it knows is zero (see "The sz rule" in the README).
  */
 #define MN_OPTS(type, name, ...)                                              \
-	struct type name = __extension__({                                    \
-		__builtin_memset(&name, 0, sizeof(struct type));              \
-		(struct type){ .sz = sizeof(struct type), __VA_ARGS__ };      \
-	})
+	struct type name = { .sz = sizeof(struct type), __VA_ARGS__ }
 
 /*
  * MN_OPTS_INIT - the value of an options (or output) struct of @type with
@@ -269,6 +266,9 @@ enum mn_dispatch_mode {
 struct mn_dispatch_opts {
 	size_t sz;
 	enum mn_dispatch_mode mode;
+	unsigned int reserved;  /* 0: a place for a later field, named so
+	                           that an initialiser zeroes it (padding
+	                           would not be) */
 };
 
 /**

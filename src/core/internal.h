@@ -44,15 +44,16 @@
 /*
  * Options-struct validation (libbpf's OPTS_VALID): a NULL struct is valid;
  * otherwise sz must cover at least the first field after sz, and every byte
- * after the last field this build knows must be zero — the struct's own
- * trailing padding too, where a later release may put a field (MN_OPTS
- * zeroes it).  The last field of each options struct is named here; util.c
- * checks at build time that it is the last.
+ * after the last field this build knows must be zero — a `reserved` field
+ * kept for a later one too.  The last field each options struct uses is
+ * named here; util.c checks at build time that nothing but such a
+ * reserved field follows it (no padding: an initialiser does not zero it).
  */
 bool mn__opts_valid(const void *opts, size_t user_sz, size_t known_sz);
 #define mn__opts_last_mn_dispatch_opts mode
 #define mn__opts_last_mn_memory_opts high_bytes
 #define mn__opts_last_mn_badmem_opts system_poll_ms
+#define mn__opts_last_mn_rcache_opts max_bytes
 #define MN__OPTS_END(type)                                                    \
 	(offsetof(struct type, mn__opts_last_##type) +                        \
 	 sizeof(((struct type *)0)->mn__opts_last_##type))

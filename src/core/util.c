@@ -13,15 +13,17 @@
 
 struct mn__counters mn__counters;
 
-/* The field MN__OPTS_END() names is each options struct's last: only its
-   padding may follow it. */
-#define MN__LAST_IS_LAST(type)                                                \
-	_Static_assert(sizeof(struct type) - MN__OPTS_END(type) <              \
-			       _Alignof(struct type),                         \
-		       #type ": mn__opts_last_" #type " is not its last field")
-MN__LAST_IS_LAST(mn_dispatch_opts);
-MN__LAST_IS_LAST(mn_memory_opts);
-MN__LAST_IS_LAST(mn_badmem_opts);
+/* The field MN__OPTS_END() names is each options struct's last, and no
+   padding follows it (a reserved field may: an initialiser zeroes it). */
+#define MN__LAST_IS_LAST(type, reserved_bytes)                                \
+	_Static_assert(sizeof(struct type) == MN__OPTS_END(type) +             \
+						      (reserved_bytes),       \
+		       #type ": mn__opts_last_" #type " is not its last field, " \
+		       "or padding follows it")
+MN__LAST_IS_LAST(mn_dispatch_opts, sizeof(unsigned int)); /* reserved */
+MN__LAST_IS_LAST(mn_memory_opts, 0);
+MN__LAST_IS_LAST(mn_badmem_opts, 0);
+MN__LAST_IS_LAST(mn_rcache_opts, 0);
 
 bool mn__opts_valid(const void *opts, size_t user_sz, size_t known_sz)
 {

@@ -491,7 +491,8 @@ int mn_rcache_create(const struct mn_rcache_opts *opts, mn_rcache **out)
 
 	mn__check(out, -EINVAL);
 	*out = NULL;
-	mn__check(opts && opts->sz >= sizeof(*opts) && opts->reg && opts->dereg,
+	mn__check(opts && MN__OPTS_VALID(opts, mn_rcache_opts) &&
+			  opts->sz >= sizeof(*opts) && opts->reg && opts->dereg,
 		  -EINVAL);
 	mn__check(!(opts->flags & ~(MN_RCACHE_MERGE | MN_RCACHE_NO_USERFAULTFD)),
 		  -EINVAL);
