@@ -38,6 +38,8 @@ struct pm_scan_arg {
 #define PM_SWAP (1ull << 62)
 #define PM_PRESENT (1ull << 63)
 #define KPF_HWPOISON 19
+#define KPF_HUGE 17 /* hugetlb or the head/tail of a compound page */
+#define KPF_THP 22
 #define MPOL_F_NODE_ (1 << 0)
 #define MPOL_F_ADDR_ (1 << 1)
 #define CHUNK 512 /* pagemap entries read at once */
@@ -85,6 +87,14 @@ static void describe_resident(struct mn_page_info *p, uint64_t pm,
 {
 	uint64_t count = kpage_word(f->kpagecount, pm & PM_PFN_MASK);
 	int node = -1, huge = scan_huge(f->pagemap, p->addr, pg);
+
+	/* Before Linux 6.7 (no PAGEMAP_SCAN): the kernel's page flags, where
+	   this process may read them; else only a hugetlb mapping says so. */
+	if (huge < 0 && f->kpageflags >= 0) {
+		uint64_t kf = kpage_word(f->kpageflags, pm & PM_PFN_MASK);
+		if (kf)
+			huge = ((kf >> KPF_THP) & 1) || ((kf >> KPF_HUGE) & 1);
+	}
 
 	p->share_count = (unsigned int)(count ? count
 					      : (pm & PM_EXCLUSIVE) ? 1 : 2);
