@@ -397,7 +397,11 @@ struct mn_memory_status {
 	uint64_t time_usec;          /* CLOCK_REALTIME of the sample */
 	uint64_t available_bytes;    /* memory still available to the watched
 	                                group (or system) before it must reclaim
-	                                working set */
+	                                working set: the smallest, over
+	                                MemAvailable, the group and each limited
+	                                ancestor, of that level's limit minus its
+	                                usage less its inactive file pages (so
+	                                siblings' usage of a shared limit counts) */
 	uint64_t limit_bytes;        /* effective limit: the smallest of physical
 	                                memory and every limit of the group and
 	                                its ancestors */

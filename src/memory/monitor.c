@@ -50,6 +50,28 @@ struct params {
 	unsigned int flags;
 };
 
+struct mon;
+
+/*
+ * The kernel events of one level of the hierarchy (index 0: the watched
+ * group; above it: an ancestor whose limit the group shares).  A level's
+ * events are armed while it matters: always for the group itself, for an
+ * ancestor while it is limited.
+ */
+struct mon_lvl {
+	struct mon *m;
+	bool events_armed;         /* pressure_level (v1) / memory.events (v2) */
+	bool thr_armed;            /* v1 usage thresholds */
+	uint64_t thr_limit, thr_eff; /* the limits the thresholds were set for */
+	uint64_t thr_hi;           /* usage below this: available >= high% */
+	struct mn__io pl_low_io;   /* v1 eventfd: memory.pressure_level low */
+	struct mn__io pl_crit_io;  /* ... and critical */
+	struct mn__io thr_hi_io;   /* v1 usage thresholds: limit - high ... */
+	struct mn__io thr_lo_io;   /* ... and limit - low */
+	struct mn__io events_io;   /* v2 memory.events */
+	uint64_t alarms;           /* v2: high + max + oom + oom_kill, last seen */
+};
+
 struct mon {
 	struct params p;
 	struct mn__chain chain;
@@ -68,14 +90,8 @@ struct mon {
 	struct mn__sampler sampler;
 	struct mn__io timer_io;
 	struct mn__io psi_io;
-	struct mn__io v1_low_io;   /* eventfd for memory.pressure_level low */
-	struct mn__io v1_crit_io;  /* ... and critical */
-	struct mn__io v1_thr_hi_io; /* usage thresholds: limit - high% ... */
-	struct mn__io v1_thr_lo_io; /* ... and limit - low% */
-	uint64_t thr_limit;        /* the limit the thresholds were set for */
-	uint64_t thr_hi;           /* below this usage, available >= high% */
-	struct mn__io v2_events_io;
-	int v1_plfd;               /* memory.pressure_level, kept open */
+	struct mon_lvl lv[MN__CG_MAX_LEVELS];
+	unsigned int levels_gen;   /* sampler.limits_gen the levels follow */
 	unsigned int psi_window_us;
 	unsigned int mechanisms;
 	enum mn_memory_level level;
@@ -83,7 +99,6 @@ struct mon {
 	uint64_t last_avail, last_sample_mono;
 	double fill_rate;          /* bytes/s, EWMA of the fall of avail */
 	uint64_t hold_low_until;   /* monotonic usec; 0 = no hold */
-	uint64_t v2_alarms;        /* high + max + oom + oom_kill, last seen */
 };
 
 struct memsub {
@@ -300,7 +315,7 @@ static void deliver(struct mon *m, enum mn_memory_level prev, bool changed,
 }
 
 static void disarm(struct mon *m);
-static bool v1_arm_thresholds(struct mon *m, uint64_t limit, uint64_t physical);
+static void sync_levels(struct mon *m);
 
 /* Arm the one-shot sampling timer; a delay of 0 disarms it. */
 static void arm_timer(struct mon *m, uint64_t delay_usec)
@@ -313,6 +328,24 @@ static void arm_timer(struct mon *m, uint64_t delay_usec)
 	its.it_value.tv_nsec = (long)(delay_usec % 1000000u) * 1000;
 	if (timerfd_settime(m->timer_io.fd, 0, &its, NULL) < 0)
 		mn__count(source_errors, 1);
+}
+
+/* Is every limited level's usage below its "high" usage threshold, each
+   armed?  Then available memory is at least high% at every level whatever
+   the page cache does, and the kernel will say when that changes. */
+static bool below_usage_thresholds(const struct mon *m)
+{
+	const struct mn__sampler *s = &m->sampler;
+	bool any = false;
+
+	for (int i = 0; i < s->n_levels; i++) {
+		if (!mn__level_limited(s, i, m->last.physical_bytes))
+			continue;
+		if (!m->lv[i].thr_armed || s->lv[i].raw_usage >= m->lv[i].thr_hi)
+			return false;
+		any = true;
+	}
+	return any;
 }
 
 /* How long until the next sample (0: no sample is needed): the time a fill
@@ -338,7 +371,7 @@ static uint64_t next_interval_usec(const struct mon *m, uint64_t now)
 	/* Below the usage threshold the kernel will tell us when usage
 	   rises: available memory is at least high% whatever the page cache
 	   does, so nothing can change before that event. */
-	if (m->v1_thr_hi_io.fd >= 0 && m->sampler.raw_usage < m->thr_hi) {
+	if (below_usage_thresholds(m)) {
 		usec = max_us;
 		if (m->hold_low_until > now)
 			usec = MN__MIN(usec, m->hold_low_until - now);
@@ -397,13 +430,8 @@ static void evaluate(struct mon *m, unsigned int mechanism, bool force_low)
 	}
 	m->last_avail = m->last.available_bytes;
 	m->last_sample_mono = now;
-	if ((m->mechanisms & MN_MECH_CGROUP_V1_THRESHOLD) &&
-	    m->last.limit_bytes != m->thr_limit) {
-		/* The limit moved: thresholds follow it. */
-		if (!v1_arm_thresholds(m, m->last.limit_bytes,
-				       m->last.physical_bytes))
-			m->mechanisms &= ~(unsigned int)MN_MECH_CGROUP_V1_THRESHOLD;
-	}
+	if (m->sampler.limits_gen != m->levels_gen)
+		sync_levels(m); /* a limit moved: the events follow it */
 
 	if (force_low)
 		m->hold_low_until = now + MN__MAX(m->psi_window_us, 1000000u);
@@ -419,12 +447,21 @@ static void evaluate(struct mon *m, unsigned int mechanism, bool force_low)
 		arm_timer(m, next_interval_usec(m, now));
 }
 
+/* A handler's fd was closed earlier in the same batch of epoll events (the
+   group failed and was disarmed): nothing to read, nothing to count. */
+static bool stale(const struct mon *m, const struct mn__io *io)
+{
+	return io->fd < 0 || atomic_load(&m->failed);
+}
+
 static void on_timer(struct mn__io *io, uint32_t events)
 {
 	struct mon *m = mn__container_of(io, struct mon, timer_io);
 	uint64_t ticks;
 
 	(void)events;
+	if (stale(m, io))
+		return;
 	if (read(io->fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
 		mn__count(source_errors, 1);
 	evaluate(m, MN_MECH_POLL, false);
@@ -434,6 +471,8 @@ static void on_psi(struct mn__io *io, uint32_t events)
 {
 	struct mon *m = mn__container_of(io, struct mon, psi_io);
 
+	if (stale(m, io))
+		return;
 	if (events & (EPOLLERR | EPOLLHUP)) {
 		/* The group's pressure file went away with the group. */
 		fail(m, -ENOENT);
@@ -447,57 +486,66 @@ static void on_psi(struct mn__io *io, uint32_t events)
 	evaluate(m, MN_MECH_PSI, own || !plentiful);
 }
 
-static void on_v1(struct mn__io *io, uint32_t events, bool critical)
+static void drain_eventfd(struct mn__io *io)
 {
-	struct mon *m = critical ? mn__container_of(io, struct mon, v1_crit_io)
-				 : mn__container_of(io, struct mon, v1_low_io);
 	uint64_t cnt;
 
-	(void)events;
 	if (read(io->fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
 		mn__count(source_errors, 1);
+}
+
+static void on_pl_low(struct mn__io *io, uint32_t events)
+{
+	struct mon_lvl *l = mn__container_of(io, struct mon_lvl, pl_low_io);
+
+	(void)events;
+	if (stale(l->m, io))
+		return;
+	drain_eventfd(io);
 	/* The kernel also signals the eventfd when the group is removed;
 	   the sample then fails and reports it. */
-	evaluate(m, MN_MECH_CGROUP_V1_PRESSURE, critical);
+	evaluate(l->m, MN_MECH_CGROUP_V1_PRESSURE, false);
 }
 
-static void on_v1_low(struct mn__io *io, uint32_t events)
+static void on_pl_crit(struct mn__io *io, uint32_t events)
 {
-	on_v1(io, events, false);
-}
+	struct mon_lvl *l = mn__container_of(io, struct mon_lvl, pl_crit_io);
 
-static void on_v1_crit(struct mn__io *io, uint32_t events)
-{
-	on_v1(io, events, true);
+	(void)events;
+	if (stale(l->m, io))
+		return;
+	drain_eventfd(io);
+	evaluate(l->m, MN_MECH_CGROUP_V1_PRESSURE, true);
 }
 
 /* A usage threshold was crossed (either way): sample now. */
-static void on_v1_threshold(struct mon *m, struct mn__io *io)
+static void on_thr_hi(struct mn__io *io, uint32_t events)
 {
-	uint64_t cnt;
+	struct mon_lvl *l = mn__container_of(io, struct mon_lvl, thr_hi_io);
 
-	if (read(io->fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
-		mn__count(source_errors, 1);
-	evaluate(m, MN_MECH_CGROUP_V1_THRESHOLD, false);
-}
-
-static void on_v1_thr_hi(struct mn__io *io, uint32_t events)
-{
 	(void)events;
-	on_v1_threshold(mn__container_of(io, struct mon, v1_thr_hi_io), io);
+	if (stale(l->m, io))
+		return;
+	drain_eventfd(io);
+	evaluate(l->m, MN_MECH_CGROUP_V1_THRESHOLD, false);
 }
 
-static void on_v1_thr_lo(struct mn__io *io, uint32_t events)
+static void on_thr_lo(struct mn__io *io, uint32_t events)
 {
+	struct mon_lvl *l = mn__container_of(io, struct mon_lvl, thr_lo_io);
+
 	(void)events;
-	on_v1_threshold(mn__container_of(io, struct mon, v1_thr_lo_io), io);
+	if (stale(l->m, io))
+		return;
+	drain_eventfd(io);
+	evaluate(l->m, MN_MECH_CGROUP_V1_THRESHOLD, false);
 }
 
-static int read_v2_alarms(struct mon *m, uint64_t *sum)
+static int read_v2_alarms(int fd, uint64_t *sum)
 {
 	static const char *const keys[] = { "high", "max", "oom", "oom_kill" };
 	char buf[512];
-	ssize_t n = mn__pread_all(m->v2_events_io.fd, buf, sizeof(buf));
+	ssize_t n = mn__pread_all(fd, buf, sizeof(buf));
 
 	if (n < 0)
 		return (int)n;
@@ -512,22 +560,31 @@ static int read_v2_alarms(struct mon *m, uint64_t *sum)
 
 static void on_v2_events(struct mn__io *io, uint32_t events)
 {
-	struct mon *m = mn__container_of(io, struct mon, v2_events_io);
+	struct mon_lvl *l = mn__container_of(io, struct mon_lvl, events_io);
+	struct mon *m = l->m;
 	uint64_t sum = 0;
-	int err = read_v2_alarms(m, &sum);
+	int err;
 
 	(void)events;
+	if (stale(m, io))
+		return;
+	err = read_v2_alarms(io->fd, &sum);
 	if (err) {
-		fail(m, err == -ENODEV ? -ENOENT : err);
+		/* The group's own file: it vanished.  An ancestor's: the
+		   sample says whether the group did too. */
+		if (l == &m->lv[0])
+			fail(m, err == -ENODEV ? -ENOENT : err);
+		else
+			evaluate(m, MN_MECH_CGROUP_V2_EVENTS, false);
 		return;
 	}
-	/* memory.high / memory.max reached or OOM in the group: pressure. */
-	bool alarm = sum > m->v2_alarms;
-	m->v2_alarms = sum;
+	/* memory.high / memory.max reached or OOM at this level: pressure. */
+	bool alarm = sum > l->alarms;
+	l->alarms = sum;
 	evaluate(m, MN_MECH_CGROUP_V2_EVENTS, alarm);
 }
 
-/* --- arming (under the core lock, or on the dispatcher in a fork child) -- */
+/* --- arming (under the core lock, or on the dispatcher) ------------------ */
 
 static void io_init(struct mn__io *io, void (*ready)(struct mn__io *, uint32_t))
 {
@@ -544,30 +601,59 @@ static void io_close(struct mn__io *io)
 	}
 }
 
+/* After fork: the fd is not in the new epoll set; just close it. */
+static void io_forget(struct mn__io *io)
+{
+	if (io->fd >= 0)
+		close(io->fd);
+	io->fd = -1;
+}
+
+static void lvl_close_events(struct mon_lvl *l, void (*close_fn)(struct mn__io *))
+{
+	close_fn(&l->pl_low_io);
+	close_fn(&l->pl_crit_io);
+	close_fn(&l->events_io);
+	l->events_armed = false;
+}
+
+static void lvl_close_thr(struct mon_lvl *l, void (*close_fn)(struct mn__io *))
+{
+	close_fn(&l->thr_hi_io);
+	close_fn(&l->thr_lo_io);
+	l->thr_armed = false;
+	l->thr_limit = l->thr_eff = 0;
+}
+
+/* Close every fd of @m: io_close on the dispatcher, io_forget in a fork
+   child (whose epoll set is new). */
+static void close_all(struct mon *m, void (*close_fn)(struct mn__io *))
+{
+	close_fn(&m->timer_io);
+	close_fn(&m->psi_io);
+	for (int i = 0; i < MN__CG_MAX_LEVELS; i++) {
+		lvl_close_events(&m->lv[i], close_fn);
+		lvl_close_thr(&m->lv[i], close_fn);
+	}
+	m->levels_gen = 0;
+	mn__sampler_close(&m->sampler);
+}
+
 static void disarm(struct mon *m)
 {
-	io_close(&m->timer_io);
-	io_close(&m->psi_io);
-	io_close(&m->v1_low_io);
-	io_close(&m->v1_crit_io);
-	io_close(&m->v1_thr_hi_io);
-	io_close(&m->v1_thr_lo_io);
-	io_close(&m->v2_events_io);
-	if (m->v1_plfd >= 0)
-		close(m->v1_plfd);
-	m->v1_plfd = -1;
-	mn__sampler_close(&m->sampler);
+	close_all(m, io_close);
 	m->armed = false;
 }
 
 /*
- * Register an eventfd through cgroup v1's cgroup.event_control:
+ * Register an eventfd through cgroup v1's cgroup.event_control of @dir:
  * "<eventfd> <fd of the watched file> <argument>".  For memory.pressure_level
  * the argument is a level ("low", "critical"), tried with ",hierarchy"
  * first so that descendants' pressure counts; for memory.usage_in_bytes it
  * is a threshold in bytes, signalled when usage crosses it either way.
+ * The kernel keeps what it needs: @file_fd may be closed afterwards.
  */
-static int v1_register(struct mon *m, struct mn__io *io, int file_fd,
+static int v1_register(const char *dir, struct mn__io *io, int file_fd,
 		       const char *arg, bool hierarchy)
 {
 	char path[MN__CG_PATH_MAX + 64], line[96];
@@ -576,7 +662,7 @@ static int v1_register(struct mon *m, struct mn__io *io, int file_fd,
 	io->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (io->fd < 0)
 		return -errno;
-	snprintf(path, sizeof(path), "%s/cgroup.event_control", m->p.cg.path);
+	snprintf(path, sizeof(path), "%s/cgroup.event_control", dir);
 	snprintf(line, sizeof(line), "%d %d %s%s", io->fd, file_fd, arg,
 		 hierarchy ? ",hierarchy" : "");
 	err = mn__write_file(path, line, false);
@@ -593,38 +679,139 @@ static int v1_register(struct mon *m, struct mn__io *io, int file_fd,
 	return err;
 }
 
-/*
- * cgroup v1 memory thresholds on memory.usage_in_bytes at the usages where
- * available memory could fall below high% and low% of the limit: crossing
- * one is an event, so a group far from its limit needs no fast sampling.
- * Only for a group with a limit of its own below the machine's memory.
- * (Re)armed when the limit changes.  Returns true if armed.
- */
-static bool v1_arm_thresholds(struct mon *m, uint64_t limit, uint64_t physical)
+/* Level @i's pressure events: v1 memory.pressure_level low and critical,
+   v2 memory.events.  Returns true if armed. */
+static bool lvl_arm_events(struct mon *m, int i)
 {
+	struct mon_lvl *l = &m->lv[i];
+	const char *dir = m->sampler.lv[i].path;
+	char path[MN__CG_PATH_MAX + 64];
+	int fd;
+
+	if (m->p.cg.version == MN_CGROUP_V1) {
+		snprintf(path, sizeof(path), "%s/memory.pressure_level", dir);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0 &&
+		    v1_register(dir, &l->pl_low_io, fd, "low", true) == 0 &&
+		    v1_register(dir, &l->pl_crit_io, fd, "critical", true) == 0)
+			l->events_armed = true;
+		if (fd >= 0)
+			close(fd);
+	} else {
+		snprintf(path, sizeof(path), "%s/memory.events", dir);
+		l->events_io.fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (l->events_io.fd >= 0 &&
+		    read_v2_alarms(l->events_io.fd, &l->alarms) == 0 &&
+		    mn__dispatch_add(&l->events_io, EPOLLPRI) == 0)
+			l->events_armed = true;
+	}
+	if (!l->events_armed) {
+		mn__info("memory: no pressure events on %s", dir);
+		lvl_close_events(l, io_close);
+	}
+	return l->events_armed;
+}
+
+/*
+ * cgroup v1 memory thresholds on level @i's memory.usage_in_bytes at the
+ * usages where its available memory could fall below high% and low% of
+ * the effective limit @eff: crossing one is an event, so a group far from
+ * every limit needs no fast sampling.  Only for a limited level.
+ */
+static void lvl_arm_thr(struct mon *m, int i, uint64_t eff)
+{
+	struct mon_lvl *l = &m->lv[i];
+	const struct mn__cg_level *sl = &m->sampler.lv[i];
+	struct mn__thresholds t;
 	char arg[32];
 
-	io_close(&m->v1_thr_hi_io);
-	io_close(&m->v1_thr_lo_io);
-	m->thr_limit = limit;
-	if (limit >= physical || m->sampler.usage_fd < 0)
-		return false;
-	struct mn__thresholds t;
-
-	thresholds(&m->p, limit, &t);
-	if (t.high >= limit)
-		return false;
-	m->thr_hi = limit - t.high;
-	snprintf(arg, sizeof(arg), "%llu", (unsigned long long)m->thr_hi);
-	if (v1_register(m, &m->v1_thr_hi_io, m->sampler.usage_fd, arg, false))
-		return false;
+	lvl_close_thr(l, io_close);
+	l->thr_limit = sl->limit;
+	l->thr_eff = eff;
+	thresholds(&m->p, eff, &t);
+	if (sl->usage_fd < 0 || t.high >= sl->limit)
+		return;
+	l->thr_hi = sl->limit - t.high;
+	snprintf(arg, sizeof(arg), "%llu", (unsigned long long)l->thr_hi);
+	if (v1_register(sl->path, &l->thr_hi_io, sl->usage_fd, arg, false))
+		return;
 	snprintf(arg, sizeof(arg), "%llu",
-		 (unsigned long long)(limit - t.low));
-	if (v1_register(m, &m->v1_thr_lo_io, m->sampler.usage_fd, arg, false)) {
-		io_close(&m->v1_thr_hi_io);
-		return false;
+		 (unsigned long long)(sl->limit - t.low));
+	if (v1_register(sl->path, &l->thr_lo_io, sl->usage_fd, arg, false)) {
+		io_close(&l->thr_hi_io);
+		return;
 	}
-	return true;
+	l->thr_armed = true;
+}
+
+/* Make each level's armed events match the sampler's limits: the group's
+   own always, an ancestor's while it is limited; thresholds re-armed on
+   every change of a level's limit or the effective one. */
+static void sync_levels(struct mon *m)
+{
+	const struct mn__sampler *s = &m->sampler;
+	uint64_t phys = m->last.physical_bytes, eff = m->last.limit_bytes;
+	unsigned int mech = m->mechanisms &
+			    ~(unsigned int)(MN_MECH_CGROUP_V1_PRESSURE |
+					    MN_MECH_CGROUP_V2_EVENTS |
+					    MN_MECH_CGROUP_V1_THRESHOLD);
+
+	m->levels_gen = s->limits_gen;
+	for (int i = 0; i < s->n_levels && !(m->p.flags & MN_MEMORY_NO_EVENTS);
+	     i++) {
+		struct mon_lvl *l = &m->lv[i];
+		bool limited = mn__level_limited(s, i, phys);
+		if ((i == 0 || limited) && !l->events_armed)
+			lvl_arm_events(m, i);
+		else if (!(i == 0 || limited) && l->events_armed)
+			lvl_close_events(l, io_close);
+		if (!limited)
+			lvl_close_thr(l, io_close);
+		else if (m->p.cg.version == MN_CGROUP_V1 &&
+			 (l->thr_limit != s->lv[i].limit || l->thr_eff != eff))
+			lvl_arm_thr(m, i, eff);
+		if (l->events_armed)
+			mech |= m->p.cg.version == MN_CGROUP_V1
+					? MN_MECH_CGROUP_V1_PRESSURE
+					: MN_MECH_CGROUP_V2_EVENTS;
+		if (l->thr_armed)
+			mech |= MN_MECH_CGROUP_V1_THRESHOLD;
+	}
+	m->mechanisms = mech;
+}
+
+/* PSI: the group's own memory.pressure (v2), or the system file when
+   the watch covers the whole machine or a v1 group without a limit
+   below it (whose stalls are the machine's). */
+static void arm_psi(struct mon *m, const struct mn_memory_status *first)
+{
+	const struct params *p = &m->p;
+	char path[MN__CG_PATH_MAX + 64];
+	const char *psi = NULL;
+
+	if (p->flags & MN_MEMORY_NO_PSI)
+		return;
+	if (p->cg.version == MN_CGROUP_V2) {
+		snprintf(path, sizeof(path), "%s/memory.pressure", p->cg.path);
+		psi = path;
+	} else if (mn__cap_supported(MN_CAP_PSI_TRIGGER) &&
+		   first->limit_bytes >= first->physical_bytes) {
+		psi = "/proc/pressure/memory";
+	}
+	if (!psi || mn__psi_min_window(psi, &m->psi_window_us) != 0)
+		return;
+	unsigned int win = MN__MAX(m->psi_window_us, MN__PSI_WINDOW_MIN_US);
+	unsigned int stall = MN__MIN(p->psi_stall_us, win / 2);
+	m->psi_window_us = win;
+	m->psi_io.fd = mn__psi_trigger_open(psi, "some", stall, win);
+	if (m->psi_io.fd >= 0 && mn__dispatch_add(&m->psi_io, EPOLLPRI) == 0) {
+		m->mechanisms |= MN_MECH_PSI;
+		return;
+	}
+	mn__info("memory: no PSI trigger on %s: %s", psi,
+		 strerror(m->psi_io.fd < 0 ? -m->psi_io.fd : EBADF));
+	io_close(&m->psi_io);
+	m->psi_io.fd = -1;
 }
 
 /* Open every mechanism this machine has for the group.  Only the sampler
@@ -632,19 +819,17 @@ static bool v1_arm_thresholds(struct mon *m, uint64_t limit, uint64_t physical)
 static int arm(struct mon *m)
 {
 	const struct params *p = &m->p;
-	char path[MN__CG_PATH_MAX + 64];
 	int err;
 
 	m->mechanisms = 0;
 	atomic_store(&m->failed, false);
-	struct mn_memory_status first = { .sz = sizeof(first) };
-
 	err = mn__sampler_open(&m->sampler, &p->cg);
 	if (err)
 		return err;
 	/* One sample now, so that unreadable or malformed files are the
 	   subscriber's error now rather than an error event later. */
-	err = mn__sampler_read(&m->sampler, &first, mn__now_mono_usec());
+	m->last.sz = sizeof(m->last);
+	err = mn__sampler_read(&m->sampler, &m->last, mn__now_mono_usec());
 	if (err) {
 		mn__sampler_close(&m->sampler);
 		return err;
@@ -660,71 +845,8 @@ static int arm(struct mon *m)
 	}
 	if (!(p->flags & MN_MEMORY_NO_POLL))
 		m->mechanisms |= MN_MECH_POLL;
-
-	/* PSI: the group's own memory.pressure (v2), or the system file when
-	   the watch covers the whole machine or a v1 group without a limit
-	   below it (whose stalls are the machine's). */
-	if (!(p->flags & MN_MEMORY_NO_PSI)) {
-		const char *psi = NULL;
-		if (p->cg.version == MN_CGROUP_V2) {
-			snprintf(path, sizeof(path), "%s/memory.pressure",
-				 p->cg.path);
-			psi = path;
-		} else if (mn__cap_supported(MN_CAP_PSI_TRIGGER) &&
-			   first.limit_bytes >= first.physical_bytes) {
-			psi = "/proc/pressure/memory";
-		}
-		if (psi && mn__psi_min_window(psi, &m->psi_window_us) == 0) {
-			unsigned int win = MN__MAX(m->psi_window_us,
-						   MN__PSI_WINDOW_MIN_US);
-			unsigned int stall = MN__MIN(p->psi_stall_us, win / 2);
-			m->psi_window_us = win;
-			m->psi_io.fd = mn__psi_trigger_open(psi, "some", stall,
-							    win);
-			if (m->psi_io.fd >= 0 &&
-			    mn__dispatch_add(&m->psi_io, EPOLLPRI) == 0) {
-				m->mechanisms |= MN_MECH_PSI;
-			} else {
-				mn__info("memory: no PSI trigger on %s: %s", psi,
-					 strerror(m->psi_io.fd < 0 ? -m->psi_io.fd
-								  : EBADF));
-				io_close(&m->psi_io);
-				m->psi_io.fd = -1;
-			}
-		}
-	}
-
-	if (!(p->flags & MN_MEMORY_NO_EVENTS) && p->cg.version == MN_CGROUP_V1) {
-		snprintf(path, sizeof(path), "%s/memory.pressure_level",
-			 p->cg.path);
-		m->v1_plfd = open(path, O_RDONLY | O_CLOEXEC);
-		if (m->v1_plfd >= 0 &&
-		    v1_register(m, &m->v1_low_io, m->v1_plfd, "low", true) == 0 &&
-		    v1_register(m, &m->v1_crit_io, m->v1_plfd, "critical",
-				true) == 0) {
-			m->mechanisms |= MN_MECH_CGROUP_V1_PRESSURE;
-		} else {
-			mn__info("memory: no memory.pressure_level events on %s",
-				 p->cg.path);
-			io_close(&m->v1_low_io);
-			io_close(&m->v1_crit_io);
-		}
-		if (v1_arm_thresholds(m, first.limit_bytes, first.physical_bytes))
-			m->mechanisms |= MN_MECH_CGROUP_V1_THRESHOLD;
-	}
-	if (!(p->flags & MN_MEMORY_NO_EVENTS) && p->cg.version == MN_CGROUP_V2) {
-		snprintf(path, sizeof(path), "%s/memory.events", p->cg.path);
-		m->v2_events_io.fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (m->v2_events_io.fd >= 0 &&
-		    read_v2_alarms(m, &m->v2_alarms) == 0 &&
-		    mn__dispatch_add(&m->v2_events_io, EPOLLPRI) == 0) {
-			m->mechanisms |= MN_MECH_CGROUP_V2_EVENTS;
-		} else {
-			mn__info("memory: no memory.events notifications on %s",
-				 p->cg.path);
-			io_close(&m->v2_events_io);
-		}
-	}
+	arm_psi(m, &m->last);
+	sync_levels(m);
 	if (!m->mechanisms) {
 		disarm(m);
 		return -EOPNOTSUPP;
@@ -849,19 +971,7 @@ static void rebuild_after_fork(void)
 {
 	for (struct mon *m = monitors; m; m = m->next) {
 		/* The old fds are not in the new epoll set: just close. */
-		struct mn__io *ios[] = { &m->timer_io, &m->psi_io,
-					 &m->v1_low_io, &m->v1_crit_io,
-					 &m->v1_thr_hi_io, &m->v1_thr_lo_io,
-					 &m->v2_events_io };
-		for (size_t i = 0; i < MN__ARRAY_SIZE(ios); i++) {
-			if (ios[i]->fd >= 0)
-				close(ios[i]->fd);
-			ios[i]->fd = -1;
-		}
-		if (m->v1_plfd >= 0)
-			close(m->v1_plfd);
-		m->v1_plfd = -1;
-		mn__sampler_close(&m->sampler);
+		close_all(m, io_forget);
 		int err = arm(m);
 		if (err < 0) {
 			m->fail_err = err;
@@ -898,14 +1008,16 @@ static struct mon *mon_new(const struct params *p)
 	m->teardown.anywhere = true;
 	io_init(&m->timer_io, on_timer);
 	io_init(&m->psi_io, on_psi);
-	io_init(&m->v1_low_io, on_v1_low);
-	io_init(&m->v1_crit_io, on_v1_crit);
-	io_init(&m->v1_thr_hi_io, on_v1_thr_hi);
-	io_init(&m->v1_thr_lo_io, on_v1_thr_lo);
-	io_init(&m->v2_events_io, on_v2_events);
-	m->v1_plfd = -1;
-	m->sampler.meminfo_fd = m->sampler.usage_fd = -1;
-	m->sampler.stat_fd = m->sampler.psi_fd = -1;
+	for (int i = 0; i < MN__CG_MAX_LEVELS; i++) {
+		struct mon_lvl *l = &m->lv[i];
+		l->m = m;
+		io_init(&l->pl_low_io, on_pl_low);
+		io_init(&l->pl_crit_io, on_pl_crit);
+		io_init(&l->thr_hi_io, on_thr_hi);
+		io_init(&l->thr_lo_io, on_thr_lo);
+		io_init(&l->events_io, on_v2_events);
+	}
+	m->sampler.meminfo_fd = m->sampler.psi_fd = -1;
 	return m;
 }
 

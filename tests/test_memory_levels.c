@@ -1,0 +1,226 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Memory levels in the situations containers live in, each with real memory
+ * cgroups and real hogs (root; skipped with the reason otherwise):
+ *  - the hierarchy: a group without a limit of its own inside a limited
+ *    parent sees its sibling's usage (available memory is the smallest over
+ *    every limited level), and the parent's events arm its watch;
+ *  - a vanished group: the error event carries the failure's time and no
+ *    stale level, and a clean removal counts no source error.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "memnotify.h"
+
+#define MiB (1024ull * 1024ull)
+#define WAIT_MS 20000
+
+struct seen {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int n;
+	struct mn_memory_status ev[256];
+};
+
+#define SEEN_INIT { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, \
+		    { { 0 } } }
+
+static void record(const struct mn_memory_status *st, void *ctx)
+{
+	struct seen *s = ctx;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->n < 256)
+		s->ev[s->n++] = *st;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Wait (bounded) for an event matching reason and level (0 = any) from
+   index @from; returns its index or -1. */
+static int wait_for(struct seen *s, int from, enum mn_memory_reason reason,
+		    enum mn_memory_level level)
+{
+	struct timespec ts;
+	int found = -1;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += WAIT_MS / 1000;
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		for (int i = from; i < s->n && found < 0; i++)
+			if (s->ev[i].reason == reason &&
+			    (!level || s->ev[i].level == level))
+				found = i;
+		if (found >= 0 ||
+		    pthread_cond_timedwait(&s->cond, &s->lock, &ts) == ETIMEDOUT)
+			break;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return found;
+}
+
+static int write_file(const char *dir, const char *name, const char *val)
+{
+	char p[600];
+	int fd, err = 0;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	fd = open(p, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, val, strlen(val)) < 0)
+		err = -errno;
+	close(fd);
+	return err;
+}
+
+/* A limited parent (skips the test when this machine cannot make one). */
+static void make_parent(uint64_t limit, char *cg, size_t len)
+{
+	char why[256];
+
+	if (geteuid() != 0)
+		skip(); /* needs root to make memory cgroups */
+	if (mn_test_cgroup_create(limit, cg, len, why, sizeof(why))) {
+		print_message("skipped: cannot make a memory cgroup: %s\n", why);
+		skip();
+	}
+	/* v2: let the children have the memory controller. */
+	write_file(cg, "cgroup.subtree_control", "+memory");
+}
+
+static void make_child(const char *parent, const char *name, char *out,
+		       size_t len)
+{
+	snprintf(out, len, "%s/%s", parent, name);
+	assert_int_equal(mkdir(out, 0755), 0);
+}
+
+/*
+ * Parent limited to 600 MiB; child a idle and without a limit of its own;
+ * child b fills the parent.  a's available memory is what the parent has
+ * left, so a goes LOW — first through the default watch, and through an
+ * events-only watch (no sampling at all), which only the parent's own
+ * events can wake.  When b's hog exits, both come back to HIGH.
+ */
+static void test_sibling_fills_parent(void **state)
+{
+	static struct seen s = SEEN_INIT, e = SEEN_INIT;
+	char p[512], a[600], b[600];
+	mn_sub *sub, *esub;
+	int i, j, k;
+
+	(void)state;
+	make_parent(600 * MiB, p, sizeof(p));
+	make_child(p, "a", a, sizeof(a));
+	make_child(p, "b", b, sizeof(b));
+
+	MN_OPTS(mn_memory_opts, o, .cgroup = a);
+	assert_int_equal(mn_memory_subscribe(&o, record, &s, &sub), 0);
+	MN_OPTS(mn_memory_opts, eo, .cgroup = a, .flags = MN_MEMORY_NO_POLL);
+	assert_int_equal(mn_memory_subscribe(&eo, record, &e, &esub), 0);
+	i = wait_for(&s, 0, MN_MEMORY_INITIAL, 0);
+	k = wait_for(&e, 0, MN_MEMORY_INITIAL, 0);
+	assert_true(i >= 0 && k >= 0);
+	assert_int_equal(s.ev[i].level, MN_MEMORY_HIGH);
+	assert_int_equal(s.ev[i].limit_bytes, 600 * MiB);
+	assert_true(s.ev[i].available_bytes > 500 * MiB);
+	assert_true(e.ev[k].mechanisms_active &
+		    (MN_MECH_CGROUP_V1_THRESHOLD | MN_MECH_CGROUP_V2_EVENTS));
+
+	/* 560 MiB in b: the parent has about 40 MiB left, under 10 %. */
+	pid_t hog = mn_test_hog_start(b, 560 * MiB, 8 * MiB, 2000, -1);
+	assert_true(hog > 0);
+	j = wait_for(&s, i + 1, MN_MEMORY_CHANGE, MN_MEMORY_LOW);
+	int l = wait_for(&e, k + 1, MN_MEMORY_CHANGE, MN_MEMORY_LOW);
+	mn_test_hog_stop(hog);
+	if (j < 0)
+		fail_msg("a sibling filling the parent's limit left %s at %s",
+			 a, mn_memory_level_name(s.ev[s.n - 1].level));
+	assert_true(s.ev[j].available_bytes < 60 * MiB);
+	assert_int_equal(s.ev[j].limit_bytes, 600 * MiB);
+	if (l < 0)
+		fail_msg("the parent's events did not wake an events-only watch");
+	assert_true(e.ev[l].mechanism != MN_MECH_POLL);
+
+	/* b's hog is gone: the parent has room again. */
+	assert_true(wait_for(&s, j + 1, MN_MEMORY_CHANGE, MN_MEMORY_HIGH) >= 0);
+	assert_true(wait_for(&e, l + 1, MN_MEMORY_CHANGE, MN_MEMORY_HIGH) >= 0);
+
+	assert_int_equal(mn_unsubscribe(sub), 0);
+	assert_int_equal(mn_unsubscribe(esub), 0);
+	assert_int_equal(mn_shutdown(), 0);
+	assert_int_equal(mn_test_cgroup_destroy(a), 0);
+	assert_int_equal(mn_test_cgroup_destroy(b), 0);
+	assert_int_equal(mn_test_cgroup_destroy(p), 0);
+}
+
+/*
+ * A limit set on the parent after the watch started counts from the next
+ * sample (limits are re-read at most 1 s apart), and the parent's usage
+ * thresholds are armed then.
+ */
+static void test_parent_limit_set_later(void **state)
+{
+	static struct seen s = SEEN_INIT;
+	char p[512], a[600];
+	mn_sub *sub;
+	int i, j;
+
+	(void)state;
+	make_parent(UINT64_C(1) << 50, p, sizeof(p)); /* no real limit */
+	make_child(p, "a", a, sizeof(a));
+	MN_OPTS(mn_memory_opts, o, .cgroup = a);
+	assert_int_equal(mn_memory_subscribe(&o, record, &s, &sub), 0);
+	i = wait_for(&s, 0, MN_MEMORY_INITIAL, 0);
+	assert_true(i >= 0);
+	assert_true(s.ev[i].limit_bytes == s.ev[i].physical_bytes);
+	assert_false(s.ev[i].mechanisms_active & MN_MECH_CGROUP_V1_THRESHOLD);
+
+	/* Limit the parent to 200 MiB, then fill a to 190 MiB: a's own
+	   usage crosses the parent's new thresholds. */
+	char val[32];
+	snprintf(val, sizeof(val), "%llu", 200 * MiB);
+	assert_int_equal(write_file(p, "memory.limit_in_bytes", val) == 0 ||
+				 write_file(p, "memory.max", val) == 0,
+			 1);
+	pid_t hog = mn_test_hog_start(a, 190 * MiB, 4 * MiB, 100000, -1);
+	assert_true(hog > 0);
+	j = wait_for(&s, i + 1, MN_MEMORY_CHANGE, MN_MEMORY_LOW);
+	mn_test_hog_stop(hog);
+	if (j < 0)
+		fail_msg("a parent's limit set after subscribing was not followed");
+	assert_int_equal(s.ev[j].limit_bytes, 200 * MiB);
+	if (s.ev[j].cgroup_version == MN_CGROUP_V1)
+		assert_true(s.ev[j].mechanisms_active &
+			    MN_MECH_CGROUP_V1_THRESHOLD);
+	assert_int_equal(mn_unsubscribe(sub), 0);
+	assert_int_equal(mn_shutdown(), 0);
+	assert_int_equal(mn_test_cgroup_destroy(a), 0);
+	assert_int_equal(mn_test_cgroup_destroy(p), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sibling_fills_parent),
+		cmocka_unit_test(test_parent_limit_set_later),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
