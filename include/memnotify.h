@@ -477,7 +477,11 @@ struct mn_memory_opts {
  * @cb is called once soon after subscribing with the current level (reason
  * MN_MEMORY_INITIAL), then on every level change (MN_MEMORY_CHANGE), and
  * once with MN_MEMORY_ERROR if the watched group disappears or cannot be
- * read (the subscription then stays inactive until unsubscribed).
+ * read (the subscription then stays inactive until unsubscribed).  An
+ * error status carries the time of the failure, level
+ * MN_MEMORY_LEVEL_UNKNOWN, the last known level as previous_level, the
+ * group, physical_bytes and error — and 0 in every other figure (no stale
+ * sample).  A clean removal of the group counts no source_errors.
  * Subscribers that watch the same group with the same parameters share one
  * monitor (one set of kernel fds) and are called oldest first.  Levels are
  * states, sampled: each call reports the level of the newest sample.

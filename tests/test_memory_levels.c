@@ -115,9 +115,9 @@ static void make_child(const char *parent, const char *name, char *out,
 /*
  * Parent limited to 600 MiB; child a idle and without a limit of its own;
  * child b fills the parent.  a's available memory is what the parent has
- * left, so a goes LOW — first through the default watch, and through an
- * events-only watch (no sampling at all), which only the parent's own
- * events can wake.  When b's hog exits, both come back to HIGH.
+ * left, so a goes LOW through the default watch, and an events-only
+ * watch (no sampling at all), which only the parent's own events can
+ * wake, leaves HIGH.  When b's hog exits, both come back to HIGH.
  */
 static void test_sibling_fills_parent(void **state)
 {
@@ -148,7 +148,11 @@ static void test_sibling_fills_parent(void **state)
 	pid_t hog = mn_test_hog_start(b, 560 * MiB, 8 * MiB, 2000, -1);
 	assert_true(hog > 0);
 	j = wait_for(&s, i + 1, MN_MEMORY_CHANGE, MN_MEMORY_LOW);
-	int l = wait_for(&e, k + 1, MN_MEMORY_CHANGE, MN_MEMORY_LOW);
+	/* The events-only watch hears the parent's usage thresholds: the
+	   crossing of limit - low% is an event, but at that instant inactive
+	   file pages may still keep it just above LOW, and without sampling
+	   nothing looks again — so any change away from HIGH counts. */
+	int l = wait_for(&e, k + 1, MN_MEMORY_CHANGE, 0);
 	mn_test_hog_stop(hog);
 	if (j < 0)
 		fail_msg("a sibling filling the parent's limit left %s at %s",
@@ -157,6 +161,7 @@ static void test_sibling_fills_parent(void **state)
 	assert_int_equal(s.ev[j].limit_bytes, 600 * MiB);
 	if (l < 0)
 		fail_msg("the parent's events did not wake an events-only watch");
+	assert_true(e.ev[l].level != MN_MEMORY_HIGH);
 	assert_true(e.ev[l].mechanism != MN_MECH_POLL);
 
 	/* b's hog is gone: the parent has room again. */
@@ -216,11 +221,73 @@ static void test_parent_limit_set_later(void **state)
 	assert_int_equal(mn_test_cgroup_destroy(p), 0);
 }
 
+static uint64_t source_errors(void)
+{
+	struct mn_stats st = { .sz = sizeof(st) };
+
+	assert_int_equal(mn_get_stats(&st), 0);
+	return st.source_errors;
+}
+
+/*
+ * A group removed under two watches (one sampling, one events only): each
+ * gets one error event with the time of the failure, level UNKNOWN, the
+ * level it had as previous_level and no stale figures; nothing reads a
+ * closed fd in the same batch, so a clean removal counts no source error.
+ */
+static void test_vanished_group(void **state)
+{
+	static struct seen s = SEEN_INIT, e = SEEN_INIT;
+	char cg[512];
+	mn_sub *sub, *esub;
+	int i, j;
+
+	(void)state;
+	make_parent(256 * MiB, cg, sizeof(cg));
+	MN_OPTS(mn_memory_opts, o, .cgroup = cg);
+	MN_OPTS(mn_memory_opts, eo, .cgroup = cg, .flags = MN_MEMORY_NO_POLL);
+	assert_int_equal(mn_memory_subscribe(&o, record, &s, &sub), 0);
+	assert_int_equal(mn_memory_subscribe(&eo, record, &e, &esub), 0);
+	assert_true(wait_for(&s, 0, MN_MEMORY_INITIAL, MN_MEMORY_HIGH) >= 0);
+	assert_true(wait_for(&e, 0, MN_MEMORY_INITIAL, MN_MEMORY_HIGH) >= 0);
+	uint64_t errors = source_errors();
+
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t removed = (uint64_t)ts.tv_sec * 1000000u +
+			   (uint64_t)ts.tv_nsec / 1000u;
+	assert_int_equal(mn_test_cgroup_destroy(cg), 0);
+	i = wait_for(&s, 0, MN_MEMORY_ERROR, 0);
+	j = wait_for(&e, 0, MN_MEMORY_ERROR, 0);
+	assert_true(i >= 0);
+	if (j < 0)
+		fail_msg("an events-only watch never heard of the removal");
+	struct mn_memory_status *ev[2] = { &s.ev[i], &e.ev[j] };
+	for (int k = 0; k < 2; k++) {
+		assert_int_equal(ev[k]->error, -ENOENT);
+		assert_int_equal(ev[k]->level, MN_MEMORY_LEVEL_UNKNOWN);
+		assert_int_equal(ev[k]->previous_level, MN_MEMORY_HIGH);
+		assert_true(ev[k]->time_usec >= removed);
+		assert_int_equal(ev[k]->available_bytes, 0);
+		assert_int_equal(ev[k]->limit_bytes, 0);
+		assert_int_equal(ev[k]->psi_valid, 0);
+		assert_string_equal(ev[k]->cgroup_path, cg);
+	}
+	assert_int_equal(source_errors(), errors);
+	assert_int_equal(mn_unsubscribe(sub), 0);
+	assert_int_equal(mn_unsubscribe(esub), 0);
+	/* One error each, nothing after it. */
+	assert_int_equal(s.n, i + 1);
+	assert_int_equal(e.n, j + 1);
+	assert_int_equal(mn_shutdown(), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sibling_fills_parent),
 		cmocka_unit_test(test_parent_limit_set_later),
+		cmocka_unit_test(test_vanished_group),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -387,20 +387,39 @@ static uint64_t next_interval_usec(const struct mon *m, uint64_t now)
 	return usec;
 }
 
+/*
+ * The watch failed with @err: its status from now on says only what is
+ * true at the failure — the failure's time, level UNKNOWN, no figures of
+ * a sample taken up to a poll interval before (the group, the machine's
+ * memory and the error remain).  Returns the level it had.
+ */
+static enum mn_memory_level mark_failed(struct mon *m, int err)
+{
+	enum mn_memory_level prev = m->level;
+	struct mn_memory_status *st = &m->last;
+	uint64_t physical = st->physical_bytes;
+
+	m->fail_err = err;
+	memset(st, 0, sizeof(*st));
+	st->sz = sizeof(*st);
+	st->time_usec = mn__now_real_usec();
+	st->physical_bytes = physical;
+	st->cgroup_version = m->p.cg.version;
+	snprintf(st->cgroup_path, sizeof(st->cgroup_path), "%s", m->p.cg.path);
+	m->level = MN_MEMORY_LEVEL_UNKNOWN;
+	atomic_store(&m->failed, true);
+	return prev;
+}
+
 static void fail(struct mon *m, int err)
 {
 	if (atomic_load(&m->failed))
 		return;
-	m->fail_err = err;
-	/* The error status keeps the last good sample's figures, but its time
-	   is the failure's: a subscriber (memnotify's memory.error line) must
-	   not see the time of a sample taken up to a poll interval before. */
-	m->last.time_usec = mn__now_real_usec();
-	atomic_store(&m->failed, true);
+	enum mn_memory_level prev = mark_failed(m, err);
 	mn__warn("memory: %s: %s; the watch stops",
 		 m->p.cg.path[0] ? m->p.cg.path : "system", mn_strerror(err));
 	disarm(m);
-	deliver(m, m->level, false, MN_MECH_NONE, err);
+	deliver(m, prev, false, MN_MECH_NONE, err);
 }
 
 /* Take a sample and deliver what changed.  @mechanism is what made us look;
@@ -973,12 +992,9 @@ static void rebuild_after_fork(void)
 		/* The old fds are not in the new epoll set: just close. */
 		close_all(m, io_forget);
 		int err = arm(m);
-		if (err < 0) {
-			m->fail_err = err;
-			m->last.time_usec = mn__now_real_usec(); /* as fail() */
-			atomic_store(&m->failed, true);
-		}
 		m->level = MN_MEMORY_LEVEL_UNKNOWN;
+		if (err < 0)
+			mark_failed(m, err);
 		m->last_sample_mono = 0;
 		/* Every subscriber hears the child's level anew. */
 		struct mn__chain_reader rd;
