@@ -373,6 +373,8 @@ enum mn_memory_mechanism {
 	MN_MECH_CGROUP_V2_EVENTS = 1 << 4,   /* memory.events changed */
 	MN_MECH_CGROUP_V1_THRESHOLD = 1 << 5, /* a memory.usage_in_bytes
 	                                         threshold was crossed */
+	MN_MECH_CGROUP_V1_OOM = 1 << 6,  /* memory.oom_control eventfd (only
+	                                    with MN_MEMORY_OOM_EVENTS) */
 };
 
 /* Why a callback is being called. */
@@ -380,6 +382,9 @@ enum mn_memory_reason {
 	MN_MEMORY_INITIAL = 1, /* first delivery after subscribing */
 	MN_MEMORY_CHANGE = 2,  /* the level changed */
 	MN_MEMORY_ERROR = 3,   /* the watched source failed; see `error` */
+	MN_MEMORY_OOM = 4,     /* the kernel ran out of memory under a limit the
+	                          group is under (only with MN_MEMORY_OOM_EVENTS);
+	                          see oom_kill_count */
 };
 
 #define MN_CGROUP_NONE 0
@@ -421,6 +426,13 @@ struct mn_memory_status {
 	char cgroup_path[256];       /* the watched group's directory, or "" */
 	uint64_t low_bytes;          /* the thresholds in force, in bytes of */
 	uint64_t high_bytes;         /* available memory, for limit_bytes */
+	uint64_t oom_kill_count;     /* processes of the watched group the
+	                                kernel's OOM killer has killed, as the
+	                                kernel counts them (v1 memory.oom_control
+	                                oom_kill: the group's own tasks; v2
+	                                memory.events oom_kill: the group and its
+	                                descendants); kept only with
+	                                MN_MEMORY_OOM_EVENTS, else 0 */
 };
 
 /* Subscription callback; @st is valid only during the call.  Thread context. */
@@ -430,6 +442,16 @@ typedef void (*mn_memory_cb)(const struct mn_memory_status *st, void *ctx);
 #define MN_MEMORY_NO_PSI (1u << 0)      /* do not arm PSI triggers */
 #define MN_MEMORY_NO_EVENTS (1u << 1)   /* no cgroup pressure events */
 #define MN_MEMORY_NO_POLL (1u << 2)     /* no adaptive sampling: events only */
+/* Also call back with reason MN_MEMORY_OOM whenever the kernel runs out of
+   memory in the group or under a limited ancestor's limit it shares (v1:
+   the group's memory.oom_control eventfd, which the kernel signals for an
+   OOM at the group or any ancestor; v2: the `oom` and `oom_kill` counts of
+   memory.events of the group and each limited ancestor).  The OOM killer
+   may have killed a process of the group or of a sibling: oom_kill_count
+   rises when one of the group's own was killed (on v1 a kill that follows
+   the notification is reported by a second MN_MEMORY_OOM within the next
+   few samples).  The level is unchanged by the event itself. */
+#define MN_MEMORY_OOM_EVENTS (1u << 3)
 #define MN_MEMORY_PSI_ONLY (MN_MEMORY_NO_EVENTS | MN_MEMORY_NO_POLL)
 
 struct mn_memory_opts {
@@ -504,7 +526,10 @@ MN_API int mn_memory_subscribe(const struct mn_memory_opts *opts,
 /**
  * mn_memory_status() - sample the memory status now.
  * @opts: the group and thresholds to evaluate, or NULL for the defaults.
- * @out:  filled in (reason 0, mechanism MN_MECH_QUERY); @out->sz must be set.
+ * @out:  filled in (reason 0, mechanism MN_MECH_QUERY); @out->sz must be set:
+ *        sizeof(struct mn_memory_status), or the smaller size of the first
+ *        release (up to high_bytes) from a caller built against it, which
+ *        gets that part filled and its sz kept.
  *
  * The level is computed from this sample alone (no hysteresis history).
  * Mirrors IHostMemoryManager::GetMemoryLoad / GlobalMemoryStatusEx.
@@ -547,7 +572,8 @@ MN_API const char *mn_memory_level_name(enum mn_memory_level level);
 
 /**
  * mn_memory_mechanism_name() - "query", "poll", "psi", "cgroup_v1_pressure",
- * "cgroup_v2_events", "cgroup_v1_threshold" for one mechanism bit, "none"
+ * "cgroup_v2_events", "cgroup_v1_threshold", "cgroup_v1_oom" for one
+ * mechanism bit, "none"
  * for 0, "?" otherwise.
  * Return: a static string.  Async-signal-safe.
  */

@@ -6,7 +6,8 @@
  *    parent sees its sibling's usage (available memory is the smallest over
  *    every limited level), and the parent's events arm its watch;
  *  - a vanished group: the error event carries the failure's time and no
- *    stale level, and a clean removal counts no source error.
+ *    stale level, and a clean removal counts no source error;
+ *  - an OOM kill in the group or a sibling is an MN_MEMORY_OOM event.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,7 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -282,12 +285,103 @@ static void test_vanished_group(void **state)
 	assert_int_equal(mn_shutdown(), 0);
 }
 
+/* Wait (bounded) for an OOM event with oom_kill_count >= @kills. */
+static int wait_oom(struct seen *s, uint64_t kills)
+{
+	int i = 0;
+
+	while ((i = wait_for(s, i, MN_MEMORY_OOM, 0)) >= 0) {
+		if (s->ev[i].oom_kill_count >= kills)
+			return i;
+		i++;
+	}
+	return -1;
+}
+
+/*
+ * A hog in child b outgrows the 200 MiB parent: the kernel's OOM killer
+ * kills it.  The watch of b hears MN_MEMORY_OOM with b's kill counted; the
+ * watch of its idle sibling a hears MN_MEMORY_OOM too (the parent ran
+ * out), with no kill of its own; a watch without MN_MEMORY_OOM_EVENTS
+ * hears none.
+ */
+static void test_oom_kill_reported(void **state)
+{
+	static struct seen sa = SEEN_INIT, sb = SEEN_INIT, plain = SEEN_INIT;
+	char p[512], a[600], b[600];
+	mn_sub *suba, *subb, *subp;
+	int status;
+
+	(void)state;
+	make_parent(200 * MiB, p, sizeof(p));
+	make_child(p, "a", a, sizeof(a));
+	make_child(p, "b", b, sizeof(b));
+	MN_OPTS(mn_memory_opts, oa, .cgroup = a, .flags = MN_MEMORY_OOM_EVENTS);
+	MN_OPTS(mn_memory_opts, ob, .cgroup = b, .flags = MN_MEMORY_OOM_EVENTS);
+	MN_OPTS(mn_memory_opts, op, .cgroup = b);
+	assert_int_equal(mn_memory_subscribe(&oa, record, &sa, &suba), 0);
+	assert_int_equal(mn_memory_subscribe(&ob, record, &sb, &subb), 0);
+	assert_int_equal(mn_memory_subscribe(&op, record, &plain, &subp), 0);
+	int i = wait_for(&sb, 0, MN_MEMORY_INITIAL, 0);
+	assert_true(i >= 0 && wait_for(&sa, 0, MN_MEMORY_INITIAL, 0) >= 0);
+	assert_int_equal(sb.ev[i].oom_kill_count, 0);
+	if (sb.ev[i].cgroup_version == MN_CGROUP_V1)
+		assert_true(sb.ev[i].mechanisms_active & MN_MECH_CGROUP_V1_OOM);
+
+	pid_t hog = mn_test_hog_start(b, 400 * MiB, 16 * MiB, 0, -1);
+	assert_true(hog > 0);
+	assert_int_equal(waitpid(hog, &status, 0), hog);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+	int j = wait_oom(&sb, 1);
+	if (j < 0)
+		fail_msg("the OOM kill in %s was not reported", b);
+	assert_int_equal(sb.ev[j].level != MN_MEMORY_LEVEL_UNKNOWN, 1);
+	int k = wait_for(&sa, 0, MN_MEMORY_OOM, 0);
+	if (k < 0)
+		fail_msg("the sibling of an OOM-killed process heard nothing");
+	assert_int_equal(sa.ev[k].oom_kill_count, 0);
+
+	assert_int_equal(mn_unsubscribe(suba), 0);
+	assert_int_equal(mn_unsubscribe(subb), 0);
+	assert_int_equal(mn_unsubscribe(subp), 0);
+	for (int n = 0; n < plain.n; n++)
+		assert_int_not_equal(plain.ev[n].reason, MN_MEMORY_OOM);
+	assert_int_equal(mn_shutdown(), 0);
+	assert_int_equal(mn_test_cgroup_destroy(a), 0);
+	assert_int_equal(mn_test_cgroup_destroy(b), 0);
+	assert_int_equal(mn_test_cgroup_destroy(p), 0);
+}
+
+/* A struct mn_memory_status from the first release's header (it ended at
+   high_bytes) is still accepted and filled up to its size; a smaller one
+   is -EINVAL. */
+static void test_status_older_size(void **state)
+{
+	struct mn_memory_status st;
+	size_t old = offsetof(struct mn_memory_status, high_bytes) +
+		     sizeof(uint64_t);
+
+	(void)state;
+	memset(&st, 0xa5, sizeof(st));
+	st.sz = old;
+	assert_int_equal(mn_memory_status(NULL, &st), 0);
+	assert_int_equal(st.sz, old);
+	assert_true(st.limit_bytes > 0 && st.high_bytes > 0);
+	/* Past its size nothing was written. */
+	assert_int_equal(st.oom_kill_count, 0xa5a5a5a5a5a5a5a5ull);
+	st.sz = old - 1;
+	assert_int_equal(mn_memory_status(NULL, &st), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_status_older_size),
 		cmocka_unit_test(test_sibling_fills_parent),
 		cmocka_unit_test(test_parent_limit_set_later),
 		cmocka_unit_test(test_vanished_group),
+		cmocka_unit_test(test_oom_kill_reported),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

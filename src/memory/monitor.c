@@ -15,6 +15,7 @@
  * epoll events can still point at it, and drops the dispatcher's reference.
  */
 #include <fcntl.h>
+#include <stddef.h>
 #include <linux/futex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +71,7 @@ struct mon_lvl {
 	struct mn__io thr_lo_io;   /* ... and limit - low */
 	struct mn__io events_io;   /* v2 memory.events */
 	uint64_t alarms;           /* v2: high + max + oom + oom_kill, last seen */
+	uint64_t ooms;             /* v2: oom + oom_kill, last seen */
 };
 
 struct mon {
@@ -99,6 +101,9 @@ struct mon {
 	uint64_t last_avail, last_sample_mono;
 	double fill_rate;          /* bytes/s, EWMA of the fall of avail */
 	uint64_t hold_low_until;   /* monotonic usec; 0 = no hold */
+	struct mn__io oom_io;      /* v1 memory.oom_control eventfd */
+	uint64_t oom_kills;        /* the group's oom_kill count, last read */
+	int oom_recheck;           /* v1: samples left that re-read it */
 };
 
 struct memsub {
@@ -157,7 +162,7 @@ static int make_params(const struct mn_memory_opts *o, struct params *p)
 	cg = MN__OPTS_GET(o, mn_memory_opts, cgroup, (const char *)NULL);
 
 	if (p->flags & ~(MN_MEMORY_NO_PSI | MN_MEMORY_NO_EVENTS |
-			 MN_MEMORY_NO_POLL)) {
+			 MN_MEMORY_NO_POLL | MN_MEMORY_OOM_EVENTS)) {
 		mn__err("memory: unknown flags 0x%x", p->flags);
 		return -EINVAL;
 	}
@@ -265,20 +270,21 @@ const char *mn_memory_mechanism_name(unsigned int mechanism)
 	case MN_MECH_CGROUP_V1_PRESSURE: return "cgroup_v1_pressure";
 	case MN_MECH_CGROUP_V2_EVENTS: return "cgroup_v2_events";
 	case MN_MECH_CGROUP_V1_THRESHOLD: return "cgroup_v1_threshold";
+	case MN_MECH_CGROUP_V1_OOM: return "cgroup_v1_oom";
 	default: return "?";
 	}
 }
 
 /* --- delivery (dispatcher) ----------------------------------------------- */
 
-static void deliver(struct mon *m, enum mn_memory_level prev, bool changed,
-		    unsigned int mechanism, int error)
+/* The status delivered for @m's current state. */
+static void status_for(const struct mon *m, struct mn_memory_status *out,
+		       unsigned int mechanism, int error)
 {
-	struct mn__chain_reader rd;
-	struct mn__chain_node *n;
 	struct mn_memory_status st = m->last;
 
 	st.sz = sizeof(st);
+	st.oom_kill_count = m->oom_kills;
 	st.mechanism = mechanism;
 	st.mechanisms_active = m->mechanisms;
 	st.error = error;
@@ -291,7 +297,17 @@ static void deliver(struct mon *m, enum mn_memory_level prev, bool changed,
 		st.low_bytes = t.low;
 		st.high_bytes = t.high;
 	}
+	*out = st;
+}
 
+static void deliver(struct mon *m, enum mn_memory_level prev, bool changed,
+		    unsigned int mechanism, int error)
+{
+	struct mn__chain_reader rd;
+	struct mn__chain_node *n;
+	struct mn_memory_status st;
+
+	status_for(m, &st, mechanism, error);
 	mn__chain_walk_begin(&m->chain, &rd);
 	while ((n = mn__chain_walk_next(&rd))) {
 		struct memsub *s = mn__container_of(n, struct memsub, sub.node);
@@ -312,6 +328,61 @@ static void deliver(struct mon *m, enum mn_memory_level prev, bool changed,
 	}
 	mn__chain_walk_end(&rd);
 	mn__chain_reclaim(&m->chain);
+}
+
+/* An OOM under the group's limits (MN_MEMORY_OOM_EVENTS): every subscriber
+   that has had its first delivery hears it, with the level unchanged. */
+static void deliver_oom(struct mon *m, unsigned int mechanism)
+{
+	struct mn__chain_reader rd;
+	struct mn__chain_node *n;
+	struct mn_memory_status st;
+
+	status_for(m, &st, mechanism, 0);
+	st.reason = MN_MEMORY_OOM;
+	st.previous_level = m->level;
+	mn__chain_walk_begin(&m->chain, &rd);
+	while ((n = mn__chain_walk_next(&rd))) {
+		struct memsub *s = mn__container_of(n, struct memsub, sub.node);
+		if (atomic_load(&s->needs_initial))
+			continue;
+		s->cb(&st, s->ctx);
+		mn__count(delivered, 1);
+	}
+	mn__chain_walk_end(&rd);
+	mn__chain_reclaim(&m->chain);
+}
+
+/* v1: the group's oom_kill count from memory.oom_control (read rarely:
+   opened each time).  Return 0 or -errno. */
+static int v1_read_oom_kills(const struct mon *m, uint64_t *out)
+{
+	char path[MN__CG_PATH_MAX + 64];
+	char *buf = NULL;
+	size_t n;
+	int err;
+
+	snprintf(path, sizeof(path), "%s/memory.oom_control", m->p.cg.path);
+	err = mn__read_file_alloc(path, &buf, &n);
+	if (!err && mn__parse_keyed(buf, n, "oom_kill", out) < 0)
+		*out = 0; /* kernels before 4.13 have no count */
+	free(buf);
+	return err;
+}
+
+/* After a v1 OOM notification the kill itself may come a moment later:
+   the next few samples re-read the count and report a rise. */
+static void v1_oom_recheck(struct mon *m)
+{
+	uint64_t kills;
+
+	if (m->oom_recheck <= 0)
+		return;
+	m->oom_recheck--;
+	if (v1_read_oom_kills(m, &kills) == 0 && kills > m->oom_kills) {
+		m->oom_kills = kills;
+		deliver_oom(m, MN_MECH_CGROUP_V1_OOM);
+	}
 }
 
 static void disarm(struct mon *m);
@@ -462,6 +533,7 @@ static void evaluate(struct mon *m, unsigned int mechanism, bool force_low)
 		m->hold_low_until = 0;
 	m->level = lvl;
 	deliver(m, prev, lvl != prev, mechanism, 0);
+	v1_oom_recheck(m);
 	if (!atomic_load(&m->failed))
 		arm_timer(m, next_interval_usec(m, now));
 }
@@ -560,7 +632,33 @@ static void on_thr_lo(struct mn__io *io, uint32_t events)
 	evaluate(l->m, MN_MECH_CGROUP_V1_THRESHOLD, false);
 }
 
-static int read_v2_alarms(int fd, uint64_t *sum)
+/* The kernel ran out of memory at the group or an ancestor (v1 signals
+   the eventfds of the whole sub-tree under the level that hit its limit;
+   also when the group is removed, which the sample then reports). */
+static void on_v1_oom(struct mn__io *io, uint32_t events)
+{
+	struct mon *m = mn__container_of(io, struct mon, oom_io);
+	uint64_t kills;
+
+	(void)events;
+	if (stale(m, io))
+		return;
+	drain_eventfd(io);
+	if (v1_read_oom_kills(m, &kills) == 0) {
+		m->oom_kills = MN__MAX(m->oom_kills, kills);
+		m->oom_recheck = 5;
+		deliver_oom(m, MN_MECH_CGROUP_V1_OOM);
+	}
+	evaluate(m, MN_MECH_CGROUP_V1_OOM, false);
+}
+
+struct v2_events {
+	uint64_t alarms; /* high + max + oom + oom_kill */
+	uint64_t ooms;   /* oom + oom_kill */
+	uint64_t kills;  /* oom_kill */
+};
+
+static int read_v2_events(int fd, struct v2_events *ev)
 {
 	static const char *const keys[] = { "high", "max", "oom", "oom_kill" };
 	char buf[512];
@@ -568,11 +666,16 @@ static int read_v2_alarms(int fd, uint64_t *sum)
 
 	if (n < 0)
 		return (int)n;
-	*sum = 0;
+	memset(ev, 0, sizeof(*ev));
 	for (size_t i = 0; i < MN__ARRAY_SIZE(keys); i++) {
 		uint64_t v;
-		if (mn__parse_keyed(buf, (size_t)n, keys[i], &v) == 0)
-			*sum += v;
+		if (mn__parse_keyed(buf, (size_t)n, keys[i], &v) < 0)
+			continue;
+		ev->alarms += v;
+		if (i >= 2)
+			ev->ooms += v;
+		if (i == 3)
+			ev->kills = v;
 	}
 	return 0;
 }
@@ -581,13 +684,13 @@ static void on_v2_events(struct mn__io *io, uint32_t events)
 {
 	struct mon_lvl *l = mn__container_of(io, struct mon_lvl, events_io);
 	struct mon *m = l->m;
-	uint64_t sum = 0;
+	struct v2_events ev;
 	int err;
 
 	(void)events;
 	if (stale(m, io))
 		return;
-	err = read_v2_alarms(io->fd, &sum);
+	err = read_v2_events(io->fd, &ev);
 	if (err) {
 		/* The group's own file: it vanished.  An ancestor's: the
 		   sample says whether the group did too. */
@@ -598,8 +701,14 @@ static void on_v2_events(struct mn__io *io, uint32_t events)
 		return;
 	}
 	/* memory.high / memory.max reached or OOM at this level: pressure. */
-	bool alarm = sum > l->alarms;
-	l->alarms = sum;
+	bool alarm = ev.alarms > l->alarms;
+	bool oom = ev.ooms > l->ooms;
+	l->alarms = ev.alarms;
+	l->ooms = ev.ooms;
+	if (l == &m->lv[0] && (m->p.flags & MN_MEMORY_OOM_EVENTS))
+		m->oom_kills = ev.kills;
+	if (oom && (m->p.flags & MN_MEMORY_OOM_EVENTS))
+		deliver_oom(m, MN_MECH_CGROUP_V2_EVENTS);
 	evaluate(m, MN_MECH_CGROUP_V2_EVENTS, alarm);
 }
 
@@ -650,6 +759,7 @@ static void close_all(struct mon *m, void (*close_fn)(struct mn__io *))
 {
 	close_fn(&m->timer_io);
 	close_fn(&m->psi_io);
+	close_fn(&m->oom_io);
 	for (int i = 0; i < MN__CG_MAX_LEVELS; i++) {
 		lvl_close_events(&m->lv[i], close_fn);
 		lvl_close_thr(&m->lv[i], close_fn);
@@ -719,10 +829,16 @@ static bool lvl_arm_events(struct mon *m, int i)
 	} else {
 		snprintf(path, sizeof(path), "%s/memory.events", dir);
 		l->events_io.fd = open(path, O_RDONLY | O_CLOEXEC);
+		struct v2_events ev;
 		if (l->events_io.fd >= 0 &&
-		    read_v2_alarms(l->events_io.fd, &l->alarms) == 0 &&
-		    mn__dispatch_add(&l->events_io, EPOLLPRI) == 0)
+		    read_v2_events(l->events_io.fd, &ev) == 0 &&
+		    mn__dispatch_add(&l->events_io, EPOLLPRI) == 0) {
 			l->events_armed = true;
+			l->alarms = ev.alarms;
+			l->ooms = ev.ooms;
+			if (i == 0 && (m->p.flags & MN_MEMORY_OOM_EVENTS))
+				m->oom_kills = ev.kills;
+		}
 	}
 	if (!l->events_armed) {
 		mn__info("memory: no pressure events on %s", dir);
@@ -833,6 +949,29 @@ static void arm_psi(struct mon *m, const struct mn_memory_status *first)
 	m->psi_io.fd = -1;
 }
 
+/* v1 OOM notifications (MN_MEMORY_OOM_EVENTS): an eventfd on the group's
+   memory.oom_control, which the kernel signals for an OOM at the group or
+   at any ancestor (it walks the sub-tree of the level out of memory). */
+static void arm_v1_oom(struct mon *m)
+{
+	char path[MN__CG_PATH_MAX + 64];
+	int fd;
+
+	if (m->p.cg.version != MN_CGROUP_V1 ||
+	    !(m->p.flags & MN_MEMORY_OOM_EVENTS) ||
+	    v1_read_oom_kills(m, &m->oom_kills) < 0)
+		return;
+	snprintf(path, sizeof(path), "%s/memory.oom_control", m->p.cg.path);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0 && v1_register(m->p.cg.path, &m->oom_io, fd, "", false) == 0)
+		m->mechanisms |= MN_MECH_CGROUP_V1_OOM;
+	else
+		mn__info("memory: no memory.oom_control events on %s",
+			 m->p.cg.path);
+	if (fd >= 0)
+		close(fd);
+}
+
 /* Open every mechanism this machine has for the group.  Only the sampler
    is required; each event source that fails is logged and skipped. */
 static int arm(struct mon *m)
@@ -866,6 +1005,7 @@ static int arm(struct mon *m)
 		m->mechanisms |= MN_MECH_POLL;
 	arm_psi(m, &m->last);
 	sync_levels(m);
+	arm_v1_oom(m);
 	if (!m->mechanisms) {
 		disarm(m);
 		return -EOPNOTSUPP;
@@ -1024,6 +1164,7 @@ static struct mon *mon_new(const struct params *p)
 	m->teardown.anywhere = true;
 	io_init(&m->timer_io, on_timer);
 	io_init(&m->psi_io, on_psi);
+	io_init(&m->oom_io, on_v1_oom);
 	for (int i = 0; i < MN__CG_MAX_LEVELS; i++) {
 		struct mon_lvl *l = &m->lv[i];
 		l->m = m;
@@ -1120,14 +1261,21 @@ fail_unlock:
 	return err;
 }
 
+/* The size of struct mn_memory_status in the first release (up to
+   high_bytes): a caller built against that header passes this sz, and gets
+   that much filled in. */
+#define STATUS_SZ_0_1 (offsetof(struct mn_memory_status, high_bytes) + \
+		       sizeof(uint64_t))
+
 int mn_memory_status(const struct mn_memory_opts *opts,
 		     struct mn_memory_status *out)
 {
+	struct mn_memory_status st = { .sz = sizeof(st) };
 	struct mn__sampler smp;
 	struct params p;
 	int err;
 
-	mn__check(out && out->sz >= sizeof(struct mn_memory_status), -EINVAL);
+	mn__check(out && out->sz >= STATUS_SZ_0_1, -EINVAL);
 	mn__enter();
 	err = make_params(opts, &p);
 	if (err)
@@ -1135,20 +1283,21 @@ int mn_memory_status(const struct mn_memory_opts *opts,
 	err = mn__sampler_open(&smp, &p.cg);
 	if (err)
 		return err;
-	memset(out, 0, sizeof(*out));
-	out->sz = sizeof(*out);
-	err = mn__sampler_read(&smp, out, mn__now_mono_usec());
+	err = mn__sampler_read(&smp, &st, mn__now_mono_usec());
 	mn__sampler_close(&smp);
 	if (err)
 		return err;
 	struct mn__thresholds t;
-	thresholds(&p, out->limit_bytes, &t);
-	out->level = mn__level_step(&t, MN_MEMORY_LEVEL_UNKNOWN, out->available_bytes);
-	out->mechanism = MN_MECH_QUERY;
-	out->low_percent = p.low;
-	out->high_percent = p.high;
-	out->low_bytes = t.low;
-	out->high_bytes = t.high;
+	thresholds(&p, st.limit_bytes, &t);
+	st.level = mn__level_step(&t, MN_MEMORY_LEVEL_UNKNOWN, st.available_bytes);
+	st.mechanism = MN_MECH_QUERY;
+	st.low_percent = p.low;
+	st.high_percent = p.high;
+	st.low_bytes = t.low;
+	st.high_bytes = t.high;
+	/* An older caller's smaller struct gets its part. */
+	st.sz = MN__MIN(out->sz, sizeof(st));
+	memcpy(out, &st, st.sz);
 	return 0;
 }
 
