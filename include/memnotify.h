@@ -474,7 +474,11 @@ struct mn_memory_opts {
 	   kernel accepts (2 s here for unprivileged callers). */
 	unsigned int psi_stall_us;
 	/* Adaptive sampling bounds in ms; 0 means 10 and 2000.  Sampling is
-	   fast near a threshold and slow far from it. */
+	   fast near a threshold and slow far from it; in a steady state (same
+	   level, available memory moving by at most 1 % of the limit) the
+	   interval doubles per sample up to poll_max_ms, where a kernel event
+	   (PSI, v1 pressure levels or usage thresholds, v2 memory.events) can
+	   bring the watch back. */
 	unsigned int poll_min_ms;
 	unsigned int poll_max_ms;
 	unsigned int flags;          /* MN_MEMORY_* flags */

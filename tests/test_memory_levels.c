@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -353,6 +354,59 @@ static void test_oom_kill_reported(void **state)
 	assert_int_equal(mn_test_cgroup_destroy(p), 0);
 }
 
+static void set_limit(const char *cg, const char *v1, const char *v2)
+{
+	assert_int_equal(write_file(cg, "memory.limit_in_bytes", v1) == 0 ||
+				 write_file(cg, "memory.max", v2) == 0,
+			 1);
+}
+
+/*
+ * A limit removed and set again: the watch follows both changes, and the
+ * v1 usage thresholds closed with the limit are armed again with it.
+ */
+static void test_limit_removed_and_set_again(void **state)
+{
+	static struct seen s = SEEN_INIT;
+	char cg[512];
+	mn_sub *sub;
+	int i;
+
+	(void)state;
+	make_parent(256 * MiB, cg, sizeof(cg));
+	MN_OPTS(mn_memory_opts, o, .cgroup = cg);
+	assert_int_equal(mn_memory_subscribe(&o, record, &s, &sub), 0);
+	i = wait_for(&s, 0, MN_MEMORY_INITIAL, MN_MEMORY_HIGH);
+	assert_true(i >= 0);
+	bool v1 = s.ev[i].cgroup_version == MN_CGROUP_V1;
+	/* 200 MiB of 256: about 22 % left, NEUTRAL. */
+	pid_t hog = mn_test_hog_start(cg, 200 * MiB, 8 * MiB, 2000, -1);
+	assert_true(hog > 0);
+	i = wait_for(&s, i + 1, MN_MEMORY_CHANGE, MN_MEMORY_NEUTRAL);
+	assert_true(i >= 0);
+	if (v1)
+		assert_true(s.ev[i].mechanisms_active & MN_MECH_CGROUP_V1_THRESHOLD);
+
+	set_limit(cg, "-1", "max");
+	i = wait_for(&s, i + 1, MN_MEMORY_CHANGE, MN_MEMORY_HIGH);
+	assert_true(i >= 0);
+	assert_int_equal(s.ev[i].limit_bytes, s.ev[i].physical_bytes);
+	assert_false(s.ev[i].mechanisms_active & MN_MECH_CGROUP_V1_THRESHOLD);
+
+	char val[32];
+	snprintf(val, sizeof(val), "%llu", 256 * MiB);
+	set_limit(cg, val, val);
+	i = wait_for(&s, i + 1, MN_MEMORY_CHANGE, MN_MEMORY_NEUTRAL);
+	mn_test_hog_stop(hog);
+	assert_true(i >= 0);
+	assert_int_equal(s.ev[i].limit_bytes, 256 * MiB);
+	if (v1 && !(s.ev[i].mechanisms_active & MN_MECH_CGROUP_V1_THRESHOLD))
+		fail_msg("the usage thresholds were not armed again with the limit");
+	assert_int_equal(mn_unsubscribe(sub), 0);
+	assert_int_equal(mn_shutdown(), 0);
+	assert_int_equal(mn_test_cgroup_destroy(cg), 0);
+}
+
 /* A struct mn_memory_status from the first release's header (it ended at
    high_bytes) is still accepted and filled up to its size; a smaller one
    is -EINVAL. */
@@ -380,6 +434,7 @@ int main(void)
 		cmocka_unit_test(test_status_older_size),
 		cmocka_unit_test(test_sibling_fills_parent),
 		cmocka_unit_test(test_parent_limit_set_later),
+		cmocka_unit_test(test_limit_removed_and_set_again),
 		cmocka_unit_test(test_vanished_group),
 		cmocka_unit_test(test_oom_kill_reported),
 	};

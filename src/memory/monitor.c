@@ -101,6 +101,9 @@ struct mon {
 	uint64_t last_avail, last_sample_mono;
 	double fill_rate;          /* bytes/s, EWMA of the fall of avail */
 	uint64_t hold_low_until;   /* monotonic usec; 0 = no hold */
+	uint64_t interval_us;      /* the sampling interval last armed */
+	uint64_t backoff_us;       /* steady state: the interval, doubled per
+	                              steady sample up to poll_max; 0 = moving */
 	struct mn__io oom_io;      /* v1 memory.oom_control eventfd */
 	uint64_t oom_kills;        /* the group's oom_kill count, last read */
 	int oom_recheck;           /* v1: samples left that re-read it */
@@ -452,10 +455,39 @@ static uint64_t next_interval_usec(const struct mon *m, uint64_t now)
 	dist = MN__MIN(dist, avail > hi ? avail - hi : hi - avail);
 	rate = MN__MAX((uint64_t)m->fill_rate, ASSUMED_FILL_BYTES_PER_SEC);
 	usec = (uint64_t)((double)dist / (double)rate * 1e6);
-	usec = MN__MIN(MN__MAX(usec, min_us), max_us);
+	usec = MN__MIN(MN__MAX(MN__MAX(usec, min_us), m->backoff_us), max_us);
 	if (m->hold_low_until > now)
 		usec = MN__MIN(usec, m->hold_low_until - now);
 	return usec;
+}
+
+/* Kernel events that bring a backed-off watch back: PSI, v1 pressure
+   levels and usage thresholds, v2 memory.events. */
+#define WAKING_MECHS                                                        \
+	(MN_MECH_PSI | MN_MECH_CGROUP_V1_PRESSURE | MN_MECH_CGROUP_V2_EVENTS | \
+	 MN_MECH_CGROUP_V1_THRESHOLD)
+
+/*
+ * Steady state: a sample at the same level whose available memory moved by
+ * at most 1 % of the limit since the previous one doubles the sampling
+ * interval, up to poll_max_ms; any other sample starts again from the
+ * distance rule.  Only where a kernel event can wake the watch: a fill that
+ * starts while backed off crosses a usage threshold, stalls (PSI) or
+ * reclaims (pressure level, memory.events) before it can matter.
+ */
+static void update_backoff(struct mon *m, enum mn_memory_level prev,
+			   uint64_t prev_avail, bool had_sample)
+{
+	uint64_t avail = m->last.available_bytes;
+	uint64_t moved = avail > prev_avail ? avail - prev_avail : prev_avail - avail;
+	uint64_t max_us = (uint64_t)m->p.poll_max_ms * 1000;
+	bool steady = had_sample && m->level == prev &&
+		      moved <= m->last.limit_bytes / 100 &&
+		      (m->mechanisms & WAKING_MECHS);
+
+	m->backoff_us = steady ? MN__MIN(MN__MAX(m->backoff_us, m->interval_us) * 2,
+					 max_us)
+			       : 0;
 }
 
 /*
@@ -518,6 +550,8 @@ static void evaluate(struct mon *m, unsigned int mechanism, bool force_low)
 				      : 0.0;
 		m->fill_rate = 0.5 * m->fill_rate + 0.5 * (fall / dt);
 	}
+	uint64_t prev_avail = m->last_avail;
+	bool had_sample = m->last_sample_mono != 0;
 	m->last_avail = m->last.available_bytes;
 	m->last_sample_mono = now;
 	if (m->sampler.limits_gen != m->levels_gen)
@@ -532,10 +566,13 @@ static void evaluate(struct mon *m, unsigned int mechanism, bool force_low)
 	else
 		m->hold_low_until = 0;
 	m->level = lvl;
+	update_backoff(m, prev, prev_avail, had_sample);
 	deliver(m, prev, lvl != prev, mechanism, 0);
 	v1_oom_recheck(m);
-	if (!atomic_load(&m->failed))
-		arm_timer(m, next_interval_usec(m, now));
+	if (!atomic_load(&m->failed)) {
+		m->interval_us = next_interval_usec(m, now);
+		arm_timer(m, m->interval_us);
+	}
 }
 
 /* A handler's fd was closed earlier in the same batch of epoll events (the
