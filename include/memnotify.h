@@ -385,6 +385,9 @@ enum mn_memory_reason {
 	MN_MEMORY_OOM = 4,     /* the kernel ran out of memory under a limit the
 	                          group is under (only with MN_MEMORY_OOM_EVENTS);
 	                          see oom_kill_count */
+	MN_MEMORY_MOVED = 5,   /* the process moved to another memory cgroup and
+	                          the watch of its own group followed it: the
+	                          status is the new group's (cgroup_path) */
 };
 
 #define MN_CGROUP_NONE 0
@@ -503,7 +506,12 @@ struct mn_memory_opts {
  * @cb is called once soon after subscribing with the current level (reason
  * MN_MEMORY_INITIAL), then on every level change (MN_MEMORY_CHANGE), and
  * once with MN_MEMORY_ERROR if the watched group disappears or cannot be
- * read (the subscription then stays inactive until unsubscribed).  An
+ * read (the subscription then stays inactive until unsubscribed).  A watch
+ * of the caller's own group (@opts->cgroup NULL or "") follows the process:
+ * /proc/self/cgroup is compared once per poll_max_ms (at a sample) and when
+ * the group vanishes; if the process is in another group, the watch moves
+ * there and every subscriber gets MN_MEMORY_MOVED with the new group's
+ * status (no error for the old group's removal).  An
  * error status carries the time of the failure, level
  * MN_MEMORY_LEVEL_UNKNOWN, the last known level as previous_level, the
  * group, physical_bytes and error — and 0 in every other figure (no stale

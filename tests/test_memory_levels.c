@@ -407,6 +407,55 @@ static void test_limit_removed_and_set_again(void **state)
 	assert_int_equal(mn_test_cgroup_destroy(cg), 0);
 }
 
+/*
+ * The own group follows the process: the test process moves itself from a
+ * 512 MiB group into a 256 MiB one, and its watch (opts->cgroup NULL) says
+ * MN_MEMORY_MOVED with the new group and limit; the old group's removal
+ * is then no error.  At the end the process goes back where it was.
+ */
+static void test_own_group_follows_process(void **state)
+{
+	static struct seen s = SEEN_INIT;
+	char a[512], b[512], home[512];
+	mn_sub *sub;
+	int i, j;
+
+	(void)state;
+	make_parent(512 * MiB, a, sizeof(a));
+	snprintf(home, sizeof(home), "%s", a);
+	*strrchr(home, '/') = '\0';
+	char why[256];
+	assert_int_equal(mn_test_cgroup_create(256 * MiB, b, sizeof(b), why,
+					       sizeof(why)), 0);
+	assert_int_equal(mn_test_cgroup_enter(a, 0), 0);
+	assert_int_equal(mn_memory_subscribe(NULL, record, &s, &sub), 0);
+	i = wait_for(&s, 0, MN_MEMORY_INITIAL, 0);
+	assert_true(i >= 0);
+	assert_string_equal(s.ev[i].cgroup_path, a);
+	assert_int_equal(s.ev[i].limit_bytes, 512 * MiB);
+
+	assert_int_equal(mn_test_cgroup_enter(b, 0), 0);
+	j = wait_for(&s, i + 1, MN_MEMORY_MOVED, 0);
+	if (j < 0)
+		fail_msg("the watch did not follow the process into %s", b);
+	assert_string_equal(s.ev[j].cgroup_path, b);
+	assert_int_equal(s.ev[j].limit_bytes, 256 * MiB);
+	/* The old group goes: nothing to report, the watch is elsewhere. */
+	assert_int_equal(mn_test_cgroup_destroy(a), 0);
+
+	/* Back home, then b goes: the removal finds the process elsewhere
+	   and follows it at once. */
+	assert_int_equal(mn_test_cgroup_enter(home, 0), 0);
+	assert_int_equal(mn_test_cgroup_destroy(b), 0);
+	j = wait_for(&s, j + 1, MN_MEMORY_MOVED, 0);
+	assert_true(j >= 0);
+	assert_string_equal(s.ev[j].cgroup_path, home);
+	for (int k = 0; k < s.n; k++)
+		assert_int_not_equal(s.ev[k].reason, MN_MEMORY_ERROR);
+	assert_int_equal(mn_unsubscribe(sub), 0);
+	assert_int_equal(mn_shutdown(), 0);
+}
+
 /* A struct mn_memory_status from the first release's header (it ended at
    high_bytes) is still accepted and filled up to its size; a smaller one
    is -EINVAL. */
@@ -436,6 +485,7 @@ int main(void)
 		cmocka_unit_test(test_parent_limit_set_later),
 		cmocka_unit_test(test_limit_removed_and_set_again),
 		cmocka_unit_test(test_vanished_group),
+		cmocka_unit_test(test_own_group_follows_process),
 		cmocka_unit_test(test_oom_kill_reported),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

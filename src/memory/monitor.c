@@ -49,6 +49,7 @@ struct params {
 	unsigned int psi_stall_us;
 	unsigned int poll_min_ms, poll_max_ms;
 	unsigned int flags;
+	bool own;          /* the caller's own group: follows the process */
 };
 
 struct mon;
@@ -104,6 +105,11 @@ struct mon {
 	uint64_t interval_us;      /* the sampling interval last armed */
 	uint64_t backoff_us;       /* steady state: the interval, doubled per
 	                              steady sample up to poll_max; 0 = moving */
+	uint64_t self_checked;     /* own group: when /proc/self/cgroup was
+	                              last compared (monotonic usec) */
+	char *self_cgroup;         /* ... and its content then (malloc) */
+	size_t self_cgroup_len;
+	bool moved;                /* the next delivery says MN_MEMORY_MOVED */
 	struct mn__io oom_io;      /* v1 memory.oom_control eventfd */
 	uint64_t oom_kills;        /* the group's oom_kill count, last read */
 	int oom_recheck;           /* v1: samples left that re-read it */
@@ -228,6 +234,7 @@ rest:
 			return err;
 	} else {
 		mn__cgroup_self(&p->cg);
+		p->own = true;
 	}
 	return 0;
 }
@@ -242,8 +249,14 @@ static void thresholds(const struct params *p, uint64_t limit,
 
 static bool same_params(const struct params *a, const struct params *b)
 {
-	return a->cg.version == b->cg.version &&
-	       !strcmp(a->cg.path, b->cg.path) && a->low == b->low &&
+	/* The own group's watch is shared whatever group the process was in
+	   when it began: it follows the process (and its cg changes on the
+	   dispatcher, under the core lock). */
+	bool same_group = a->own || b->own
+				  ? a->own == b->own
+				  : a->cg.version == b->cg.version &&
+					    !strcmp(a->cg.path, b->cg.path);
+	return same_group && a->low == b->low &&
 	       a->high == b->high && a->hyst == b->hyst &&
 	       a->low_bytes == b->low_bytes && a->high_bytes == b->high_bytes &&
 	       a->psi_stall_us == b->psi_stall_us &&
@@ -320,6 +333,9 @@ static void deliver(struct mon *m, enum mn_memory_level prev, bool changed,
 		} else if (error) {
 			st.reason = MN_MEMORY_ERROR;
 			st.previous_level = prev;
+		} else if (m->moved) {
+			st.reason = MN_MEMORY_MOVED;
+			st.previous_level = prev;
 		} else if (changed) {
 			st.reason = MN_MEMORY_CHANGE;
 			st.previous_level = prev;
@@ -331,6 +347,8 @@ static void deliver(struct mon *m, enum mn_memory_level prev, bool changed,
 	}
 	mn__chain_walk_end(&rd);
 	mn__chain_reclaim(&m->chain);
+	if (!error)
+		m->moved = false;
 }
 
 /* An OOM under the group's limits (MN_MEMORY_OOM_EVENTS): every subscriber
@@ -525,6 +543,61 @@ static void fail(struct mon *m, int err)
 	deliver(m, prev, false, MN_MECH_NONE, err);
 }
 
+static int arm(struct mon *m);
+static void io_close(struct mn__io *io);
+static void close_all(struct mon *m, void (*close_fn)(struct mn__io *));
+
+/* Has /proc/self/cgroup changed since the last look?  Keeps the content. */
+static bool self_cgroup_changed(struct mon *m)
+{
+	char *buf = NULL;
+	size_t n;
+
+	if (mn__read_file_alloc("/proc/self/cgroup", &buf, &n) < 0)
+		return false;
+	bool changed = !m->self_cgroup || n != m->self_cgroup_len ||
+		       memcmp(buf, m->self_cgroup, n);
+	free(m->self_cgroup);
+	m->self_cgroup = buf;
+	m->self_cgroup_len = n;
+	return changed;
+}
+
+/*
+ * The own group follows the process: when /proc/self/cgroup changed (looked
+ * at once per poll_max_ms, and at once when the group vanished: @gone),
+ * resolve the group again and, if it is another, re-arm the watch on it;
+ * the next delivery then says MN_MEMORY_MOVED to every subscriber.  Returns
+ * 1 if the watch moved, 0 if not, -errno if the new group cannot be
+ * watched.  On the dispatcher.
+ */
+static int follow_process(struct mon *m, uint64_t now, bool gone)
+{
+	struct mn__cgroup cg;
+	int err;
+
+	m->self_checked = now;
+	if (!self_cgroup_changed(m) && !gone)
+		return 0;
+	mn__cgroup_self(&cg);
+	if (cg.version == m->p.cg.version && !strcmp(cg.path, m->p.cg.path))
+		return 0;
+	mn__info("memory: the process moved from %s to %s",
+		 m->p.cg.path[0] ? m->p.cg.path : "system",
+		 cg.path[0] ? cg.path : "system");
+	close_all(m, io_close);
+	mn__lock();
+	m->p.cg = cg;
+	mn__unlock();
+	err = arm(m);
+	if (err < 0)
+		return err;
+	m->moved = true;
+	m->backoff_us = 0;
+	m->last_sample_mono = 0;
+	return 1;
+}
+
 /* Take a sample and deliver what changed.  @mechanism is what made us look;
    @force_low asks for LOW whatever the sample says (sustained stall). */
 static void evaluate(struct mon *m, unsigned int mechanism, bool force_low)
@@ -536,7 +609,18 @@ static void evaluate(struct mon *m, unsigned int mechanism, bool force_low)
 
 	if (atomic_load(&m->failed))
 		return;
-	err = mn__sampler_read(&m->sampler, &m->last, now);
+	err = 0;
+	if (m->p.own && now - m->self_checked >=
+				(uint64_t)m->p.poll_max_ms * 1000)
+		err = MN__MIN(follow_process(m, now, false), 0);
+	if (!err)
+		err = mn__sampler_read(&m->sampler, &m->last, now);
+	if (err == -ENOENT && m->p.own) {
+		int moved = follow_process(m, now, true);
+		err = moved < 0 ? moved
+		      : moved ? mn__sampler_read(&m->sampler, &m->last, now)
+			      : err;
+	}
 	if (err) {
 		fail(m, err);
 		return;
@@ -1059,6 +1143,7 @@ static void mon_put(struct mon *m)
 	if (atomic_fetch_sub(&m->refs, 1) != 1)
 		return;
 	mn__chain_destroy(&m->chain);
+	free(m->self_cgroup);
 	free(m);
 }
 
