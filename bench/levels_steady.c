@@ -17,8 +17,15 @@
  * each with 1 and with 200 groups (low: 1).  The baseline, measured in the
  * same run, is the 2 s sampling ceiling: 0.5 samples/s per group; the
  * issue's goal is under 2 wakeups/s per group in any steady state.
+ *
+ * Flapping: a hog holding 444 MiB of a 512 MiB group and swinging another
+ * 24 MiB every 200 ms (available memory about 68 <-> 44 MiB, across LOW at
+ * 51 and its exit at 61): level changes per second over 6 s with a 1 ms
+ * dwell (the baseline: no damping) and with the default dwell.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,6 +123,72 @@ static int run_case(const char *name, int n, int mode)
 	return 0;
 }
 
+/* A child in @cg holding @base_mib and touching, then dropping, another
+   @swing_mib every @period_ms (the path is formatted before fork()). */
+static pid_t swing_start(const char *procs, unsigned int base_mib,
+			 unsigned int swing_mib, unsigned int period_ms)
+{
+	pid_t pid = fork();
+
+	if (pid != 0)
+		return pid;
+	int fd = open(procs, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, "0", 1) != 1)
+		_exit(3);
+	close(fd);
+	size_t base = (size_t)base_mib << 20, swing = (size_t)swing_mib << 20;
+	char *p = mmap(NULL, base + swing, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		_exit(4);
+	memset(p, 1, base);
+	struct timespec ts = { 0, (long)period_ms * 1000000 };
+	for (;;) {
+		memset(p + base, 1, swing);
+		nanosleep(&ts, NULL);
+		madvise(p + base, swing, MADV_DONTNEED);
+		nanosleep(&ts, NULL);
+	}
+}
+
+static _Atomic int changes;
+
+static void count_change(const struct mn_memory_status *st, void *ctx)
+{
+	(void)ctx;
+	if (st->reason == MN_MEMORY_CHANGE)
+		changes++;
+}
+
+/* Level changes per second for a hog swinging 24 MiB every 200 ms across
+   the LOW threshold of a 512 MiB group, with a dwell of @dwell_ms. */
+static int run_swing(unsigned int dwell_ms)
+{
+	char procs[600], why[256];
+	mn_sub *sub;
+
+	if (mn_test_cgroup_create(512 * MiB, groups[0], sizeof(groups[0]), why,
+				  sizeof(why))) {
+		printf("skip: cannot make a memory cgroup: %s\n", why);
+		return 77;
+	}
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", groups[0]);
+	MN_OPTS(mn_memory_opts, o, .cgroup = groups[0], .min_dwell_ms = dwell_ms);
+	if (mn_memory_subscribe(&o, count_change, NULL, &sub))
+		return 1;
+	pid_t hog = swing_start(procs, 444, 24, 200);
+	sleep_ms(1000);
+	changes = 0;
+	sleep_ms(6000);
+	printf("swing ±24 MiB/200 ms, dwell %s: %5.2f level changes/s\n",
+	       dwell_ms ? "1 ms (baseline)" : "default (1 s)", changes / 6.0);
+	mn_unsubscribe(sub);
+	mn_shutdown();
+	mn_test_hog_stop(hog);
+	mn_test_cgroup_destroy(groups[0]);
+	return 0;
+}
+
 int main(void)
 {
 	static const struct {
@@ -137,5 +210,7 @@ int main(void)
 		if (rc)
 			return rc;
 	}
-	return 0;
+	/* 1 ms: no damping to speak of (the baseline); 0: the default. */
+	int rc = run_swing(1);
+	return rc ? rc : run_swing(0);
 }

@@ -493,6 +493,12 @@ struct mn_memory_opts {
 	   of high_bytes - low_bytes. */
 	uint64_t low_bytes;
 	uint64_t high_bytes;
+	/* Minimum dwell time in ms: a level is left (for NEUTRAL or HIGH) only
+	   once it has lasted this long, so that a group swinging around a
+	   threshold does not flap faster than a subscriber can act; the
+	   change is delivered when the dwell ends, if it still holds.
+	   Entering LOW is never delayed.  0 means 1000; at most 60000. */
+	unsigned int min_dwell_ms;
 };
 
 /**

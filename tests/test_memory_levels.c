@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -456,6 +457,95 @@ static void test_own_group_follows_process(void **state)
 	assert_int_equal(mn_shutdown(), 0);
 }
 
+/* A child in @cg holding @base_mib and touching, then dropping, another
+   @swing_mib every @period_ms. */
+static pid_t swing_start(const char *cg, unsigned int base_mib,
+			 unsigned int swing_mib, unsigned int period_ms)
+{
+	char procs[600];
+
+	/* Formatted before fork(): the child of a threaded process keeps to
+	   async-signal-safe calls. */
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", cg);
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid;
+	int fd = open(procs, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, "0", 1) != 1)
+		_exit(3);
+	close(fd);
+	size_t base = (size_t)base_mib << 20, swing = (size_t)swing_mib << 20;
+	char *p = mmap(NULL, base + swing, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		_exit(4);
+	memset(p, 1, base);
+	struct timespec ts = { 0, (long)period_ms * 1000000 };
+	for (;;) {
+		memset(p + base, 1, swing);
+		nanosleep(&ts, NULL);
+		madvise(p + base, swing, MADV_DONTNEED);
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* Level changes during @ms of a swing in a fresh 512 MiB group, with a
+   dwell of @dwell_ms; the events are left in @s. */
+static int swing_changes(struct seen *s, unsigned int dwell_ms, unsigned int ms)
+{
+	char cg[512];
+	mn_sub *sub;
+	int changes = 0;
+
+	make_parent(512 * MiB, cg, sizeof(cg));
+	MN_OPTS(mn_memory_opts, o, .cgroup = cg, .min_dwell_ms = dwell_ms);
+	assert_int_equal(mn_memory_subscribe(&o, record, s, &sub), 0);
+	assert_true(wait_for(s, 0, MN_MEMORY_INITIAL, 0) >= 0);
+	/* 444 MiB held: about 68 MiB left (NEUTRAL, above LOW's exit at
+	   61 MiB); the 24 MiB swing takes it to about 44 (LOW, under 51). */
+	pid_t pid = swing_start(cg, 444, 24, 200);
+	assert_true(pid > 0);
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+	nanosleep(&ts, NULL); /* the observation window, not a wait for an event */
+	assert_int_equal(mn_unsubscribe(sub), 0);
+	mn_test_hog_stop(pid);
+	assert_int_equal(mn_shutdown(), 0);
+	assert_int_equal(mn_test_cgroup_destroy(cg), 0);
+	for (int i = 0; i < s->n; i++)
+		changes += s->ev[i].reason == MN_MEMORY_CHANGE;
+	return changes;
+}
+
+/*
+ * A hog swinging 24 MiB every 200 ms across the LOW threshold: with a
+ * 700 ms dwell no level but LOW is entered less than 700 ms after the
+ * previous change, and the swing is seen (the level does change).
+ */
+static void test_dwell_damps_flapping(void **state)
+{
+	static struct seen s = SEEN_INIT;
+	const unsigned int dwell = 700;
+
+	(void)state;
+	int changes = swing_changes(&s, dwell, 5000);
+	print_message("swinging hog, dwell %u ms: %d changes in 5 s\n", dwell,
+		      changes);
+	assert_true(changes >= 2);
+	uint64_t last = 0;
+	for (int i = 0; i < s.n; i++) {
+		if (s.ev[i].reason != MN_MEMORY_CHANGE &&
+		    s.ev[i].reason != MN_MEMORY_INITIAL)
+			continue;
+		if (last && s.ev[i].level != MN_MEMORY_LOW &&
+		    s.ev[i].time_usec - last < (uint64_t)dwell * 1000 - 5000)
+			fail_msg("%s %llu us after the previous change (dwell %u ms)",
+				 mn_memory_level_name(s.ev[i].level),
+				 (unsigned long long)(s.ev[i].time_usec - last),
+				 dwell);
+		last = s.ev[i].time_usec;
+	}
+}
+
 /* A struct mn_memory_status from the first release's header (it ended at
    high_bytes) is still accepted and filled up to its size; a smaller one
    is -EINVAL. */
@@ -486,6 +576,7 @@ int main(void)
 		cmocka_unit_test(test_limit_removed_and_set_again),
 		cmocka_unit_test(test_vanished_group),
 		cmocka_unit_test(test_own_group_follows_process),
+		cmocka_unit_test(test_dwell_damps_flapping),
 		cmocka_unit_test(test_oom_kill_reported),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

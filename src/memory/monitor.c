@@ -38,6 +38,8 @@
 #define DEFAULT_PSI_STALL_US 100000u
 #define DEFAULT_POLL_MIN_MS 10u
 #define DEFAULT_POLL_MAX_MS 2000u
+#define DEFAULT_DWELL_MS 1000u
+#define MAX_DWELL_MS 60000u
 /* The fastest fill rate assumed when sizing the next sleep, as earlyoom
    does; a faster measured rate takes over. */
 #define ASSUMED_FILL_BYTES_PER_SEC (2ull << 30)
@@ -49,6 +51,7 @@ struct params {
 	unsigned int psi_stall_us;
 	unsigned int poll_min_ms, poll_max_ms;
 	unsigned int flags;
+	unsigned int dwell_ms;
 	bool own;          /* the caller's own group: follows the process */
 };
 
@@ -110,6 +113,8 @@ struct mon {
 	char *self_cgroup;         /* ... and its content then (malloc) */
 	size_t self_cgroup_len;
 	bool moved;                /* the next delivery says MN_MEMORY_MOVED */
+	uint64_t level_since;      /* monotonic usec of the last level change */
+	bool dwell_held;           /* a change waits for the dwell to end */
 	struct mn__io oom_io;      /* v1 memory.oom_control eventfd */
 	uint64_t oom_kills;        /* the group's oom_kill count, last read */
 	int oom_recheck;           /* v1: samples left that re-read it */
@@ -168,6 +173,14 @@ static int make_params(const struct mn_memory_opts *o, struct params *p)
 	p->flags = MN__OPTS_GET(o, mn_memory_opts, flags, 0u);
 	p->low_bytes = MN__OPTS_GET(o, mn_memory_opts, low_bytes, (uint64_t)0);
 	p->high_bytes = MN__OPTS_GET(o, mn_memory_opts, high_bytes, (uint64_t)0);
+	p->dwell_ms = MN__OPTS_GET(o, mn_memory_opts, min_dwell_ms, 0u);
+	if (p->dwell_ms > MAX_DWELL_MS) {
+		mn__err("memory: dwell %u ms is over %u ms", p->dwell_ms,
+			MAX_DWELL_MS);
+		return -EINVAL;
+	}
+	if (!p->dwell_ms)
+		p->dwell_ms = DEFAULT_DWELL_MS;
 	cg = MN__OPTS_GET(o, mn_memory_opts, cgroup, (const char *)NULL);
 
 	if (p->flags & ~(MN_MEMORY_NO_PSI | MN_MEMORY_NO_EVENTS |
@@ -261,7 +274,8 @@ static bool same_params(const struct params *a, const struct params *b)
 	       a->low_bytes == b->low_bytes && a->high_bytes == b->high_bytes &&
 	       a->psi_stall_us == b->psi_stall_us &&
 	       a->poll_min_ms == b->poll_min_ms &&
-	       a->poll_max_ms == b->poll_max_ms && a->flags == b->flags;
+	       a->poll_max_ms == b->poll_max_ms && a->flags == b->flags &&
+	       a->dwell_ms == b->dwell_ms;
 }
 
 /* --- levels -------------------------------------------------------------- */
@@ -422,6 +436,16 @@ static void arm_timer(struct mon *m, uint64_t delay_usec)
 		mn__count(source_errors, 1);
 }
 
+/* A held change is looked at again when the dwell ends. */
+static uint64_t dwell_wait(const struct mon *m, uint64_t now)
+{
+	uint64_t end = m->level_since + (uint64_t)m->p.dwell_ms * 1000;
+
+	if (!m->dwell_held)
+		return UINT64_MAX;
+	return end > now ? end - now + 1000 : 1000;
+}
+
 /* Is every limited level's usage below its "high" usage threshold, each
    armed?  Then available memory is at least high% at every level whatever
    the page cache does, and the kernel will say when that changes. */
@@ -457,8 +481,12 @@ static uint64_t next_interval_usec(const struct mon *m, uint64_t now)
 	lo = t.low;
 	hi = t.high;
 	if (p->flags & MN_MEMORY_NO_POLL) {
-		/* Only the end of a pressure hold needs a timer. */
-		return m->hold_low_until > now ? m->hold_low_until - now : 0;
+		/* Only the end of a pressure hold or a dwell needs a timer. */
+		usec = m->hold_low_until > now ? m->hold_low_until - now : 0;
+		if (m->dwell_held)
+			usec = usec ? MN__MIN(usec, dwell_wait(m, now))
+				    : dwell_wait(m, now);
+		return usec;
 	}
 	/* Below the usage threshold the kernel will tell us when usage
 	   rises: available memory is at least high% whatever the page cache
@@ -467,7 +495,7 @@ static uint64_t next_interval_usec(const struct mon *m, uint64_t now)
 		usec = max_us;
 		if (m->hold_low_until > now)
 			usec = MN__MIN(usec, m->hold_low_until - now);
-		return usec;
+		return MN__MIN(usec, dwell_wait(m, now));
 	}
 	dist = avail > lo ? avail - lo : lo - avail;
 	dist = MN__MIN(dist, avail > hi ? avail - hi : hi - avail);
@@ -476,7 +504,7 @@ static uint64_t next_interval_usec(const struct mon *m, uint64_t now)
 	usec = MN__MIN(MN__MAX(MN__MAX(usec, min_us), m->backoff_us), max_us);
 	if (m->hold_low_until > now)
 		usec = MN__MIN(usec, m->hold_low_until - now);
-	return usec;
+	return MN__MIN(usec, dwell_wait(m, now));
 }
 
 /* Kernel events that bring a backed-off watch back: PSI, v1 pressure
@@ -598,6 +626,26 @@ static int follow_process(struct mon *m, uint64_t now, bool gone)
 	return 1;
 }
 
+/* Minimum dwell: a level other than LOW is entered only once the current
+   one has lasted dwell_ms (the sample at the dwell's end decides);
+   entering LOW is never delayed. */
+static enum mn_memory_level dwell(struct mon *m, enum mn_memory_level lvl,
+				  uint64_t now)
+{
+	uint64_t end = m->level_since + (uint64_t)m->p.dwell_ms * 1000;
+
+	m->dwell_held = false;
+	if (lvl == m->level)
+		return lvl;
+	if (lvl != MN_MEMORY_LOW && m->level != MN_MEMORY_LEVEL_UNKNOWN &&
+	    now < end) {
+		m->dwell_held = true;
+		return m->level;
+	}
+	m->level_since = now;
+	return lvl;
+}
+
 /* Take a sample and deliver what changed.  @mechanism is what made us look;
    @force_low asks for LOW whatever the sample says (sustained stall). */
 static void evaluate(struct mon *m, unsigned int mechanism, bool force_low)
@@ -649,6 +697,7 @@ static void evaluate(struct mon *m, unsigned int mechanism, bool force_low)
 		lvl = MN_MEMORY_LOW;
 	else
 		m->hold_low_until = 0;
+	lvl = dwell(m, lvl, now);
 	m->level = lvl;
 	update_backoff(m, prev, prev_avail, had_sample);
 	deliver(m, prev, lvl != prev, mechanism, 0);
