@@ -31,6 +31,7 @@
 #include "parse.h"
 #include "psi.h"
 #include "level.h"
+#include "wheel.h"
 
 #define DEFAULT_LOW 10u
 #define DEFAULT_HIGH 30u
@@ -94,7 +95,7 @@ struct mon {
 	/* Dispatcher-only state. */
 	bool armed;
 	struct mn__sampler sampler;
-	struct mn__io timer_io;
+	struct mn__wheel_entry tick; /* the shared sampling timer */
 	struct mn__io psi_io;
 	struct mon_lvl lv[MN__CG_MAX_LEVELS];
 	unsigned int levels_gen;   /* sampler.limits_gen the levels follow */
@@ -426,14 +427,7 @@ static void sync_levels(struct mon *m);
 /* Arm the one-shot sampling timer; a delay of 0 disarms it. */
 static void arm_timer(struct mon *m, uint64_t delay_usec)
 {
-	struct itimerspec its = { 0 };
-
-	if (m->timer_io.fd < 0)
-		return;
-	its.it_value.tv_sec = (time_t)(delay_usec / 1000000u);
-	its.it_value.tv_nsec = (long)(delay_usec % 1000000u) * 1000;
-	if (timerfd_settime(m->timer_io.fd, 0, &its, NULL) < 0)
-		mn__count(source_errors, 1);
+	mn__wheel_set(&m->tick, delay_usec);
 }
 
 /* A held change is looked at again when the dwell ends. */
@@ -715,17 +709,13 @@ static bool stale(const struct mon *m, const struct mn__io *io)
 	return io->fd < 0 || atomic_load(&m->failed);
 }
 
-static void on_timer(struct mn__io *io, uint32_t events)
+/* The shared sampling timer says this watch is due. */
+static void on_tick(struct mn__wheel_entry *e)
 {
-	struct mon *m = mn__container_of(io, struct mon, timer_io);
-	uint64_t ticks;
+	struct mon *m = mn__container_of(e, struct mon, tick);
 
-	(void)events;
-	if (stale(m, io))
-		return;
-	if (read(io->fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
-		mn__count(source_errors, 1);
-	evaluate(m, MN_MECH_POLL, false);
+	if (!atomic_load(&m->failed))
+		evaluate(m, MN_MECH_POLL, false);
 }
 
 static void on_psi(struct mn__io *io, uint32_t events)
@@ -927,7 +917,8 @@ static void lvl_close_thr(struct mon_lvl *l, void (*close_fn)(struct mn__io *))
    child (whose epoll set is new). */
 static void close_all(struct mon *m, void (*close_fn)(struct mn__io *))
 {
-	close_fn(&m->timer_io);
+	if (close_fn == io_close)
+		mn__wheel_cancel(&m->tick); /* after fork: the wheel forgot it */
 	close_fn(&m->psi_io);
 	close_fn(&m->oom_io);
 	for (int i = 0; i < MN__CG_MAX_LEVELS; i++) {
@@ -1163,14 +1154,6 @@ static int arm(struct mon *m)
 		return err;
 	}
 
-	m->timer_io.fd = timerfd_create(CLOCK_MONOTONIC,
-					TFD_CLOEXEC | TFD_NONBLOCK);
-	if (m->timer_io.fd < 0 ||
-	    (err = mn__dispatch_add(&m->timer_io, EPOLLIN)) < 0) {
-		err = m->timer_io.fd < 0 ? -errno : err;
-		disarm(m);
-		return err;
-	}
 	if (!(p->flags & MN_MEMORY_NO_POLL))
 		m->mechanisms |= MN_MECH_POLL;
 	arm_psi(m, &m->last);
@@ -1299,6 +1282,7 @@ static const struct mn__sub_ops memsub_ops = {
    with the parent, so each monitor re-opens its own. */
 static void rebuild_after_fork(void)
 {
+	mn__wheel_after_fork();
 	for (struct mon *m = monitors; m; m = m->next) {
 		/* The old fds are not in the new epoll set: just close. */
 		close_all(m, io_forget);
@@ -1333,7 +1317,7 @@ static struct mon *mon_new(const struct params *p)
 	m->kick.fn = kick_fn;
 	m->teardown.fn = teardown_fn;
 	m->teardown.anywhere = true;
-	io_init(&m->timer_io, on_timer);
+	m->tick.fire = on_tick;
 	io_init(&m->psi_io, on_psi);
 	io_init(&m->oom_io, on_v1_oom);
 	for (int i = 0; i < MN__CG_MAX_LEVELS; i++) {
