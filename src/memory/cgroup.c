@@ -9,6 +9,7 @@
  * smallest of MemTotal and every limit of the group and its ancestors.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "../core/core.h"
 #include "../core/internal.h"
 #include "cgroup.h"
 #include "parse.h"
@@ -186,17 +188,71 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
+/*
+ * The machine-wide files (/proc/meminfo, /proc/pressure/memory) are opened
+ * once for every sampler of the process (pread at offset 0 keeps no state,
+ * and a fork child may share them).  Refcounted under a leaf lock (rank 30:
+ * nothing is taken under it).
+ */
+enum { SHARED_MEMINFO, SHARED_PSI };
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	const char *path;
+	int fd;
+	unsigned int refs;
+} shared[] = {
+	[SHARED_MEMINFO] = { "/proc/meminfo", -1, 0 },
+	[SHARED_PSI] = { "/proc/pressure/memory", -1, 0 },
+};
+
+__attribute__((constructor)) static void shared_init(void)
+{
+	mn__lock_register(&shared_lock, MN__RANK_LEAF);
+}
+
+static int shared_get(int which)
+{
+	int fd;
+
+	pthread_mutex_lock(&shared_lock);
+	if (!shared[which].refs) {
+		shared[which].fd = open(shared[which].path, O_RDONLY | O_CLOEXEC);
+		if (shared[which].fd < 0) {
+			fd = -errno;
+			pthread_mutex_unlock(&shared_lock);
+			return fd;
+		}
+	}
+	shared[which].refs++;
+	fd = shared[which].fd;
+	pthread_mutex_unlock(&shared_lock);
+	return fd;
+}
+
+static void shared_put(int which)
+{
+	pthread_mutex_lock(&shared_lock);
+	if (shared[which].refs && !--shared[which].refs) {
+		close(shared[which].fd);
+		shared[which].fd = -1;
+	}
+	pthread_mutex_unlock(&shared_lock);
+}
+
 void mn__sampler_close(struct mn__sampler *s)
 {
-	close_fd(&s->meminfo_fd);
-	close_fd(&s->psi_fd);
+	if (s->meminfo_fd >= 0)
+		shared_put(SHARED_MEMINFO);
+	s->meminfo_fd = -1;
+	if (s->psi_shared && s->psi_fd >= 0)
+		shared_put(SHARED_PSI);
+	else
+		close_fd(&s->psi_fd);
+	s->psi_fd = -1;
+	s->psi_shared = false;
 	for (int i = 0; i < s->n_levels; i++) {
-		struct mn__cg_level *l = &s->lv[i];
-		close_fd(&l->usage_fd);
-		close_fd(&l->stat_fd);
-		for (int k = 0; k < l->n_limit; k++)
-			close_fd(&l->limit_fd[k]);
-		l->n_limit = 0;
+		close_fd(&s->lv[i].usage_fd);
+		close_fd(&s->lv[i].stat_fd);
 	}
 	s->n_levels = 0;
 }
@@ -218,35 +274,6 @@ static bool v1_charges_children(const char *dir)
 	return !(n > 0 && buf[0] == '0');
 }
 
-/* Open the limit files of one level; a level without any (the v2 root) is
-   still a level, never limited. */
-static void open_level_limits(struct mn__cg_level *l, int version)
-{
-	static const struct {
-		int version;
-		const char *file;
-		int kind;
-	} files[] = {
-		{ MN_CGROUP_V1, "memory.limit_in_bytes", MN__LIM_V1 },
-		{ MN_CGROUP_V2, "memory.max", MN__LIM_V2_MAX },
-		{ MN_CGROUP_V2, "memory.high", MN__LIM_V2_HIGH },
-	};
-
-	l->n_limit = 0;
-	l->usage_fd = l->stat_fd = -1;
-	l->limit = MN__UNLIMITED;
-	for (size_t i = 0; i < MN__ARRAY_SIZE(files); i++) {
-		if (files[i].version != version)
-			continue;
-		int fd = open_at(l->path, files[i].file);
-		if (fd < 0)
-			continue;
-		l->limit_fd[l->n_limit] = fd;
-		l->limit_kind[l->n_limit] = files[i].kind;
-		l->n_limit++;
-	}
-}
-
 /* The group and each ancestor on the same filesystem whose limit applies
    to it (the hierarchy's mount point ends the walk; on v1 so does a parent
    that does not charge its children). */
@@ -261,7 +288,8 @@ static int open_levels(struct mn__sampler *s)
 	for (int level = 0; level < MN__CG_MAX_LEVELS; level++) {
 		struct mn__cg_level *l = &s->lv[level];
 		snprintf(l->path, sizeof(l->path), "%s", dir);
-		open_level_limits(l, s->cg.version);
+		l->usage_fd = l->stat_fd = -1;
+		l->limit = MN__UNLIMITED;
 		s->n_levels++;
 		char *slash = strrchr(dir, '/');
 		if (!slash || slash == dir)
@@ -298,9 +326,9 @@ int mn__sampler_open(struct mn__sampler *s, const struct mn__cgroup *cg)
 	memset(s, 0, sizeof(*s));
 	s->cg = *cg;
 	s->meminfo_fd = s->psi_fd = -1;
-	s->meminfo_fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
+	s->meminfo_fd = shared_get(SHARED_MEMINFO);
 	if (s->meminfo_fd < 0)
-		return -errno;
+		return s->meminfo_fd;
 	if (cg->version != MN_CGROUP_NONE) {
 		err = open_levels(s);
 		if (!err)
@@ -310,8 +338,10 @@ int mn__sampler_open(struct mn__sampler *s, const struct mn__cgroup *cg)
 	}
 	if (cg->version == MN_CGROUP_V2)
 		s->psi_fd = open_at(cg->path, "memory.pressure");
-	if (s->psi_fd < 0)
-		s->psi_fd = open("/proc/pressure/memory", O_RDONLY | O_CLOEXEC);
+	if (s->psi_fd < 0) {
+		s->psi_fd = shared_get(SHARED_PSI);
+		s->psi_shared = s->psi_fd >= 0;
+	}
 	/* PSI is optional: psi_fd < 0 just leaves psi_valid 0. */
 	return 0;
 fail:
@@ -329,6 +359,31 @@ static int read_value(int fd, uint64_t *v)
 	return mn__parse_cgroup_value(buf, (size_t)n, v);
 }
 
+/* One level's own limit: the smallest of its limit files (v1
+   memory.limit_in_bytes; v2 memory.max and memory.high), read through a
+   short-lived fd (at most once a second) so that no fd is kept per level.
+   A level without any (the v2 root) is unlimited. */
+static uint64_t level_limit(const struct mn__cg_level *l, int version)
+{
+	static const char *const v1[] = { "memory.limit_in_bytes" };
+	static const char *const v2[] = { "memory.max", "memory.high" };
+	const char *const *files = version == MN_CGROUP_V1 ? v1 : v2;
+	size_t n = version == MN_CGROUP_V1 ? 1 : 2;
+	uint64_t lim = MN__UNLIMITED, v;
+
+	for (size_t i = 0; i < n; i++) {
+		int fd = open_at(l->path, files[i]);
+		if (fd < 0)
+			continue; /* v2 root: none */
+		if (read_value(fd, &v) < 0)
+			mn__count(source_errors, 1);
+		else
+			lim = MN__MIN(lim, v);
+		close(fd);
+	}
+	return lim;
+}
+
 /* Re-read every level's limit; an ancestor that became limited gets its
    counters opened, one that lost its limit has them closed. */
 static void refresh_limits(struct mn__sampler *s, uint64_t physical)
@@ -337,15 +392,7 @@ static void refresh_limits(struct mn__sampler *s, uint64_t physical)
 
 	for (int i = 0; i < s->n_levels; i++) {
 		struct mn__cg_level *l = &s->lv[i];
-		uint64_t lim = MN__UNLIMITED;
-		for (int k = 0; k < l->n_limit; k++) {
-			uint64_t v;
-			if (read_value(l->limit_fd[k], &v) < 0) {
-				mn__count(source_errors, 1);
-				continue;
-			}
-			lim = MN__MIN(lim, v);
-		}
+		uint64_t lim = level_limit(l, s->cg.version);
 		if (lim != l->limit)
 			s->limits_gen++;
 		l->limit = lim;

@@ -37,9 +37,6 @@ void mn__cgroup_self(struct mn__cgroup *out);
  */
 int mn__cgroup_from_path(const char *path, struct mn__cgroup *out);
 
-/* Kinds of limit file. */
-enum { MN__LIM_V1 = 1, MN__LIM_V2_MAX, MN__LIM_V2_HIGH };
-
 /*
  * One level of the hierarchy: the watched group (index 0) or an ancestor
  * whose limit it shares.  A level is "limited" while its own limit is below
@@ -48,9 +45,6 @@ enum { MN__LIM_V1 = 1, MN__LIM_V2_MAX, MN__LIM_V2_HIGH };
  */
 struct mn__cg_level {
 	char path[MN__CG_PATH_MAX];
-	int n_limit;
-	int limit_fd[2];   /* v1 memory.limit_in_bytes; v2 memory.max, .high */
-	int limit_kind[2];
 	int usage_fd;      /* v1 memory.usage_in_bytes, v2 memory.current */
 	int stat_fd;       /* memory.stat */
 	uint64_t limit;    /* this level's own limit (MN__UNLIMITED: none) */
@@ -62,8 +56,10 @@ struct mn__cg_level {
 /* Open fds for repeated, cheap samples of one group (pread at offset 0). */
 struct mn__sampler {
 	struct mn__cgroup cg;
-	int meminfo_fd;
-	int psi_fd;        /* v2 memory.pressure, else /proc/pressure/memory */
+	int meminfo_fd;    /* shared by every sampler of the process */
+	int psi_fd;        /* v2 memory.pressure, else /proc/pressure/memory
+	                      (shared) */
+	bool psi_shared;
 	int n_levels;      /* 0 without a cgroup */
 	struct mn__cg_level lv[MN__CG_MAX_LEVELS];
 	uint64_t limit_bytes;   /* cached effective limit */

@@ -72,8 +72,8 @@ struct mon_lvl {
 	uint64_t thr_hi;           /* usage below this: available >= high% */
 	struct mn__io pl_low_io;   /* v1 eventfd: memory.pressure_level low */
 	struct mn__io pl_crit_io;  /* ... and critical */
-	struct mn__io thr_hi_io;   /* v1 usage thresholds: limit - high ... */
-	struct mn__io thr_lo_io;   /* ... and limit - low */
+	struct mn__io thr_io;      /* v1 usage thresholds at limit - high and
+	                              limit - low, one eventfd for both */
 	struct mn__io events_io;   /* v2 memory.events */
 	uint64_t alarms;           /* v2: high + max + oom + oom_kill, last seen */
 	uint64_t ooms;             /* v2: oom + oom_kill, last seen */
@@ -770,20 +770,9 @@ static void on_pl_crit(struct mn__io *io, uint32_t events)
 }
 
 /* A usage threshold was crossed (either way): sample now. */
-static void on_thr_hi(struct mn__io *io, uint32_t events)
+static void on_thr(struct mn__io *io, uint32_t events)
 {
-	struct mon_lvl *l = mn__container_of(io, struct mon_lvl, thr_hi_io);
-
-	(void)events;
-	if (stale(l->m, io))
-		return;
-	drain_eventfd(io);
-	evaluate(l->m, MN_MECH_CGROUP_V1_THRESHOLD, false);
-}
-
-static void on_thr_lo(struct mn__io *io, uint32_t events)
-{
-	struct mon_lvl *l = mn__container_of(io, struct mon_lvl, thr_lo_io);
+	struct mon_lvl *l = mn__container_of(io, struct mon_lvl, thr_io);
 
 	(void)events;
 	if (stale(l->m, io))
@@ -907,8 +896,7 @@ static void lvl_close_events(struct mon_lvl *l, void (*close_fn)(struct mn__io *
 
 static void lvl_close_thr(struct mon_lvl *l, void (*close_fn)(struct mn__io *))
 {
-	close_fn(&l->thr_hi_io);
-	close_fn(&l->thr_lo_io);
+	close_fn(&l->thr_io);
 	l->thr_armed = false;
 	l->thr_limit = l->thr_eff = 0;
 }
@@ -942,14 +930,17 @@ static void disarm(struct mon *m)
  * first so that descendants' pressure counts; for memory.usage_in_bytes it
  * is a threshold in bytes, signalled when usage crosses it either way.
  * The kernel keeps what it needs: @file_fd may be closed afterwards.
+ * An @io already open gets one more registration (no second epoll entry).
  */
 static int v1_register(const char *dir, struct mn__io *io, int file_fd,
 		       const char *arg, bool hierarchy)
 {
 	char path[MN__CG_PATH_MAX + 64], line[96];
+	bool created = io->fd < 0; /* else: one more event on the same fd */
 	int err;
 
-	io->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (created)
+		io->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (io->fd < 0)
 		return -errno;
 	snprintf(path, sizeof(path), "%s/cgroup.event_control", dir);
@@ -960,9 +951,9 @@ static int v1_register(const char *dir, struct mn__io *io, int file_fd,
 		snprintf(line, sizeof(line), "%d %d %s", io->fd, file_fd, arg);
 		err = mn__write_file(path, line, false);
 	}
-	if (!err)
+	if (!err && created)
 		err = mn__dispatch_add(io, EPOLLIN);
-	if (err) {
+	if (err && created) {
 		close(io->fd);
 		io->fd = -1;
 	}
@@ -1028,13 +1019,14 @@ static void lvl_arm_thr(struct mon *m, int i, uint64_t eff)
 	if (sl->usage_fd < 0 || t.high >= sl->limit)
 		return;
 	l->thr_hi = sl->limit - t.high;
+	/* Both thresholds on one eventfd: either crossing means "sample". */
 	snprintf(arg, sizeof(arg), "%llu", (unsigned long long)l->thr_hi);
-	if (v1_register(sl->path, &l->thr_hi_io, sl->usage_fd, arg, false))
+	if (v1_register(sl->path, &l->thr_io, sl->usage_fd, arg, false))
 		return;
 	snprintf(arg, sizeof(arg), "%llu",
 		 (unsigned long long)(sl->limit - t.low));
-	if (v1_register(sl->path, &l->thr_lo_io, sl->usage_fd, arg, false)) {
-		io_close(&l->thr_hi_io);
+	if (v1_register(sl->path, &l->thr_io, sl->usage_fd, arg, false)) {
+		io_close(&l->thr_io);
 		return;
 	}
 	l->thr_armed = true;
@@ -1325,8 +1317,7 @@ static struct mon *mon_new(const struct params *p)
 		l->m = m;
 		io_init(&l->pl_low_io, on_pl_low);
 		io_init(&l->pl_crit_io, on_pl_crit);
-		io_init(&l->thr_hi_io, on_thr_hi);
-		io_init(&l->thr_lo_io, on_thr_lo);
+		io_init(&l->thr_io, on_thr);
 		io_init(&l->events_io, on_v2_events);
 	}
 	m->sampler.meminfo_fd = m->sampler.psi_fd = -1;
