@@ -528,7 +528,8 @@ struct mn_memory_opts {
  *
  * Return: 0; -EINVAL for a NULL @cb or @out, a bad @opts or thresholds
  * (including bad MEMNOTIFY_LOW_PERCENT / MEMNOTIFY_HIGH_PERCENT values,
- * and byte thresholds given with percentages or with low >= high);
+ * byte thresholds given with percentages or with low >= high, and
+ * min_dwell_ms over 60000);
  * -ENOENT if @opts->cgroup does not exist; -ENOTDIR or -EMEDIUMTYPE if it is
  * not a cgroup directory; -EOPNOTSUPP if it has no memory controller or no
  * mechanism at all is available; -EACCES if a file of the group (or

@@ -567,10 +567,29 @@ static void test_status_older_size(void **state)
 	assert_int_equal(mn_memory_status(NULL, &st), -EINVAL);
 }
 
+/* The new options are checked like the others. */
+static void test_new_options_checked(void **state)
+{
+	struct mn_memory_status st = { .sz = sizeof(st) };
+
+	(void)state;
+	MN_OPTS(mn_memory_opts, o, .min_dwell_ms = 60001);
+	assert_int_equal(mn_memory_status(&o, &st), -EINVAL);
+	o.min_dwell_ms = 60000;
+	assert_int_equal(mn_memory_status(&o, &st), 0);
+	o.flags = MN_MEMORY_OOM_EVENTS;
+	assert_int_equal(mn_memory_status(&o, &st), 0);
+	o.flags = MN_MEMORY_OOM_EVENTS << 1;
+	assert_int_equal(mn_memory_status(&o, &st), -EINVAL);
+	assert_string_equal(mn_memory_mechanism_name(MN_MECH_CGROUP_V1_OOM),
+			    "cgroup_v1_oom");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_status_older_size),
+		cmocka_unit_test(test_new_options_checked),
 		cmocka_unit_test(test_sibling_fills_parent),
 		cmocka_unit_test(test_parent_limit_set_later),
 		cmocka_unit_test(test_limit_removed_and_set_again),

@@ -157,6 +157,16 @@ bad:
 	return -EINVAL;
 }
 
+static int dwell_param(unsigned int ms, unsigned int *out)
+{
+	if (ms > MAX_DWELL_MS) {
+		mn__err("memory: dwell %u ms is over %u ms", ms, MAX_DWELL_MS);
+		return -EINVAL;
+	}
+	*out = ms ? ms : DEFAULT_DWELL_MS;
+	return 0;
+}
+
 static int make_params(const struct mn_memory_opts *o, struct params *p)
 {
 	const char *cg;
@@ -174,14 +184,10 @@ static int make_params(const struct mn_memory_opts *o, struct params *p)
 	p->flags = MN__OPTS_GET(o, mn_memory_opts, flags, 0u);
 	p->low_bytes = MN__OPTS_GET(o, mn_memory_opts, low_bytes, (uint64_t)0);
 	p->high_bytes = MN__OPTS_GET(o, mn_memory_opts, high_bytes, (uint64_t)0);
-	p->dwell_ms = MN__OPTS_GET(o, mn_memory_opts, min_dwell_ms, 0u);
-	if (p->dwell_ms > MAX_DWELL_MS) {
-		mn__err("memory: dwell %u ms is over %u ms", p->dwell_ms,
-			MAX_DWELL_MS);
-		return -EINVAL;
-	}
-	if (!p->dwell_ms)
-		p->dwell_ms = DEFAULT_DWELL_MS;
+	err = dwell_param(MN__OPTS_GET(o, mn_memory_opts, min_dwell_ms, 0u),
+			  &p->dwell_ms);
+	if (err)
+		return err;
 	cg = MN__OPTS_GET(o, mn_memory_opts, cgroup, (const char *)NULL);
 
 	if (p->flags & ~(MN_MEMORY_NO_PSI | MN_MEMORY_NO_EVENTS |
