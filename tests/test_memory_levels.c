@@ -316,6 +316,11 @@ static void test_oom_kill_reported(void **state)
 
 	(void)state;
 	make_parent(200 * MiB, p, sizeof(p));
+	/* No swap either (v1 with swap accounting; v2's helper sets
+	   memory.swap.max), so the hog meets the OOM killer. */
+	char val[32];
+	snprintf(val, sizeof(val), "%llu", 200 * MiB);
+	write_file(p, "memory.memsw.limit_in_bytes", val);
 	make_child(p, "a", a, sizeof(a));
 	make_child(p, "b", b, sizeof(b));
 	MN_OPTS(mn_memory_opts, oa, .cgroup = a, .flags = MN_MEMORY_OOM_EVENTS);
