@@ -428,6 +428,8 @@ enum mn_memory_mechanism {
 	MN_MECH_CGROUP_V2_EVENTS = 1 << 4,   /* memory.events changed */
 	MN_MECH_CGROUP_V1_THRESHOLD = 1 << 5, /* a memory.usage_in_bytes
 	                                         threshold was crossed */
+	MN_MECH_CGROUP_V1_OOM = 1 << 6,  /* memory.oom_control eventfd (only
+	                                    with MN_MEMORY_OOM_EVENTS) */
 };
 
 /* Why a callback is being called. */
@@ -435,6 +437,12 @@ enum mn_memory_reason {
 	MN_MEMORY_INITIAL = 1, /* first delivery after subscribing */
 	MN_MEMORY_CHANGE = 2,  /* the level changed */
 	MN_MEMORY_ERROR = 3,   /* the watched source failed; see `error` */
+	MN_MEMORY_OOM = 4,     /* the kernel ran out of memory under a limit the
+	                          group is under (only with MN_MEMORY_OOM_EVENTS);
+	                          see oom_kill_count */
+	MN_MEMORY_MOVED = 5,   /* the process moved to another memory cgroup and
+	                          the watch of its own group followed it: the
+	                          status is the new group's (cgroup_path) */
 };
 
 /* mn_memory_status.cgroup_version. */
@@ -455,7 +463,11 @@ struct mn_memory_status {
 	uint64_t time_usec;          /* CLOCK_REALTIME of the sample */
 	uint64_t available_bytes;    /* memory still available to the watched
 	                                group (or system) before it must reclaim
-	                                working set */
+	                                working set: the smallest, over
+	                                MemAvailable, the group and each limited
+	                                ancestor, of that level's limit minus its
+	                                usage less its inactive file pages (so
+	                                siblings' usage of a shared limit counts) */
 	uint64_t limit_bytes;        /* effective limit: the smallest of physical
 	                                memory and every limit of the group and
 	                                its ancestors */
@@ -479,6 +491,13 @@ struct mn_memory_status {
 	                                previous call that were folded into
 	                                this one (its callback was running):
 	                                0 when each change is its own call */
+	uint64_t oom_kill_count;     /* processes of the watched group the
+	                                kernel's OOM killer has killed, as the
+	                                kernel counts them (v1 memory.oom_control
+	                                oom_kill: the group's own tasks; v2
+	                                memory.events oom_kill: the group and its
+	                                descendants); kept only with
+	                                MN_MEMORY_OOM_EVENTS, else 0 */
 };
 
 /* Subscription callback; @st is valid only during the call.  Thread context. */
@@ -490,6 +509,17 @@ enum mn_memory_flags {
 	MN_MEMORY_NO_PSI = 1u << 0,    /* do not arm PSI triggers */
 	MN_MEMORY_NO_EVENTS = 1u << 1, /* no cgroup pressure events */
 	MN_MEMORY_NO_POLL = 1u << 2,   /* no adaptive sampling: events only */
+	/* Also call back with reason MN_MEMORY_OOM whenever the kernel runs
+	   out of memory in the group or under a limited ancestor's limit it
+	   shares (v1: the group's memory.oom_control eventfd, which the kernel
+	   signals for an OOM at the group or any ancestor; v2: the `oom` and
+	   `oom_kill` counts of memory.events of the group and each limited
+	   ancestor).  The OOM killer may have killed a process of the group or
+	   of a sibling: oom_kill_count rises when one of the group's own was
+	   killed (on v1 a kill that follows the notification is reported by a
+	   second MN_MEMORY_OOM within the next few samples).  The level is
+	   unchanged by the event itself. */
+	MN_MEMORY_OOM_EVENTS = 1u << 3,
 	MN_MEMORY_PSI_ONLY = (1u << 1) | (1u << 2), /* NO_EVENTS | NO_POLL */
 };
 
@@ -513,7 +543,11 @@ struct mn_memory_opts {
 	   kernel accepts (2 s here for unprivileged callers). */
 	unsigned int psi_stall_us;
 	/* Adaptive sampling bounds in ms; 0 means 10 and 2000.  Sampling is
-	   fast near a threshold and slow far from it. */
+	   fast near a threshold and slow far from it; in a steady state (same
+	   level, available memory moving by at most 1 % of the limit) the
+	   interval doubles per sample up to poll_max_ms, where a kernel event
+	   (PSI, v1 pressure levels or usage thresholds, v2 memory.events) can
+	   bring the watch back. */
 	unsigned int poll_min_ms;
 	unsigned int poll_max_ms;
 	unsigned int flags;          /* enum mn_memory_flags bits */
@@ -525,6 +559,13 @@ struct mn_memory_opts {
 	   of high_bytes - low_bytes. */
 	uint64_t low_bytes;
 	uint64_t high_bytes;
+	/* Minimum dwell time in ms: a level is left (for NEUTRAL or HIGH) only
+	   once it has lasted this long, so that a group swinging around a
+	   threshold does not flap faster than a subscriber can act; the
+	   change is delivered when the dwell ends, if it still holds.
+	   Entering LOW is never delayed.  0 means 1000; at most 60000. */
+	unsigned int min_dwell_ms;
+	unsigned int reserved;       /* 0: room for a later field (no padding) */
 };
 
 /**
@@ -541,7 +582,16 @@ struct mn_memory_opts {
  * @cb is called once soon after subscribing with the current level (reason
  * MN_MEMORY_INITIAL), then on every level change (MN_MEMORY_CHANGE), and
  * once with MN_MEMORY_ERROR if the watched group disappears or cannot be
- * read (the subscription then stays inactive until unsubscribed).
+ * read (the subscription then stays inactive until unsubscribed).  A watch
+ * of the caller's own group (@opts->cgroup NULL or "") follows the process:
+ * /proc/self/cgroup is compared once per poll_max_ms (at a sample) and when
+ * the group vanishes; if the process is in another group, the watch moves
+ * there and every subscriber gets MN_MEMORY_MOVED with the new group's
+ * status (no error for the old group's removal).  An
+ * error status carries the time of the failure, level
+ * MN_MEMORY_LEVEL_UNKNOWN, the last known level as previous_level, the
+ * group, physical_bytes and error — and 0 in every other figure (no stale
+ * sample).  A clean removal of the group counts no source_errors.
  * Subscribers that watch the same group with the same parameters share one
  * monitor (one set of kernel fds) and are called oldest first.  Levels are
  * states, sampled: each call reports the level of the newest sample.
@@ -553,7 +603,8 @@ struct mn_memory_opts {
  *
  * Return: 0; -EINVAL for a NULL @cb or @out, a bad @opts or thresholds
  * (including bad MEMNOTIFY_LOW_PERCENT / MEMNOTIFY_HIGH_PERCENT values,
- * and byte thresholds given with percentages or with low >= high);
+ * byte thresholds given with percentages or with low >= high, and
+ * min_dwell_ms over 60000);
  * -ENOENT if @opts->cgroup does not exist; -ENOTDIR or -EMEDIUMTYPE if it is
  * not a cgroup directory; -EOPNOTSUPP if it has no memory controller or no
  * mechanism at all is available; -EACCES if a file of the group (or
@@ -569,7 +620,10 @@ MN_API int mn_memory_subscribe(const struct mn_memory_opts *opts,
 /**
  * mn_memory_status() - sample the memory status now.
  * @opts: the group and thresholds to evaluate, or NULL for the defaults.
- * @out:  filled in (reason 0, mechanism MN_MECH_QUERY); @out->sz must be set.
+ * @out:  filled in (reason 0, mechanism MN_MECH_QUERY); @out->sz must be set:
+ *        sizeof(struct mn_memory_status), or the smaller size of the first
+ *        release (up to high_bytes) from a caller built against it, which
+ *        gets that part filled and its sz kept.
  *
  * The level is computed from this sample alone (no hysteresis history).
  * Mirrors IHostMemoryManager::GetMemoryLoad / GlobalMemoryStatusEx.
@@ -612,7 +666,8 @@ MN_API const char *mn_memory_level_name(enum mn_memory_level level);
 
 /**
  * mn_memory_mechanism_name() - "query", "poll", "psi", "cgroup_v1_pressure",
- * "cgroup_v2_events", "cgroup_v1_threshold" for one mechanism bit, "none"
+ * "cgroup_v2_events", "cgroup_v1_threshold", "cgroup_v1_oom" for one
+ * mechanism bit, "none"
  * for 0, "?" otherwise.
  * Return: a static string.  Async-signal-safe.
  */

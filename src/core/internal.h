@@ -51,7 +51,7 @@
  */
 bool mn__opts_valid(const void *opts, size_t user_sz, size_t known_sz);
 #define mn__opts_last_mn_dispatch_opts mode
-#define mn__opts_last_mn_memory_opts high_bytes
+#define mn__opts_last_mn_memory_opts min_dwell_ms
 #define mn__opts_last_mn_badmem_opts system_poll_ms
 #define mn__opts_last_mn_rcache_opts max_bytes
 #define MN__OPTS_END(type)                                                    \

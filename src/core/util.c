@@ -21,7 +21,7 @@ struct mn__counters mn__counters;
 		       #type ": mn__opts_last_" #type " is not its last field, " \
 		       "or padding follows it")
 MN__LAST_IS_LAST(mn_dispatch_opts, sizeof(unsigned int)); /* reserved */
-MN__LAST_IS_LAST(mn_memory_opts, 0);
+MN__LAST_IS_LAST(mn_memory_opts, sizeof(unsigned int)); /* reserved */
 MN__LAST_IS_LAST(mn_badmem_opts, 0);
 MN__LAST_IS_LAST(mn_rcache_opts, 0);
 

@@ -9,6 +9,7 @@
  * smallest of MemTotal and every limit of the group and its ancestors.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "../core/core.h"
 #include "../core/internal.h"
 #include "cgroup.h"
 #include "parse.h"
@@ -186,20 +188,96 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
-void mn__sampler_close(struct mn__sampler *s)
+/*
+ * The machine-wide files (/proc/meminfo, /proc/pressure/memory) are opened
+ * once for every sampler of the process (pread at offset 0 keeps no state,
+ * and a fork child may share them).  Refcounted under a leaf lock (rank 30:
+ * nothing is taken under it).
+ */
+enum { SHARED_MEMINFO, SHARED_PSI };
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	const char *path;
+	int fd;
+	unsigned int refs;
+} shared[] = {
+	[SHARED_MEMINFO] = { "/proc/meminfo", -1, 0 },
+	[SHARED_PSI] = { "/proc/pressure/memory", -1, 0 },
+};
+
+__attribute__((constructor)) static void shared_init(void)
 {
-	close_fd(&s->meminfo_fd);
-	close_fd(&s->usage_fd);
-	close_fd(&s->stat_fd);
-	close_fd(&s->psi_fd);
-	for (int i = 0; i < s->n_limits; i++)
-		close_fd(&s->limit_fd[i]);
-	s->n_limits = 0;
+	mn__lock_register(&shared_lock, MN__RANK_LEAF);
 }
 
-/* Open the limit files of the group and each ancestor on the same
-   filesystem (the hierarchy's mount point ends the walk). */
-static int open_limits(struct mn__sampler *s)
+static int shared_get(int which)
+{
+	int fd;
+
+	pthread_mutex_lock(&shared_lock);
+	if (!shared[which].refs) {
+		shared[which].fd = open(shared[which].path, O_RDONLY | O_CLOEXEC);
+		if (shared[which].fd < 0) {
+			fd = -errno;
+			pthread_mutex_unlock(&shared_lock);
+			return fd;
+		}
+	}
+	shared[which].refs++;
+	fd = shared[which].fd;
+	pthread_mutex_unlock(&shared_lock);
+	return fd;
+}
+
+static void shared_put(int which)
+{
+	pthread_mutex_lock(&shared_lock);
+	if (shared[which].refs && !--shared[which].refs) {
+		close(shared[which].fd);
+		shared[which].fd = -1;
+	}
+	pthread_mutex_unlock(&shared_lock);
+}
+
+void mn__sampler_close(struct mn__sampler *s)
+{
+	if (s->meminfo_fd >= 0)
+		shared_put(SHARED_MEMINFO);
+	s->meminfo_fd = -1;
+	if (s->psi_shared && s->psi_fd >= 0)
+		shared_put(SHARED_PSI);
+	else
+		close_fd(&s->psi_fd);
+	s->psi_fd = -1;
+	s->psi_shared = false;
+	for (int i = 0; i < s->n_levels; i++) {
+		close_fd(&s->lv[i].usage_fd);
+		close_fd(&s->lv[i].stat_fd);
+	}
+	s->n_levels = 0;
+}
+
+/* v1: does the parent directory @dir charge its children (use_hierarchy)?
+   Kernels from 5.x on always do and may lack the file's 0. */
+static bool v1_charges_children(const char *dir)
+{
+	char p[MN__CG_PATH_MAX + 64], buf[16];
+	int fd;
+	ssize_t n;
+
+	snprintf(p, sizeof(p), "%s/memory.use_hierarchy", dir);
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return true;
+	n = mn__pread_all(fd, buf, sizeof(buf));
+	close(fd);
+	return !(n > 0 && buf[0] == '0');
+}
+
+/* The group and each ancestor on the same filesystem whose limit applies
+   to it (the hierarchy's mount point ends the walk; on v1 so does a parent
+   that does not charge its children). */
+static int open_levels(struct mn__sampler *s)
 {
 	char dir[MN__CG_PATH_MAX];
 	struct stat st0, st;
@@ -208,31 +286,35 @@ static int open_limits(struct mn__sampler *s)
 	if (stat(dir, &st0) < 0)
 		return -errno;
 	for (int level = 0; level < MN__CG_MAX_LEVELS; level++) {
-		static const struct {
-			int version;
-			const char *file;
-			int kind;
-		} files[] = {
-			{ MN_CGROUP_V1, "memory.limit_in_bytes", MN__LIM_V1 },
-			{ MN_CGROUP_V2, "memory.max", MN__LIM_V2_MAX },
-			{ MN_CGROUP_V2, "memory.high", MN__LIM_V2_HIGH },
-		};
-		for (size_t i = 0; i < MN__ARRAY_SIZE(files); i++) {
-			if (files[i].version != s->cg.version)
-				continue;
-			int fd = open_at(dir, files[i].file);
-			if (fd < 0)
-				continue; /* v2 root has none */
-			s->limit_fd[s->n_limits] = fd;
-			s->limit_kind[s->n_limits] = files[i].kind;
-			s->n_limits++;
-		}
+		struct mn__cg_level *l = &s->lv[level];
+		snprintf(l->path, sizeof(l->path), "%s", dir);
+		l->usage_fd = l->stat_fd = -1;
+		l->limit = MN__UNLIMITED;
+		s->n_levels++;
 		char *slash = strrchr(dir, '/');
 		if (!slash || slash == dir)
 			break;
 		*slash = '\0';
 		if (stat(dir, &st) < 0 || st.st_dev != st0.st_dev)
 			break;
+		if (s->cg.version == MN_CGROUP_V1 && !v1_charges_children(dir))
+			break;
+	}
+	return 0;
+}
+
+static int open_counters(struct mn__cg_level *l, int version)
+{
+	l->usage_fd = open_at(l->path, version == MN_CGROUP_V1
+					       ? "memory.usage_in_bytes"
+					       : "memory.current");
+	if (l->usage_fd < 0)
+		return l->usage_fd;
+	l->stat_fd = open_at(l->path, "memory.stat");
+	if (l->stat_fd < 0) {
+		int err = l->stat_fd;
+		close_fd(&l->usage_fd);
+		return err;
 	}
 	return 0;
 }
@@ -243,31 +325,23 @@ int mn__sampler_open(struct mn__sampler *s, const struct mn__cgroup *cg)
 
 	memset(s, 0, sizeof(*s));
 	s->cg = *cg;
-	s->meminfo_fd = s->usage_fd = s->stat_fd = s->psi_fd = -1;
-	s->meminfo_fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
+	s->meminfo_fd = s->psi_fd = -1;
+	s->meminfo_fd = shared_get(SHARED_MEMINFO);
 	if (s->meminfo_fd < 0)
-		return -errno;
+		return s->meminfo_fd;
 	if (cg->version != MN_CGROUP_NONE) {
-		s->usage_fd = open_at(cg->path, cg->version == MN_CGROUP_V1
-							? "memory.usage_in_bytes"
-							: "memory.current");
-		if (s->usage_fd < 0) {
-			err = s->usage_fd;
-			goto fail;
-		}
-		s->stat_fd = open_at(cg->path, "memory.stat");
-		if (s->stat_fd < 0) {
-			err = s->stat_fd;
-			goto fail;
-		}
-		err = open_limits(s);
+		err = open_levels(s);
+		if (!err)
+			err = open_counters(&s->lv[0], cg->version);
 		if (err)
 			goto fail;
 	}
 	if (cg->version == MN_CGROUP_V2)
 		s->psi_fd = open_at(cg->path, "memory.pressure");
-	if (s->psi_fd < 0)
-		s->psi_fd = open("/proc/pressure/memory", O_RDONLY | O_CLOEXEC);
+	if (s->psi_fd < 0) {
+		s->psi_fd = shared_get(SHARED_PSI);
+		s->psi_shared = s->psi_fd >= 0;
+	}
 	/* PSI is optional: psi_fd < 0 just leaves psi_valid 0. */
 	return 0;
 fail:
@@ -285,20 +359,133 @@ static int read_value(int fd, uint64_t *v)
 	return mn__parse_cgroup_value(buf, (size_t)n, v);
 }
 
-static uint64_t effective_limit(struct mn__sampler *s, uint64_t physical)
+/* One level's own limit: the smallest of its limit files (v1
+   memory.limit_in_bytes; v2 memory.max and memory.high), read through a
+   short-lived fd (at most once a second) so that no fd is kept per level.
+   A level without any (the v2 root) is unlimited. */
+static uint64_t level_limit(const struct mn__cg_level *l, int version)
 {
-	uint64_t limit = physical;
+	static const char *const v1[] = { "memory.limit_in_bytes" };
+	static const char *const v2[] = { "memory.max", "memory.high" };
+	const char *const *files = version == MN_CGROUP_V1 ? v1 : v2;
+	size_t n = version == MN_CGROUP_V1 ? 1 : 2;
+	uint64_t lim = MN__UNLIMITED, v;
 
-	for (int i = 0; i < s->n_limits; i++) {
-		uint64_t v;
-		if (read_value(s->limit_fd[i], &v) < 0) {
+	for (size_t i = 0; i < n; i++) {
+		int fd = open_at(l->path, files[i]);
+		if (fd < 0)
+			continue; /* v2 root: none */
+		if (read_value(fd, &v) < 0)
 			mn__count(source_errors, 1);
-			continue;
-		}
-		if (v != MN__UNLIMITED && v < limit)
-			limit = v;
+		else
+			lim = MN__MIN(lim, v);
+		close(fd);
 	}
-	return limit;
+	return lim;
+}
+
+/* Re-read every level's limit; an ancestor that became limited gets its
+   counters opened, one that lost its limit has them closed. */
+static void refresh_limits(struct mn__sampler *s, uint64_t physical)
+{
+	uint64_t eff = physical;
+
+	for (int i = 0; i < s->n_levels; i++) {
+		struct mn__cg_level *l = &s->lv[i];
+		uint64_t lim = level_limit(l, s->cg.version);
+		if (lim != l->limit)
+			s->limits_gen++;
+		l->limit = lim;
+		eff = MN__MIN(eff, lim);
+		if (i == 0)
+			continue;
+		if (lim < physical && l->usage_fd < 0 &&
+		    open_counters(l, s->cg.version) < 0)
+			mn__count(source_errors, 1);
+		else if (lim >= physical && l->usage_fd >= 0) {
+			close_fd(&l->usage_fd);
+			close_fd(&l->stat_fd);
+		}
+	}
+	s->limit_bytes = eff;
+}
+
+/* One level's usage and inactive file pages.  Return 0, or -ENOENT when the
+   level vanished, or another -errno (counted). */
+static int read_level(struct mn__sampler *s, struct mn__cg_level *l)
+{
+	char buf[8192];
+	uint64_t usage, inactive = 0;
+	ssize_t n;
+	int err;
+
+	err = read_value(l->usage_fd, &usage);
+	if (err) {
+		/* ENODEV/ENOENT: the group was removed. */
+		if (err != -ENODEV && err != -ENOENT)
+			mn__count(source_errors, 1);
+		return err == -ENODEV ? -ENOENT : err;
+	}
+	l->raw_usage = usage;
+	n = mn__pread_all(l->stat_fd, buf, sizeof(buf));
+	if (n < 0)
+		return n == -ENODEV ? -ENOENT : (int)n;
+	if (mn__parse_keyed(buf, (size_t)n,
+			    s->cg.version == MN_CGROUP_V1 ? "total_inactive_file"
+							  : "inactive_file",
+			    &inactive) < 0)
+		inactive = 0;
+	l->used = usage > inactive ? usage - inactive : 0;
+	return 0;
+}
+
+/* Available memory over the group and its limited ancestors (and the
+   machine's @avail); returns the smallest, or -errno. */
+static int hierarchy_avail(struct mn__sampler *s, uint64_t physical,
+			   uint64_t now_usec, uint64_t *avail)
+{
+	int err;
+
+	/* The group's own usage first: its failure says it vanished. */
+	err = read_level(s, &s->lv[0]);
+	if (err)
+		return err;
+	if (!s->limit_read_usec ||
+	    now_usec - s->limit_read_usec >= LIMIT_REFRESH_USEC) {
+		refresh_limits(s, physical);
+		s->limit_read_usec = now_usec;
+	}
+	for (int i = 0; i < s->n_levels; i++) {
+		struct mn__cg_level *l = &s->lv[i];
+		if (!mn__level_limited(s, i, physical))
+			continue;
+		if (i > 0 && (l->usage_fd < 0 || read_level(s, l) < 0))
+			continue; /* an ancestor we could not read: counted */
+		l->avail = l->limit > l->used ? l->limit - l->used : 0;
+		*avail = MN__MIN(*avail, l->avail);
+	}
+	return 0;
+}
+
+static void read_psi(struct mn__sampler *s, struct mn_memory_status *st)
+{
+	char buf[512];
+	struct mn__psi psi;
+	ssize_t n;
+
+	st->psi_valid = 0;
+	if (s->psi_fd < 0)
+		return;
+	n = mn__pread_all(s->psi_fd, buf, sizeof(buf));
+	if (n >= 0 && mn__parse_psi(buf, (size_t)n, &psi) == 0) {
+		st->psi_valid = 1;
+		st->psi_some_avg10 = psi.some_avg10;
+		st->psi_some_avg60 = psi.some_avg60;
+		st->psi_full_avg10 = psi.full_avg10;
+		st->psi_full_avg60 = psi.full_avg60;
+	} else {
+		mn__count(source_errors, 1);
+	}
 }
 
 int mn__sampler_read(struct mn__sampler *s, struct mn_memory_status *st,
@@ -323,36 +510,10 @@ int mn__sampler_read(struct mn__sampler *s, struct mn_memory_status *st,
 	limit = mi.total_bytes;
 
 	if (s->cg.version != MN_CGROUP_NONE) {
-		uint64_t usage, inactive = 0;
-
-		err = read_value(s->usage_fd, &usage);
-		if (err) {
-			/* ENODEV/ENOENT: the group was removed. */
-			if (err != -ENODEV && err != -ENOENT)
-				mn__count(source_errors, 1);
-			return err == -ENODEV ? -ENOENT : err;
-		}
-		s->raw_usage = usage;
-		n = mn__pread_all(s->stat_fd, buf, sizeof(buf));
-		if (n < 0)
-			return n == -ENODEV ? -ENOENT : (int)n;
-		if (mn__parse_keyed(buf, (size_t)n,
-				    s->cg.version == MN_CGROUP_V1
-					    ? "total_inactive_file"
-					    : "inactive_file",
-				    &inactive) < 0)
-			inactive = 0;
-		if (!s->limit_read_usec ||
-		    now_usec - s->limit_read_usec >= LIMIT_REFRESH_USEC) {
-			s->limit_bytes = effective_limit(s, mi.total_bytes);
-			s->limit_read_usec = now_usec;
-		}
+		err = hierarchy_avail(s, mi.total_bytes, now_usec, &avail);
+		if (err)
+			return err;
 		limit = MN__MIN(s->limit_bytes, mi.total_bytes);
-		if (limit < mi.total_bytes) {
-			uint64_t used = usage > inactive ? usage - inactive : 0;
-			uint64_t cg_avail = limit > used ? limit - used : 0;
-			avail = MN__MIN(cg_avail, avail);
-		}
 	}
 	avail = MN__MIN(avail, limit);
 
@@ -366,20 +527,6 @@ int mn__sampler_read(struct mn__sampler *s, struct mn_memory_status *st,
 		      : 0;
 	st->cgroup_version = s->cg.version;
 	snprintf(st->cgroup_path, sizeof(st->cgroup_path), "%s", s->cg.path);
-
-	st->psi_valid = 0;
-	if (s->psi_fd >= 0) {
-		struct mn__psi psi;
-		n = mn__pread_all(s->psi_fd, buf, sizeof(buf));
-		if (n >= 0 && mn__parse_psi(buf, (size_t)n, &psi) == 0) {
-			st->psi_valid = 1;
-			st->psi_some_avg10 = psi.some_avg10;
-			st->psi_some_avg60 = psi.some_avg60;
-			st->psi_full_avg10 = psi.full_avg10;
-			st->psi_full_avg60 = psi.full_avg60;
-		} else {
-			mn__count(source_errors, 1);
-		}
-	}
+	read_psi(s, st);
 	return 0;
 }

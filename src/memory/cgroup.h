@@ -37,23 +37,42 @@ void mn__cgroup_self(struct mn__cgroup *out);
  */
 int mn__cgroup_from_path(const char *path, struct mn__cgroup *out);
 
-/* Kinds of limit file. */
-enum { MN__LIM_V1 = 1, MN__LIM_V2_MAX, MN__LIM_V2_HIGH };
+/*
+ * One level of the hierarchy: the watched group (index 0) or an ancestor
+ * whose limit it shares.  A level is "limited" while its own limit is below
+ * the machine's memory; only then are its usage and stat files open (always
+ * for the group itself) and does it count in available memory.
+ */
+struct mn__cg_level {
+	char path[MN__CG_PATH_MAX];
+	int usage_fd;      /* v1 memory.usage_in_bytes, v2 memory.current */
+	int stat_fd;       /* memory.stat */
+	uint64_t limit;    /* this level's own limit (MN__UNLIMITED: none) */
+	uint64_t raw_usage; /* last usage file value (page cache included) */
+	uint64_t used;     /* usage - inactive file, last sample */
+	uint64_t avail;    /* limit - used (limited levels only) */
+};
 
 /* Open fds for repeated, cheap samples of one group (pread at offset 0). */
 struct mn__sampler {
 	struct mn__cgroup cg;
-	int meminfo_fd;
-	int usage_fd;      /* v1 memory.usage_in_bytes, v2 memory.current */
-	int stat_fd;       /* memory.stat */
-	int psi_fd;        /* v2 memory.pressure, else /proc/pressure/memory */
-	int n_limits;
-	int limit_fd[MN__CG_MAX_LEVELS * 2];
-	int limit_kind[MN__CG_MAX_LEVELS * 2];
+	int meminfo_fd;    /* shared by every sampler of the process */
+	int psi_fd;        /* v2 memory.pressure, else /proc/pressure/memory
+	                      (shared) */
+	bool psi_shared;
+	int n_levels;      /* 0 without a cgroup */
+	struct mn__cg_level lv[MN__CG_MAX_LEVELS];
 	uint64_t limit_bytes;   /* cached effective limit */
-	uint64_t raw_usage;     /* last usage file value (with page cache) */
 	uint64_t limit_read_usec;
+	unsigned int limits_gen; /* bumped whenever a level's limit changes */
 };
+
+/* Is level @i of @s limited (its own limit below @physical)? */
+static inline int mn__level_limited(const struct mn__sampler *s, int i,
+				    uint64_t physical)
+{
+	return s->lv[i].limit < physical;
+}
 
 /* Return 0 or -errno (the group vanished, no /proc/meminfo, EMFILE). */
 int mn__sampler_open(struct mn__sampler *s, const struct mn__cgroup *cg);
@@ -61,7 +80,11 @@ void mn__sampler_close(struct mn__sampler *s);
 
 /*
  * Take one sample into @st: available, limit, usage, physical, load and
- * the PSI averages.  Limits are re-read when @now_usec is past the cache.
+ * the PSI averages.  Available memory is the smallest, over MemAvailable,
+ * the group and every limited ancestor, of that level's limit minus that
+ * level's usage less its inactive file pages (a sibling's usage counts
+ * against a shared ancestor's limit).  Limits are re-read when @now_usec
+ * is past the cache (at most 1 s old).
  * Return 0; -ENOENT/-ENODEV when the group vanished; -EIO when a file held
  * content that could not be parsed (counted in source_errors).
  */

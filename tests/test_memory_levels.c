@@ -1,0 +1,607 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Memory levels in the situations containers live in, each with real memory
+ * cgroups and real hogs (root; skipped with the reason otherwise):
+ *  - the hierarchy: a group without a limit of its own inside a limited
+ *    parent sees its sibling's usage (available memory is the smallest over
+ *    every limited level), and the parent's events arm its watch;
+ *  - a vanished group: the error event carries the failure's time and no
+ *    stale level, and a clean removal counts no source error;
+ *  - an OOM kill in the group or a sibling is an MN_MEMORY_OOM event.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdbool.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "memnotify.h"
+
+#define MiB (1024ull * 1024ull)
+#define WAIT_MS 20000
+
+struct seen {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int n;
+	struct mn_memory_status ev[256];
+};
+
+#define SEEN_INIT { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, \
+		    { { 0 } } }
+
+static void record(const struct mn_memory_status *st, void *ctx)
+{
+	struct seen *s = ctx;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->n < 256)
+		s->ev[s->n++] = *st;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Wait (bounded) for an event matching reason and level (0 = any) from
+   index @from; returns its index or -1. */
+static int wait_for(struct seen *s, int from, enum mn_memory_reason reason,
+		    enum mn_memory_level level)
+{
+	struct timespec ts;
+	int found = -1;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += WAIT_MS / 1000;
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		for (int i = from; i < s->n && found < 0; i++)
+			if (s->ev[i].reason == reason &&
+			    (!level || s->ev[i].level == level))
+				found = i;
+		if (found >= 0 ||
+		    pthread_cond_timedwait(&s->cond, &s->lock, &ts) == ETIMEDOUT)
+			break;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return found;
+}
+
+static int write_file(const char *dir, const char *name, const char *val)
+{
+	char p[600];
+	int fd, err = 0;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	fd = open(p, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, val, strlen(val)) < 0)
+		err = -errno;
+	close(fd);
+	return err;
+}
+
+/* A limited parent (skips the test when this machine cannot make one). */
+static void make_parent(uint64_t limit, char *cg, size_t len)
+{
+	char why[256];
+
+	if (geteuid() != 0)
+		skip(); /* needs root to make memory cgroups */
+	if (mn_test_cgroup_create(limit, cg, len, why, sizeof(why))) {
+		print_message("skipped: cannot make a memory cgroup: %s\n", why);
+		skip();
+	}
+	/* v2: let the children have the memory controller. */
+	write_file(cg, "cgroup.subtree_control", "+memory");
+}
+
+static void make_child(const char *parent, const char *name, char *out,
+		       size_t len)
+{
+	snprintf(out, len, "%s/%s", parent, name);
+	assert_int_equal(mkdir(out, 0755), 0);
+}
+
+/*
+ * Parent limited to 600 MiB; child a idle and without a limit of its own;
+ * child b fills the parent.  a's available memory is what the parent has
+ * left, so a goes LOW through the default watch, and an events-only
+ * watch (no sampling at all), which only the parent's own events can
+ * wake, leaves HIGH.  When b's hog exits, both come back to HIGH.
+ */
+static void test_sibling_fills_parent(void **state)
+{
+	static struct seen s = SEEN_INIT, e = SEEN_INIT;
+	char p[512], a[600], b[600];
+	mn_sub *sub, *esub;
+	int i, j, k;
+
+	(void)state;
+	make_parent(600 * MiB, p, sizeof(p));
+	make_child(p, "a", a, sizeof(a));
+	make_child(p, "b", b, sizeof(b));
+
+	MN_OPTS(mn_memory_opts, o, .cgroup = a);
+	assert_int_equal(mn_memory_subscribe(&o, record, &s, &sub), 0);
+	MN_OPTS(mn_memory_opts, eo, .cgroup = a, .flags = MN_MEMORY_NO_POLL);
+	assert_int_equal(mn_memory_subscribe(&eo, record, &e, &esub), 0);
+	i = wait_for(&s, 0, MN_MEMORY_INITIAL, 0);
+	k = wait_for(&e, 0, MN_MEMORY_INITIAL, 0);
+	assert_true(i >= 0 && k >= 0);
+	assert_int_equal(s.ev[i].level, MN_MEMORY_HIGH);
+	assert_int_equal(s.ev[i].limit_bytes, 600 * MiB);
+	assert_true(s.ev[i].available_bytes > 500 * MiB);
+	assert_true(e.ev[k].mechanisms_active &
+		    (MN_MECH_CGROUP_V1_THRESHOLD | MN_MECH_CGROUP_V2_EVENTS));
+
+	/* 560 MiB in b: the parent has about 40 MiB left, under 10 %. */
+	pid_t hog = mn_test_hog_start(b, 560 * MiB, 8 * MiB, 2000, -1);
+	assert_true(hog > 0);
+	j = wait_for(&s, i + 1, MN_MEMORY_CHANGE, MN_MEMORY_LOW);
+	/* The events-only watch hears the parent's usage thresholds: the
+	   crossing of limit - low% is an event, but at that instant inactive
+	   file pages may still keep it just above LOW, and without sampling
+	   nothing looks again — so any change away from HIGH counts. */
+	int l = wait_for(&e, k + 1, MN_MEMORY_CHANGE, 0);
+	mn_test_hog_stop(hog);
+	if (j < 0)
+		fail_msg("a sibling filling the parent's limit left %s at %s",
+			 a, mn_memory_level_name(s.ev[s.n - 1].level));
+	assert_true(s.ev[j].available_bytes < 60 * MiB);
+	assert_int_equal(s.ev[j].limit_bytes, 600 * MiB);
+	if (l < 0)
+		fail_msg("the parent's events did not wake an events-only watch");
+	assert_true(e.ev[l].level != MN_MEMORY_HIGH);
+	assert_true(e.ev[l].mechanism != MN_MECH_POLL);
+
+	/* b's hog is gone: the parent has room again. */
+	assert_true(wait_for(&s, j + 1, MN_MEMORY_CHANGE, MN_MEMORY_HIGH) >= 0);
+	assert_true(wait_for(&e, l + 1, MN_MEMORY_CHANGE, MN_MEMORY_HIGH) >= 0);
+
+	assert_int_equal(mn_unsubscribe(sub), 0);
+	assert_int_equal(mn_unsubscribe(esub), 0);
+	assert_int_equal(mn_shutdown(), 0);
+	assert_int_equal(mn_test_cgroup_destroy(a), 0);
+	assert_int_equal(mn_test_cgroup_destroy(b), 0);
+	assert_int_equal(mn_test_cgroup_destroy(p), 0);
+}
+
+/*
+ * A limit set on the parent after the watch started counts from the next
+ * sample (limits are re-read at most 1 s apart), and the parent's usage
+ * thresholds are armed then.
+ */
+static void test_parent_limit_set_later(void **state)
+{
+	static struct seen s = SEEN_INIT;
+	char p[512], a[600];
+	mn_sub *sub;
+	int i, j;
+
+	(void)state;
+	make_parent(UINT64_C(1) << 50, p, sizeof(p)); /* no real limit */
+	make_child(p, "a", a, sizeof(a));
+	MN_OPTS(mn_memory_opts, o, .cgroup = a);
+	assert_int_equal(mn_memory_subscribe(&o, record, &s, &sub), 0);
+	i = wait_for(&s, 0, MN_MEMORY_INITIAL, 0);
+	assert_true(i >= 0);
+	assert_true(s.ev[i].limit_bytes == s.ev[i].physical_bytes);
+	assert_false(s.ev[i].mechanisms_active & MN_MECH_CGROUP_V1_THRESHOLD);
+
+	/* Limit the parent to 200 MiB, then fill a to 190 MiB: a's own
+	   usage crosses the parent's new thresholds. */
+	char val[32];
+	snprintf(val, sizeof(val), "%llu", 200 * MiB);
+	assert_int_equal(write_file(p, "memory.limit_in_bytes", val) == 0 ||
+				 write_file(p, "memory.max", val) == 0,
+			 1);
+	pid_t hog = mn_test_hog_start(a, 190 * MiB, 4 * MiB, 100000, -1);
+	assert_true(hog > 0);
+	j = wait_for(&s, i + 1, MN_MEMORY_CHANGE, MN_MEMORY_LOW);
+	mn_test_hog_stop(hog);
+	if (j < 0)
+		fail_msg("a parent's limit set after subscribing was not followed");
+	assert_int_equal(s.ev[j].limit_bytes, 200 * MiB);
+	if (s.ev[j].cgroup_version == MN_CGROUP_V1)
+		assert_true(s.ev[j].mechanisms_active &
+			    MN_MECH_CGROUP_V1_THRESHOLD);
+	assert_int_equal(mn_unsubscribe(sub), 0);
+	assert_int_equal(mn_shutdown(), 0);
+	assert_int_equal(mn_test_cgroup_destroy(a), 0);
+	assert_int_equal(mn_test_cgroup_destroy(p), 0);
+}
+
+static uint64_t source_errors(void)
+{
+	struct mn_stats st = { .sz = sizeof(st) };
+
+	assert_int_equal(mn_get_stats(&st), 0);
+	return st.source_errors;
+}
+
+/*
+ * A group removed under two watches (one sampling, one events only): each
+ * gets one error event with the time of the failure, level UNKNOWN, the
+ * level it had as previous_level and no stale figures; nothing reads a
+ * closed fd in the same batch, so a clean removal counts no source error.
+ */
+static void test_vanished_group(void **state)
+{
+	static struct seen s = SEEN_INIT, e = SEEN_INIT;
+	char cg[512];
+	mn_sub *sub, *esub;
+	int i, j;
+
+	(void)state;
+	make_parent(256 * MiB, cg, sizeof(cg));
+	MN_OPTS(mn_memory_opts, o, .cgroup = cg);
+	MN_OPTS(mn_memory_opts, eo, .cgroup = cg, .flags = MN_MEMORY_NO_POLL);
+	assert_int_equal(mn_memory_subscribe(&o, record, &s, &sub), 0);
+	assert_int_equal(mn_memory_subscribe(&eo, record, &e, &esub), 0);
+	assert_true(wait_for(&s, 0, MN_MEMORY_INITIAL, MN_MEMORY_HIGH) >= 0);
+	assert_true(wait_for(&e, 0, MN_MEMORY_INITIAL, MN_MEMORY_HIGH) >= 0);
+	uint64_t errors = source_errors();
+
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t removed = (uint64_t)ts.tv_sec * 1000000u +
+			   (uint64_t)ts.tv_nsec / 1000u;
+	assert_int_equal(mn_test_cgroup_destroy(cg), 0);
+	i = wait_for(&s, 0, MN_MEMORY_ERROR, 0);
+	j = wait_for(&e, 0, MN_MEMORY_ERROR, 0);
+	assert_true(i >= 0);
+	if (j < 0)
+		fail_msg("an events-only watch never heard of the removal");
+	struct mn_memory_status *ev[2] = { &s.ev[i], &e.ev[j] };
+	for (int k = 0; k < 2; k++) {
+		assert_int_equal(ev[k]->error, -ENOENT);
+		assert_int_equal(ev[k]->level, MN_MEMORY_LEVEL_UNKNOWN);
+		assert_int_equal(ev[k]->previous_level, MN_MEMORY_HIGH);
+		assert_true(ev[k]->time_usec >= removed);
+		assert_int_equal(ev[k]->available_bytes, 0);
+		assert_int_equal(ev[k]->limit_bytes, 0);
+		assert_int_equal(ev[k]->psi_valid, 0);
+		assert_string_equal(ev[k]->cgroup_path, cg);
+	}
+	assert_int_equal(source_errors(), errors);
+	assert_int_equal(mn_unsubscribe(sub), 0);
+	assert_int_equal(mn_unsubscribe(esub), 0);
+	/* One error each, nothing after it. */
+	assert_int_equal(s.n, i + 1);
+	assert_int_equal(e.n, j + 1);
+	assert_int_equal(mn_shutdown(), 0);
+}
+
+/* Wait (bounded) for an OOM event with oom_kill_count >= @kills. */
+static int wait_oom(struct seen *s, uint64_t kills)
+{
+	int i = 0;
+
+	while ((i = wait_for(s, i, MN_MEMORY_OOM, 0)) >= 0) {
+		if (s->ev[i].oom_kill_count >= kills)
+			return i;
+		i++;
+	}
+	return -1;
+}
+
+/*
+ * A hog in child b outgrows the 200 MiB parent: the kernel's OOM killer
+ * kills it.  The watch of b hears MN_MEMORY_OOM with b's kill counted; the
+ * watch of its idle sibling a hears MN_MEMORY_OOM too (the parent ran
+ * out), with no kill of its own; a watch without MN_MEMORY_OOM_EVENTS
+ * hears none.
+ */
+static void test_oom_kill_reported(void **state)
+{
+	static struct seen sa = SEEN_INIT, sb = SEEN_INIT, plain = SEEN_INIT;
+	char p[512], a[600], b[600];
+	mn_sub *suba, *subb, *subp;
+	int status;
+
+	(void)state;
+	make_parent(200 * MiB, p, sizeof(p));
+	/* No swap either (v1 with swap accounting; v2's helper sets
+	   memory.swap.max), so the hog meets the OOM killer. */
+	char val[32];
+	snprintf(val, sizeof(val), "%llu", 200 * MiB);
+	write_file(p, "memory.memsw.limit_in_bytes", val);
+	make_child(p, "a", a, sizeof(a));
+	make_child(p, "b", b, sizeof(b));
+	MN_OPTS(mn_memory_opts, oa, .cgroup = a, .flags = MN_MEMORY_OOM_EVENTS);
+	MN_OPTS(mn_memory_opts, ob, .cgroup = b, .flags = MN_MEMORY_OOM_EVENTS);
+	MN_OPTS(mn_memory_opts, op, .cgroup = b);
+	assert_int_equal(mn_memory_subscribe(&oa, record, &sa, &suba), 0);
+	assert_int_equal(mn_memory_subscribe(&ob, record, &sb, &subb), 0);
+	assert_int_equal(mn_memory_subscribe(&op, record, &plain, &subp), 0);
+	int i = wait_for(&sb, 0, MN_MEMORY_INITIAL, 0);
+	assert_true(i >= 0 && wait_for(&sa, 0, MN_MEMORY_INITIAL, 0) >= 0);
+	assert_int_equal(sb.ev[i].oom_kill_count, 0);
+	if (sb.ev[i].cgroup_version == MN_CGROUP_V1)
+		assert_true(sb.ev[i].mechanisms_active & MN_MECH_CGROUP_V1_OOM);
+
+	pid_t hog = mn_test_hog_start(b, 400 * MiB, 16 * MiB, 0, -1);
+	assert_true(hog > 0);
+	assert_int_equal(waitpid(hog, &status, 0), hog);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+	int j = wait_oom(&sb, 1);
+	if (j < 0)
+		fail_msg("the OOM kill in %s was not reported", b);
+	assert_int_equal(sb.ev[j].level != MN_MEMORY_LEVEL_UNKNOWN, 1);
+	int k = wait_for(&sa, 0, MN_MEMORY_OOM, 0);
+	if (k < 0)
+		fail_msg("the sibling of an OOM-killed process heard nothing");
+	assert_int_equal(sa.ev[k].oom_kill_count, 0);
+
+	assert_int_equal(mn_unsubscribe(suba), 0);
+	assert_int_equal(mn_unsubscribe(subb), 0);
+	assert_int_equal(mn_unsubscribe(subp), 0);
+	for (int n = 0; n < plain.n; n++)
+		assert_int_not_equal(plain.ev[n].reason, MN_MEMORY_OOM);
+	assert_int_equal(mn_shutdown(), 0);
+	assert_int_equal(mn_test_cgroup_destroy(a), 0);
+	assert_int_equal(mn_test_cgroup_destroy(b), 0);
+	assert_int_equal(mn_test_cgroup_destroy(p), 0);
+}
+
+static void set_limit(const char *cg, const char *v1, const char *v2)
+{
+	assert_int_equal(write_file(cg, "memory.limit_in_bytes", v1) == 0 ||
+				 write_file(cg, "memory.max", v2) == 0,
+			 1);
+}
+
+/*
+ * A limit removed and set again: the watch follows both changes, and the
+ * v1 usage thresholds closed with the limit are armed again with it.
+ */
+static void test_limit_removed_and_set_again(void **state)
+{
+	static struct seen s = SEEN_INIT;
+	char cg[512];
+	mn_sub *sub;
+	int i;
+
+	(void)state;
+	make_parent(256 * MiB, cg, sizeof(cg));
+	MN_OPTS(mn_memory_opts, o, .cgroup = cg);
+	assert_int_equal(mn_memory_subscribe(&o, record, &s, &sub), 0);
+	i = wait_for(&s, 0, MN_MEMORY_INITIAL, MN_MEMORY_HIGH);
+	assert_true(i >= 0);
+	bool v1 = s.ev[i].cgroup_version == MN_CGROUP_V1;
+	/* 200 MiB of 256: about 22 % left, NEUTRAL. */
+	pid_t hog = mn_test_hog_start(cg, 200 * MiB, 8 * MiB, 2000, -1);
+	assert_true(hog > 0);
+	i = wait_for(&s, i + 1, MN_MEMORY_CHANGE, MN_MEMORY_NEUTRAL);
+	assert_true(i >= 0);
+	if (v1)
+		assert_true(s.ev[i].mechanisms_active & MN_MECH_CGROUP_V1_THRESHOLD);
+
+	set_limit(cg, "-1", "max");
+	i = wait_for(&s, i + 1, MN_MEMORY_CHANGE, MN_MEMORY_HIGH);
+	assert_true(i >= 0);
+	assert_int_equal(s.ev[i].limit_bytes, s.ev[i].physical_bytes);
+	assert_false(s.ev[i].mechanisms_active & MN_MECH_CGROUP_V1_THRESHOLD);
+
+	char val[32];
+	snprintf(val, sizeof(val), "%llu", 256 * MiB);
+	set_limit(cg, val, val);
+	i = wait_for(&s, i + 1, MN_MEMORY_CHANGE, MN_MEMORY_NEUTRAL);
+	mn_test_hog_stop(hog);
+	assert_true(i >= 0);
+	assert_int_equal(s.ev[i].limit_bytes, 256 * MiB);
+	if (v1 && !(s.ev[i].mechanisms_active & MN_MECH_CGROUP_V1_THRESHOLD))
+		fail_msg("the usage thresholds were not armed again with the limit");
+	assert_int_equal(mn_unsubscribe(sub), 0);
+	assert_int_equal(mn_shutdown(), 0);
+	assert_int_equal(mn_test_cgroup_destroy(cg), 0);
+}
+
+/*
+ * The own group follows the process: the test process moves itself from a
+ * 512 MiB group into a 256 MiB one, and its watch (opts->cgroup NULL) says
+ * MN_MEMORY_MOVED with the new group and limit; the old group's removal
+ * is then no error.  At the end the process goes back where it was.
+ */
+static void test_own_group_follows_process(void **state)
+{
+	static struct seen s = SEEN_INIT;
+	char a[512], b[512], home[512];
+	mn_sub *sub;
+	int i, j;
+
+	(void)state;
+	make_parent(512 * MiB, a, sizeof(a));
+	snprintf(home, sizeof(home), "%s", a);
+	*strrchr(home, '/') = '\0';
+	char why[256];
+	assert_int_equal(mn_test_cgroup_create(256 * MiB, b, sizeof(b), why,
+					       sizeof(why)), 0);
+	assert_int_equal(mn_test_cgroup_enter(a, 0), 0);
+	assert_int_equal(mn_memory_subscribe(NULL, record, &s, &sub), 0);
+	i = wait_for(&s, 0, MN_MEMORY_INITIAL, 0);
+	assert_true(i >= 0);
+	assert_string_equal(s.ev[i].cgroup_path, a);
+	assert_int_equal(s.ev[i].limit_bytes, 512 * MiB);
+
+	assert_int_equal(mn_test_cgroup_enter(b, 0), 0);
+	j = wait_for(&s, i + 1, MN_MEMORY_MOVED, 0);
+	if (j < 0)
+		fail_msg("the watch did not follow the process into %s", b);
+	assert_string_equal(s.ev[j].cgroup_path, b);
+	assert_int_equal(s.ev[j].limit_bytes, 256 * MiB);
+	/* The old group goes: nothing to report, the watch is elsewhere. */
+	assert_int_equal(mn_test_cgroup_destroy(a), 0);
+
+	/* Back home, then b goes: the removal finds the process elsewhere
+	   and follows it at once. */
+	assert_int_equal(mn_test_cgroup_enter(home, 0), 0);
+	assert_int_equal(mn_test_cgroup_destroy(b), 0);
+	j = wait_for(&s, j + 1, MN_MEMORY_MOVED, 0);
+	assert_true(j >= 0);
+	assert_string_equal(s.ev[j].cgroup_path, home);
+	for (int k = 0; k < s.n; k++)
+		assert_int_not_equal(s.ev[k].reason, MN_MEMORY_ERROR);
+	assert_int_equal(mn_unsubscribe(sub), 0);
+	assert_int_equal(mn_shutdown(), 0);
+}
+
+/* A child in @cg holding @base_mib and touching, then dropping, another
+   @swing_mib every @period_ms. */
+static pid_t swing_start(const char *cg, unsigned int base_mib,
+			 unsigned int swing_mib, unsigned int period_ms)
+{
+	char procs[600];
+
+	/* Formatted before fork(): the child of a threaded process keeps to
+	   async-signal-safe calls. */
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", cg);
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid;
+	int fd = open(procs, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, "0", 1) != 1)
+		_exit(3);
+	close(fd);
+	size_t base = (size_t)base_mib << 20, swing = (size_t)swing_mib << 20;
+	char *p = mmap(NULL, base + swing, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		_exit(4);
+	memset(p, 1, base);
+	struct timespec ts = { 0, (long)period_ms * 1000000 };
+	for (;;) {
+		memset(p + base, 1, swing);
+		nanosleep(&ts, NULL);
+		madvise(p + base, swing, MADV_DONTNEED);
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* Level changes during @ms of a swing in a fresh 512 MiB group, with a
+   dwell of @dwell_ms; the events are left in @s. */
+static int swing_changes(struct seen *s, unsigned int dwell_ms, unsigned int ms)
+{
+	char cg[512];
+	mn_sub *sub;
+	int changes = 0;
+
+	make_parent(512 * MiB, cg, sizeof(cg));
+	MN_OPTS(mn_memory_opts, o, .cgroup = cg, .min_dwell_ms = dwell_ms);
+	assert_int_equal(mn_memory_subscribe(&o, record, s, &sub), 0);
+	assert_true(wait_for(s, 0, MN_MEMORY_INITIAL, 0) >= 0);
+	/* 444 MiB held: about 68 MiB left (NEUTRAL, above LOW's exit at
+	   61 MiB); the 24 MiB swing takes it to about 44 (LOW, under 51). */
+	pid_t pid = swing_start(cg, 444, 24, 200);
+	assert_true(pid > 0);
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+	nanosleep(&ts, NULL); /* the observation window, not a wait for an event */
+	assert_int_equal(mn_unsubscribe(sub), 0);
+	mn_test_hog_stop(pid);
+	assert_int_equal(mn_shutdown(), 0);
+	assert_int_equal(mn_test_cgroup_destroy(cg), 0);
+	for (int i = 0; i < s->n; i++)
+		changes += s->ev[i].reason == MN_MEMORY_CHANGE;
+	return changes;
+}
+
+/*
+ * A hog swinging 24 MiB every 200 ms across the LOW threshold: with a
+ * 700 ms dwell no level but LOW is entered less than 700 ms after the
+ * previous change, and the swing is seen (the level does change).
+ */
+static void test_dwell_damps_flapping(void **state)
+{
+	static struct seen s = SEEN_INIT;
+	const unsigned int dwell = 700;
+
+	(void)state;
+	int changes = swing_changes(&s, dwell, 5000);
+	print_message("swinging hog, dwell %u ms: %d changes in 5 s\n", dwell,
+		      changes);
+	assert_true(changes >= 2);
+	uint64_t last = 0;
+	for (int i = 0; i < s.n; i++) {
+		if (s.ev[i].reason != MN_MEMORY_CHANGE &&
+		    s.ev[i].reason != MN_MEMORY_INITIAL)
+			continue;
+		if (last && s.ev[i].level != MN_MEMORY_LOW &&
+		    s.ev[i].time_usec - last < (uint64_t)dwell * 1000 - 5000)
+			fail_msg("%s %llu us after the previous change (dwell %u ms)",
+				 mn_memory_level_name(s.ev[i].level),
+				 (unsigned long long)(s.ev[i].time_usec - last),
+				 dwell);
+		last = s.ev[i].time_usec;
+	}
+}
+
+/* A struct mn_memory_status from the first release's header (it ended at
+   high_bytes) is still accepted and filled up to its size; a smaller one
+   is -EINVAL. */
+static void test_status_older_size(void **state)
+{
+	struct mn_memory_status st;
+	size_t old = offsetof(struct mn_memory_status, high_bytes) +
+		     sizeof(uint64_t);
+
+	(void)state;
+	memset(&st, 0xa5, sizeof(st));
+	st.sz = old;
+	assert_int_equal(mn_memory_status(NULL, &st), 0);
+	assert_int_equal(st.sz, old);
+	assert_true(st.limit_bytes > 0 && st.high_bytes > 0);
+	/* Past its size nothing was written. */
+	assert_int_equal(st.oom_kill_count, 0xa5a5a5a5a5a5a5a5ull);
+	st.sz = old - 1;
+	assert_int_equal(mn_memory_status(NULL, &st), -EINVAL);
+}
+
+/* The new options are checked like the others. */
+static void test_new_options_checked(void **state)
+{
+	struct mn_memory_status st = { .sz = sizeof(st) };
+
+	(void)state;
+	MN_OPTS(mn_memory_opts, o, .min_dwell_ms = 60001);
+	assert_int_equal(mn_memory_status(&o, &st), -EINVAL);
+	o.min_dwell_ms = 60000;
+	assert_int_equal(mn_memory_status(&o, &st), 0);
+	o.flags = MN_MEMORY_OOM_EVENTS;
+	assert_int_equal(mn_memory_status(&o, &st), 0);
+	o.flags = MN_MEMORY_OOM_EVENTS << 1;
+	assert_int_equal(mn_memory_status(&o, &st), -EINVAL);
+	assert_string_equal(mn_memory_mechanism_name(MN_MECH_CGROUP_V1_OOM),
+			    "cgroup_v1_oom");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_status_older_size),
+		cmocka_unit_test(test_new_options_checked),
+		cmocka_unit_test(test_sibling_fills_parent),
+		cmocka_unit_test(test_parent_limit_set_later),
+		cmocka_unit_test(test_limit_removed_and_set_again),
+		cmocka_unit_test(test_vanished_group),
+		cmocka_unit_test(test_own_group_follows_process),
+		cmocka_unit_test(test_dwell_damps_flapping),
+		cmocka_unit_test(test_oom_kill_reported),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
