@@ -518,10 +518,40 @@ static const struct mn__sub_ops bmsub_ops = {
 	.after = bmsub_after,
 };
 
+/* Core lock: bad-memory subscribers join one chain; an early-kill one
+   needs the early-kill thread, which a last unsubscription may have
+   stopped since it was started (-ESTALE: start it again). */
+static struct mn__chain *bmsub_attach(mn_sub *sub, void *arg, int *err)
+{
+	struct bmsub *s = mn__container_of(sub, struct bmsub, sub);
+
+	(void)arg;
+	if ((s->flags & MN_BADMEM_EARLY_KILL) && bm.early_stop < 0) {
+		*err = -ESTALE;
+		return NULL;
+	}
+	if ((*err = setup()))
+		return NULL;
+	return &bm.subs;
+}
+
+static void bmsub_joined(mn_sub *sub, void *arg)
+{
+	struct bmsub *s = mn__container_of(sub, struct bmsub, sub);
+
+	(void)arg;
+	if (s->flags & MN_BADMEM_EARLY_KILL)
+		bm.early_refs++;
+	mn__dispatch_post(&bm.kick);
+}
+
+static const struct mn__sub_spec bmsub_spec = {
+	.ops = &bmsub_ops, .attach = bmsub_attach, .joined = bmsub_joined,
+};
+
 int mn_badmem_subscribe(const struct mn_badmem_opts *opts, mn_badmem_cb cb,
 			void *ctx, mn_sub **out)
 {
-	struct mn__chain_removal rm;
 	struct bmsub *s;
 	int err;
 
@@ -533,46 +563,27 @@ int mn_badmem_subscribe(const struct mn_badmem_opts *opts, mn_badmem_cb cb,
 	mn__check(!(flags & ~(MN_BADMEM_EARLY_KILL | MN_BADMEM_NO_SYSTEM)), -EINVAL);
 	mn__check_unlocked();
 	mn__enter();
-	s = calloc(1, sizeof(*s));
-	if (!s)
-		return -ENOMEM;
-	s->cb = cb;
-	s->ctx = ctx;
-	s->flags = flags;
-	s->poll_ms = poll ? poll : DEFAULT_SYSTEM_POLL_MS;
-	s->sub.node.release = bmsub_release;
-	s->sub.lane.run = deliver_to;
-
-	/* Threads are created with no lock held. */
-	err = mn__dispatch_start();
-	for (;;) {
+	do {
+		/* Threads are created with no lock held. */
+		err = mn__dispatch_start();
 		if (!err && (flags & MN_BADMEM_EARLY_KILL)) {
 			mn__once(&bm.early_once, early_start, NULL);
 			err = mn__once_done(&bm.early_once) ? bm.early_err : -EAGAIN;
 		}
-		if (err) {
-			free(s);
+		if (err)
 			return err;
-		}
-		mn__lock();
-		if (!(flags & MN_BADMEM_EARLY_KILL) || bm.early_stop >= 0)
-			break;
-		mn__unlock(); /* stopped meanwhile by a last unsubscription */
-	}
-	err = setup();
-	if (!err)
-		err = mn__chain_add(&bm.subs, &s->sub.node, &rm);
-	if (!err && (flags & MN_BADMEM_EARLY_KILL))
-		bm.early_refs++;
-	if (err) {
-		mn__unlock();
-		free(s);
+		if (!(s = calloc(1, sizeof(*s))))
+			return -ENOMEM;
+		s->cb = cb;
+		s->ctx = ctx;
+		s->flags = flags;
+		s->poll_ms = poll ? poll : DEFAULT_SYSTEM_POLL_MS;
+		s->sub.node.release = bmsub_release;
+		s->sub.lane.run = deliver_to;
+		err = mn__sub_add(&s->sub, &bmsub_spec);
+	} while (err == -ESTALE); /* the early-kill thread stopped meanwhile */
+	if (err)
 		return err;
-	}
-	mn__sub_register(&s->sub, &bmsub_ops);
-	mn__dispatch_post(&bm.kick);
-	mn__unlock();
-	mn__chain_finish_remove(&bm.subs, &rm);
 	mn__dispatch_start(); /* a concurrent mn_shutdown() stopped it */
 	*out = &s->sub;
 	return 0;
@@ -594,9 +605,19 @@ static const struct mn__sub_ops arsub_ops = {
 	.unlink = arsub_unlink,
 };
 
+static struct mn__chain *arsub_attach(mn_sub *sub, void *arg, int *err)
+{
+	(void)sub;
+	(void)arg;
+	return (*err = setup()) ? NULL : &bm.ar;
+}
+
+static const struct mn__sub_spec arsub_spec = {
+	.ops = &arsub_ops, .attach = arsub_attach,
+};
+
 int mn_badmem_register_ar(mn_badmem_ar_fn fn, void *ctx, mn_sub **out)
 {
-	struct mn__chain_removal rm;
 	struct arsub *a;
 	int err;
 
@@ -616,18 +637,8 @@ int mn_badmem_register_ar(mn_badmem_ar_fn fn, void *ctx, mn_sub **out)
 		free(a);
 		return err;
 	}
-	mn__lock();
-	err = setup();
-	if (!err)
-		err = mn__chain_add(&bm.ar, &a->sub.node, &rm);
-	if (err) {
-		mn__unlock();
-		free(a);
+	if ((err = mn__sub_add(&a->sub, &arsub_spec)))
 		return err;
-	}
-	mn__sub_register(&a->sub, &arsub_ops);
-	mn__unlock();
-	mn__chain_finish_remove(&bm.ar, &rm);
 	*out = &a->sub;
 	return 0;
 }

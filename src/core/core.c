@@ -251,6 +251,32 @@ void mn__sub_register(mn_sub *sub, const struct mn__sub_ops *ops)
 	subset_add(sub);
 }
 
+int mn__sub_add(mn_sub *sub, const struct mn__sub_spec *spec)
+{
+	struct mn__chain_removal rm;
+	struct mn__chain *chain;
+	int err = 0;
+
+	mn__lock();
+	chain = spec->attach(sub, spec->arg, &err);
+	if (chain) {
+		err = mn__chain_add(chain, &sub->node, &rm);
+		if (err && spec->undo)
+			spec->undo(sub, spec->arg);
+	}
+	if (!chain || err) {
+		mn__unlock();
+		sub->node.release(&sub->node); /* the source's: never joined */
+		return err ? err : -EINVAL;
+	}
+	mn__sub_register(sub, spec->ops);
+	if (spec->joined)
+		spec->joined(sub, spec->arg);
+	mn__unlock();
+	mn__chain_finish_remove(chain, &rm);
+	return 0;
+}
+
 size_t mn__sub_count(void)
 {
 	return n_subs;

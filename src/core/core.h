@@ -128,6 +128,29 @@ struct mn_sub {
 
 /* Under the core lock. */
 void mn__sub_register(mn_sub *sub, const struct mn__sub_ops *ops);
+
+/*
+ * One subscription added the way every source adds one (sd-event's
+ * source_new(), the kernel's notifier_chain_register()).  The caller has
+ * validated, allocated @sub (its node.release set) and done, with no lock
+ * held, what may start a thread or run a probe.  Then, under the core
+ * lock: @attach (the source's own part) names the chain to join, the node
+ * joins it, the registry gets @sub with @ops, @joined runs; the lock is
+ * dropped and the replaced snapshot reclaimed.  If @attach or the join
+ * fails, @undo (after a failed join) puts the source back and @sub is
+ * released.  Returns 0 or that -errno.  Thread context, no lock held.
+ */
+struct mn__sub_spec {
+	const struct mn__sub_ops *ops;
+	/* Core lock: the chain to join, or NULL with *err set. */
+	struct mn__chain *(*attach)(mn_sub *sub, void *arg, int *err);
+	/* Core lock, optional: the join failed after attach succeeded. */
+	void (*undo)(mn_sub *sub, void *arg);
+	/* Core lock, optional: joined and registered. */
+	void (*joined)(mn_sub *sub, void *arg);
+	void *arg;
+};
+int mn__sub_add(mn_sub *sub, const struct mn__sub_spec *spec);
 size_t mn__sub_count(void);
 
 /*

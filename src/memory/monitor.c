@@ -1410,13 +1410,65 @@ static struct mon *mon_new(const struct params *p)
 	return m;
 }
 
+/* Core lock: the monitor @s joins — shared with the subscribers of the
+   same parameters, or a new one armed for it. */
+static struct mn__chain *memsub_attach(mn_sub *sub, void *arg, int *err)
+{
+	struct memsub *s = mn__container_of(sub, struct memsub, sub);
+	const struct params *p = arg;
+	struct mon *m;
+
+	if (!fork_hook.rebuild) {
+		fork_hook.rebuild = rebuild_after_fork;
+		mn__fork_hook_register(&fork_hook);
+	}
+	if ((*err = mn__dispatch_ensure()))
+		return NULL;
+	/* A failed monitor (its group vanished) is not reused: the group may
+	   have been made again. */
+	for (m = monitors; m; m = m->next)
+		if (!m->dying && !atomic_load(&m->failed) && same_params(&m->p, p))
+			break;
+	if (!m) {
+		if (!(m = mon_new(p))) {
+			*err = -ENOMEM;
+			return NULL;
+		}
+		m->next = monitors;
+		monitors = m;
+		if ((*err = arm(m))) {
+			mon_retire(m);
+			return NULL;
+		}
+	}
+	s->mon = m;
+	return &m->chain;
+}
+
+static void memsub_undo(mn_sub *sub, void *arg)
+{
+	struct mon *m = mn__container_of(sub, struct memsub, sub)->mon;
+
+	(void)arg;
+	if (mn__chain_count(&m->chain) == 0)
+		mon_retire(m); /* a new monitor nobody uses */
+}
+
+static void memsub_joined(mn_sub *sub, void *arg)
+{
+	struct mon *m = mn__container_of(sub, struct memsub, sub)->mon;
+
+	(void)arg;
+	atomic_fetch_add(&m->refs, 1); /* the subscriber's */
+	atomic_store(&m->pending_initial, 1);
+	mn__dispatch_post(&m->kick);
+}
+
 int mn_memory_subscribe(const struct mn_memory_opts *opts, mn_memory_cb cb,
 			void *ctx, mn_sub **out)
 {
-	struct mn__chain_removal rm;
 	struct params p;
 	struct memsub *s;
-	struct mon *m;
 	int err;
 
 	mn__check(cb && out, -EINVAL);
@@ -1442,56 +1494,15 @@ int mn_memory_subscribe(const struct mn_memory_opts *opts, mn_memory_cb cb,
 		return err;
 	}
 	wait_for_teardowns();
-
-	mn__lock();
-	if (!fork_hook.rebuild) {
-		fork_hook.rebuild = rebuild_after_fork;
-		mn__fork_hook_register(&fork_hook);
-	}
-	err = mn__dispatch_ensure();
-	if (err)
-		goto fail_unlock;
-	/* A failed monitor (its group vanished) is not reused: the group may
-	   have been made again. */
-	for (m = monitors; m; m = m->next)
-		if (!m->dying && !atomic_load(&m->failed) &&
-		    same_params(&m->p, &p))
-			break;
-	if (!m) {
-		m = mon_new(&p);
-		if (!m) {
-			err = -ENOMEM;
-			goto fail_unlock;
-		}
-		m->next = monitors;
-		monitors = m;
-		err = arm(m);
-		if (err) {
-			mon_retire(m);
-			goto fail_unlock;
-		}
-	}
-	err = mn__chain_add(&m->chain, &s->sub.node, &rm);
-	if (err) {
-		if (mn__chain_count(&m->chain) == 0)
-			mon_retire(m); /* a new monitor nobody uses */
-		goto fail_unlock;
-	}
-	atomic_fetch_add(&m->refs, 1); /* the subscriber's */
-	s->mon = m;
-	mn__sub_register(&s->sub, &memsub_ops);
-	atomic_store(&m->pending_initial, 1);
-	mn__dispatch_post(&m->kick);
-	mn__unlock();
-	mn__chain_finish_remove(&m->chain, &rm);
+	const struct mn__sub_spec spec = {
+		.ops = &memsub_ops, .attach = memsub_attach,
+		.undo = memsub_undo, .joined = memsub_joined, .arg = &p,
+	};
+	if ((err = mn__sub_add(&s->sub, &spec)))
+		return err;
 	mn__dispatch_start(); /* a concurrent mn_shutdown() stopped it */
 	*out = &s->sub;
 	return 0;
-
-fail_unlock:
-	mn__unlock();
-	free(s);
-	return err;
 }
 
 /* The size of struct mn_memory_status in the first release (up to

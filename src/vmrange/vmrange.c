@@ -743,9 +743,29 @@ static const struct mn__sub_ops listener_ops = {
 	.unlink = listener_unlink,
 };
 
+static struct mn__chain *listener_attach(mn_sub *sub, void *arg, int *err)
+{
+	(void)sub;
+	(void)arg;
+	*err = 0;
+	setup();
+	return &vm.listeners;
+}
+
+static void listener_joined(mn_sub *sub, void *arg)
+{
+	(void)sub;
+	(void)arg;
+	update_active();
+}
+
+static const struct mn__sub_spec listener_spec = {
+	.ops = &listener_ops, .attach = listener_attach,
+	.joined = listener_joined,
+};
+
 int mn_vm_listen(unsigned int flags, mn_vm_cb cb, void *ctx, mn_sub **out)
 {
-	struct mn__chain_removal rm;
 	struct vmlistener *l;
 	int err;
 
@@ -773,18 +793,8 @@ int mn_vm_listen(unsigned int flags, mn_vm_cb cb, void *ctx, mn_sub **out)
 		}
 	}
 	mn__vm_hooks_install(); /* no lock held: dlopen, code changes */
-	mn__lock();
-	setup();
-	err = mn__chain_add(&vm.listeners, &l->sub.node, &rm);
-	if (err) {
-		mn__unlock();
-		listener_release(&l->sub.node);
+	if ((err = mn__sub_add(&l->sub, &listener_spec)))
 		return err;
-	}
-	mn__sub_register(&l->sub, &listener_ops);
-	update_active();
-	mn__unlock();
-	mn__chain_finish_remove(&vm.listeners, &rm);
 	if (l->ring)
 		mn__dispatch_start(); /* a concurrent mn_shutdown() stopped it */
 	*out = &l->sub;
