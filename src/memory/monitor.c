@@ -173,6 +173,72 @@ static int dwell_param(unsigned int ms, unsigned int *out)
 	return 0;
 }
 
+/* Absolute thresholds (CreateMemoryResourceNotification's kind). */
+static int byte_params(struct params *p)
+{
+	if (p->low || p->high || !p->low_bytes || p->low_bytes >= p->high_bytes) {
+		mn__err("memory: byte thresholds low=%llu high=%llu: need "
+			"0 < low < high, and no percentages",
+			(unsigned long long)p->low_bytes,
+			(unsigned long long)p->high_bytes);
+		return -EINVAL;
+	}
+	if (p->hyst > 49) {
+		mn__err("memory: hysteresis %u%% is too large", p->hyst);
+		return -EINVAL;
+	}
+	if (!p->hyst)
+		p->hyst = DEFAULT_HYST;
+	return 0;
+}
+
+/* Percentages: the options, else the environment, else 10 and 30. */
+static int percent_params(struct params *p)
+{
+	int err;
+
+	if (!p->low && (err = env_percent("MEMNOTIFY_LOW_PERCENT", &p->low)))
+		return err;
+	if (!p->high && (err = env_percent("MEMNOTIFY_HIGH_PERCENT", &p->high)))
+		return err;
+	if (!p->low)
+		p->low = p->high && p->high <= DEFAULT_LOW ? p->high / 3 : DEFAULT_LOW;
+	if (!p->high)
+		p->high = MN__MIN(p->low * 3, 99u);
+	if (p->low < 1 || p->high > 99 || p->low >= p->high) {
+		mn__err("memory: thresholds low=%u%% high=%u%%: need "
+			"1 <= low < high <= 99",
+			p->low, p->high);
+		return -EINVAL;
+	}
+	if (!p->hyst) {
+		p->hyst = MN__MIN(DEFAULT_HYST, (p->high - p->low - 1) / 2);
+	} else if (p->hyst * 2 >= p->high - p->low) {
+		mn__err("memory: hysteresis %u%% must be smaller than half of "
+			"high - low (%u%%)",
+			p->hyst, p->high - p->low);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* PSI stall and sampling bounds, with their defaults. */
+static int timing_params(struct params *p)
+{
+	if (!p->psi_stall_us)
+		p->psi_stall_us = DEFAULT_PSI_STALL_US;
+	if (!p->poll_min_ms)
+		p->poll_min_ms = DEFAULT_POLL_MIN_MS;
+	if (!p->poll_max_ms)
+		p->poll_max_ms = MN__MAX(DEFAULT_POLL_MAX_MS, p->poll_min_ms);
+	if (p->poll_min_ms > p->poll_max_ms || p->poll_max_ms > 3600000u) {
+		mn__err("memory: poll bounds %u..%u ms are invalid",
+			p->poll_min_ms, p->poll_max_ms);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int make_params(const struct mn_memory_opts *o, struct params *p)
 {
 	const char *cg;
@@ -190,78 +256,22 @@ static int make_params(const struct mn_memory_opts *o, struct params *p)
 	p->flags = MN__OPTS_GET(o, mn_memory_opts, flags, 0u);
 	p->low_bytes = MN__OPTS_GET(o, mn_memory_opts, low_bytes, (uint64_t)0);
 	p->high_bytes = MN__OPTS_GET(o, mn_memory_opts, high_bytes, (uint64_t)0);
-	err = dwell_param(MN__OPTS_GET(o, mn_memory_opts, min_dwell_ms, 0u),
-			  &p->dwell_ms);
-	if (err)
-		return err;
 	cg = MN__OPTS_GET(o, mn_memory_opts, cgroup, (const char *)NULL);
-
+	if ((err = dwell_param(MN__OPTS_GET(o, mn_memory_opts, min_dwell_ms, 0u),
+			       &p->dwell_ms)))
+		return err;
 	if (p->flags & ~(MN_MEMORY_NO_PSI | MN_MEMORY_NO_EVENTS |
 			 MN_MEMORY_NO_POLL | MN_MEMORY_OOM_EVENTS)) {
 		mn__err("memory: unknown flags 0x%x", p->flags);
 		return -EINVAL;
 	}
-	if (p->low_bytes || p->high_bytes) {
-		if (p->low || p->high || !p->low_bytes ||
-		    p->low_bytes >= p->high_bytes) {
-			mn__err("memory: byte thresholds low=%llu high=%llu: need "
-				"0 < low < high, and no percentages",
-				(unsigned long long)p->low_bytes,
-				(unsigned long long)p->high_bytes);
-			return -EINVAL;
-		}
-		if (p->hyst > 49) {
-			mn__err("memory: hysteresis %u%% is too large", p->hyst);
-			return -EINVAL;
-		}
-		if (!p->hyst)
-			p->hyst = DEFAULT_HYST;
-		goto rest;
-	}
-	if (!p->low && (err = env_percent("MEMNOTIFY_LOW_PERCENT", &p->low)))
+	err = p->low_bytes || p->high_bytes ? byte_params(p) : percent_params(p);
+	if (err || (err = timing_params(p)))
 		return err;
-	if (!p->high && (err = env_percent("MEMNOTIFY_HIGH_PERCENT", &p->high)))
-		return err;
-	if (!p->low)
-		p->low = p->high && p->high <= DEFAULT_LOW ? p->high / 3 : DEFAULT_LOW;
-	if (!p->high)
-		p->high = MN__MIN(p->low * 3, 99u);
-	if (p->low < 1 || p->high > 99 || p->low >= p->high) {
-		mn__err("memory: thresholds low=%u%% high=%u%%: need "
-			"1 <= low < high <= 99",
-			p->low, p->high);
-		return -EINVAL;
-	}
-	if (!p->hyst)
-		p->hyst = MN__MIN(DEFAULT_HYST, (p->high - p->low - 1) / 2);
-	else if (p->hyst * 2 >= p->high - p->low) {
-		mn__err("memory: hysteresis %u%% must be smaller than half of "
-			"high - low (%u%%)",
-			p->hyst, p->high - p->low);
-		return -EINVAL;
-	}
-rest:
-	if (!p->psi_stall_us)
-		p->psi_stall_us = DEFAULT_PSI_STALL_US;
-	if (!p->poll_min_ms)
-		p->poll_min_ms = DEFAULT_POLL_MIN_MS;
-	if (!p->poll_max_ms)
-		p->poll_max_ms = MN__MAX(DEFAULT_POLL_MAX_MS, p->poll_min_ms);
-	if (p->poll_min_ms > p->poll_max_ms || p->poll_max_ms > 3600000u) {
-		mn__err("memory: poll bounds %u..%u ms are invalid",
-			p->poll_min_ms, p->poll_max_ms);
-		return -EINVAL;
-	}
-	if (cg && *cg) {
-		/* The return code names the problem; no log for the
-		   caller's own argument. */
-		err = mn__cgroup_from_path(cg, &p->cg);
-		if (err)
-			return err;
-	} else {
-		mn__cgroup_self(&p->cg);
-		p->own = true;
-	}
+	if (cg && *cg) /* the return code names the problem: no log */
+		return mn__cgroup_from_path(cg, &p->cg);
+	mn__cgroup_self(&p->cg);
+	p->own = true;
 	return 0;
 }
 
