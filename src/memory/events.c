@@ -1,0 +1,467 @@
+/* SPDX-License-Identifier: MIT */
+/* Sampling, the level rule, dwell, backoff, following the process, and the handlers of the kernel events.  (see monitor.h) */
+#include "monitor.h"
+
+/* v1: the group's oom_kill count from memory.oom_control (read rarely:
+   opened each time).  Return 0 or -errno. */
+int mn__mon_v1_read_oom_kills(const struct mon *m, uint64_t *out)
+{
+	char path[MN__CG_PATH_MAX + 64];
+	char *buf = NULL;
+	size_t n;
+	int err;
+
+	snprintf(path, sizeof(path), "%s/memory.oom_control", m->p.cg.path);
+	err = mn__read_file_alloc(path, &buf, &n);
+	if (!err && mn__parse_keyed(buf, n, "oom_kill", out) < 0)
+		*out = 0; /* kernels before 4.13 have no count */
+	free(buf);
+	return err;
+}
+
+/* After a v1 OOM notification the kill itself may come a moment later:
+   the next few samples re-read the count and report a rise. */
+static void v1_oom_recheck(struct mon *m)
+{
+	uint64_t kills;
+
+	if (m->oom_recheck <= 0)
+		return;
+	m->oom_recheck--;
+	if (mn__mon_v1_read_oom_kills(m, &kills) == 0 && kills > m->oom_kills) {
+		m->oom_kills = kills;
+		mn__mon_deliver_oom(m, MN_MECH_CGROUP_V1_OOM);
+	}
+}
+
+
+/* Arm the one-shot sampling timer; a delay of 0 disarms it. */
+static void arm_timer(struct mon *m, uint64_t delay_usec)
+{
+	mn__wheel_set(&m->tick, delay_usec);
+}
+
+/* A held change is looked at again when the dwell ends. */
+static uint64_t dwell_wait(const struct mon *m, uint64_t now)
+{
+	uint64_t end = m->level_since + (uint64_t)m->p.dwell_ms * 1000;
+
+	if (!m->dwell_held)
+		return UINT64_MAX;
+	return end > now ? end - now + 1000 : 1000;
+}
+
+/* Is every limited level's usage below its "high" usage threshold, each
+   armed?  Then available memory is at least high% at every level whatever
+   the page cache does, and the kernel will say when that changes. */
+static bool below_usage_thresholds(const struct mon *m)
+{
+	const struct mn__sampler *s = &m->sampler;
+	bool any = false;
+
+	for (int i = 0; i < s->n_levels; i++) {
+		if (!mn__level_limited(s, i, m->last.physical_bytes))
+			continue;
+		if (!m->lv[i].thr_armed || s->lv[i].raw_usage >= m->lv[i].thr_hi)
+			return false;
+		any = true;
+	}
+	return any;
+}
+
+/* How long until the next sample (0: no sample is needed): the time a fill
+   at the fastest rate we believe in would need to reach the nearest
+   threshold (earlyoom's rule), within the poll bounds. */
+static uint64_t next_interval_usec(const struct mon *m, uint64_t now)
+{
+	const struct params *p = &m->p;
+	uint64_t limit = m->last.limit_bytes, avail = m->last.available_bytes;
+	struct mn__thresholds t;
+	uint64_t lo, hi;
+	uint64_t dist, rate, usec;
+	uint64_t min_us = (uint64_t)p->poll_min_ms * 1000;
+	uint64_t max_us = (uint64_t)p->poll_max_ms * 1000;
+
+	mn__mon_thresholds(p, limit, &t);
+	lo = t.low;
+	hi = t.high;
+	if (p->flags & MN_MEMORY_NO_POLL) {
+		/* Only the end of a pressure hold or a dwell needs a timer. */
+		usec = m->hold_low_until > now ? m->hold_low_until - now : 0;
+		if (m->dwell_held)
+			usec = usec ? MN__MIN(usec, dwell_wait(m, now))
+				    : dwell_wait(m, now);
+		return usec;
+	}
+	/* Below the usage threshold the kernel will tell us when usage
+	   rises: available memory is at least high% whatever the page cache
+	   does, so nothing can change before that event. */
+	if (below_usage_thresholds(m)) {
+		usec = max_us;
+		if (m->hold_low_until > now)
+			usec = MN__MIN(usec, m->hold_low_until - now);
+		return MN__MIN(usec, dwell_wait(m, now));
+	}
+	dist = avail > lo ? avail - lo : lo - avail;
+	dist = MN__MIN(dist, avail > hi ? avail - hi : hi - avail);
+	rate = MN__MAX((uint64_t)m->fill_rate, ASSUMED_FILL_BYTES_PER_SEC);
+	usec = (uint64_t)((double)dist / (double)rate * 1e6);
+	usec = MN__MIN(MN__MAX(MN__MAX(usec, min_us), m->backoff_us), max_us);
+	if (m->hold_low_until > now)
+		usec = MN__MIN(usec, m->hold_low_until - now);
+	return MN__MIN(usec, dwell_wait(m, now));
+}
+
+/* Kernel events that bring a backed-off watch back: PSI, v1 pressure
+   levels and usage thresholds, v2 memory.events. */
+#define WAKING_MECHS                                                        \
+	(MN_MECH_PSI | MN_MECH_CGROUP_V1_PRESSURE | MN_MECH_CGROUP_V2_EVENTS | \
+	 MN_MECH_CGROUP_V1_THRESHOLD)
+
+/*
+ * Steady state: a sample at the same level whose available memory moved by
+ * at most 1 % of the limit since the previous one doubles the sampling
+ * interval, up to poll_max_ms; any other sample starts again from the
+ * distance rule.  Only where a kernel event can wake the watch: a fill that
+ * starts while backed off crosses a usage threshold, stalls (PSI) or
+ * reclaims (pressure level, memory.events) before it can matter.
+ */
+static void update_backoff(struct mon *m, enum mn_memory_level prev,
+			   uint64_t prev_avail, bool had_sample)
+{
+	uint64_t avail = m->last.available_bytes;
+	uint64_t moved = avail > prev_avail ? avail - prev_avail : prev_avail - avail;
+	uint64_t max_us = (uint64_t)m->p.poll_max_ms * 1000;
+	bool steady = had_sample && m->level == prev &&
+		      moved <= m->last.limit_bytes / 100 &&
+		      (m->mechanisms & WAKING_MECHS);
+
+	m->backoff_us = steady ? MN__MIN(MN__MAX(m->backoff_us, m->interval_us) * 2,
+					 max_us)
+			       : 0;
+}
+
+/*
+ * The watch failed with @err: its status from now on says only what is
+ * true at the failure — the failure's time, level UNKNOWN, no figures of
+ * a sample taken up to a poll interval before (the group, the machine's
+ * memory and the error remain).  Returns the level it had.
+ */
+enum mn_memory_level mn__mon_mark_failed(struct mon *m, int err)
+{
+	enum mn_memory_level prev = m->level;
+	struct mn_memory_status *st = &m->last;
+	uint64_t physical = st->physical_bytes;
+
+	m->fail_err = err;
+	memset(st, 0, sizeof(*st));
+	st->sz = sizeof(*st);
+	st->time_usec = mn__now_real_usec();
+	st->physical_bytes = physical;
+	st->cgroup_version = m->p.cg.version;
+	snprintf(st->cgroup_path, sizeof(st->cgroup_path), "%s", m->p.cg.path);
+	m->level = MN_MEMORY_LEVEL_UNKNOWN;
+	atomic_store(&m->failed, true);
+	return prev;
+}
+
+static void fail(struct mon *m, int err)
+{
+	if (atomic_load(&m->failed))
+		return;
+	enum mn_memory_level prev = mn__mon_mark_failed(m, err);
+	mn__warn("memory: %s: %s; the watch stops",
+		 m->p.cg.path[0] ? m->p.cg.path : "system", mn_strerror(err));
+	mn__mon_disarm(m);
+	mn__mon_deliver(m, prev, false, MN_MECH_NONE, err);
+}
+
+
+/* Has /proc/self/cgroup changed since the last look?  Keeps the content. */
+static bool self_cgroup_changed(struct mon *m)
+{
+	char *buf = NULL;
+	size_t n;
+
+	if (mn__read_file_alloc("/proc/self/cgroup", &buf, &n) < 0)
+		return false;
+	bool changed = !m->self_cgroup || n != m->self_cgroup_len ||
+		       memcmp(buf, m->self_cgroup, n);
+	free(m->self_cgroup);
+	m->self_cgroup = buf;
+	m->self_cgroup_len = n;
+	return changed;
+}
+
+/*
+ * The own group follows the process: when /proc/self/cgroup changed (looked
+ * at once per poll_max_ms, and at once when the group vanished: @gone),
+ * resolve the group again and, if it is another, re-arm the watch on it;
+ * the next delivery then says MN_MEMORY_MOVED to every subscriber.  Returns
+ * 1 if the watch moved, 0 if not, -errno if the new group cannot be
+ * watched.  On the dispatcher.
+ */
+static int follow_process(struct mon *m, uint64_t now, bool gone)
+{
+	struct mn__cgroup cg;
+	int err;
+
+	m->self_checked = now;
+	if (!self_cgroup_changed(m) && !gone)
+		return 0;
+	mn__cgroup_self(&cg);
+	if (cg.version == m->p.cg.version && !strcmp(cg.path, m->p.cg.path))
+		return 0;
+	mn__info("memory: the process moved from %s to %s",
+		 m->p.cg.path[0] ? m->p.cg.path : "system",
+		 cg.path[0] ? cg.path : "system");
+	mn__mon_close_all(m, mn__mon_io_close);
+	mn__lock();
+	m->p.cg = cg;
+	mn__unlock();
+	err = mn__mon_arm(m);
+	if (err < 0)
+		return err;
+	m->moved = true;
+	m->backoff_us = 0;
+	m->last_sample_mono = 0;
+	return 1;
+}
+
+/* Minimum dwell: a level other than LOW is entered only once the current
+   one has lasted dwell_ms (the sample at the dwell's end decides);
+   entering LOW is never delayed. */
+enum mn_memory_level mn__mon_dwell(struct mon *m, enum mn_memory_level lvl,
+				  uint64_t now)
+{
+	uint64_t end = m->level_since + (uint64_t)m->p.dwell_ms * 1000;
+
+	m->dwell_held = false;
+	if (lvl == m->level)
+		return lvl;
+	if (lvl != MN_MEMORY_LOW && m->level != MN_MEMORY_LEVEL_UNKNOWN &&
+	    now < end) {
+		m->dwell_held = true;
+		return m->level;
+	}
+	m->level_since = now;
+	return lvl;
+}
+
+/* Take a sample and deliver what changed.  @mechanism is what made us look;
+   @force_low asks for LOW whatever the sample says (sustained stall). */
+void mn__mon_evaluate(struct mon *m, unsigned int mechanism, bool force_low)
+{
+	uint64_t now = mn__now_mono_usec();
+	enum mn_memory_level prev = m->level, lvl;
+	struct mn__thresholds t;
+	int err;
+
+	if (atomic_load(&m->failed))
+		return;
+	err = 0;
+	if (m->p.own && now - m->self_checked >=
+				(uint64_t)m->p.poll_max_ms * 1000)
+		err = MN__MIN(follow_process(m, now, false), 0);
+	if (!err)
+		err = mn__sampler_read(&m->sampler, &m->last, now);
+	if (err == -ENOENT && m->p.own) {
+		int moved = follow_process(m, now, true);
+		err = moved < 0 ? moved
+		      : moved ? mn__sampler_read(&m->sampler, &m->last, now)
+			      : err;
+	}
+	if (err) {
+		fail(m, err);
+		return;
+	}
+	/* Fill rate: EWMA of how fast available memory falls. */
+	if (m->last_sample_mono && now > m->last_sample_mono) {
+		double dt = (double)(now - m->last_sample_mono) / 1e6;
+		double fall = m->last_avail > m->last.available_bytes
+				      ? (double)(m->last_avail -
+						 m->last.available_bytes)
+				      : 0.0;
+		m->fill_rate = 0.5 * m->fill_rate + 0.5 * (fall / dt);
+	}
+	uint64_t prev_avail = m->last_avail;
+	bool had_sample = m->last_sample_mono != 0;
+	m->last_avail = m->last.available_bytes;
+	m->last_sample_mono = now;
+	if (m->sampler.limits_gen != m->levels_gen)
+		mn__mon_sync_levels(m); /* a limit moved: the events follow it */
+
+	if (force_low)
+		m->hold_low_until = now + MN__MAX(m->psi_window_us, 1000000u);
+	mn__mon_thresholds(&m->p, m->last.limit_bytes, &t);
+	lvl = mn__level_step(&t, m->level, m->last.available_bytes);
+	if (m->hold_low_until > now)
+		lvl = MN_MEMORY_LOW;
+	else
+		m->hold_low_until = 0;
+	lvl = mn__mon_dwell(m, lvl, now);
+	m->level = lvl;
+	update_backoff(m, prev, prev_avail, had_sample);
+	mn__mon_deliver(m, prev, lvl != prev, mechanism, 0);
+	v1_oom_recheck(m);
+	if (!atomic_load(&m->failed)) {
+		m->interval_us = next_interval_usec(m, now);
+		arm_timer(m, m->interval_us);
+	}
+}
+
+/* A handler's fd was closed earlier in the same batch of epoll events (the
+   group failed and was disarmed): nothing to read, nothing to count. */
+static bool stale(const struct mon *m, const struct mn__io *io)
+{
+	return io->fd < 0 || atomic_load(&m->failed);
+}
+
+/* The shared sampling timer says this watch is due. */
+void mn__mon_on_tick(struct mn__wheel_entry *e)
+{
+	struct mon *m = mn__container_of(e, struct mon, tick);
+
+	if (!atomic_load(&m->failed))
+		mn__mon_evaluate(m, MN_MECH_POLL, false);
+}
+
+void mn__mon_on_psi(struct mn__io *io, uint32_t events)
+{
+	struct mon *m = mn__container_of(io, struct mon, psi_io);
+
+	if (stale(m, io))
+		return;
+	if (events & EPOLLIN) /* a FIFO or socket of MEMORY_PRESSURE_WATCH */
+		mn__systemd_psi_drain(io->fd);
+	if (events & (EPOLLERR | EPOLLHUP)) {
+		/* The group's pressure file went away with the group. */
+		fail(m, -ENOENT);
+		return;
+	}
+	/* At machine scope PSI includes stalls of limited groups elsewhere,
+	   so it drives LOW only when memory is not plentiful here; a group's
+	   own memory.pressure always does. */
+	bool own = m->p.cg.version == MN_CGROUP_V2;
+	bool plentiful = m->level == MN_MEMORY_HIGH;
+	mn__mon_evaluate(m, MN_MECH_PSI, own || !plentiful);
+}
+
+static void drain_eventfd(struct mn__io *io)
+{
+	uint64_t cnt;
+
+	if (read(io->fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+		mn__count(source_errors, 1);
+}
+
+void mn__mon_on_pl_low(struct mn__io *io, uint32_t events)
+{
+	struct mon_lvl *l = mn__container_of(io, struct mon_lvl, pl_low_io);
+
+	(void)events;
+	if (stale(l->m, io))
+		return;
+	drain_eventfd(io);
+	/* The kernel also signals the eventfd when the group is removed;
+	   the sample then fails and reports it. */
+	mn__mon_evaluate(l->m, MN_MECH_CGROUP_V1_PRESSURE, false);
+}
+
+void mn__mon_on_pl_crit(struct mn__io *io, uint32_t events)
+{
+	struct mon_lvl *l = mn__container_of(io, struct mon_lvl, pl_crit_io);
+
+	(void)events;
+	if (stale(l->m, io))
+		return;
+	drain_eventfd(io);
+	mn__mon_evaluate(l->m, MN_MECH_CGROUP_V1_PRESSURE, true);
+}
+
+/* A usage threshold was crossed (either way): sample now. */
+void mn__mon_on_thr(struct mn__io *io, uint32_t events)
+{
+	struct mon_lvl *l = mn__container_of(io, struct mon_lvl, thr_io);
+
+	(void)events;
+	if (stale(l->m, io))
+		return;
+	drain_eventfd(io);
+	mn__mon_evaluate(l->m, MN_MECH_CGROUP_V1_THRESHOLD, false);
+}
+
+/* The kernel ran out of memory at the group or an ancestor (v1 signals
+   the eventfds of the whole sub-tree under the level that hit its limit;
+   also when the group is removed, which the sample then reports). */
+void mn__mon_on_v1_oom(struct mn__io *io, uint32_t events)
+{
+	struct mon *m = mn__container_of(io, struct mon, oom_io);
+	uint64_t kills;
+
+	(void)events;
+	if (stale(m, io))
+		return;
+	drain_eventfd(io);
+	if (mn__mon_v1_read_oom_kills(m, &kills) == 0) {
+		m->oom_kills = MN__MAX(m->oom_kills, kills);
+		m->oom_recheck = 5;
+		mn__mon_deliver_oom(m, MN_MECH_CGROUP_V1_OOM);
+	}
+	mn__mon_evaluate(m, MN_MECH_CGROUP_V1_OOM, false);
+}
+
+
+int mn__mon_read_v2_events(int fd, struct v2_events *ev)
+{
+	static const char *const keys[] = { "high", "max", "oom", "oom_kill" };
+	char buf[512];
+	ssize_t n = mn__pread_all(fd, buf, sizeof(buf));
+
+	if (n < 0)
+		return (int)n;
+	memset(ev, 0, sizeof(*ev));
+	for (size_t i = 0; i < MN__ARRAY_SIZE(keys); i++) {
+		uint64_t v;
+		if (mn__parse_keyed(buf, (size_t)n, keys[i], &v) < 0)
+			continue;
+		ev->alarms += v;
+		if (i >= 2)
+			ev->ooms += v;
+		if (i == 3)
+			ev->kills = v;
+	}
+	return 0;
+}
+
+void mn__mon_on_v2_events(struct mn__io *io, uint32_t events)
+{
+	struct mon_lvl *l = mn__container_of(io, struct mon_lvl, events_io);
+	struct mon *m = l->m;
+	struct v2_events ev;
+	int err;
+
+	(void)events;
+	if (stale(m, io))
+		return;
+	err = mn__mon_read_v2_events(io->fd, &ev);
+	if (err) {
+		/* The group's own file: it vanished.  An ancestor's: the
+		   sample says whether the group did too. */
+		if (l == &m->lv[0])
+			fail(m, err == -ENODEV ? -ENOENT : err);
+		else
+			mn__mon_evaluate(m, MN_MECH_CGROUP_V2_EVENTS, false);
+		return;
+	}
+	/* memory.high / memory.max reached or OOM at this level: pressure. */
+	bool alarm = ev.alarms > l->alarms;
+	bool oom = ev.ooms > l->ooms;
+	l->alarms = ev.alarms;
+	l->ooms = ev.ooms;
+	if (l == &m->lv[0] && (m->p.flags & MN_MEMORY_OOM_EVENTS))
+		m->oom_kills = ev.kills;
+	if (oom && (m->p.flags & MN_MEMORY_OOM_EVENTS))
+		mn__mon_deliver_oom(m, MN_MECH_CGROUP_V2_EVENTS);
+	mn__mon_evaluate(m, MN_MECH_CGROUP_V2_EVENTS, alarm);
+}
