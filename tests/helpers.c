@@ -277,3 +277,42 @@ bool mn_test_died_by(int status, int sig, char *why, size_t whylen)
 			 WEXITSTATUS(status), sig);
 	return false;
 }
+
+void mn_test_seen_record(const struct mn_memory_status *st, void *ctx)
+{
+	struct mn_test_seen *s = ctx;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->n < MN_TEST_SEEN_MAX)
+		s->ev[s->n++] = *st;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+int mn_test_seen_wait(struct mn_test_seen *s, int from,
+		      enum mn_memory_reason reason, enum mn_memory_level level,
+		      int timeout_ms)
+{
+	struct timespec ts;
+	int found = -1;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		for (int i = from; i < s->n && found < 0; i++)
+			if (s->ev[i].reason == reason &&
+			    (!level || s->ev[i].level == level))
+				found = i;
+		if (found >= 0 ||
+		    pthread_cond_timedwait(&s->cond, &s->lock, &ts) == ETIMEDOUT)
+			break;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return found;
+}

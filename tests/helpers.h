@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "memnotify.h"
+
 #define MN_TEST_SKIP 77
 
 /*
@@ -59,6 +61,26 @@ void mn_test_rec_done(struct mn_test_rec *r); /* n++, wake, unlock */
 bool mn_test_rec_wait(struct mn_test_rec *r, int n, int timeout_ms);
 /* The count now. */
 int mn_test_rec_count(struct mn_test_rec *r);
+
+/*
+ * A recorder of memory-level deliveries: mn_test_seen_record is the
+ * callback (ctx: the recorder), mn_test_seen_wait waits (bounded) for a
+ * delivery with @reason and @level (0: any) at index @from or later and
+ * returns its index, or -1.  Static ones start as MN_TEST_SEEN_INIT.
+ */
+#define MN_TEST_SEEN_MAX 256
+struct mn_test_seen {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int n;
+	struct mn_memory_status ev[MN_TEST_SEEN_MAX];
+};
+#define MN_TEST_SEEN_INIT                                                     \
+	{ PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, { { 0 } } }
+void mn_test_seen_record(const struct mn_memory_status *st, void *ctx);
+int mn_test_seen_wait(struct mn_test_seen *s, int from,
+		      enum mn_memory_reason reason, enum mn_memory_level level,
+		      int timeout_ms);
 
 /*
  * Run @fn(@arg) in a forked child whose stderr is captured (core dumps

@@ -248,52 +248,19 @@ static void test_status_matches_kernel(void **state)
 
 /* --- a real memory cgroup -------------------------------------------- */
 
-struct seen {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	int n;
-	struct mn_memory_status ev[64];
-};
+/* The memory-level recorder of the helper library. */
+#define seen mn_test_seen
+#define record mn_test_seen_record
 
-static void record(const struct mn_memory_status *st, void *ctx)
-{
-	struct seen *s = ctx;
-
-	pthread_mutex_lock(&s->lock);
-	if (s->n < 64)
-		s->ev[s->n++] = *st;
-	pthread_cond_broadcast(&s->cond);
-	pthread_mutex_unlock(&s->lock);
-}
-
-/* Wait (bounded) for an event matching reason and level (0 = any); returns
-   its index or -1. */
 static int wait_for(struct seen *s, int from, enum mn_memory_reason reason,
 		    enum mn_memory_level level)
 {
-	struct timespec ts;
-	int found = -1;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += WAIT_MS / 1000;
-	pthread_mutex_lock(&s->lock);
-	for (;;) {
-		for (int i = from; i < s->n && found < 0; i++)
-			if (s->ev[i].reason == reason &&
-			    (!level || s->ev[i].level == level))
-				found = i;
-		if (found >= 0 ||
-		    pthread_cond_timedwait(&s->cond, &s->lock, &ts) == ETIMEDOUT)
-			break;
-	}
-	pthread_mutex_unlock(&s->lock);
-	return found;
+	return mn_test_seen_wait(s, from, reason, level, WAIT_MS);
 }
 
 static void test_real_cgroup(void **state)
 {
-	static struct seen s = { PTHREAD_MUTEX_INITIALIZER,
-				 PTHREAD_COND_INITIALIZER, 0, { { 0 } } };
+	static struct seen s = MN_TEST_SEEN_INIT;
 	char cg[512], why[256];
 	mn_sub *sub;
 	pid_t hog;

@@ -35,49 +35,14 @@
 #define MiB (1024ull * 1024ull)
 #define WAIT_MS 20000
 
-struct seen {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	int n;
-	struct mn_memory_status ev[256];
-};
+/* The memory-level recorder of the helper library. */
+#define seen mn_test_seen
+#define record mn_test_seen_record
 
-#define SEEN_INIT { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, \
-		    { { 0 } } }
-
-static void record(const struct mn_memory_status *st, void *ctx)
-{
-	struct seen *s = ctx;
-
-	pthread_mutex_lock(&s->lock);
-	if (s->n < 256)
-		s->ev[s->n++] = *st;
-	pthread_cond_broadcast(&s->cond);
-	pthread_mutex_unlock(&s->lock);
-}
-
-/* Wait (bounded) for an event matching reason and level (0 = any) from
-   index @from; returns its index or -1. */
 static int wait_for(struct seen *s, int from, enum mn_memory_reason reason,
 		    enum mn_memory_level level)
 {
-	struct timespec ts;
-	int found = -1;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += WAIT_MS / 1000;
-	pthread_mutex_lock(&s->lock);
-	for (;;) {
-		for (int i = from; i < s->n && found < 0; i++)
-			if (s->ev[i].reason == reason &&
-			    (!level || s->ev[i].level == level))
-				found = i;
-		if (found >= 0 ||
-		    pthread_cond_timedwait(&s->cond, &s->lock, &ts) == ETIMEDOUT)
-			break;
-	}
-	pthread_mutex_unlock(&s->lock);
-	return found;
+	return mn_test_seen_wait(s, from, reason, level, WAIT_MS);
 }
 
 static int write_file(const char *dir, const char *name, const char *val)
@@ -126,7 +91,7 @@ static void make_child(const char *parent, const char *name, char *out,
  */
 static void test_sibling_fills_parent(void **state)
 {
-	static struct seen s = SEEN_INIT, e = SEEN_INIT;
+	static struct seen s = MN_TEST_SEEN_INIT, e = MN_TEST_SEEN_INIT;
 	char p[512], a[600], b[600];
 	mn_sub *sub, *esub;
 	int i, j, k;
@@ -188,7 +153,7 @@ static void test_sibling_fills_parent(void **state)
  */
 static void test_parent_limit_set_later(void **state)
 {
-	static struct seen s = SEEN_INIT;
+	static struct seen s = MN_TEST_SEEN_INIT;
 	char p[512], a[600];
 	mn_sub *sub;
 	int i, j;
@@ -242,7 +207,7 @@ static uint64_t source_errors(void)
  */
 static void test_vanished_group(void **state)
 {
-	static struct seen s = SEEN_INIT, e = SEEN_INIT;
+	static struct seen s = MN_TEST_SEEN_INIT, e = MN_TEST_SEEN_INIT;
 	char cg[512];
 	mn_sub *sub, *esub;
 	int i, j;
@@ -309,7 +274,7 @@ static int wait_oom(struct seen *s, uint64_t kills)
  */
 static void test_oom_kill_reported(void **state)
 {
-	static struct seen sa = SEEN_INIT, sb = SEEN_INIT, plain = SEEN_INIT;
+	static struct seen sa = MN_TEST_SEEN_INIT, sb = MN_TEST_SEEN_INIT, plain = MN_TEST_SEEN_INIT;
 	char p[512], a[600], b[600];
 	mn_sub *suba, *subb, *subp;
 	int status;
@@ -373,7 +338,7 @@ static void set_limit(const char *cg, const char *v1, const char *v2)
  */
 static void test_limit_removed_and_set_again(void **state)
 {
-	static struct seen s = SEEN_INIT;
+	static struct seen s = MN_TEST_SEEN_INIT;
 	char cg[512];
 	mn_sub *sub;
 	int i;
@@ -421,7 +386,7 @@ static void test_limit_removed_and_set_again(void **state)
  */
 static void test_own_group_follows_process(void **state)
 {
-	static struct seen s = SEEN_INIT;
+	static struct seen s = MN_TEST_SEEN_INIT;
 	char a[512], b[512], home[512];
 	mn_sub *sub;
 	int i, j;
@@ -528,7 +493,7 @@ static int swing_changes(struct seen *s, unsigned int dwell_ms, unsigned int ms)
  */
 static void test_dwell_damps_flapping(void **state)
 {
-	static struct seen s = SEEN_INIT;
+	static struct seen s = MN_TEST_SEEN_INIT;
 	const unsigned int dwell = 700;
 
 	(void)state;
