@@ -123,33 +123,6 @@ static int run_case(const char *name, int n, int mode)
 	return 0;
 }
 
-/* A child in @cg holding @base_mib and touching, then dropping, another
-   @swing_mib every @period_ms (the path is formatted before fork()). */
-static pid_t swing_start(const char *procs, unsigned int base_mib,
-			 unsigned int swing_mib, unsigned int period_ms)
-{
-	pid_t pid = fork();
-
-	if (pid != 0)
-		return pid;
-	int fd = open(procs, O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || write(fd, "0", 1) != 1)
-		_exit(3);
-	close(fd);
-	size_t base = (size_t)base_mib << 20, swing = (size_t)swing_mib << 20;
-	char *p = mmap(NULL, base + swing, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		_exit(4);
-	memset(p, 1, base);
-	struct timespec ts = { 0, (long)period_ms * 1000000 };
-	for (;;) {
-		memset(p + base, 1, swing);
-		nanosleep(&ts, NULL);
-		madvise(p + base, swing, MADV_DONTNEED);
-		nanosleep(&ts, NULL);
-	}
-}
 
 static _Atomic int changes;
 
@@ -164,7 +137,7 @@ static void count_change(const struct mn_memory_status *st, void *ctx)
    the LOW threshold of a 512 MiB group, with a dwell of @dwell_ms. */
 static int run_swing(unsigned int dwell_ms)
 {
-	char procs[600], why[256];
+	char why[256];
 	mn_sub *sub;
 
 	if (mn_test_cgroup_create(512 * MiB, groups[0], sizeof(groups[0]), why,
@@ -172,11 +145,10 @@ static int run_swing(unsigned int dwell_ms)
 		printf("skip: cannot make a memory cgroup: %s\n", why);
 		return 77;
 	}
-	snprintf(procs, sizeof(procs), "%s/cgroup.procs", groups[0]);
 	MN_OPTS(mn_memory_opts, o, .cgroup = groups[0], .min_dwell_ms = dwell_ms);
 	if (mn_memory_subscribe(&o, count_change, NULL, &sub))
 		return 1;
-	pid_t hog = swing_start(procs, 444, 24, 200);
+	pid_t hog = mn_test_swing_start(groups[0], 444, 24, 200);
 	sleep_ms(1000);
 	changes = 0;
 	sleep_ms(6000);

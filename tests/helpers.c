@@ -176,6 +176,18 @@ uint64_t mn_test_now_usec(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+/* CLOCK_REALTIME @ms from now, for pthread_cond_timedwait. */
+static void deadline_in(struct timespec *ts, int ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
 void mn_test_rec_init(struct mn_test_rec *r)
 {
 	pthread_mutex_init(&r->lock, NULL);
@@ -200,13 +212,7 @@ bool mn_test_rec_wait(struct mn_test_rec *r, int n, int timeout_ms)
 	struct timespec ts;
 	bool ok;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	deadline_in(&ts, timeout_ms);
 	pthread_mutex_lock(&r->lock);
 	while (r->n < n)
 		if (pthread_cond_timedwait(&r->cond, &r->lock, &ts) == ETIMEDOUT)
@@ -296,13 +302,7 @@ int mn_test_seen_wait(struct mn_test_seen *s, int from,
 	struct timespec ts;
 	int found = -1;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	deadline_in(&ts, timeout_ms);
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
 		for (int i = from; i < s->n && found < 0; i++)
@@ -315,4 +315,34 @@ int mn_test_seen_wait(struct mn_test_seen *s, int from,
 	}
 	pthread_mutex_unlock(&s->lock);
 	return found;
+}
+
+pid_t mn_test_swing_start(const char *cg, unsigned int base_mib,
+			  unsigned int swing_mib, unsigned int period_ms)
+{
+	char procs[600];
+
+	/* Formatted before fork(): the child of a threaded process keeps to
+	   async-signal-safe calls. */
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", cg);
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid;
+	int fd = open(procs, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, "0", 1) != 1)
+		_exit(3);
+	close(fd);
+	size_t base = (size_t)base_mib << 20, swing = (size_t)swing_mib << 20;
+	char *p = mmap(NULL, base + swing, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		_exit(4);
+	memset(p, 1, base);
+	struct timespec ts = { 0, (long)period_ms * 1000000 };
+	for (;;) {
+		memset(p + base, 1, swing);
+		nanosleep(&ts, NULL);
+		madvise(p + base, swing, MADV_DONTNEED);
+		nanosleep(&ts, NULL);
+	}
 }

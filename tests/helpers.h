@@ -37,6 +37,13 @@ int mn_test_cgroup_destroy(const char *path);
  */
 pid_t mn_test_hog_start(const char *cgroup, uint64_t bytes, uint64_t step_bytes,
 			unsigned int step_usec, int hold_ms);
+/*
+ * Fork a child that joins @cgroup, holds @base_mib and touches, then
+ * drops (MADV_DONTNEED), another @swing_mib every @period_ms, until killed
+ * (mn_test_hog_stop).  The pid, or -1.
+ */
+pid_t mn_test_swing_start(const char *cgroup, unsigned int base_mib,
+			  unsigned int swing_mib, unsigned int period_ms);
 /* SIGKILL and reap. */
 void mn_test_hog_stop(pid_t pid);
 

@@ -427,37 +427,6 @@ static void test_own_group_follows_process(void **state)
 	assert_int_equal(mn_shutdown(), 0);
 }
 
-/* A child in @cg holding @base_mib and touching, then dropping, another
-   @swing_mib every @period_ms. */
-static pid_t swing_start(const char *cg, unsigned int base_mib,
-			 unsigned int swing_mib, unsigned int period_ms)
-{
-	char procs[600];
-
-	/* Formatted before fork(): the child of a threaded process keeps to
-	   async-signal-safe calls. */
-	snprintf(procs, sizeof(procs), "%s/cgroup.procs", cg);
-	pid_t pid = fork();
-	if (pid != 0)
-		return pid;
-	int fd = open(procs, O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || write(fd, "0", 1) != 1)
-		_exit(3);
-	close(fd);
-	size_t base = (size_t)base_mib << 20, swing = (size_t)swing_mib << 20;
-	char *p = mmap(NULL, base + swing, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		_exit(4);
-	memset(p, 1, base);
-	struct timespec ts = { 0, (long)period_ms * 1000000 };
-	for (;;) {
-		memset(p + base, 1, swing);
-		nanosleep(&ts, NULL);
-		madvise(p + base, swing, MADV_DONTNEED);
-		nanosleep(&ts, NULL);
-	}
-}
 
 /* Level changes during @ms of a swing in a fresh 512 MiB group, with a
    dwell of @dwell_ms; the events are left in @s. */
@@ -473,7 +442,7 @@ static int swing_changes(struct seen *s, unsigned int dwell_ms, unsigned int ms)
 	assert_true(wait_for(s, 0, MN_MEMORY_INITIAL, 0) >= 0);
 	/* 444 MiB held: about 68 MiB left (NEUTRAL, above LOW's exit at
 	   61 MiB); the 24 MiB swing takes it to about 44 (LOW, under 51). */
-	pid_t pid = swing_start(cg, 444, 24, 200);
+	pid_t pid = mn_test_swing_start(cg, 444, 24, 200);
 	assert_true(pid > 0);
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
 	nanosleep(&ts, NULL); /* the observation window, not a wait for an event */
