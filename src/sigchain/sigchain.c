@@ -634,18 +634,27 @@ static const struct mn__sub_ops sigsub_ops = {
 
 /* Core lock held: a new handler in the chain of @sig (memnotify's handler
    installed first if needed).  The replaced snapshot is handed back in @rm. */
+static struct sigsub *sigsub_new(int sig, mn_signal_fn fn, void *ctx)
+{
+	struct sigsub *s = calloc(1, sizeof(*s));
+
+	if (s) {
+		s->fn = fn;
+		s->ctx = ctx;
+		s->sig = sig;
+		s->sub.node.release = sigsub_release;
+	}
+	return s;
+}
+
 static int add_handler(int sig, mn_signal_fn fn, void *ctx,
 		       struct mn__chain_removal *rm, struct sigsub **out)
 {
-	struct sigsub *s = calloc(1, sizeof(*s));
+	struct sigsub *s = sigsub_new(sig, fn, ctx);
 	int err;
 
 	if (!s)
 		return -ENOMEM;
-	s->fn = fn;
-	s->ctx = ctx;
-	s->sig = sig;
-	s->sub.node.release = sigsub_release;
 	err = slot_prepare(sig);
 	if (!err)
 		err = mn__chain_add(&slots[sig].chain, &s->sub.node, rm);
@@ -725,9 +734,21 @@ int mn_nmi_signal(void)
 	return sig;
 }
 
+/* Core lock: memnotify's handler owns the signal; its chain is joined. */
+static struct mn__chain *sigsub_attach(mn_sub *sub, void *arg, int *err)
+{
+	int sig = mn__container_of(sub, struct sigsub, sub)->sig;
+
+	(void)arg;
+	return (*err = slot_prepare(sig)) ? NULL : &slots[sig].chain;
+}
+
+static const struct mn__sub_spec sigsub_spec = {
+	.ops = &sigsub_ops, .attach = sigsub_attach,
+};
+
 int mn_signal_register(int sig, mn_signal_fn fn, void *ctx, mn_sub **out)
 {
-	struct mn__chain_removal rm;
 	struct sigsub *s;
 	int err;
 
@@ -737,15 +758,10 @@ int mn_signal_register(int sig, mn_signal_fn fn, void *ctx, mn_sub **out)
 		  -EINVAL);
 	mn__check_unlocked();
 	mn__enter();
-	mn__lock();
-	err = add_handler(sig, fn, ctx, &rm, &s);
-	if (err) {
-		mn__unlock();
+	if (!(s = sigsub_new(sig, fn, ctx)))
+		return -ENOMEM;
+	if ((err = mn__sub_add(&s->sub, &sigsub_spec)))
 		return err;
-	}
-	mn__sub_register(&s->sub, &sigsub_ops);
-	mn__unlock();
-	mn__chain_finish_remove(&slots[sig].chain, &rm);
 	*out = &s->sub;
 	return 0;
 }
