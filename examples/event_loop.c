@@ -21,7 +21,9 @@ static void on_level(const struct mn_memory_status *st, void *ctx)
 
 int main(void)
 {
-	MN_OPTS(mn_dispatch_opts, d, .mode = MN_DISPATCH_EXTERNAL);
+	struct mn_dispatch_opts d = MN_OPTS_INIT(mn_dispatch_opts);
+
+	d.mode = MN_DISPATCH_EXTERNAL;
 	int changes = 0, err;
 	mn_sub *sub;
 
