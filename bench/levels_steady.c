@@ -26,7 +26,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,19 +48,6 @@ static void noop(const struct mn_memory_status *st, void *ctx)
 	(void)ctx;
 }
 
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n - 1; /* the directory's own fd */
-}
 
 static void sleep_ms(unsigned int ms)
 {
@@ -74,7 +60,7 @@ static int run_case(const char *name, int n, int mode)
 {
 	struct mn_stats a = { .sz = sizeof(a) }, b = { .sz = sizeof(b) };
 	pid_t hog = 0;
-	int fds0 = count_fds();
+	int fds0 = mn_test_count_fds();
 
 	for (int i = 0; i < n; i++) {
 		char why[256];
@@ -104,7 +90,7 @@ static int run_case(const char *name, int n, int mode)
 		}
 	}
 	sleep_ms(3000);
-	int fds = count_fds() - fds0;
+	int fds = mn_test_count_fds() - fds0;
 	mn_get_stats(&a);
 	sleep_ms(6000);
 	mn_get_stats(&b);

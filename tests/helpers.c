@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Shared helpers of the tests and benchmarks; see helpers.h. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -345,4 +346,18 @@ pid_t mn_test_swing_start(const char *cg, unsigned int base_mib,
 		madvise(p + base, swing, MADV_DONTNEED);
 		nanosleep(&ts, NULL);
 	}
+}
+
+int mn_test_count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n - 1; /* the directory's own fd */
 }

@@ -48,6 +48,9 @@ pid_t mn_test_swing_start(const char *cgroup, unsigned int base_mib,
 void mn_test_hog_stop(pid_t pid);
 
 uint64_t mn_test_now_usec(void); /* CLOCK_MONOTONIC */
+/* The file descriptors this process has open now (/proc/self/fd, not
+   counting the one that reads it); -1 if it cannot be read. */
+int mn_test_count_fds(void);
 
 /*
  * An event recorder with a bounded wait: a callback records what it saw

@@ -15,7 +15,6 @@
  * initial delivery runs on the dispatching thread, nothing crashes and the
  * fds come back (bounded wait, dispatching).
  */
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -26,26 +25,13 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "helpers.h"
 #include "memnotify.h"
 #include "stress.h"
 
 #define CYCLES 300
 #define SLACK 4 /* fds a cycle may leave open for a while (none expected) */
 
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n - 1; /* the directory's own fd */
-}
 
 static _Atomic unsigned long delivered;
 static _Atomic int delivered_tid;
@@ -108,7 +94,7 @@ int main(void)
 		return 77;
 	}
 	stress_check(mn_unsubscribe(sub) == 0, "first unsubscribe");
-	base = count_fds();
+	base = mn_test_count_fds();
 	printf("open fds after one cycle: %d (limit %llu)\n", base,
 	       (unsigned long long)rl.rlim_cur);
 
@@ -126,7 +112,7 @@ int main(void)
 			first_fail = i;
 			first_err = -ENOENT;
 		}
-		int n = count_fds();
+		int n = mn_test_count_fds();
 		if (n > most)
 			most = n;
 		iterations++;
@@ -173,7 +159,7 @@ int main(void)
 		}
 		if (mn_unsubscribe(sub) != 0)
 			fails2++;
-		int n = count_fds();
+		int n = mn_test_count_fds();
 		if (n > most)
 			most = n;
 		cycles2++;
@@ -181,10 +167,10 @@ int main(void)
 	}
 	/* The dispatcher runs the teardowns queued while it dispatched:
 	   wait for the fds to come back while it still runs. */
-	int n = count_fds();
+	int n = mn_test_count_fds();
 	for (int ms = 0; ms < 3000 && n > base + SLACK; ms++) {
 		usleep(1000);
-		n = count_fds();
+		n = mn_test_count_fds();
 	}
 	atomic_store(&stop, 1);
 	pthread_join(t, NULL);
