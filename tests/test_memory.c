@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -360,6 +361,53 @@ static void test_unreadable_cgroup(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/*
+ * Many subscribers of one group, joined while first deliveries run and
+ * with every third one leaving again: each that stays hears exactly one
+ * first delivery (the newcomers' walk starts at the newest and stops at
+ * the first subscriber already served; leaving compacts the chain).
+ */
+#define MANY 3000
+static _Atomic int initial_of[MANY];
+
+static void count_initial(const struct mn_memory_status *st, void *ctx)
+{
+	if (st->reason == MN_MEMORY_INITIAL)
+		atomic_fetch_add(&initial_of[(intptr_t)ctx], 1);
+}
+
+static void test_many_subscribers(void **state)
+{
+	static mn_sub *subs[MANY];
+	int served = 0;
+
+	(void)state;
+	for (intptr_t i = 0; i < MANY; i++) {
+		assert_int_equal(mn_memory_subscribe(NULL, count_initial, (void *)i,
+						     &subs[i]), 0);
+		if (i % 3 == 2) {
+			assert_int_equal(mn_unsubscribe(subs[i]), 0);
+			subs[i] = NULL;
+		}
+	}
+	uint64_t end = mn_test_now_usec() + WAIT_MS * 1000ull;
+	while (served < MANY - MANY / 3) {
+		served = 0;
+		for (int i = 0; i < MANY; i++)
+			served += subs[i] && atomic_load(&initial_of[i]) > 0;
+		if (mn_test_now_usec() > end)
+			break;
+		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+	}
+	assert_int_equal(served, MANY - MANY / 3);
+	for (int i = 0; i < MANY; i++) {
+		if (subs[i]) {
+			assert_int_equal(atomic_load(&initial_of[i]), 1);
+			assert_int_equal(mn_unsubscribe(subs[i]), 0);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -370,6 +418,7 @@ int main(void)
 		cmocka_unit_test(test_status_matches_kernel),
 		cmocka_unit_test(test_real_cgroup),
 		cmocka_unit_test(test_unreadable_cgroup),
+		cmocka_unit_test(test_many_subscribers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

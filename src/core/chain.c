@@ -59,14 +59,27 @@ void mn__chain_walk_begin(struct mn__chain *c, struct mn__chain_reader *rd)
 	rd->slot = slot;
 	rd->next = 0;
 	rd->snap = atomic_load(&c->snap);
+	/* Entries below the count are complete: the writer stored them before
+	   publishing the count. */
+	rd->n = rd->snap ? atomic_load_explicit(&rd->snap->n, memory_order_acquire)
+			 : 0;
+	rd->newest_first = c->order == MN__CHAIN_NEWEST_FIRST;
+}
+
+void mn__chain_walk_begin_newest(struct mn__chain *c,
+				 struct mn__chain_reader *rd)
+{
+	mn__chain_walk_begin(c, rd);
+	rd->newest_first = true;
 }
 
 struct mn__chain_node *mn__chain_walk_next(struct mn__chain_reader *rd)
 {
 	const struct mn__chain_snap *s = rd->snap;
 
-	while (s && rd->next < s->n) {
-		struct mn__chain_node *n = s->nodes[rd->next++];
+	while (rd->next < rd->n) {
+		size_t i = rd->next++;
+		struct mn__chain_node *n = s->nodes[rd->newest_first ? rd->n - 1 - i : i];
 		if (!atomic_load_explicit(&n->dead, memory_order_acquire))
 			return n;
 	}
@@ -101,59 +114,54 @@ bool mn__chain_in_any_walk(void)
 
 size_t mn__chain_count(struct mn__chain *c)
 {
-	struct mn__chain_snap *s = atomic_load(&c->snap);
-	size_t live = 0;
-
-	for (size_t i = 0; s && i < s->n; i++)
-		if (!s->nodes[i]->unlinked)
-			live++;
-	return live;
+	return c->live;
 }
 
 /*
- * Publish a snapshot of the current one's nodes, less the unlinked ones,
- * plus @add.  Unlinked nodes of the old snapshot are chained into
- * @rm->nodes.  A node that is only dead (killed from a signal handler,
- * not yet unlinked) stays: walks skip it, and its own unlink retires it.
+ * Publish a new snapshot with room for twice the live nodes: the current
+ * one's nodes less the removed ones, in order, plus @add.  The old
+ * snapshot goes to @rm->old_snap; removed nodes whose remover has finished
+ * go to @rm->nodes (freed after the grace period), and those whose remover
+ * is still busy with them are marked dropped, for it to free.  A node that
+ * is only dead (killed from a signal handler, not yet unlinked) stays:
+ * walks skip it, and its own unlink removes it.
  */
-static int rebuild(struct mn__chain *c, struct mn__chain_node *add,
+static int compact(struct mn__chain *c, struct mn__chain_node *add,
 		   struct mn__chain_removal *rm)
 {
 	struct mn__chain_snap *old = atomic_load(&c->snap);
-	struct mn__chain_snap *s;
-	size_t live = 0, k = 0;
+	size_t n = old ? atomic_load_explicit(&old->n, memory_order_relaxed) : 0;
+	size_t live = c->live + (add != NULL), k = 0;
+	struct mn__chain_snap *s = NULL;
 
-	for (size_t i = 0; old && i < old->n; i++)
-		if (!old->nodes[i]->unlinked)
-			live++;
-	if (add)
-		live++;
-	s = NULL;
 	if (live) {
-		s = malloc(sizeof(*s) + live * sizeof(s->nodes[0]));
+		size_t cap = live < 4 ? 8 : 2 * live;
+		s = malloc(sizeof(*s) + cap * sizeof(s->nodes[0]));
 		if (!s)
 			return -ENOMEM;
 		s->retired_next = NULL;
-		s->n = live;
-		if (add && c->order == MN__CHAIN_NEWEST_FIRST)
-			s->nodes[k++] = add;
-		for (size_t i = 0; old && i < old->n; i++)
+		s->cap = cap;
+		for (size_t i = 0; i < n; i++)
 			if (!old->nodes[i]->unlinked)
 				s->nodes[k++] = old->nodes[i];
-		if (add && c->order == MN__CHAIN_OLDEST_FIRST)
+		if (add)
 			s->nodes[k++] = add;
+		atomic_init(&s->n, k);
 	}
 	atomic_store(&c->snap, s);
-
 	rm->old_snap = old;
-	rm->nodes = NULL;
-	for (size_t i = 0; old && i < old->n; i++) {
-		struct mn__chain_node *n = old->nodes[i];
-		if (n->unlinked) {
-			n->retired_next = rm->nodes;
-			rm->nodes = n;
+	for (size_t i = 0; i < n; i++) {
+		struct mn__chain_node *d = old->nodes[i];
+		if (!d->unlinked)
+			continue;
+		if (d->held) {
+			d->dropped = true;
+		} else {
+			d->retired_next = rm->nodes;
+			rm->nodes = d;
 		}
 	}
+	c->unlinked = 0;
 	return 0;
 }
 
@@ -180,17 +188,24 @@ int mn__chain_add(struct mn__chain *c, struct mn__chain_node *node,
 	int err;
 
 	memset(rm, 0, sizeof(*rm));
-	for (size_t i = 0; s && i < s->n; i++)
-		if (s->nodes[i] == node)
-			return -EEXIST;
+	if (node->owner == c && !node->unlinked)
+		return -EEXIST;
 	atomic_store(&node->dead, 0);
 	node->unlinked = false;
+	node->held = false;
+	node->dropped = false;
 	node->retired_next = NULL;
-	err = rebuild(c, node, rm);
-	if (err)
+	if (s && atomic_load_explicit(&s->n, memory_order_relaxed) < s->cap) {
+		size_t n = atomic_load_explicit(&s->n, memory_order_relaxed);
+		s->nodes[n] = node; /* beyond every walk's count until: */
+		atomic_store_explicit(&s->n, n + 1, memory_order_release);
+	} else if ((err = compact(c, node, rm))) {
 		return err;
-	/* The old snapshot may still be walked: the caller frees it after a
-	   grace period, or later if it is inside a walk. */
+	}
+	node->owner = c;
+	c->live++;
+	/* A replaced snapshot may still be walked: the caller frees it after
+	   a grace period, or later if it is inside a walk. */
 	if (mn__chain_in_walk(c))
 		mn__chain_defer(c, rm);
 	return 0;
@@ -200,24 +215,23 @@ int mn__chain_unlink(struct mn__chain *c, struct mn__chain_node *node,
 		     struct mn__chain_removal *rm)
 {
 	struct mn__chain_snap *s = atomic_load(&c->snap);
-	bool found = false;
+	bool deferred = mn__chain_in_walk(c);
 
 	memset(rm, 0, sizeof(*rm));
-	for (size_t i = 0; s && i < s->n; i++)
-		if (s->nodes[i] == node)
-			found = true;
-	if (!found || node->unlinked)
+	if (node->owner != c || node->unlinked)
 		return -ENOENT;
 	atomic_store_explicit(&node->dead, 1, memory_order_release);
 	node->unlinked = true;
-	if (rebuild(c, NULL, rm) < 0) {
-		/* No memory: the node stays in the snapshot, dead and
-		   unlinked; the next successful rebuild retires it. */
-		rm->old_snap = NULL;
-		rm->nodes = NULL;
-		return 0;
-	}
-	if (mn__chain_in_walk(c))
+	/* A remover that cannot wait (inside a walk) hands the node over at
+	   once: the compaction that drops it frees it. */
+	node->held = !deferred;
+	c->live--;
+	c->unlinked++;
+	if (c->unlinked * 2 > atomic_load_explicit(&s->n, memory_order_relaxed))
+		(void)compact(c, NULL, rm); /* no memory: a later writer */
+	if (!deferred)
+		rm->self = node;
+	else
 		mn__chain_defer(c, rm);
 	return 0;
 }
@@ -278,8 +292,26 @@ static void free_lists(struct mn__chain_snap *snaps,
 
 void mn__chain_finish_remove(struct mn__chain *c, struct mn__chain_removal *rm)
 {
-	if (rm->deferred || (!rm->old_snap && !rm->nodes))
+	struct mn__chain_node *self = rm->self;
+
+	if (rm->deferred)
 		return;
+	if (self) {
+		/* The node is handed over: to the compaction that drops it,
+		   or, when one already has, to us. */
+		mn__lock();
+		self->held = false;
+		if (self->dropped) {
+			self->retired_next = rm->nodes;
+			rm->nodes = self;
+		}
+		mn__unlock();
+		rm->self = NULL;
+	} else if (!rm->old_snap && !rm->nodes) {
+		return;
+	}
+	/* Even with nothing to free: a walk that began before the removal
+	   may be calling the node; this returns once none is. */
 	mn__chain_synchronize(c);
 	free_lists(rm->old_snap, rm->nodes);
 	rm->old_snap = NULL;
@@ -322,7 +354,8 @@ void mn__chain_destroy(struct mn__chain *c)
 	   grace period covers walks that ended just before. */
 	mn__chain_synchronize(c);
 	if (s) {
-		for (size_t i = 0; i < s->n; i++) {
+		size_t n_nodes = atomic_load(&s->n);
+		for (size_t i = 0; i < n_nodes; i++) {
 			struct mn__chain_node *n = s->nodes[i];
 			if (n->unlinked && n->release)
 				n->release(n);

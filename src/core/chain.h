@@ -5,9 +5,22 @@
  * writers add and remove nodes.
  *
  * How it works (a small SRCU):
- * - Writers build a new immutable snapshot (an array of node pointers) and
- *   publish it with one atomic pointer store.  Writers are serialized by the
- *   caller (memnotify's core lock, mn__lock()); the chain has no lock.
+ * - A snapshot is an array of node pointers in registration order, with
+ *   spare room.  Adding a node writes it into the room and publishes the new
+ *   count with one release store: walks that began before see the old
+ *   count, later ones the new; nothing is copied.  Only when the room is
+ *   full is a new snapshot (twice the live nodes) built and published with
+ *   one atomic pointer store.  Writers are serialized by the caller
+ *   (memnotify's core lock, mn__lock()); the chain has no lock.
+ * - Removal marks the node dead (walks skip it) and leaves it in place; the
+ *   snapshot is compacted (copied without the removed nodes) once they are
+ *   more than half of it.  So adding and removing cost O(1) amortised, and
+ *   N subscriptions cost O(N), not O(N^2).
+ * - A removed node belongs to the thread that removed it until that thread
+ *   calls mn__chain_finish_remove() (it may still wait on the node, e.g.
+ *   for its callback to return).  A compaction in between drops it from
+ *   the snapshot but leaves the freeing to that thread; otherwise the
+ *   compaction that drops it frees it, after a grace period.
  * - A reader counts itself in one of two reader counters chosen by the
  *   chain's epoch parity, then loads the snapshot.  Entering and leaving are
  *   two atomic adds: lock-free, allocation-free, async-signal-safe.
@@ -41,7 +54,11 @@ enum mn__chain_order {
 struct mn__chain_node {
 	_Atomic int dead;                       /* never call it again */
 	bool unlinked;                          /* removed by a writer: the
-	                                           next snapshot drops it */
+	                                           next compaction drops it */
+	/* Writers' lock: */
+	bool held;    /* unlinked, and its remover has not finished yet */
+	bool dropped; /* out of every snapshot: the remover frees it */
+	const struct mn__chain *owner;          /* the chain it was added to */
 	void (*release)(struct mn__chain_node *); /* frees the node; called
 	                                            once no reader can see it */
 	struct mn__chain_node *retired_next;    /* deferred-free list link */
@@ -49,8 +66,9 @@ struct mn__chain_node {
 
 struct mn__chain_snap {
 	struct mn__chain_snap *retired_next; /* deferred-free list link */
-	size_t n;
-	struct mn__chain_node *nodes[]; /* in call order */
+	size_t cap;
+	_Atomic size_t n;               /* published with release */
+	struct mn__chain_node *nodes[]; /* in registration order */
 };
 
 struct mn__chain {
@@ -58,6 +76,9 @@ struct mn__chain {
 	_Atomic unsigned int epoch;
 	_Atomic long readers[2];
 	enum mn__chain_order order;
+	/* Writers' lock: nodes not removed, nodes removed but still in the
+	   snapshot. */
+	size_t live, unlinked;
 	/* Deferred frees, guarded by the writers' lock. */
 	struct mn__chain_node *retired_nodes;
 	struct mn__chain_snap *retired_snaps;
@@ -67,7 +88,9 @@ struct mn__chain {
 struct mn__chain_reader {
 	struct mn__chain *chain;
 	struct mn__chain_snap *snap;
-	size_t next;
+	size_t n;    /* the snapshot's count when the walk began */
+	size_t next; /* how many entries were read */
+	bool newest_first;
 	unsigned int slot;
 };
 
@@ -78,23 +101,27 @@ void mn__chain_init(struct mn__chain *c, enum mn__chain_order order);
 void mn__chain_destroy(struct mn__chain *c);
 
 struct mn__chain_removal;
-/* Writers (caller holds mn__lock()).  Returns 0, -ENOMEM or -EEXIST; the
-   replaced snapshot is handed back in @rm as for mn__chain_unlink(). */
+/* Writers (caller holds mn__lock()).  O(1) amortised.  Returns 0, -ENOMEM
+   or -EEXIST (@node is in the chain); a replaced snapshot is handed back in
+   @rm as for mn__chain_unlink().  A node is added at most once. */
 int mn__chain_add(struct mn__chain *c, struct mn__chain_node *node,
 		  struct mn__chain_removal *rm);
 /*
- * Mark @node dead and publish a snapshot without it (and without any other
- * dead node).  Returns -ENOENT if @node is not in the chain.  On success the
- * memory to free — the old snapshot and the dead nodes it held — is either
- * handed back in @rm, to be freed by mn__chain_finish_remove() outside the
- * lock after a grace period, or, when this thread is inside a walk of @c,
- * put on the chain's deferred list (@rm->deferred).  If the new snapshot
- * cannot be allocated the node stays in the old one, dead (never called),
- * and is freed by the next writer that can rebuild: removal never fails.
+ * Mark @node dead (no walk that starts later calls it; walks in progress
+ * skip it) and, O(1) amortised, compact the snapshot when removed nodes
+ * are more than half of it.  Returns -ENOENT if @node is not in the chain.
+ * The caller then calls mn__chain_finish_remove() with @rm outside the
+ * lock: it waits for a grace period, so that @node's callback is not
+ * running, and frees what a compaction retired.  When this thread is
+ * inside a walk of @c that wait is impossible: the memory goes to the
+ * chain's deferred list (@rm->deferred) and @node may be freed by a later
+ * reclaim as soon as the lock is dropped.  Removal never fails: a
+ * compaction that cannot allocate is left to a later writer.
  */
 struct mn__chain_removal {
 	struct mn__chain_snap *old_snap;
 	struct mn__chain_node *nodes; /* linked by retired_next */
+	struct mn__chain_node *self;  /* the node removed, until finished */
 	bool deferred;
 };
 int mn__chain_unlink(struct mn__chain *c, struct mn__chain_node *node,
@@ -119,6 +146,10 @@ bool mn__chain_in_walk(const struct mn__chain *c);
 
 /* Readers: lock-free, allocation-free, async-signal-safe. */
 void mn__chain_walk_begin(struct mn__chain *c, struct mn__chain_reader *rd);
+/* The same, newest node first whatever the chain's order (a source that
+   wants only its newest nodes stops early). */
+void mn__chain_walk_begin_newest(struct mn__chain *c,
+				 struct mn__chain_reader *rd);
 struct mn__chain_node *mn__chain_walk_next(struct mn__chain_reader *rd);
 void mn__chain_walk_end(struct mn__chain_reader *rd);
 

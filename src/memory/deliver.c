@@ -120,17 +120,51 @@ static void status_for(const struct mon *m, struct mn_memory_status *out,
 	*out = st;
 }
 
+/*
+ * Only the newcomers' first deliveries: the chain is in join order, so a
+ * walk from the newest node ends at the first one that already had its
+ * first delivery.  N subscriptions cost O(N) in all, not a walk of the
+ * whole chain each.
+ */
+static void deliver_initial(struct mon *m, struct mn_memory_status *st)
+{
+	struct mn__chain_reader rd;
+	struct mn__chain_node *n;
+	uint64_t newest = m->initial_done;
+
+	st->previous_level = MN_MEMORY_LEVEL_UNKNOWN;
+	mn__chain_walk_begin_newest(&m->chain, &rd);
+	while ((n = mn__chain_walk_next(&rd))) {
+		struct memsub *s = mn__container_of(n, struct memsub, sub.node);
+		if (s->join <= m->initial_done)
+			break;
+		newest = MN__MAX(newest, s->join);
+		if (atomic_exchange(&s->needs_initial, 0))
+			post(s, st);
+	}
+	mn__chain_walk_end(&rd);
+	m->initial_done = newest;
+}
+
 void mn__mon_deliver(struct mon *m, enum mn_memory_level prev, bool changed,
 		    unsigned int mechanism, int error)
 {
 	struct mn__chain_reader rd;
 	struct mn__chain_node *n;
 	struct mn_memory_status st;
+	uint64_t newest = m->initial_done;
 
 	status_for(m, &st, mechanism, error);
+	if (!changed && !error && !m->moved) {
+		st.reason = MN_MEMORY_INITIAL;
+		deliver_initial(m, &st);
+		mn__chain_reclaim(&m->chain);
+		return;
+	}
 	mn__chain_walk_begin(&m->chain, &rd);
 	while ((n = mn__chain_walk_next(&rd))) {
 		struct memsub *s = mn__container_of(n, struct memsub, sub.node);
+		newest = MN__MAX(newest, s->join);
 		if (atomic_exchange(&s->needs_initial, 0)) {
 			st.reason = error ? MN_MEMORY_ERROR : MN_MEMORY_INITIAL;
 			st.previous_level = MN_MEMORY_LEVEL_UNKNOWN;
@@ -140,15 +174,14 @@ void mn__mon_deliver(struct mon *m, enum mn_memory_level prev, bool changed,
 		} else if (m->moved) {
 			st.reason = MN_MEMORY_MOVED;
 			st.previous_level = prev;
-		} else if (changed) {
+		} else {
 			st.reason = MN_MEMORY_CHANGE;
 			st.previous_level = prev;
-		} else {
-			continue;
 		}
 		post(s, &st);
 	}
 	mn__chain_walk_end(&rd);
+	m->initial_done = newest;
 	mn__chain_reclaim(&m->chain);
 	if (!error)
 		m->moved = false;

@@ -152,6 +152,7 @@ static void rebuild_after_fork(void)
 						       sub.node)->needs_initial,
 				     1);
 		mn__chain_walk_end(&rd);
+		m->initial_done = 0;
 		atomic_store(&m->pending_initial, 1);
 		mn__dispatch_post(&m->kick);
 	}
@@ -216,6 +217,7 @@ static struct mn__chain *memsub_attach(mn_sub *sub, void *arg, int *err)
 		}
 	}
 	s->mon = m;
+	s->join = ++m->joins;
 	return &m->chain;
 }
 

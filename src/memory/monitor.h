@@ -84,6 +84,9 @@ struct mon {
 	struct mn__work kick;      /* initial deliveries */
 	struct mn__work teardown;
 	_Atomic int pending_initial;
+	uint64_t joins;            /* core lock: subscribers ever joined */
+	uint64_t initial_done;     /* dispatcher: every subscriber up to this
+	                              join number has had its first delivery */
 
 	_Atomic bool failed;       /* set on the dispatcher, read anywhere */
 	int fail_err;
@@ -122,6 +125,8 @@ struct memsub {
 	mn_memory_cb cb;
 	void *ctx;
 	struct mon *mon;
+	uint64_t join;             /* its join number, set before it is in the
+	                              chain; the chain is in join order */
 	_Atomic int needs_initial;
 	/* The mailbox of its delivery lane (lane lock): the newest status
 	   not yet delivered, and what this subscriber was last told. */
