@@ -2,7 +2,10 @@
 # System test (root): a child memory cgroup with a 256 MiB limit, a real
 # memory hog inside it — stress-ng, then our own mn_hog — while
 # `memnotify watch --json --cgroup` runs outside.  The levels must go to
-# "low" while each hog runs and back to "high" after it exits.
+# "low" while each hog runs and back to "high" after it exits.  Then a hog
+# larger than the limit is OOM-killed: a memory.oom line with its
+# oom_kill_count; and a watch of its own group, moved to another group,
+# prints a memory.moved line with the new group and its limit.
 set -u
 bin=$1 hog=$2
 skip() { echo "skipped: $*"; exit 77; }
@@ -41,10 +44,13 @@ fi
 out=$(mktemp)
 watch_pid=
 cleanup() {
-	[ -n "$watch_pid" ] && kill "$watch_pid" 2>/dev/null && wait "$watch_pid" 2>/dev/null
-	for p in $(cat "$cg/cgroup.procs" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
-	for _ in $(seq 100); do rmdir "$cg" 2>/dev/null && break; sleep 0.05; done
-	rm -f "$out"
+	jobs -p | xargs -r kill 2>/dev/null
+	wait 2>/dev/null
+	for g in "$cg" "$cg-b"; do
+		for p in $(cat "$g/cgroup.procs" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
+		for _ in $(seq 100); do [ -d "$g" ] || break; rmdir "$g" 2>/dev/null && break; sleep 0.05; done
+	done
+	rm -f "$out" "$out.moved"
 }
 trap cleanup EXIT
 
@@ -104,6 +110,53 @@ run_hog() {
 run_hog "stress-ng --vm 1 --vm-bytes 240M --vm-keep" \
 	stress-ng --vm 1 --vm-bytes 240M --vm-keep --timeout 60s
 run_hog "mn_hog 240" "$hog" 240
+
+# A hog over the limit: the kernel's OOM killer kills it (no swap is
+# assumed: with swap the hog may be swapped instead, which is said).
+if [ "$(awk '/^SwapTotal:/{print $2}' /proc/meminfo)" != 0 ] && [ "$ver" = v1 ] &&
+   [ ! -f "$cg/memory.memsw.limit_in_bytes" ]; then
+	echo "skip OOM case: swap is on and the group's swap cannot be limited"
+else
+	[ "$ver" = v1 ] && [ -f "$cg/memory.memsw.limit_in_bytes" ] &&
+		echo $((256 << 20)) >"$cg/memory.memsw.limit_in_bytes"
+	sh -c 'echo $$ > "$1/cgroup.procs" && exec "$2" 400' sh "$cg" "$hog" >/dev/null 2>&1 &
+	hp=$!
+	got=
+	for _ in $(seq 600); do # 30 s
+		if tail -n +$((seen + 1)) "$out" | grep '"event":"memory.oom"' |
+		   grep -q '"oom_kill_count":[1-9]'; then got=1; break; fi
+		sleep 0.05
+	done
+	wait "$hp"; hrc=$?
+	if [ -n "$got" ] && [ $hrc -eq 137 ]; then
+		echo "ok   OOM kill: a memory.oom line with oom_kill_count >= 1, the hog died by SIGKILL"
+		pass=$((pass + 1))
+	else
+		echo "FAIL OOM kill: line seen: ${got:-no}, hog exit $hrc"; fail=$((fail + 1))
+	fi
+fi
+
+# A watch of its own group follows the process into another group.
+mkdir "$cg-b" || skip "cannot create $cg-b"
+if [ "$ver" = v2 ]; then echo $((128 << 20)) > "$cg-b/memory.max"
+else echo $((128 << 20)) > "$cg-b/memory.limit_in_bytes"; fi
+sh -c 'echo $$ > "$1/cgroup.procs" && exec "$2" watch --json' sh "$cg" "$bin" >"$out.moved" 2>&1 &
+mp=$!
+for _ in $(seq 200); do grep -q memory.status "$out.moved" && break; sleep 0.05; done
+echo "$mp" >"$cg-b/cgroup.procs"
+got=
+for _ in $(seq 400); do # 20 s: the group is compared at the slow sampling rate
+	if grep '"event":"memory.moved"' "$out.moved" | grep -q "\"limit_bytes\":$((128 << 20)).*\"cgroup\":\"$cg-b\""; then
+		got=1; break
+	fi
+	sleep 0.05
+done
+kill "$mp" 2>/dev/null; wait "$mp" 2>/dev/null
+if [ -n "$got" ]; then
+	echo "ok   moved: a memory.moved line with the new group and its 128 MiB limit"; pass=$((pass + 1))
+else
+	echo "FAIL moved: watch printed:"; cat "$out.moved"; fail=$((fail + 1))
+fi
 
 echo "--- what watch printed"
 cat "$out"

@@ -61,6 +61,17 @@ void out_memory_header(FILE *f)
 		"LEVEL", "AVAILABLE", "LIMIT", "LOAD", "MECHANISM");
 }
 
+const char *out_memory_event(enum mn_memory_reason reason)
+{
+	switch (reason) {
+	case MN_MEMORY_INITIAL: return "memory.status";
+	case MN_MEMORY_ERROR: return "memory.error";
+	case MN_MEMORY_MOVED: return "memory.moved";
+	case MN_MEMORY_OOM: return "memory.oom";
+	default: return "memory.level";
+	}
+}
+
 void out_memory(FILE *f, bool json, const char *event,
 		const struct mn_memory_status *st)
 {
@@ -93,6 +104,12 @@ void out_memory(FILE *f, bool json, const char *event,
 				st->psi_full_avg10, st->psi_full_avg60);
 		fprintf(f, ",\"cgroup_version\":%d,\"cgroup\":", st->cgroup_version);
 		out_json_str(f, st->cgroup_path);
+		if (st->skipped_changes)
+			fprintf(f, ",\"skipped_changes\":%llu",
+				(unsigned long long)st->skipped_changes);
+		if (st->reason == MN_MEMORY_OOM)
+			fprintf(f, ",\"oom_kill_count\":%llu",
+				(unsigned long long)st->oom_kill_count);
 		if (st->error) {
 			fprintf(f, ",\"error\":");
 			out_json_str(f, mn_strerror(st->error));
@@ -101,12 +118,21 @@ void out_memory(FILE *f, bool json, const char *event,
 	} else {
 		char lvl[16];
 		snprintf(lvl, sizeof(lvl), "%s", mn_memory_level_name(st->level));
-		fprintf(f, "%-24s  %-7s  %-7s  %8.1f MiB  %8.1f MiB  %3u%%  %s%s%s\n",
+		fprintf(f, "%-24s  %-7s  %-7s  %8.1f MiB  %8.1f MiB  %3u%%  %s",
 			ts, event + strlen("memory."), lvl,
 			mib(st->available_bytes), mib(st->limit_bytes),
-			st->load_percent, mn_memory_mechanism_name(st->mechanism),
-			st->error ? "  error: " : "",
-			st->error ? mn_strerror(st->error) : "");
+			st->load_percent, mn_memory_mechanism_name(st->mechanism));
+		if (st->reason == MN_MEMORY_MOVED)
+			fprintf(f, "  cgroup: %s", st->cgroup_path);
+		if (st->reason == MN_MEMORY_OOM)
+			fprintf(f, "  oom_kills: %llu",
+				(unsigned long long)st->oom_kill_count);
+		if (st->skipped_changes)
+			fprintf(f, "  skipped: %llu",
+				(unsigned long long)st->skipped_changes);
+		if (st->error)
+			fprintf(f, "  error: %s", mn_strerror(st->error));
+		fputc('\n', f);
 	}
 	fflush(f);
 }

@@ -15,6 +15,9 @@ void out_time(char *buf, size_t len, uint64_t time_usec);
 void out_json_str(FILE *f, const char *s);
 /* One memory event: @event is "memory.status", "memory.level" or
    "memory.error". */
+/* The event name of a delivery: memory.status, .level, .moved, .oom or
+   .error. */
+const char *out_memory_event(enum mn_memory_reason reason);
 void out_memory(FILE *f, bool json, const char *event,
 		const struct mn_memory_status *st);
 void out_memory_header(FILE *f);

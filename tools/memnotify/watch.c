@@ -72,9 +72,7 @@ static void emit_metrics(struct watch *w)
 static void on_memory(const struct mn_memory_status *st, void *ctx)
 {
 	struct watch *w = ctx;
-	const char *event = st->reason == MN_MEMORY_INITIAL ? "memory.status"
-			    : st->reason == MN_MEMORY_ERROR ? "memory.error"
-							    : "memory.level";
+	const char *event = out_memory_event(st->reason);
 
 	if (w->metrics) {
 		if (st->reason == MN_MEMORY_ERROR)
@@ -226,6 +224,8 @@ int cmd_watch(int argc, char **argv)
 	parse_args(argc, argv, true, &w->a);
 	w->mo = MN_OPTS_INIT(mn_memory_opts);
 	w->mo.cgroup = w->a.cgroup;
+	/* An OOM kill under the group's limits is a line of its own. */
+	w->mo.flags |= MN_MEMORY_OOM_EVENTS;
 	w->metrics = w->a.openmetrics || w->a.textfile;
 	if (w->a.interval > 0 || w->metrics) {
 		double s = w->a.interval > 0 ? w->a.interval : DEFAULT_INTERVAL_S;
