@@ -4,6 +4,13 @@
  * with Windows' absolute default thresholds, turned into a waitable state.
  * The handles of this face that CloseHandle/WaitForSingleObject know.
  *
+ * One level, many handles: every handle made with the same thresholds
+ * shares one subscription (a "share"), and its callback updates all of
+ * them in one pass, clearing before setting.  So the low and high handles
+ * never disagree as two subscriptions delivered on their own lanes could:
+ * once the low handle is signaled, the high one is already clear, and the
+ * reverse, as Windows' two handles over one memory state behave.
+ *
  * Locks and fork(): the registry's reg_lock is registered with the core
  * (rank FACE), so fork() takes it and a child never inherits it held.  A
  * handle has no lock: its state is one atomic word (signaled, closed) that
@@ -29,12 +36,20 @@
 
 #define MiB (1024ull * 1024)
 
+struct share {
+	struct mn__w32_link link;   /* shares, reg_lock */
+	uint64_t low, high;         /* the thresholds, bytes */
+	mn_sub *sub;
+	int handles;                /* reg_lock */
+	enum mn_memory_level level; /* reg_lock: the last delivered */
+};
+
 struct resnotif {
 	struct mn__w32_link link;   /* handles, reg_lock */
 	MEMORY_RESOURCE_NOTIFICATION_TYPE type;
 	_Atomic unsigned int word;  /* SIGNALED | CLOSED; a futex */
 	_Atomic int refs;
-	mn_sub *sub;
+	struct share *share;
 };
 
 #define SIGNALED 1u
@@ -42,6 +57,7 @@ struct resnotif {
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct mn__w32_link *handles;
+static struct mn__w32_link *shares;
 
 __attribute__((constructor)) static void resource_init(void)
 {
@@ -82,21 +98,90 @@ static bool signaled(MEMORY_RESOURCE_NOTIFICATION_TYPE type,
 						     : level == MN_MEMORY_HIGH;
 }
 
-/* Thread context (the dispatcher). */
+/* reg_lock held: set @h's state for @level; wakes its waiters on a
+   change.  @set: only handles becoming signaled, else only those
+   becoming clear. */
+static void apply(struct resnotif *h, enum mn_memory_level level, bool set)
+{
+	bool want = signaled(h->type, level);
+	unsigned int old;
+
+	if (want != set)
+		return;
+	old = want ? atomic_fetch_or(&h->word, SIGNALED)
+		   : atomic_fetch_and(&h->word, ~SIGNALED);
+	if (((old & SIGNALED) != 0) != want)
+		wake_all(h);
+}
+
+/* Thread context (a delivery thread), no memnotify lock held: every
+   handle of the share, clear ones first. */
 static void on_level(const struct mn_memory_status *st, void *ctx)
 {
-	struct resnotif *h = ctx;
-
-	unsigned int old;
+	struct share *sh = ctx;
 
 	if (st->reason == MN_MEMORY_ERROR)
 		return; /* the last known state stands */
-	if (signaled(h->type, st->level))
-		old = atomic_fetch_or(&h->word, SIGNALED);
-	else
-		old = atomic_fetch_and(&h->word, ~SIGNALED);
-	if ((old & SIGNALED) != signaled(h->type, st->level))
-		wake_all(h);
+	pthread_mutex_lock(&reg_lock);
+	sh->level = st->level;
+	for (int set = 0; set < 2; set++)
+		for (struct mn__w32_link *l = handles; l; l = l->next)
+			if (((struct resnotif *)l)->share == sh)
+				apply((struct resnotif *)l, st->level, set);
+	pthread_mutex_unlock(&reg_lock);
+}
+
+/* reg_lock held: the share of these thresholds, or NULL. */
+static struct share *find_share(uint64_t low, uint64_t high)
+{
+	for (struct mn__w32_link *l = shares; l; l = l->next) {
+		struct share *sh = (struct share *)l;
+		if (sh->low == low && sh->high == high)
+			return sh;
+	}
+	return NULL;
+}
+
+/* The share for @o's thresholds, with @h counted in it and on the handle
+   list: found, or made (subscribing with no lock held).  0 or -errno. */
+static int join_share(const struct mn_memory_opts *o, struct resnotif *h,
+		      enum mn_memory_level now)
+{
+	struct share *sh, *made = NULL;
+	int err;
+
+	pthread_mutex_lock(&reg_lock);
+	if (!(sh = find_share(o->low_bytes, o->high_bytes))) {
+		pthread_mutex_unlock(&reg_lock);
+		if (!(made = calloc(1, sizeof(*made))))
+			return -ENOMEM;
+		made->low = o->low_bytes;
+		made->high = o->high_bytes;
+		if ((err = mn_memory_subscribe(o, on_level, made, &made->sub))) {
+			free(made);
+			return err;
+		}
+		pthread_mutex_lock(&reg_lock);
+		/* Another thread may have made one meanwhile: use that. */
+		if (!(sh = find_share(o->low_bytes, o->high_bytes))) {
+			mn__w32_push(&shares, made);
+			sh = made;
+			made = NULL;
+		}
+	}
+	sh->handles++;
+	h->share = sh;
+	/* The level the share's other handles show, once it has one. */
+	if (sh->level != MN_MEMORY_LEVEL_UNKNOWN)
+		now = sh->level;
+	atomic_store(&h->word, signaled(h->type, now) ? SIGNALED : 0);
+	mn__w32_push(&handles, h);
+	pthread_mutex_unlock(&reg_lock);
+	if (made) {
+		mn_unsubscribe(made->sub);
+		free(made);
+	}
+	return 0;
 }
 
 HANDLE CreateMemoryResourceNotification(MEMORY_RESOURCE_NOTIFICATION_TYPE type)
@@ -126,15 +211,11 @@ HANDLE CreateMemoryResourceNotification(MEMORY_RESOURCE_NOTIFICATION_TYPE type)
 		return mn__w32_fail(-ENOMEM, NULL);
 	h->type = type;
 	h->refs = 1;
-	h->word = signaled(type, st.level) ? SIGNALED : 0;
-	err = mn_memory_subscribe(&o, on_level, h, &h->sub);
+	err = join_share(&o, h, st.level);
 	if (err) {
 		put(h);
 		return mn__w32_fail(err, NULL);
 	}
-	pthread_mutex_lock(&reg_lock);
-	mn__w32_push(&handles, h);
-	pthread_mutex_unlock(&reg_lock);
 	return h;
 }
 MN__W32_ALIAS(CreateMemoryResourceNotification);
@@ -203,15 +284,21 @@ DWORD MnWaitForSingleObject(HANDLE handle, DWORD ms)
 BOOL MnCloseHandle(HANDLE handle)
 {
 	struct resnotif *h;
-
 	if (handle == GetCurrentProcess())
 		return TRUE;
+	struct share *last = NULL;
+
 	pthread_mutex_lock(&reg_lock);
 	h = mn__w32_take(&handles, handle);
+	if (h && --h->share->handles == 0)
+		last = mn__w32_take(&shares, h->share);
 	pthread_mutex_unlock(&reg_lock);
 	if (!h)
 		return mn__w32_fail(-ENOENT, FALSE);
-	mn_unsubscribe(h->sub); /* returns once on_level cannot run */
+	if (last) {
+		mn_unsubscribe(last->sub); /* returns once on_level cannot run */
+		free(last);
+	}
 	atomic_fetch_or(&h->word, CLOSED);
 	wake_all(h);
 	put(h);

@@ -11,8 +11,9 @@
  *    MmUnsecureVirtualMemory on R2's own handle (what Windows code does),
  *    then B secures R2 again;
  *  - thread C loops QueryMemoryResourceNotification / WaitForSingleObject
- *    (0 ms) on one resource notification handle, and KeRegisterNmiCallback
- *    / KeDeregisterNmiCallback;
+ *    (0 ms) on one resource notification handle, makes and closes a
+ *    second (high) handle, which joins and leaves the first one's shared
+ *    subscription, and KeRegisterNmiCallback / KeDeregisterNmiCallback;
  *  - thread D forks in a loop; each grandchild calls into every part of
  *    the face (secure, resource handle, NMI, bad memory, the CLR host's
  *    VirtualQuery) and must exit within a bound: a face lock inherited
@@ -185,6 +186,10 @@ static void *thread_c(void *arg)
 		DWORD w = WaitForSingleObject(resource, 0);
 		if (w != WAIT_OBJECT_0 && w != WAIT_TIMEOUT)
 			fail("C: WaitForSingleObject");
+		HANDLE hi = CreateMemoryResourceNotification(HighMemoryResourceNotification);
+		BOOL hs;
+		if (!hi || !QueryMemoryResourceNotification(hi, &hs) || !CloseHandle(hi))
+			fail("C: a second resource handle");
 		PVOID n = KeRegisterNmiCallback(nmi_cb, NULL);
 		if (!n || KeDeregisterNmiCallback(n) != STATUS_SUCCESS)
 			fail("C: KeRegisterNmiCallback/KeDeregisterNmiCallback");
