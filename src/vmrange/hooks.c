@@ -54,6 +54,42 @@
 #define MREMAP_DONTUNMAP 4
 #endif
 
+/*
+ * A system call with six arguments, as the C library's syscall() makes it:
+ * -1 with errno set on failure.  Async-signal-safe.
+ */
+#if defined(__x86_64__)
+MN__NO_TSAN static long raw_syscall(long nr, long a, long b, long c, long d,
+				    long e, long f)
+{
+	long ret;
+	register long r10 __asm__("r10") = d;
+	register long r8 __asm__("r8") = e;
+	register long r9 __asm__("r9") = f;
+
+	__asm__ volatile("syscall"
+			 : "=a"(ret)
+			 : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8),
+			   "r"(r9)
+			 : "rcx", "r11", "memory");
+	if ((unsigned long)ret > -4096UL) {
+		errno = (int)-ret;
+		return -1;
+	}
+	return ret;
+}
+#else
+static long (*libc_syscall)(long, ...);
+static long raw_syscall(long nr, long a, long b, long c, long d, long e, long f)
+{
+	if (!libc_syscall) {
+		errno = ENOSYS;
+		return -1;
+	}
+	return libc_syscall(nr, a, b, c, d, e, f);
+}
+#endif
+
 /* Set while an interposer forwards: the redirected entry stays quiet. */
 static __thread int tls_forwarding __attribute__((tls_model("initial-exec")));
 
@@ -148,6 +184,59 @@ MN__NO_TSAN static void report_mremap(void *old, size_t old_len, size_t new_len,
 		       (uint64_t)(uintptr_t)new_addr, new_len);
 	if (flags & MREMAP_DONTUNMAP)
 		report(MN_VM_DISCARD, old, old_len, -1, MADV_DONTNEED, 0, 0);
+}
+
+/*
+ * The new address of an mremap that another hooker may drop.  UCX's libucm
+ * (1.13) takes mremap with four arguments: its replacement and its
+ * "original" (syscall(SYS_mremap, old, old_len, new_len, flags), or the C
+ * library's mremap) pass whatever a register holds as the new address, so
+ * an MREMAP_FIXED move through it lands anywhere — at address 0, or
+ * fails.  While memnotify hands such a call on, it keeps the arguments
+ * here; the call that reaches the kernel through memnotify's syscall() or
+ * mremap() with the same first four arguments gets the kept address back.
+ * Thread-local, so async-signal-safe; a signal handler's own mremap on
+ * this thread saves and restores it (MREMAP_ARM/MREMAP_DISARM nest).
+ */
+struct mremap_args {
+	void *old;
+	size_t old_len, new_len;
+	int flags;
+	void *new_addr;
+	int armed;
+};
+static __thread struct mremap_args tls_mremap __attribute__((tls_model("initial-exec")));
+
+/* Flags with which the kernel (and the C library) read the 5th argument. */
+#define MREMAP_NEW_ADDR_FLAGS (MREMAP_FIXED | MREMAP_DONTUNMAP)
+
+MN__NO_TSAN static struct mremap_args mremap_arm(void *old, size_t old_len,
+						 size_t new_len, int flags,
+						 void *new_addr)
+{
+	struct mremap_args saved = tls_mremap;
+
+	if (flags & MREMAP_NEW_ADDR_FLAGS)
+		tls_mremap = (struct mremap_args){ old, old_len, new_len, flags,
+						   new_addr, 1 };
+	return saved;
+}
+
+MN__NO_TSAN static void mremap_disarm(struct mremap_args saved)
+{
+	tls_mremap = saved;
+}
+
+/* The new address a call with these arguments was made with: the kept
+   one when memnotify handed this very call on, else @new_addr. */
+MN__NO_TSAN static void *mremap_new_addr(void *old, size_t old_len, size_t new_len,
+					 int flags, void *new_addr)
+{
+	if (MN__UNLIKELY(tls_mremap.armed) && (flags & MREMAP_NEW_ADDR_FLAGS) &&
+	    tls_mremap.old == old && tls_mremap.old_len == old_len &&
+	    tls_mremap.new_len == new_len && tls_mremap.flags == flags)
+		return tls_mremap.new_addr;
+	return new_addr;
 }
 
 /* --- replacements: report, then the system call ------------------------------ */
@@ -255,9 +344,16 @@ static void *mn_mmap_impl(void *addr, size_t len, int prot, int flags, int fd,
 MN__NO_TSAN static void *sys_mremap(void *old, size_t old_len, size_t new_len,
 				    int flags, void *new_addr)
 {
-	if (chained.mremap && !tls_chaining)
-		return CHAIN(chained.mremap(old, old_len, new_len, flags, new_addr));
-	return (void *)syscall(SYS_mremap, old, old_len, new_len, flags, new_addr);
+	new_addr = mremap_new_addr(old, old_len, new_len, flags, new_addr);
+	if (chained.mremap && !tls_chaining) {
+		struct mremap_args saved = mremap_arm(old, old_len, new_len, flags,
+						      new_addr);
+		void *r = CHAIN(chained.mremap(old, old_len, new_len, flags, new_addr));
+		mremap_disarm(saved);
+		return r;
+	}
+	return (void *)raw_syscall(SYS_mremap, (long)old, (long)old_len,
+				   (long)new_len, flags, (long)new_addr, 0);
 }
 
 /* mremap with a move that the caller left to the kernel: try in place
@@ -338,7 +434,7 @@ static void *mn_mremap_entry(void *old, size_t old_len, size_t new_len,
 	void *new_addr = NULL;
 	va_list ap;
 
-	if (flags & MREMAP_FIXED) {
+	if (flags & MREMAP_NEW_ADDR_FLAGS) {
 		va_start(ap, flags);
 		new_addr = va_arg(ap, void *);
 		va_end(ap);
@@ -363,6 +459,9 @@ MN__NO_TSAN static void resolve_next(void)
 	next.shmdt = (shmdt_fn)dlsym(RTLD_NEXT, "shmdt");
 	next.brk = (brk_fn)dlsym(RTLD_NEXT, "brk");
 	next.sbrk = (sbrk_fn)dlsym(RTLD_NEXT, "sbrk");
+#if !defined(__x86_64__)
+	libc_syscall = (long (*)(long, ...))dlsym(RTLD_NEXT, "syscall");
+#endif
 	next.resolved = true;
 }
 
@@ -439,24 +538,53 @@ MN_API MN__NO_TSAN void *mremap(void *old, size_t old_len, size_t new_len, int f
 	void *new_addr = NULL;
 	va_list ap;
 
-	if (flags & MREMAP_FIXED) {
+	if (flags & MREMAP_NEW_ADDR_FLAGS) {
 		va_start(ap, flags);
 		new_addr = va_arg(ap, void *);
 		va_end(ap);
 	}
+	/* A hooker that called us as its "original" may have lost it. */
+	new_addr = mremap_new_addr(old, old_len, new_len, flags, new_addr);
 	if (!next.mremap)
 		return mn_mremap_impl(old, old_len, new_len, flags, new_addr);
-	if (!atomic_load_explicit(&mn__vm_active, memory_order_relaxed))
-		return FORWARD(next.mremap(old, old_len, new_len, flags, new_addr));
-	report_mremap(old, old_len, new_len, flags, new_addr);
-	if ((flags & MREMAP_MAYMOVE) && !(flags & MREMAP_FIXED) &&
-	    new_len > old_len) {
-		void *r = FORWARD(next.mremap(old, old_len, new_len, 0));
-		if (r != MAP_FAILED)
-			return r;
-		report(MN_VM_MOVE, old, old_len, -1, 0, 0, new_len);
+	if (atomic_load_explicit(&mn__vm_active, memory_order_relaxed)) {
+		report_mremap(old, old_len, new_len, flags, new_addr);
+		if ((flags & MREMAP_MAYMOVE) && !(flags & MREMAP_FIXED) &&
+		    new_len > old_len) {
+			void *r = FORWARD(next.mremap(old, old_len, new_len, 0));
+			if (r != MAP_FAILED)
+				return r;
+			report(MN_VM_MOVE, old, old_len, -1, 0, 0, new_len);
+		}
 	}
-	return FORWARD(next.mremap(old, old_len, new_len, flags, new_addr));
+	struct mremap_args saved = mremap_arm(old, old_len, new_len, flags, new_addr);
+	void *r = FORWARD(next.mremap(old, old_len, new_len, flags, new_addr));
+	mremap_disarm(saved);
+	return r;
+}
+
+/*
+ * syscall(): the C library's, with one repair: an mremap that memnotify
+ * handed on to another hooker gets back the new address that hooker lost
+ * (see tls_mremap).  Nothing is reported here — a raw system call is
+ * still caught by userfaultfd only.  The kernel takes at most six
+ * arguments; like the C library's, this reads six whatever the caller
+ * passed.  Async-signal-safe.
+ */
+MN_API MN__NO_TSAN long syscall(long nr, ...)
+{
+	long a[6];
+	va_list ap;
+
+	va_start(ap, nr);
+	for (int i = 0; i < 6; i++)
+		a[i] = va_arg(ap, long);
+	va_end(ap);
+	if (MN__UNLIKELY(nr == SYS_mremap))
+		a[4] = (long)mremap_new_addr((void *)a[0], (size_t)a[1],
+					     (size_t)a[2], (int)a[3],
+					     (void *)a[4]);
+	return raw_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
 
 /* The extent of the mappings that start at @addr and continue without a
@@ -761,6 +889,81 @@ static void describe(int done)
 		 refused);
 }
 
+/*
+ * Another hooker that installs after memnotify (UCX's libucm loaded with
+ * dlopen(), say) writes its jump over memnotify's at the same entry: the
+ * C library's internal calls then reach only that hooker.  Each
+ * mn__vm_hooks_install() (every watch and listener) compares the first
+ * bytes of every redirected entry with what memnotify left there — a few
+ * loads — and when they changed, chains onto the newcomer: the chain slot
+ * takes the newcomer's target (or none, when the original code came back),
+ * then a new jump goes over the newcomer's.  No memnotify lock is held; a
+ * second thread that finds the work taken skips it.  Not signal-safe.
+ */
+static unsigned char heads[R_COUNT][16];
+static atomic_int rechain_owner; /* pid of the thread's process at work */
+static atomic_int rechains;      /* how many entries were chained again */
+static char lost[100];           /* entries whose jump is gone for good */
+
+static bool entry_changed(const struct mn__x86_redirect *r, int i)
+{
+	return memcmp(r->entry, heads[i], sizeof(heads[i])) ||
+	       memcmp((const void *)r->word, r->patched, r->width);
+}
+
+static void remember_heads(void)
+{
+	for (int i = 0; i < R_COUNT; i++)
+		if (redirects[i].done)
+			memcpy(heads[i], redirects[i].entry, sizeof(heads[i]));
+}
+
+/* Chain onto what is now at entry @i; false when that cannot be done. */
+static bool rechain_one(int i)
+{
+	struct mn__x86_redirect *r = &redirects[i];
+	struct mn__x86_redirect one = *r;
+	struct mn__x86_site site;
+	char why[120];
+
+	if (!chain_slot[i] ||
+	    mn__x86_find_site(r->entry, mn__x86_code_avail(r->entry, 64),
+			      (uintptr_t)r->entry, &site, why, sizeof(why)))
+		return false;
+	if (site.chain == (uintptr_t)r->target)
+		return true; /* cannot be: our jumps lead to pads */
+	*chain_slot[i] = (void *)site.chain; /* before the jump leads here */
+	if (mn__x86_redirect_all(&one, 1, (uintptr_t)r->entry, why,
+				 sizeof(why)) != 1)
+		return false;
+	*r = one;
+	memcpy(heads[i], r->entry, sizeof(heads[i]));
+	atomic_fetch_add_explicit(&rechains, 1, memory_order_relaxed);
+	return true;
+}
+
+static void rechain(void)
+{
+	int me = (int)getpid(), cur = atomic_load(&rechain_owner);
+	size_t k = strlen(lost);
+
+	/* A child of a fork() inherits a parent's mark: not its own. */
+	if ((cur && cur == me) ||
+	    !atomic_compare_exchange_strong(&rechain_owner, &cur, me))
+		return;
+	for (int i = 0; i < R_COUNT; i++) {
+		if (!redirects[i].done || !entry_changed(&redirects[i], i))
+			continue;
+		if (rechain_one(i))
+			continue;
+		redirects[i].done = false;
+		if (k < sizeof(lost) - 20)
+			k += (size_t)snprintf(lost + k, sizeof(lost) - k, "%s%s",
+					      k ? ", " : "", redirects[i].name);
+	}
+	atomic_store(&rechain_owner, 0);
+}
+
 /* mn__once, no memnotify lock held. */
 static void install(void *arg)
 {
@@ -820,8 +1023,10 @@ static void install(void *arg)
 		return;
 	}
 	patch.err = 0;
+	remember_heads();
 	describe(done);
 }
+
 #endif
 
 /* No memnotify lock held: install the redirection once, in the first
@@ -842,6 +1047,8 @@ void mn__vm_hooks_install(void)
 		struct libc_syms ls;
 		lookup_libc(&ls);
 		mn__once(&patch.once, install, &ls);
+	} else if (!patch.err) {
+		rechain();
 	}
 #else
 	patch.err = -EOPNOTSUPP;
@@ -853,6 +1060,17 @@ void mn__vm_hooks_install(void)
 int mn__vm_patch_status(char *detail, size_t len)
 {
 	mn__vm_hooks_install();
+#if defined(__x86_64__)
+	int again = atomic_load_explicit(&rechains, memory_order_relaxed);
+	if (!patch.err && (again || lost[0])) {
+		snprintf(detail, len, "%s; chained again onto a later hooker: %d%s%s%s",
+			 patch.detail, again,
+			 lost[0] ? "; jump replaced by another hooker, the C "
+				   "library's own calls of " : "",
+			 lost, lost[0] ? " reach only that hooker" : "");
+		return 0;
+	}
+#endif
 	snprintf(detail, len, "%s", patch.detail);
 	return patch.err;
 }
