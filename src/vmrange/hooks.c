@@ -939,6 +939,9 @@ static bool rechain_one(int i)
 	*r = one;
 	memcpy(heads[i], r->entry, sizeof(heads[i]));
 	atomic_fetch_add_explicit(&rechains, 1, memory_order_relaxed);
+	mn__info("vm hooks: another hooker's jump replaced memnotify's at the C "
+		 "library's %s; chained onto it again (%s)", r->name,
+		 site.chain ? "both see every call" : "its original code is back");
 	return true;
 }
 
@@ -957,6 +960,10 @@ static void rechain(void)
 		if (rechain_one(i))
 			continue;
 		redirects[i].done = false;
+		mn__warn("vm hooks: another hooker replaced memnotify's jump at the "
+			 "C library's %s with code memnotify cannot chain onto: the "
+			 "C library's own calls of it reach only that hooker",
+			 redirects[i].name);
 		if (k < sizeof(lost) - 20)
 			k += (size_t)snprintf(lost + k, sizeof(lost) - k, "%s%s",
 					      k ? ", " : "", redirects[i].name);
