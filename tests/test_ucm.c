@@ -13,7 +13,8 @@
  * glibc's own munmap() inside free() must reach memnotify's watch (through
  * the hooks, before the memory goes) and libucm's handlers (libucm has no
  * mprotect event), and the mremap calls must return the right address with
- * the data moved.
+ * the data moved.  An munmap() made inside libucm's handler is a call like
+ * any other: both see it too.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -52,6 +53,11 @@ static int bit(ucm_event_type_t t)
 	return __builtin_ctz((unsigned)t);
 }
 
+/* A libucm handler that unmaps more memory when it sees @nested_trigger go
+   (as a cache's handler may free memory): that call is the program's too. */
+static void *nested_trigger;
+static char *nested_target;
+
 static void on_ucm(ucm_event_type_t t, ucm_event_t *ev, void *arg)
 {
 	int b = bit(t);
@@ -78,6 +84,12 @@ static void on_ucm(ucm_event_type_t t, ucm_event_t *ev, void *arg)
 		break;
 	default:
 		break;
+	}
+	if (t == UCM_EVENT_MUNMAP && nested_target &&
+	    ev->munmap.address == nested_trigger) {
+		char *n = nested_target;
+		nested_target = NULL;
+		munmap(n, SZ);
 	}
 }
 
@@ -184,6 +196,23 @@ static void test_munmap(void **state)
 	assert_mn(MN_VM_UNMAP, p, SZ);
 	assert_ucm(UCM_EVENT_MUNMAP, p, SZ);
 	assert_ucm(UCM_EVENT_VM_UNMAPPED, p, SZ);
+}
+
+static void test_munmap_in_ucm_handler(void **state)
+{
+	char *p = fresh(6), *n = fresh(7);
+
+	(void)state;
+	forget();
+	nested_trigger = p;
+	nested_target = n;
+	assert_int_equal(munmap(p, SZ), 0);
+	assert_null(nested_target); /* the handler ran */
+	assert_int_equal(msync(n, 4096, MS_ASYNC), -1); /* and unmapped n */
+	assert_int_equal(mn_seen[MN_VM_UNMAP].n, 2);
+	assert_mn(MN_VM_UNMAP, n, SZ);
+	assert_int_equal(ucm_seen[bit(UCM_EVENT_MUNMAP)].n, 2);
+	assert_ucm(UCM_EVENT_MUNMAP, n, SZ);
 }
 
 static void test_madvise(void **state)
@@ -300,6 +329,7 @@ int main(void)
 	}
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_munmap),
+		cmocka_unit_test(test_munmap_in_ucm_handler),
 		cmocka_unit_test(test_madvise),
 		cmocka_unit_test(test_mprotect),
 		cmocka_unit_test(test_mremap_fixed),

@@ -263,32 +263,52 @@ static struct {
 	brk_fn brk;
 	sbrk_fn sbrk;
 } chained;
-static __thread int tls_chaining __attribute__((tls_model("initial-exec")));
+/*
+ * The call being handed on, so that the hooker's own "original" call —
+ * the same call, arriving with the same first two arguments — falls
+ * through to the kernel, while any other call its handlers make (a
+ * handler that frees memory) is seen and handed on like the program's.
+ * Saved and restored around each hand-off, so hand-offs nest.
+ */
+struct chain_call {
+	int nr;                 /* SYS_munmap, ...; 0: none */
+	uintptr_t a, b;
+};
+static __thread struct chain_call tls_chain __attribute__((tls_model("initial-exec")));
 
-#define CHAIN(call)                                                           \
+#define CHAIN(nr_, a_, b_, call)                                              \
 	({                                                                    \
-		tls_chaining++;                                               \
+		struct chain_call s_ = tls_chain;                             \
+		tls_chain = (struct chain_call){ (nr_), (uintptr_t)(a_),      \
+						 (uintptr_t)(b_) };           \
 		__typeof__(call) c_ = (call);                                 \
-		tls_chaining--;                                               \
+		tls_chain = s_;                                               \
 		c_;                                                           \
 	})
-#define QUIET (tls_forwarding || tls_chaining)
+/* This call is the hooker's own "original" of the one handed on. */
+#define ORIGINAL(nr_, a_, b_)                                                 \
+	(MN__UNLIKELY(tls_chain.nr == (nr_)) &&                               \
+	 tls_chain.a == (uintptr_t)(a_) && tls_chain.b == (uintptr_t)(b_))
 
 static int mn_munmap_impl(void *addr, size_t len)
 {
-	if (!QUIET)
+	bool orig = ORIGINAL(SYS_munmap, addr, len);
+
+	if (!tls_forwarding && !orig)
 		report(MN_VM_UNMAP, addr, len, -1, 0, 0, 0);
-	if (chained.munmap && !tls_chaining)
-		return CHAIN(chained.munmap(addr, len));
+	if (chained.munmap && !orig)
+		return CHAIN(SYS_munmap, addr, len, chained.munmap(addr, len));
 	return (int)sys_ret(syscall(SYS_munmap, addr, len));
 }
 
 static int mn_mprotect_impl(void *addr, size_t len, int prot)
 {
-	if (!QUIET)
+	bool orig = ORIGINAL(SYS_mprotect, addr, len);
+
+	if (!tls_forwarding && !orig)
 		report(MN_VM_PROTECT, addr, len, prot, 0, 0, 0);
-	if (chained.mprotect && !tls_chaining)
-		return CHAIN(chained.mprotect(addr, len, prot));
+	if (chained.mprotect && !orig)
+		return CHAIN(SYS_mprotect, addr, len, chained.mprotect(addr, len, prot));
 	return (int)syscall(SYS_mprotect, addr, len, prot);
 }
 
@@ -320,11 +340,12 @@ MN__NO_TSAN static int discard_begin(void *addr, size_t len, int advice)
 
 static int mn_madvise_impl(void *addr, size_t len, int advice)
 {
-	int slot = QUIET ? -1 : discard_begin(addr, len, advice);
+	bool orig = ORIGINAL(SYS_madvise, addr, len);
+	int slot = tls_forwarding || orig ? -1 : discard_begin(addr, len, advice);
 	int r;
 
-	if (chained.madvise && !tls_chaining)
-		r = CHAIN(chained.madvise(addr, len, advice));
+	if (chained.madvise && !orig)
+		r = CHAIN(SYS_madvise, addr, len, chained.madvise(addr, len, advice));
 	else
 		r = (int)syscall(SYS_madvise, addr, len, advice);
 	mn__vm_inflight_end(slot);
@@ -334,10 +355,14 @@ static int mn_madvise_impl(void *addr, size_t len, int advice)
 static void *mn_mmap_impl(void *addr, size_t len, int prot, int flags, int fd,
 			  off_t off)
 {
-	if (!QUIET && (flags & MAP_FIXED) && !(flags & MAP_FIXED_NOREPLACE))
+	bool orig = ORIGINAL(SYS_mmap, addr, len);
+
+	if (!tls_forwarding && !orig && (flags & MAP_FIXED) &&
+	    !(flags & MAP_FIXED_NOREPLACE))
 		report(MN_VM_UNMAP, addr, len, -1, 0, 0, 0);
-	if (chained.mmap && !tls_chaining)
-		return CHAIN(chained.mmap(addr, len, prot, flags, fd, off));
+	if (chained.mmap && !orig)
+		return CHAIN(SYS_mmap, addr, len,
+			     chained.mmap(addr, len, prot, flags, fd, off));
 	return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
 }
 
@@ -345,10 +370,11 @@ MN__NO_TSAN static void *sys_mremap(void *old, size_t old_len, size_t new_len,
 				    int flags, void *new_addr)
 {
 	new_addr = mremap_new_addr(old, old_len, new_len, flags, new_addr);
-	if (chained.mremap && !tls_chaining) {
+	if (chained.mremap && !ORIGINAL(SYS_mremap, old, old_len)) {
 		struct mremap_args saved = mremap_arm(old, old_len, new_len, flags,
 						      new_addr);
-		void *r = CHAIN(chained.mremap(old, old_len, new_len, flags, new_addr));
+		void *r = CHAIN(SYS_mremap, old, old_len,
+				chained.mremap(old, old_len, new_len, flags, new_addr));
 		mremap_disarm(saved);
 		return r;
 	}
@@ -363,7 +389,8 @@ MN__NO_TSAN static void *mn_mremap_impl(void *old, size_t old_len, size_t new_le
 {
 	void *r;
 
-	if (QUIET || !atomic_load_explicit(&mn__vm_active, memory_order_relaxed))
+	if (tls_forwarding || ORIGINAL(SYS_mremap, old, old_len) ||
+	    !atomic_load_explicit(&mn__vm_active, memory_order_relaxed))
 		return sys_mremap(old, old_len, new_len, flags, new_addr);
 	report_mremap(old, old_len, new_len, flags, new_addr);
 	if ((flags & MREMAP_MAYMOVE) && !(flags & MREMAP_FIXED) &&
@@ -386,12 +413,13 @@ static void **libc_curbrk;
 static int mn_brk_impl(void *addr)
 {
 	void *cur = (void *)syscall(SYS_brk, 0);
+	bool orig = ORIGINAL(SYS_brk, addr, 0);
 
-	if (!QUIET && (uintptr_t)addr < (uintptr_t)cur)
+	if (!tls_forwarding && !orig && (uintptr_t)addr < (uintptr_t)cur)
 		report(MN_VM_UNMAP, addr, (uintptr_t)cur - (uintptr_t)addr, -1, 0,
 		       0, 0);
-	if (chained.brk && !tls_chaining)
-		return CHAIN(chained.brk(addr));
+	if (chained.brk && !orig)
+		return CHAIN(SYS_brk, addr, 0, chained.brk(addr));
 	void *now = (void *)syscall(SYS_brk, addr);
 	*libc_curbrk = now;
 	if ((uintptr_t)now < (uintptr_t)addr) {
@@ -405,11 +433,12 @@ static void *mn_sbrk_impl(intptr_t incr)
 {
 	void *old;
 
-	if (chained.sbrk && !tls_chaining) {
-		if (incr < 0 && !QUIET && *libc_curbrk)
+	/* (-1: no system call has that number) */
+	if (chained.sbrk && !ORIGINAL(-1, incr, 0)) {
+		if (incr < 0 && !tls_forwarding && *libc_curbrk)
 			report(MN_VM_UNMAP, (char *)*libc_curbrk + incr,
 			       (size_t)-incr, -1, 0, 0, 0);
-		return CHAIN(chained.sbrk(incr));
+		return CHAIN(-1, incr, 0, chained.sbrk(incr));
 	}
 
 	if (!*libc_curbrk)
@@ -486,7 +515,10 @@ MN__NO_TSAN __attribute__((constructor)) static void hooks_init(void)
 
 MN_API MN__NO_TSAN int munmap(void *addr, size_t len)
 {
-	report(MN_VM_UNMAP, addr, len, -1, 0, 0, 0);
+	/* (A hooker that memnotify handed this call on to may call back here
+	   as its "original": it was reported.) */
+	if (!ORIGINAL(SYS_munmap, addr, len))
+		report(MN_VM_UNMAP, addr, len, -1, 0, 0, 0);
 	if (!next.munmap)
 		return (int)syscall(SYS_munmap, addr, len);
 	return FORWARD(next.munmap(addr, len));
@@ -494,7 +526,8 @@ MN_API MN__NO_TSAN int munmap(void *addr, size_t len)
 
 MN_API MN__NO_TSAN int mprotect(void *addr, size_t len, int prot)
 {
-	report(MN_VM_PROTECT, addr, len, prot, 0, 0, 0);
+	if (!ORIGINAL(SYS_mprotect, addr, len))
+		report(MN_VM_PROTECT, addr, len, prot, 0, 0, 0);
 	if (!next.mprotect)
 		return (int)syscall(SYS_mprotect, addr, len, prot);
 	return FORWARD(next.mprotect(addr, len, prot));
@@ -510,7 +543,8 @@ MN_API MN__NO_TSAN int pkey_mprotect(void *addr, size_t len, int prot, int pkey)
 
 MN_API MN__NO_TSAN int madvise(void *addr, size_t len, int advice)
 {
-	int slot = discard_begin(addr, len, advice);
+	int slot = ORIGINAL(SYS_madvise, addr, len) ? -1
+						   : discard_begin(addr, len, advice);
 	int r;
 
 	if (!next.madvise)
@@ -523,7 +557,8 @@ MN_API MN__NO_TSAN int madvise(void *addr, size_t len, int advice)
 
 MN_API MN__NO_TSAN void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
-	if ((flags & MAP_FIXED) && !(flags & MAP_FIXED_NOREPLACE))
+	if ((flags & MAP_FIXED) && !(flags & MAP_FIXED_NOREPLACE) &&
+	    !ORIGINAL(SYS_mmap, addr, len))
 		report(MN_VM_UNMAP, addr, len, -1, 0, 0, 0);
 	if (!next.mmap)
 		return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
@@ -547,7 +582,8 @@ MN_API MN__NO_TSAN void *mremap(void *old, size_t old_len, size_t new_len, int f
 	new_addr = mremap_new_addr(old, old_len, new_len, flags, new_addr);
 	if (!next.mremap)
 		return mn_mremap_impl(old, old_len, new_len, flags, new_addr);
-	if (atomic_load_explicit(&mn__vm_active, memory_order_relaxed)) {
+	if (atomic_load_explicit(&mn__vm_active, memory_order_relaxed) &&
+	    !ORIGINAL(SYS_mremap, old, old_len)) {
 		report_mremap(old, old_len, new_len, flags, new_addr);
 		if ((flags & MREMAP_MAYMOVE) && !(flags & MREMAP_FIXED) &&
 		    new_len > old_len) {
@@ -905,10 +941,12 @@ static atomic_int rechain_owner; /* pid of the thread's process at work */
 static atomic_int rechains;      /* how many entries were chained again */
 static char lost[100];           /* entries whose jump is gone for good */
 
+static bool gave_up[R_COUNT];    /* heads[] holds the other's code */
+
 static bool entry_changed(const struct mn__x86_redirect *r, int i)
 {
 	return memcmp(r->entry, heads[i], sizeof(heads[i])) ||
-	       memcmp((const void *)r->word, r->patched, r->width);
+	       (!gave_up[i] && memcmp((const void *)r->word, r->patched, r->width));
 }
 
 static void remember_heads(void)
@@ -930,13 +968,12 @@ static bool rechain_one(int i)
 	    mn__x86_find_site(r->entry, mn__x86_code_avail(r->entry, 64),
 			      (uintptr_t)r->entry, &site, why, sizeof(why)))
 		return false;
-	if (site.chain == (uintptr_t)r->target)
-		return true; /* cannot be: our jumps lead to pads */
 	*chain_slot[i] = (void *)site.chain; /* before the jump leads here */
 	if (mn__x86_redirect_all(&one, 1, (uintptr_t)r->entry, why,
 				 sizeof(why)) != 1)
 		return false;
 	*r = one;
+	gave_up[i] = false;
 	memcpy(heads[i], r->entry, sizeof(heads[i]));
 	atomic_fetch_add_explicit(&rechains, 1, memory_order_relaxed);
 	mn__info("vm hooks: another hooker's jump replaced memnotify's at the C "
@@ -947,24 +984,34 @@ static bool rechain_one(int i)
 
 static void rechain(void)
 {
-	int me = (int)getpid(), cur = atomic_load(&rechain_owner);
-	size_t k = strlen(lost);
+	bool any = false;
+	int me, cur;
+	size_t k;
 
-	/* A child of a fork() inherits a parent's mark: not its own. */
+	for (int i = 0; i < R_COUNT && !any; i++)
+		any = redirects[i].done && entry_changed(&redirects[i], i);
+	if (!any)
+		return;
+	/* One thread at a time; a child of a fork() inherits a parent's
+	   mark, which is not its own. */
+	me = (int)getpid();
+	cur = atomic_load(&rechain_owner);
 	if ((cur && cur == me) ||
 	    !atomic_compare_exchange_strong(&rechain_owner, &cur, me))
 		return;
+	k = strlen(lost);
 	for (int i = 0; i < R_COUNT; i++) {
-		if (!redirects[i].done || !entry_changed(&redirects[i], i))
+		if (!redirects[i].done || !entry_changed(&redirects[i], i) ||
+		    rechain_one(i))
 			continue;
-		if (rechain_one(i))
-			continue;
-		redirects[i].done = false;
+		/* Given up until the code there changes again. */
+		memcpy(heads[i], redirects[i].entry, sizeof(heads[i]));
+		gave_up[i] = true;
 		mn__warn("vm hooks: another hooker replaced memnotify's jump at the "
 			 "C library's %s with code memnotify cannot chain onto: the "
 			 "C library's own calls of it reach only that hooker",
 			 redirects[i].name);
-		if (k < sizeof(lost) - 20)
+		if (k < sizeof(lost) - 20 && !strstr(lost, redirects[i].name))
 			k += (size_t)snprintf(lost + k, sizeof(lost) - k, "%s%s",
 					      k ? ", " : "", redirects[i].name);
 	}
