@@ -5,6 +5,11 @@
  *  - test_ucm: linked with -lucm -lucs.  libucs's constructor makes libucm
  *    write its jumps into the C library's mmap, munmap, mremap, madvise,
  *    brk... before main(): memnotify installs second and chains onto them.
+ *  - test_ucm_rev (MN_UCM_LINKED_FIRST): linked -lucm -lucs -lmemnotify.
+ *    libucm looks "the original" munmap up after itself and finds
+ *    memnotify's interposer: it writes its jumps there, not in the C
+ *    library; memnotify takes its interposers back and calls libucm from
+ *    the C library's entries.
  *  - test_ucm_late (MN_UCM_DLOPEN): libucs is dlopen()ed after memnotify
  *    installed, so libucm writes its jumps over memnotify's; the next
  *    mn_vm_watch() chains onto them again.
@@ -300,14 +305,25 @@ static void test_free_block(void **state)
 }
 
 /* memnotify said in its log that it chained onto libucm's later jumps
-   (and, linked first, had no cause to). */
+   (and, linked first, had no cause to); linked after libucm, that it took
+   its interposers back from libucm. */
 static void test_log(void **state)
 {
+	struct mn_capability cap = { .sz = sizeof(cap) };
+
 	(void)state;
+	assert_int_equal(mn_capability(MN_CAP_VM_LIBC_PATCH, &cap), 0);
 #ifdef MN_UCM_DLOPEN
 	assert_true(chained_again >= 4); /* mmap, munmap, mremap, madvise */
 #else
 	assert_int_equal(chained_again, 0);
+#endif
+#ifdef MN_UCM_LINKED_FIRST
+	if (!strstr(cap.detail, "taken back"))
+		fail_msg("linked after libucm, and no interposer taken back: %s",
+			 cap.detail);
+#else
+	assert_null(strstr(cap.detail, "taken back"));
 #endif
 }
 

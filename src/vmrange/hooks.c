@@ -513,7 +513,7 @@ MN__NO_TSAN __attribute__((constructor)) static void hooks_init(void)
 		r_;                                                           \
 	})
 
-MN_API MN__NO_TSAN int munmap(void *addr, size_t len)
+static __attribute__((noinline)) MN__NO_TSAN int exp_munmap(void *addr, size_t len)
 {
 	/* (A hooker that memnotify handed this call on to may call back here
 	   as its "original": it was reported.) */
@@ -541,7 +541,7 @@ MN_API MN__NO_TSAN int pkey_mprotect(void *addr, size_t len, int prot, int pkey)
 	return FORWARD(next.pkey_mprotect(addr, len, prot, pkey));
 }
 
-MN_API MN__NO_TSAN int madvise(void *addr, size_t len, int advice)
+static __attribute__((noinline)) MN__NO_TSAN int exp_madvise(void *addr, size_t len, int advice)
 {
 	int slot = ORIGINAL(SYS_madvise, addr, len) ? -1
 						   : discard_begin(addr, len, advice);
@@ -555,7 +555,8 @@ MN_API MN__NO_TSAN int madvise(void *addr, size_t len, int advice)
 	return r;
 }
 
-MN_API MN__NO_TSAN void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+static __attribute__((noinline)) MN__NO_TSAN void *exp_mmap(void *addr, size_t len, int prot, int flags,
+							     int fd, off_t off)
 {
 	if ((flags & MAP_FIXED) && !(flags & MAP_FIXED_NOREPLACE) &&
 	    !ORIGINAL(SYS_mmap, addr, len))
@@ -565,19 +566,10 @@ MN_API MN__NO_TSAN void *mmap(void *addr, size_t len, int prot, int flags, int f
 	return FORWARD(next.mmap(addr, len, prot, flags, fd, off));
 }
 
-MN_API void *mmap64(void *addr, size_t len, int prot, int flags, int fd,
-		    off_t off) __attribute__((alias("mmap")));
 
-MN_API MN__NO_TSAN void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
+static __attribute__((noinline)) MN__NO_TSAN void *exp_mremap(void *old, size_t old_len, size_t new_len,
+						      int flags, void *new_addr)
 {
-	void *new_addr = NULL;
-	va_list ap;
-
-	if (flags & MREMAP_NEW_ADDR_FLAGS) {
-		va_start(ap, flags);
-		new_addr = va_arg(ap, void *);
-		va_end(ap);
-	}
 	/* A hooker that called us as its "original" may have lost it. */
 	new_addr = mremap_new_addr(old, old_len, new_len, flags, new_addr);
 	if (!next.mremap)
@@ -646,7 +638,7 @@ MN_API MN__NO_TSAN int shmdt(const void *addr)
 	return FORWARD(next.shmdt(addr));
 }
 
-MN_API MN__NO_TSAN int brk(void *addr)
+static __attribute__((noinline)) MN__NO_TSAN int exp_brk(void *addr)
 {
 	if (atomic_load_explicit(&mn__vm_active, memory_order_relaxed)) {
 		uintptr_t cur = (uintptr_t)syscall(SYS_brk, 0);
@@ -658,7 +650,7 @@ MN_API MN__NO_TSAN int brk(void *addr)
 	return FORWARD(next.brk(addr));
 }
 
-MN_API MN__NO_TSAN void *sbrk(intptr_t incr)
+static __attribute__((noinline)) MN__NO_TSAN void *exp_sbrk(intptr_t incr)
 {
 	if (incr < 0 && atomic_load_explicit(&mn__vm_active, memory_order_relaxed)) {
 		uintptr_t cur = (uintptr_t)syscall(SYS_brk, 0);
@@ -670,6 +662,68 @@ MN_API MN__NO_TSAN void *sbrk(intptr_t incr)
 		return (void *)-1;
 	}
 	return FORWARD(next.sbrk(incr));
+}
+
+/*
+ * The exported interposers proper.  Each only calls its body above, which
+ * is also where a redirection leads when another hooker wrote its jump
+ * over the interposer itself: a hooker that finds "the original munmap"
+ * with dlsym(RTLD_NEXT) from a library linked before libmemnotify finds
+ * this one (UCX's libucm does, linked -lucm -lucs -lmemnotify).
+ */
+MN_API MN__NO_TSAN int munmap(void *addr, size_t len)
+{
+	return exp_munmap(addr, len);
+}
+
+MN_API MN__NO_TSAN int madvise(void *addr, size_t len, int advice)
+{
+	return exp_madvise(addr, len, advice);
+}
+
+MN_API MN__NO_TSAN void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	return exp_mmap(addr, len, prot, flags, fd, off);
+}
+
+MN_API void *mmap64(void *addr, size_t len, int prot, int flags, int fd,
+		    off_t off) __attribute__((alias("mmap")));
+
+/* The C library's calling convention: the 5th argument only with a flag
+   that says it is there. */
+#define MREMAP_VA_BODY                                                        \
+	void *new_addr = NULL;                                                \
+	va_list ap;                                                           \
+									      \
+	if (flags & MREMAP_NEW_ADDR_FLAGS) {                                  \
+		va_start(ap, flags);                                          \
+		new_addr = va_arg(ap, void *);                                \
+		va_end(ap);                                                   \
+	}                                                                     \
+	return exp_mremap(old, old_len, new_len, flags, new_addr)
+
+MN_API MN__NO_TSAN void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
+{
+	MREMAP_VA_BODY;
+}
+
+/* Where a redirected mremap interposer leads (it must read the 5th
+   argument the same way). */
+static __attribute__((noinline, unused)) MN__NO_TSAN void *exp_mremap_va(void *old, size_t old_len,
+								  size_t new_len,
+								  int flags, ...)
+{
+	MREMAP_VA_BODY;
+}
+
+MN_API MN__NO_TSAN int brk(void *addr)
+{
+	return exp_brk(addr);
+}
+
+MN_API MN__NO_TSAN void *sbrk(intptr_t incr)
+{
+	return exp_sbrk(incr);
 }
 
 bool mn__vm_interposing(void)
@@ -792,7 +846,8 @@ static int find_ldso_stubs(void **mp_out, void **mu_out)
 
 enum { R_MUNMAP, R_MREMAP, R_MPROTECT, R_PKEY_MPROTECT, R_MADVISE, R_MMAP,
        R_BRK, R_SBRK, R_LIBC_COUNT, R_LDSO_MPROTECT = R_LIBC_COUNT,
-       R_LDSO_MUNMAP, R_COUNT };
+       R_LDSO_MUNMAP, R_EXP_MUNMAP, R_EXP_MREMAP, R_EXP_MADVISE, R_EXP_MMAP,
+       R_EXP_BRK, R_EXP_SBRK, R_COUNT };
 
 static struct mn__x86_redirect redirects[R_COUNT] = {
 	[R_MUNMAP] = { .name = "munmap", .target = (void *)mn_munmap_impl },
@@ -808,6 +863,21 @@ static struct mn__x86_redirect redirects[R_COUNT] = {
 			      .target = (void *)mn_ldso_mprotect },
 	[R_LDSO_MUNMAP] = { .name = "ld.so munmap",
 			    .target = (void *)mn_ldso_munmap },
+	/* memnotify's own interposers, redirected to their bodies only when
+	   another hooker wrote its jump over them (see hijacked()). */
+	[R_EXP_MUNMAP] = { .name = "memnotify's munmap", .target = (void *)exp_munmap },
+	[R_EXP_MREMAP] = { .name = "memnotify's mremap", .target = (void *)exp_mremap_va },
+	[R_EXP_MADVISE] = { .name = "memnotify's madvise", .target = (void *)exp_madvise },
+	[R_EXP_MMAP] = { .name = "memnotify's mmap", .target = (void *)exp_mmap },
+	[R_EXP_BRK] = { .name = "memnotify's brk", .target = (void *)exp_brk },
+	[R_EXP_SBRK] = { .name = "memnotify's sbrk", .target = (void *)exp_sbrk },
+};
+
+/* The interposer each R_EXP_ entry watches. */
+static void *const exported[R_COUNT] = {
+	[R_EXP_MUNMAP] = (void *)munmap, [R_EXP_MREMAP] = (void *)mremap,
+	[R_EXP_MADVISE] = (void *)madvise, [R_EXP_MMAP] = (void *)mmap,
+	[R_EXP_BRK] = (void *)brk, [R_EXP_SBRK] = (void *)sbrk,
 };
 
 /* Another hooker's jump already at an entry: our replacement calls it. */
@@ -819,7 +889,38 @@ static void **const chain_slot[R_COUNT] = {
 	[R_MMAP] = (void **)&chained.mmap,
 	[R_BRK] = (void **)&chained.brk,
 	[R_SBRK] = (void **)&chained.sbrk,
+	/* A hooker that took memnotify's interposer is handed the call where
+	   it would have been had it taken the C library's entry. */
+	[R_EXP_MUNMAP] = (void **)&chained.munmap,
+	[R_EXP_MREMAP] = (void **)&chained.mremap,
+	[R_EXP_MADVISE] = (void **)&chained.madvise,
+	[R_EXP_MMAP] = (void **)&chained.mmap,
+	[R_EXP_BRK] = (void **)&chained.brk,
+	[R_EXP_SBRK] = (void **)&chained.sbrk,
 };
+
+/*
+ * Interposers of memnotify's that carry another hooker's jump: each is
+ * redirected to its body, and the hooker is called from the C library's
+ * entry (note_chains()), so that it sees both the program's calls and the
+ * C library's own, and memnotify sees them before it.
+ */
+static void hijacked(void)
+{
+	for (int i = R_EXP_MUNMAP; i <= R_EXP_SBRK; i++) {
+		struct mn__x86_site site;
+		char why[120];
+
+		redirects[i].entry = NULL;
+		if (mn__x86_find_site(exported[i],
+				      mn__x86_code_avail(exported[i], 16),
+				      (uintptr_t)exported[i], &site, why,
+				      sizeof(why)) == 0 &&
+		    site.chain && site.chain != (uintptr_t)redirects[i].target &&
+		    !*chain_slot[i])
+			redirects[i].entry = exported[i];
+	}
+}
 
 static void fail(int err, const char *fmt, const char *arg)
 {
@@ -919,10 +1020,14 @@ static void describe(int done)
 			k += (size_t)snprintf(refused + k, sizeof(refused) - k,
 					      "%s%s", k ? ", " : "; refused: ",
 					      redirects[i].name);
+	int taken = 0;
+	for (int i = R_EXP_MUNMAP; i <= R_EXP_SBRK; i++)
+		taken += redirects[i].done;
 	snprintf(patch.detail, sizeof(patch.detail),
-		 "%d entry points redirected (loader: %s)%s; self-test passed",
+		 "%d entry points redirected (loader: %s)%s; self-test passed%s",
 		 done, patch.ldso_err ? strerror(-patch.ldso_err) : "yes",
-		 refused);
+		 refused, taken ? "; memnotify's interposers taken back from "
+				  "another hooker" : "");
 }
 
 /*
@@ -1043,6 +1148,7 @@ static void install(void *arg)
 	}
 	if (!collect_entries(ls))
 		return;
+	hijacked();
 	note_chains();
 	/* Entries that are NULL (brk without __curbrk, no loader stubs) are
 	   compacted away: redirect_all sees only real ones. */
