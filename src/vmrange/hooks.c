@@ -207,7 +207,10 @@ struct mremap_args {
 };
 static __thread struct mremap_args tls_mremap __attribute__((tls_model("initial-exec")));
 
-/* Flags with which the kernel (and the C library) read the 5th argument. */
+/* Flags with which the kernel reads the 5th argument (DONTUNMAP without
+   FIXED: as a hint).  memnotify's own mremap() reads it from its caller
+   only with MREMAP_FIXED, as it always did (callers of DONTUNMAP alone pass
+   four arguments), and hands NULL on otherwise. */
 #define MREMAP_NEW_ADDR_FLAGS (MREMAP_FIXED | MREMAP_DONTUNMAP)
 
 MN__NO_TSAN static struct mremap_args mremap_arm(void *old, size_t old_len,
@@ -463,7 +466,7 @@ static void *mn_mremap_entry(void *old, size_t old_len, size_t new_len,
 	void *new_addr = NULL;
 	va_list ap;
 
-	if (flags & MREMAP_NEW_ADDR_FLAGS) {
+	if (flags & MREMAP_FIXED) {
 		va_start(ap, flags);
 		new_addr = va_arg(ap, void *);
 		va_end(ap);
@@ -689,13 +692,12 @@ MN_API MN__NO_TSAN void *mmap(void *addr, size_t len, int prot, int flags, int f
 MN_API void *mmap64(void *addr, size_t len, int prot, int flags, int fd,
 		    off_t off) __attribute__((alias("mmap")));
 
-/* The C library's calling convention: the 5th argument only with a flag
-   that says it is there. */
+/* The 5th argument only with MREMAP_FIXED, which says it is there. */
 #define MREMAP_VA_BODY                                                        \
 	void *new_addr = NULL;                                                \
 	va_list ap;                                                           \
 									      \
-	if (flags & MREMAP_NEW_ADDR_FLAGS) {                                  \
+	if (flags & MREMAP_FIXED) {                                           \
 		va_start(ap, flags);                                          \
 		new_addr = va_arg(ap, void *);                                \
 		va_end(ap);                                                   \
