@@ -516,7 +516,8 @@ MN__NO_TSAN __attribute__((constructor)) static void hooks_init(void)
 		r_;                                                           \
 	})
 
-static __attribute__((noinline)) MN__NO_TSAN int exp_munmap(void *addr, size_t len)
+static __attribute__((noinline)) MN__NO_TSAN int
+exp_munmap(void *addr, size_t len)
 {
 	/* (A hooker that memnotify handed this call on to may call back here
 	   as its "original": it was reported.) */
@@ -544,7 +545,8 @@ MN_API MN__NO_TSAN int pkey_mprotect(void *addr, size_t len, int prot, int pkey)
 	return FORWARD(next.pkey_mprotect(addr, len, prot, pkey));
 }
 
-static __attribute__((noinline)) MN__NO_TSAN int exp_madvise(void *addr, size_t len, int advice)
+static __attribute__((noinline)) MN__NO_TSAN int
+exp_madvise(void *addr, size_t len, int advice)
 {
 	int slot = ORIGINAL(SYS_madvise, addr, len) ? -1
 						   : discard_begin(addr, len, advice);
@@ -558,8 +560,8 @@ static __attribute__((noinline)) MN__NO_TSAN int exp_madvise(void *addr, size_t 
 	return r;
 }
 
-static __attribute__((noinline)) MN__NO_TSAN void *exp_mmap(void *addr, size_t len, int prot, int flags,
-							     int fd, off_t off)
+static __attribute__((noinline)) MN__NO_TSAN void *
+exp_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	if ((flags & MAP_FIXED) && !(flags & MAP_FIXED_NOREPLACE) &&
 	    !ORIGINAL(SYS_mmap, addr, len))
@@ -569,9 +571,8 @@ static __attribute__((noinline)) MN__NO_TSAN void *exp_mmap(void *addr, size_t l
 	return FORWARD(next.mmap(addr, len, prot, flags, fd, off));
 }
 
-
-static __attribute__((noinline)) MN__NO_TSAN void *exp_mremap(void *old, size_t old_len, size_t new_len,
-						      int flags, void *new_addr)
+static __attribute__((noinline)) MN__NO_TSAN void *
+exp_mremap(void *old, size_t old_len, size_t new_len, int flags, void *new_addr)
 {
 	/* A hooker that called us as its "original" may have lost it. */
 	new_addr = mremap_new_addr(old, old_len, new_len, flags, new_addr);
@@ -641,7 +642,8 @@ MN_API MN__NO_TSAN int shmdt(const void *addr)
 	return FORWARD(next.shmdt(addr));
 }
 
-static __attribute__((noinline)) MN__NO_TSAN int exp_brk(void *addr)
+static __attribute__((noinline)) MN__NO_TSAN int
+exp_brk(void *addr)
 {
 	if (atomic_load_explicit(&mn__vm_active, memory_order_relaxed)) {
 		uintptr_t cur = (uintptr_t)syscall(SYS_brk, 0);
@@ -653,7 +655,8 @@ static __attribute__((noinline)) MN__NO_TSAN int exp_brk(void *addr)
 	return FORWARD(next.brk(addr));
 }
 
-static __attribute__((noinline)) MN__NO_TSAN void *exp_sbrk(intptr_t incr)
+static __attribute__((noinline)) MN__NO_TSAN void *
+exp_sbrk(intptr_t incr)
 {
 	if (incr < 0 && atomic_load_explicit(&mn__vm_active, memory_order_relaxed)) {
 		uintptr_t cur = (uintptr_t)syscall(SYS_brk, 0);
@@ -711,9 +714,8 @@ MN_API MN__NO_TSAN void *mremap(void *old, size_t old_len, size_t new_len, int f
 
 /* Where a redirected mremap interposer leads (it must read the 5th
    argument the same way). */
-static __attribute__((noinline, unused)) MN__NO_TSAN void *exp_mremap_va(void *old, size_t old_len,
-								  size_t new_len,
-								  int flags, ...)
+static __attribute__((noinline, unused)) MN__NO_TSAN void *
+exp_mremap_va(void *old, size_t old_len, size_t new_len, int flags, ...)
 {
 	MREMAP_VA_BODY;
 }
