@@ -14,7 +14,7 @@
  *    installed, so libucm writes its jumps over memnotify's; the next
  *    mn_vm_watch() chains onto them again.
  * Each call of the program — munmap, madvise(DONTNEED), mprotect,
- * mremap(MREMAP_FIXED), mremap(MREMAP_MAYMOVE) that has to move — and
+ * mremap(MREMAP_FIXED), mremap(MREMAP_MAYMOVE) that has to move, shmdt — and
  * glibc's own munmap() inside free() must reach memnotify's watch (through
  * the hooks, before the memory goes) and libucm's handlers (libucm has no
  * mprotect event), and the mremap calls must return the right address with
@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/shm.h>
 #include <unistd.h>
 #include <ucm/api/ucm.h>
 
@@ -77,6 +78,10 @@ static void on_ucm(ucm_event_type_t t, ucm_event_t *ev, void *arg)
 	case UCM_EVENT_MREMAP:
 		ucm_seen[b].addr = ev->mremap.address;
 		ucm_seen[b].size = ev->mremap.old_size;
+		break;
+	case UCM_EVENT_SHMDT:
+		ucm_seen[b].addr = (void *)ev->shmdt.shmaddr;
+		ucm_seen[b].size = 0;
 		break;
 	case UCM_EVENT_VM_UNMAPPED:
 		ucm_seen[b].addr = ev->vm_unmapped.address;
@@ -162,7 +167,7 @@ static int setup(void **state)
 {
 	set_handler_fn set_handler;
 	int events = UCM_EVENT_MUNMAP | UCM_EVENT_MREMAP | UCM_EVENT_MADVISE |
-		     UCM_EVENT_VM_UNMAPPED;
+		     UCM_EVENT_SHMDT | UCM_EVENT_VM_UNMAPPED;
 
 	(void)state;
 	mn_set_log(on_log, NULL);
@@ -276,6 +281,25 @@ static void test_mremap_maymove(void **state)
 	assert_int_equal(munmap(r, 2 * SZ), 0);
 }
 
+static void test_shmdt(void **state)
+{
+	int id = shmget(IPC_PRIVATE, SZ, IPC_CREAT | 0600);
+	mn_sub *w;
+	char *p;
+
+	(void)state;
+	assert_true(id >= 0);
+	p = shmat(id, NULL, 0);
+	shmctl(id, IPC_RMID, NULL); /* goes with the last detach */
+	assert_true(p != (void *)-1);
+	assert_int_equal(mn_vm_watch(p, SZ, MN_VM_NO_USERFAULTFD, on_mn, NULL, &w), 0);
+	forget();
+	assert_int_equal(shmdt(p), 0);
+	assert_mn(MN_VM_UNMAP, p, SZ);
+	assert_ucm(UCM_EVENT_SHMDT, p, 0);
+	mn_unsubscribe(w);
+}
+
 static void test_free_block(void **state)
 {
 	mn_sub *w;
@@ -350,6 +374,7 @@ int main(void)
 		cmocka_unit_test(test_mprotect),
 		cmocka_unit_test(test_mremap_fixed),
 		cmocka_unit_test(test_mremap_maymove),
+		cmocka_unit_test(test_shmdt),
 		cmocka_unit_test(test_free_block),
 		cmocka_unit_test(test_log),
 	};

@@ -265,6 +265,7 @@ static struct {
 	mremap_fn mremap;
 	brk_fn brk;
 	sbrk_fn sbrk;
+	shmdt_fn shmdt; /* only a hooker that took memnotify's shmdt */
 } chained;
 /*
  * The call being handed on, so that the hooker's own "original" call —
@@ -632,14 +633,24 @@ MN__NO_TSAN static size_t mapping_length(uintptr_t addr)
 	return at - addr;
 }
 
-MN_API MN__NO_TSAN int shmdt(const void *addr)
+static __attribute__((noinline)) MN__NO_TSAN int
+exp_shmdt(const void *addr)
 {
 	if (atomic_load_explicit(&mn__vm_active, memory_order_relaxed))
 		report(MN_VM_UNMAP, addr, mapping_length((uintptr_t)addr), -1, 0,
 		       0, 0);
+	/* The C library's shmdt is not redirected: a hooker that took this
+	   interposer (hijacked()) is called from here. */
+	if (chained.shmdt)
+		return FORWARD(chained.shmdt(addr));
 	if (!next.shmdt)
 		return (int)syscall(SYS_shmdt, addr);
 	return FORWARD(next.shmdt(addr));
+}
+
+MN_API MN__NO_TSAN int shmdt(const void *addr)
+{
+	return exp_shmdt(addr);
 }
 
 static __attribute__((noinline)) MN__NO_TSAN int
@@ -851,7 +862,7 @@ static int find_ldso_stubs(void **mp_out, void **mu_out)
 enum { R_MUNMAP, R_MREMAP, R_MPROTECT, R_PKEY_MPROTECT, R_MADVISE, R_MMAP,
        R_BRK, R_SBRK, R_LIBC_COUNT, R_LDSO_MPROTECT = R_LIBC_COUNT,
        R_LDSO_MUNMAP, R_EXP_MUNMAP, R_EXP_MREMAP, R_EXP_MADVISE, R_EXP_MMAP,
-       R_EXP_BRK, R_EXP_SBRK, R_COUNT };
+       R_EXP_BRK, R_EXP_SBRK, R_EXP_SHMDT, R_COUNT };
 
 static struct mn__x86_redirect redirects[R_COUNT] = {
 	[R_MUNMAP] = { .name = "munmap", .target = (void *)mn_munmap_impl },
@@ -875,6 +886,7 @@ static struct mn__x86_redirect redirects[R_COUNT] = {
 	[R_EXP_MMAP] = { .name = "memnotify's mmap", .target = (void *)exp_mmap },
 	[R_EXP_BRK] = { .name = "memnotify's brk", .target = (void *)exp_brk },
 	[R_EXP_SBRK] = { .name = "memnotify's sbrk", .target = (void *)exp_sbrk },
+	[R_EXP_SHMDT] = { .name = "memnotify's shmdt", .target = (void *)exp_shmdt },
 };
 
 /* The interposer each R_EXP_ entry watches. */
@@ -882,6 +894,7 @@ static void *const exported[R_COUNT] = {
 	[R_EXP_MUNMAP] = (void *)munmap, [R_EXP_MREMAP] = (void *)mremap,
 	[R_EXP_MADVISE] = (void *)madvise, [R_EXP_MMAP] = (void *)mmap,
 	[R_EXP_BRK] = (void *)brk, [R_EXP_SBRK] = (void *)sbrk,
+	[R_EXP_SHMDT] = (void *)shmdt,
 };
 
 /* Another hooker's jump already at an entry: our replacement calls it. */
@@ -901,6 +914,7 @@ static void **const chain_slot[R_COUNT] = {
 	[R_EXP_MMAP] = (void **)&chained.mmap,
 	[R_EXP_BRK] = (void **)&chained.brk,
 	[R_EXP_SBRK] = (void **)&chained.sbrk,
+	[R_EXP_SHMDT] = (void **)&chained.shmdt,
 };
 
 /*
@@ -911,7 +925,7 @@ static void **const chain_slot[R_COUNT] = {
  */
 static void hijacked(void)
 {
-	for (int i = R_EXP_MUNMAP; i <= R_EXP_SBRK; i++) {
+	for (int i = R_EXP_MUNMAP; i <= R_EXP_SHMDT; i++) {
 		struct mn__x86_site site;
 		char why[120];
 
@@ -1025,7 +1039,7 @@ static void describe(int done)
 					      "%s%s", k ? ", " : "; refused: ",
 					      redirects[i].name);
 	int taken = 0;
-	for (int i = R_EXP_MUNMAP; i <= R_EXP_SBRK; i++)
+	for (int i = R_EXP_MUNMAP; i <= R_EXP_SHMDT; i++)
 		taken += redirects[i].done;
 	snprintf(patch.detail, sizeof(patch.detail),
 		 "%d entry points redirected (loader: %s)%s; self-test passed%s",
