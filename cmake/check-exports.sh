@@ -7,7 +7,7 @@
 # plus the unversioned interposers (signals and memory-map calls).
 set -euo pipefail
 lib=$1 map=$2 hdr=$3 w32=$4
-interposers="sigaction signal munmap mremap mprotect pkey_mprotect madvise mmap mmap64 shmdt brk sbrk"
+interposers="sigaction signal munmap mremap mprotect pkey_mprotect madvise mmap mmap64 shmdt brk sbrk syscall"
 # (__odr_asan.* are AddressSanitizer's one-definition-rule markers for
 # exported data, present only in ASan builds.)
 versioned=$(objdump -T "$lib" | awk '$2 == "g" && $4 != "*UND*" && $(NF-1) == "MEMNOTIFY_0.1" && $NF !~ /^(MEMNOTIFY|__odr_asan)/ {print $NF}' | sort -u)

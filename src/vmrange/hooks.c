@@ -54,6 +54,42 @@
 #define MREMAP_DONTUNMAP 4
 #endif
 
+/*
+ * A system call with six arguments, as the C library's syscall() makes it:
+ * -1 with errno set on failure.  Async-signal-safe.
+ */
+#if defined(__x86_64__)
+MN__NO_TSAN static long raw_syscall(long nr, long a, long b, long c, long d,
+				    long e, long f)
+{
+	long ret;
+	register long r10 __asm__("r10") = d;
+	register long r8 __asm__("r8") = e;
+	register long r9 __asm__("r9") = f;
+
+	__asm__ volatile("syscall"
+			 : "=a"(ret)
+			 : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8),
+			   "r"(r9)
+			 : "rcx", "r11", "memory");
+	if ((unsigned long)ret > -4096UL) {
+		errno = (int)-ret;
+		return -1;
+	}
+	return ret;
+}
+#else
+static long (*libc_syscall)(long, ...);
+static long raw_syscall(long nr, long a, long b, long c, long d, long e, long f)
+{
+	if (!libc_syscall) {
+		errno = ENOSYS;
+		return -1;
+	}
+	return libc_syscall(nr, a, b, c, d, e, f);
+}
+#endif
+
 /* Set while an interposer forwards: the redirected entry stays quiet. */
 static __thread int tls_forwarding __attribute__((tls_model("initial-exec")));
 
@@ -150,6 +186,62 @@ MN__NO_TSAN static void report_mremap(void *old, size_t old_len, size_t new_len,
 		report(MN_VM_DISCARD, old, old_len, -1, MADV_DONTNEED, 0, 0);
 }
 
+/*
+ * The new address of an mremap that another hooker may drop.  UCX's libucm
+ * (1.13) takes mremap with four arguments: its replacement and its
+ * "original" (syscall(SYS_mremap, old, old_len, new_len, flags), or the C
+ * library's mremap) pass whatever a register holds as the new address, so
+ * an MREMAP_FIXED move through it lands anywhere — at address 0, or
+ * fails.  While memnotify hands such a call on, it keeps the arguments
+ * here; the call that reaches the kernel through memnotify's syscall() or
+ * mremap() with the same first four arguments gets the kept address back.
+ * Thread-local, so async-signal-safe; a signal handler's own mremap on
+ * this thread saves and restores it (MREMAP_ARM/MREMAP_DISARM nest).
+ */
+struct mremap_args {
+	void *old;
+	size_t old_len, new_len;
+	int flags;
+	void *new_addr;
+	int armed;
+};
+static __thread struct mremap_args tls_mremap __attribute__((tls_model("initial-exec")));
+
+/* Flags with which the kernel reads the 5th argument (DONTUNMAP without
+   FIXED: as a hint).  memnotify's own mremap() reads it from its caller
+   only with MREMAP_FIXED, as it always did (callers of DONTUNMAP alone pass
+   four arguments), and hands NULL on otherwise. */
+#define MREMAP_NEW_ADDR_FLAGS (MREMAP_FIXED | MREMAP_DONTUNMAP)
+
+MN__NO_TSAN static struct mremap_args mremap_arm(void *old, size_t old_len,
+						 size_t new_len, int flags,
+						 void *new_addr)
+{
+	struct mremap_args saved = tls_mremap;
+
+	if (flags & MREMAP_NEW_ADDR_FLAGS)
+		tls_mremap = (struct mremap_args){ old, old_len, new_len, flags,
+						   new_addr, 1 };
+	return saved;
+}
+
+MN__NO_TSAN static void mremap_disarm(struct mremap_args saved)
+{
+	tls_mremap = saved;
+}
+
+/* The new address a call with these arguments was made with: the kept
+   one when memnotify handed this very call on, else @new_addr. */
+MN__NO_TSAN static void *mremap_new_addr(void *old, size_t old_len, size_t new_len,
+					 int flags, void *new_addr)
+{
+	if (MN__UNLIKELY(tls_mremap.armed) && (flags & MREMAP_NEW_ADDR_FLAGS) &&
+	    tls_mremap.old == old && tls_mremap.old_len == old_len &&
+	    tls_mremap.new_len == new_len && tls_mremap.flags == flags)
+		return tls_mremap.new_addr;
+	return new_addr;
+}
+
 /* --- replacements: report, then the system call ------------------------------ */
 
 static long sys_ret(long r)
@@ -173,33 +265,54 @@ static struct {
 	mremap_fn mremap;
 	brk_fn brk;
 	sbrk_fn sbrk;
+	shmdt_fn shmdt; /* only a hooker that took memnotify's shmdt */
 } chained;
-static __thread int tls_chaining __attribute__((tls_model("initial-exec")));
+/*
+ * The call being handed on, so that the hooker's own "original" call —
+ * the same call, arriving with the same first two arguments — falls
+ * through to the kernel, while any other call its handlers make (a
+ * handler that frees memory) is seen and handed on like the program's.
+ * Saved and restored around each hand-off, so hand-offs nest.
+ */
+struct chain_call {
+	int nr;                 /* SYS_munmap, ...; 0: none */
+	uintptr_t a, b;
+};
+static __thread struct chain_call tls_chain __attribute__((tls_model("initial-exec")));
 
-#define CHAIN(call)                                                           \
+#define CHAIN(nr_, a_, b_, call)                                              \
 	({                                                                    \
-		tls_chaining++;                                               \
+		struct chain_call s_ = tls_chain;                             \
+		tls_chain = (struct chain_call){ (nr_), (uintptr_t)(a_),      \
+						 (uintptr_t)(b_) };           \
 		__typeof__(call) c_ = (call);                                 \
-		tls_chaining--;                                               \
+		tls_chain = s_;                                               \
 		c_;                                                           \
 	})
-#define QUIET (tls_forwarding || tls_chaining)
+/* This call is the hooker's own "original" of the one handed on. */
+#define ORIGINAL(nr_, a_, b_)                                                 \
+	(MN__UNLIKELY(tls_chain.nr == (nr_)) &&                               \
+	 tls_chain.a == (uintptr_t)(a_) && tls_chain.b == (uintptr_t)(b_))
 
 static int mn_munmap_impl(void *addr, size_t len)
 {
-	if (!QUIET)
+	bool orig = ORIGINAL(SYS_munmap, addr, len);
+
+	if (!tls_forwarding && !orig)
 		report(MN_VM_UNMAP, addr, len, -1, 0, 0, 0);
-	if (chained.munmap && !tls_chaining)
-		return CHAIN(chained.munmap(addr, len));
+	if (chained.munmap && !orig)
+		return CHAIN(SYS_munmap, addr, len, chained.munmap(addr, len));
 	return (int)sys_ret(syscall(SYS_munmap, addr, len));
 }
 
 static int mn_mprotect_impl(void *addr, size_t len, int prot)
 {
-	if (!QUIET)
+	bool orig = ORIGINAL(SYS_mprotect, addr, len);
+
+	if (!tls_forwarding && !orig)
 		report(MN_VM_PROTECT, addr, len, prot, 0, 0, 0);
-	if (chained.mprotect && !tls_chaining)
-		return CHAIN(chained.mprotect(addr, len, prot));
+	if (chained.mprotect && !orig)
+		return CHAIN(SYS_mprotect, addr, len, chained.mprotect(addr, len, prot));
 	return (int)syscall(SYS_mprotect, addr, len, prot);
 }
 
@@ -231,11 +344,12 @@ MN__NO_TSAN static int discard_begin(void *addr, size_t len, int advice)
 
 static int mn_madvise_impl(void *addr, size_t len, int advice)
 {
-	int slot = QUIET ? -1 : discard_begin(addr, len, advice);
+	bool orig = ORIGINAL(SYS_madvise, addr, len);
+	int slot = tls_forwarding || orig ? -1 : discard_begin(addr, len, advice);
 	int r;
 
-	if (chained.madvise && !tls_chaining)
-		r = CHAIN(chained.madvise(addr, len, advice));
+	if (chained.madvise && !orig)
+		r = CHAIN(SYS_madvise, addr, len, chained.madvise(addr, len, advice));
 	else
 		r = (int)syscall(SYS_madvise, addr, len, advice);
 	mn__vm_inflight_end(slot);
@@ -245,19 +359,31 @@ static int mn_madvise_impl(void *addr, size_t len, int advice)
 static void *mn_mmap_impl(void *addr, size_t len, int prot, int flags, int fd,
 			  off_t off)
 {
-	if (!QUIET && (flags & MAP_FIXED) && !(flags & MAP_FIXED_NOREPLACE))
+	bool orig = ORIGINAL(SYS_mmap, addr, len);
+
+	if (!tls_forwarding && !orig && (flags & MAP_FIXED) &&
+	    !(flags & MAP_FIXED_NOREPLACE))
 		report(MN_VM_UNMAP, addr, len, -1, 0, 0, 0);
-	if (chained.mmap && !tls_chaining)
-		return CHAIN(chained.mmap(addr, len, prot, flags, fd, off));
+	if (chained.mmap && !orig)
+		return CHAIN(SYS_mmap, addr, len,
+			     chained.mmap(addr, len, prot, flags, fd, off));
 	return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
 }
 
 MN__NO_TSAN static void *sys_mremap(void *old, size_t old_len, size_t new_len,
 				    int flags, void *new_addr)
 {
-	if (chained.mremap && !tls_chaining)
-		return CHAIN(chained.mremap(old, old_len, new_len, flags, new_addr));
-	return (void *)syscall(SYS_mremap, old, old_len, new_len, flags, new_addr);
+	new_addr = mremap_new_addr(old, old_len, new_len, flags, new_addr);
+	if (chained.mremap && !ORIGINAL(SYS_mremap, old, old_len)) {
+		struct mremap_args saved = mremap_arm(old, old_len, new_len, flags,
+						      new_addr);
+		void *r = CHAIN(SYS_mremap, old, old_len,
+				chained.mremap(old, old_len, new_len, flags, new_addr));
+		mremap_disarm(saved);
+		return r;
+	}
+	return (void *)raw_syscall(SYS_mremap, (long)old, (long)old_len,
+				   (long)new_len, flags, (long)new_addr, 0);
 }
 
 /* mremap with a move that the caller left to the kernel: try in place
@@ -267,7 +393,8 @@ MN__NO_TSAN static void *mn_mremap_impl(void *old, size_t old_len, size_t new_le
 {
 	void *r;
 
-	if (QUIET || !atomic_load_explicit(&mn__vm_active, memory_order_relaxed))
+	if (tls_forwarding || ORIGINAL(SYS_mremap, old, old_len) ||
+	    !atomic_load_explicit(&mn__vm_active, memory_order_relaxed))
 		return sys_mremap(old, old_len, new_len, flags, new_addr);
 	report_mremap(old, old_len, new_len, flags, new_addr);
 	if ((flags & MREMAP_MAYMOVE) && !(flags & MREMAP_FIXED) &&
@@ -290,12 +417,13 @@ static void **libc_curbrk;
 static int mn_brk_impl(void *addr)
 {
 	void *cur = (void *)syscall(SYS_brk, 0);
+	bool orig = ORIGINAL(SYS_brk, addr, 0);
 
-	if (!QUIET && (uintptr_t)addr < (uintptr_t)cur)
+	if (!tls_forwarding && !orig && (uintptr_t)addr < (uintptr_t)cur)
 		report(MN_VM_UNMAP, addr, (uintptr_t)cur - (uintptr_t)addr, -1, 0,
 		       0, 0);
-	if (chained.brk && !tls_chaining)
-		return CHAIN(chained.brk(addr));
+	if (chained.brk && !orig)
+		return CHAIN(SYS_brk, addr, 0, chained.brk(addr));
 	void *now = (void *)syscall(SYS_brk, addr);
 	*libc_curbrk = now;
 	if ((uintptr_t)now < (uintptr_t)addr) {
@@ -309,11 +437,12 @@ static void *mn_sbrk_impl(intptr_t incr)
 {
 	void *old;
 
-	if (chained.sbrk && !tls_chaining) {
-		if (incr < 0 && !QUIET && *libc_curbrk)
+	/* (-1: no system call has that number) */
+	if (chained.sbrk && !ORIGINAL(-1, incr, 0)) {
+		if (incr < 0 && !tls_forwarding && *libc_curbrk)
 			report(MN_VM_UNMAP, (char *)*libc_curbrk + incr,
 			       (size_t)-incr, -1, 0, 0, 0);
-		return CHAIN(chained.sbrk(incr));
+		return CHAIN(-1, incr, 0, chained.sbrk(incr));
 	}
 
 	if (!*libc_curbrk)
@@ -363,6 +492,9 @@ MN__NO_TSAN static void resolve_next(void)
 	next.shmdt = (shmdt_fn)dlsym(RTLD_NEXT, "shmdt");
 	next.brk = (brk_fn)dlsym(RTLD_NEXT, "brk");
 	next.sbrk = (sbrk_fn)dlsym(RTLD_NEXT, "sbrk");
+#if !defined(__x86_64__)
+	libc_syscall = (long (*)(long, ...))dlsym(RTLD_NEXT, "syscall");
+#endif
 	next.resolved = true;
 }
 
@@ -385,9 +517,13 @@ MN__NO_TSAN __attribute__((constructor)) static void hooks_init(void)
 		r_;                                                           \
 	})
 
-MN_API MN__NO_TSAN int munmap(void *addr, size_t len)
+static __attribute__((noinline)) MN__NO_TSAN int
+exp_munmap(void *addr, size_t len)
 {
-	report(MN_VM_UNMAP, addr, len, -1, 0, 0, 0);
+	/* (A hooker that memnotify handed this call on to may call back here
+	   as its "original": it was reported.) */
+	if (!ORIGINAL(SYS_munmap, addr, len))
+		report(MN_VM_UNMAP, addr, len, -1, 0, 0, 0);
 	if (!next.munmap)
 		return (int)syscall(SYS_munmap, addr, len);
 	return FORWARD(next.munmap(addr, len));
@@ -395,7 +531,8 @@ MN_API MN__NO_TSAN int munmap(void *addr, size_t len)
 
 MN_API MN__NO_TSAN int mprotect(void *addr, size_t len, int prot)
 {
-	report(MN_VM_PROTECT, addr, len, prot, 0, 0, 0);
+	if (!ORIGINAL(SYS_mprotect, addr, len))
+		report(MN_VM_PROTECT, addr, len, prot, 0, 0, 0);
 	if (!next.mprotect)
 		return (int)syscall(SYS_mprotect, addr, len, prot);
 	return FORWARD(next.mprotect(addr, len, prot));
@@ -409,9 +546,11 @@ MN_API MN__NO_TSAN int pkey_mprotect(void *addr, size_t len, int prot, int pkey)
 	return FORWARD(next.pkey_mprotect(addr, len, prot, pkey));
 }
 
-MN_API MN__NO_TSAN int madvise(void *addr, size_t len, int advice)
+static __attribute__((noinline)) MN__NO_TSAN int
+exp_madvise(void *addr, size_t len, int advice)
 {
-	int slot = discard_begin(addr, len, advice);
+	int slot = ORIGINAL(SYS_madvise, addr, len) ? -1
+						   : discard_begin(addr, len, advice);
 	int r;
 
 	if (!next.madvise)
@@ -422,41 +561,63 @@ MN_API MN__NO_TSAN int madvise(void *addr, size_t len, int advice)
 	return r;
 }
 
-MN_API MN__NO_TSAN void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+static __attribute__((noinline)) MN__NO_TSAN void *
+exp_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
-	if ((flags & MAP_FIXED) && !(flags & MAP_FIXED_NOREPLACE))
+	if ((flags & MAP_FIXED) && !(flags & MAP_FIXED_NOREPLACE) &&
+	    !ORIGINAL(SYS_mmap, addr, len))
 		report(MN_VM_UNMAP, addr, len, -1, 0, 0, 0);
 	if (!next.mmap)
 		return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
 	return FORWARD(next.mmap(addr, len, prot, flags, fd, off));
 }
 
-MN_API void *mmap64(void *addr, size_t len, int prot, int flags, int fd,
-		    off_t off) __attribute__((alias("mmap")));
-
-MN_API MN__NO_TSAN void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
+static __attribute__((noinline)) MN__NO_TSAN void *
+exp_mremap(void *old, size_t old_len, size_t new_len, int flags, void *new_addr)
 {
-	void *new_addr = NULL;
-	va_list ap;
-
-	if (flags & MREMAP_FIXED) {
-		va_start(ap, flags);
-		new_addr = va_arg(ap, void *);
-		va_end(ap);
-	}
+	/* A hooker that called us as its "original" may have lost it. */
+	new_addr = mremap_new_addr(old, old_len, new_len, flags, new_addr);
 	if (!next.mremap)
 		return mn_mremap_impl(old, old_len, new_len, flags, new_addr);
-	if (!atomic_load_explicit(&mn__vm_active, memory_order_relaxed))
-		return FORWARD(next.mremap(old, old_len, new_len, flags, new_addr));
-	report_mremap(old, old_len, new_len, flags, new_addr);
-	if ((flags & MREMAP_MAYMOVE) && !(flags & MREMAP_FIXED) &&
-	    new_len > old_len) {
-		void *r = FORWARD(next.mremap(old, old_len, new_len, 0));
-		if (r != MAP_FAILED)
-			return r;
-		report(MN_VM_MOVE, old, old_len, -1, 0, 0, new_len);
+	if (atomic_load_explicit(&mn__vm_active, memory_order_relaxed) &&
+	    !ORIGINAL(SYS_mremap, old, old_len)) {
+		report_mremap(old, old_len, new_len, flags, new_addr);
+		if ((flags & MREMAP_MAYMOVE) && !(flags & MREMAP_FIXED) &&
+		    new_len > old_len) {
+			void *r = FORWARD(next.mremap(old, old_len, new_len, 0));
+			if (r != MAP_FAILED)
+				return r;
+			report(MN_VM_MOVE, old, old_len, -1, 0, 0, new_len);
+		}
 	}
-	return FORWARD(next.mremap(old, old_len, new_len, flags, new_addr));
+	struct mremap_args saved = mremap_arm(old, old_len, new_len, flags, new_addr);
+	void *r = FORWARD(next.mremap(old, old_len, new_len, flags, new_addr));
+	mremap_disarm(saved);
+	return r;
+}
+
+/*
+ * syscall(): the C library's, with one repair: an mremap that memnotify
+ * handed on to another hooker gets back the new address that hooker lost
+ * (see tls_mremap).  Nothing is reported here — a raw system call is
+ * still caught by userfaultfd only.  The kernel takes at most six
+ * arguments; like the C library's, this reads six whatever the caller
+ * passed.  Async-signal-safe.
+ */
+MN_API MN__NO_TSAN long syscall(long nr, ...)
+{
+	long a[6];
+	va_list ap;
+
+	va_start(ap, nr);
+	for (int i = 0; i < 6; i++)
+		a[i] = va_arg(ap, long);
+	va_end(ap);
+	if (MN__UNLIKELY(nr == SYS_mremap))
+		a[4] = (long)mremap_new_addr((void *)a[0], (size_t)a[1],
+					     (size_t)a[2], (int)a[3],
+					     (void *)a[4]);
+	return raw_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
 
 /* The extent of the mappings that start at @addr and continue without a
@@ -472,17 +633,28 @@ MN__NO_TSAN static size_t mapping_length(uintptr_t addr)
 	return at - addr;
 }
 
-MN_API MN__NO_TSAN int shmdt(const void *addr)
+static __attribute__((noinline)) MN__NO_TSAN int
+exp_shmdt(const void *addr)
 {
 	if (atomic_load_explicit(&mn__vm_active, memory_order_relaxed))
 		report(MN_VM_UNMAP, addr, mapping_length((uintptr_t)addr), -1, 0,
 		       0, 0);
+	/* The C library's shmdt is not redirected: a hooker that took this
+	   interposer (hijacked()) is called from here. */
+	if (chained.shmdt)
+		return FORWARD(chained.shmdt(addr));
 	if (!next.shmdt)
 		return (int)syscall(SYS_shmdt, addr);
 	return FORWARD(next.shmdt(addr));
 }
 
-MN_API MN__NO_TSAN int brk(void *addr)
+MN_API MN__NO_TSAN int shmdt(const void *addr)
+{
+	return exp_shmdt(addr);
+}
+
+static __attribute__((noinline)) MN__NO_TSAN int
+exp_brk(void *addr)
 {
 	if (atomic_load_explicit(&mn__vm_active, memory_order_relaxed)) {
 		uintptr_t cur = (uintptr_t)syscall(SYS_brk, 0);
@@ -494,7 +666,8 @@ MN_API MN__NO_TSAN int brk(void *addr)
 	return FORWARD(next.brk(addr));
 }
 
-MN_API MN__NO_TSAN void *sbrk(intptr_t incr)
+static __attribute__((noinline)) MN__NO_TSAN void *
+exp_sbrk(intptr_t incr)
 {
 	if (incr < 0 && atomic_load_explicit(&mn__vm_active, memory_order_relaxed)) {
 		uintptr_t cur = (uintptr_t)syscall(SYS_brk, 0);
@@ -506,6 +679,66 @@ MN_API MN__NO_TSAN void *sbrk(intptr_t incr)
 		return (void *)-1;
 	}
 	return FORWARD(next.sbrk(incr));
+}
+
+/*
+ * The exported interposers proper.  Each only calls its body above, which
+ * is also where a redirection leads when another hooker wrote its jump
+ * over the interposer itself: a hooker that finds "the original munmap"
+ * with dlsym(RTLD_NEXT) from a library linked before libmemnotify finds
+ * this one (UCX's libucm does, linked -lucm -lucs -lmemnotify).
+ */
+MN_API MN__NO_TSAN int munmap(void *addr, size_t len)
+{
+	return exp_munmap(addr, len);
+}
+
+MN_API MN__NO_TSAN int madvise(void *addr, size_t len, int advice)
+{
+	return exp_madvise(addr, len, advice);
+}
+
+MN_API MN__NO_TSAN void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	return exp_mmap(addr, len, prot, flags, fd, off);
+}
+
+MN_API void *mmap64(void *addr, size_t len, int prot, int flags, int fd,
+		    off_t off) __attribute__((alias("mmap")));
+
+/* The 5th argument only with MREMAP_FIXED, which says it is there. */
+#define MREMAP_VA_BODY                                                        \
+	void *new_addr = NULL;                                                \
+	va_list ap;                                                           \
+									      \
+	if (flags & MREMAP_FIXED) {                                           \
+		va_start(ap, flags);                                          \
+		new_addr = va_arg(ap, void *);                                \
+		va_end(ap);                                                   \
+	}                                                                     \
+	return exp_mremap(old, old_len, new_len, flags, new_addr)
+
+MN_API MN__NO_TSAN void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
+{
+	MREMAP_VA_BODY;
+}
+
+/* Where a redirected mremap interposer leads (it must read the 5th
+   argument the same way). */
+static __attribute__((noinline, unused)) MN__NO_TSAN void *
+exp_mremap_va(void *old, size_t old_len, size_t new_len, int flags, ...)
+{
+	MREMAP_VA_BODY;
+}
+
+MN_API MN__NO_TSAN int brk(void *addr)
+{
+	return exp_brk(addr);
+}
+
+MN_API MN__NO_TSAN void *sbrk(intptr_t incr)
+{
+	return exp_sbrk(incr);
 }
 
 bool mn__vm_interposing(void)
@@ -628,7 +861,8 @@ static int find_ldso_stubs(void **mp_out, void **mu_out)
 
 enum { R_MUNMAP, R_MREMAP, R_MPROTECT, R_PKEY_MPROTECT, R_MADVISE, R_MMAP,
        R_BRK, R_SBRK, R_LIBC_COUNT, R_LDSO_MPROTECT = R_LIBC_COUNT,
-       R_LDSO_MUNMAP, R_COUNT };
+       R_LDSO_MUNMAP, R_EXP_MUNMAP, R_EXP_MREMAP, R_EXP_MADVISE, R_EXP_MMAP,
+       R_EXP_BRK, R_EXP_SBRK, R_EXP_SHMDT, R_COUNT };
 
 static struct mn__x86_redirect redirects[R_COUNT] = {
 	[R_MUNMAP] = { .name = "munmap", .target = (void *)mn_munmap_impl },
@@ -644,6 +878,23 @@ static struct mn__x86_redirect redirects[R_COUNT] = {
 			      .target = (void *)mn_ldso_mprotect },
 	[R_LDSO_MUNMAP] = { .name = "ld.so munmap",
 			    .target = (void *)mn_ldso_munmap },
+	/* memnotify's own interposers, redirected to their bodies only when
+	   another hooker wrote its jump over them (see hijacked()). */
+	[R_EXP_MUNMAP] = { .name = "memnotify's munmap", .target = (void *)exp_munmap },
+	[R_EXP_MREMAP] = { .name = "memnotify's mremap", .target = (void *)exp_mremap_va },
+	[R_EXP_MADVISE] = { .name = "memnotify's madvise", .target = (void *)exp_madvise },
+	[R_EXP_MMAP] = { .name = "memnotify's mmap", .target = (void *)exp_mmap },
+	[R_EXP_BRK] = { .name = "memnotify's brk", .target = (void *)exp_brk },
+	[R_EXP_SBRK] = { .name = "memnotify's sbrk", .target = (void *)exp_sbrk },
+	[R_EXP_SHMDT] = { .name = "memnotify's shmdt", .target = (void *)exp_shmdt },
+};
+
+/* The interposer each R_EXP_ entry watches. */
+static void *const exported[R_COUNT] = {
+	[R_EXP_MUNMAP] = (void *)munmap, [R_EXP_MREMAP] = (void *)mremap,
+	[R_EXP_MADVISE] = (void *)madvise, [R_EXP_MMAP] = (void *)mmap,
+	[R_EXP_BRK] = (void *)brk, [R_EXP_SBRK] = (void *)sbrk,
+	[R_EXP_SHMDT] = (void *)shmdt,
 };
 
 /* Another hooker's jump already at an entry: our replacement calls it. */
@@ -655,7 +906,39 @@ static void **const chain_slot[R_COUNT] = {
 	[R_MMAP] = (void **)&chained.mmap,
 	[R_BRK] = (void **)&chained.brk,
 	[R_SBRK] = (void **)&chained.sbrk,
+	/* A hooker that took memnotify's interposer is handed the call where
+	   it would have been had it taken the C library's entry. */
+	[R_EXP_MUNMAP] = (void **)&chained.munmap,
+	[R_EXP_MREMAP] = (void **)&chained.mremap,
+	[R_EXP_MADVISE] = (void **)&chained.madvise,
+	[R_EXP_MMAP] = (void **)&chained.mmap,
+	[R_EXP_BRK] = (void **)&chained.brk,
+	[R_EXP_SBRK] = (void **)&chained.sbrk,
+	[R_EXP_SHMDT] = (void **)&chained.shmdt,
 };
+
+/*
+ * Interposers of memnotify's that carry another hooker's jump: each is
+ * redirected to its body, and the hooker is called from the C library's
+ * entry (note_chains()), so that it sees both the program's calls and the
+ * C library's own, and memnotify sees them before it.
+ */
+static void hijacked(void)
+{
+	for (int i = R_EXP_MUNMAP; i <= R_EXP_SHMDT; i++) {
+		struct mn__x86_site site;
+		char why[120];
+
+		redirects[i].entry = NULL;
+		if (mn__x86_find_site(exported[i],
+				      mn__x86_code_avail(exported[i], 16),
+				      (uintptr_t)exported[i], &site, why,
+				      sizeof(why)) == 0 &&
+		    site.chain && site.chain != (uintptr_t)redirects[i].target &&
+		    !*chain_slot[i])
+			redirects[i].entry = exported[i];
+	}
+}
 
 static void fail(int err, const char *fmt, const char *arg)
 {
@@ -755,10 +1038,107 @@ static void describe(int done)
 			k += (size_t)snprintf(refused + k, sizeof(refused) - k,
 					      "%s%s", k ? ", " : "; refused: ",
 					      redirects[i].name);
+	int taken = 0;
+	for (int i = R_EXP_MUNMAP; i <= R_EXP_SHMDT; i++)
+		taken += redirects[i].done;
 	snprintf(patch.detail, sizeof(patch.detail),
-		 "%d entry points redirected (loader: %s)%s; self-test passed",
+		 "%d entry points redirected (loader: %s)%s; self-test passed%s",
 		 done, patch.ldso_err ? strerror(-patch.ldso_err) : "yes",
-		 refused);
+		 refused, taken ? "; memnotify's interposers taken back from "
+				  "another hooker" : "");
+}
+
+/*
+ * Another hooker that installs after memnotify (UCX's libucm loaded with
+ * dlopen(), say) writes its jump over memnotify's at the same entry: the
+ * C library's internal calls then reach only that hooker.  Each
+ * mn__vm_hooks_install() (every watch and listener) compares the first
+ * bytes of every redirected entry with what memnotify left there — a few
+ * loads — and when they changed, chains onto the newcomer: the chain slot
+ * takes the newcomer's target (or none, when the original code came back),
+ * then a new jump goes over the newcomer's.  No memnotify lock is held; a
+ * second thread that finds the work taken skips it.  Not signal-safe.
+ */
+static unsigned char heads[R_COUNT][16];
+static atomic_int rechain_owner; /* pid of the thread's process at work */
+static atomic_int rechains;      /* how many entries were chained again */
+static char lost[100];           /* entries whose jump is gone for good */
+
+static bool gave_up[R_COUNT];    /* heads[] holds the other's code */
+
+static bool entry_changed(const struct mn__x86_redirect *r, int i)
+{
+	return memcmp(r->entry, heads[i], sizeof(heads[i])) ||
+	       (!gave_up[i] && memcmp((const void *)r->word, r->patched, r->width));
+}
+
+static void remember_heads(void)
+{
+	for (int i = 0; i < R_COUNT; i++)
+		if (redirects[i].done)
+			memcpy(heads[i], redirects[i].entry, sizeof(heads[i]));
+}
+
+/* Chain onto what is now at entry @i; false when that cannot be done. */
+static bool rechain_one(int i)
+{
+	struct mn__x86_redirect *r = &redirects[i];
+	struct mn__x86_redirect one = *r;
+	struct mn__x86_site site;
+	char why[120];
+
+	if (!chain_slot[i] ||
+	    mn__x86_find_site(r->entry, mn__x86_code_avail(r->entry, 64),
+			      (uintptr_t)r->entry, &site, why, sizeof(why)))
+		return false;
+	*chain_slot[i] = (void *)site.chain; /* before the jump leads here */
+	if (mn__x86_redirect_all(&one, 1, (uintptr_t)r->entry, why,
+				 sizeof(why)) != 1)
+		return false;
+	*r = one;
+	gave_up[i] = false;
+	memcpy(heads[i], r->entry, sizeof(heads[i]));
+	atomic_fetch_add_explicit(&rechains, 1, memory_order_relaxed);
+	mn__info("vm hooks: another hooker's jump replaced memnotify's at the C "
+		 "library's %s; chained onto it again (%s)", r->name,
+		 site.chain ? "both see every call" : "its original code is back");
+	return true;
+}
+
+static void rechain(void)
+{
+	bool any = false;
+	int me, cur;
+	size_t k;
+
+	for (int i = 0; i < R_COUNT && !any; i++)
+		any = redirects[i].done && entry_changed(&redirects[i], i);
+	if (!any)
+		return;
+	/* One thread at a time; a child of a fork() inherits a parent's
+	   mark, which is not its own. */
+	me = (int)getpid();
+	cur = atomic_load(&rechain_owner);
+	if ((cur && cur == me) ||
+	    !atomic_compare_exchange_strong(&rechain_owner, &cur, me))
+		return;
+	k = strlen(lost);
+	for (int i = 0; i < R_COUNT; i++) {
+		if (!redirects[i].done || !entry_changed(&redirects[i], i) ||
+		    rechain_one(i))
+			continue;
+		/* Given up until the code there changes again. */
+		memcpy(heads[i], redirects[i].entry, sizeof(heads[i]));
+		gave_up[i] = true;
+		mn__warn("vm hooks: another hooker replaced memnotify's jump at the "
+			 "C library's %s with code memnotify cannot chain onto: the "
+			 "C library's own calls of it reach only that hooker",
+			 redirects[i].name);
+		if (k < sizeof(lost) - 20 && !strstr(lost, redirects[i].name))
+			k += (size_t)snprintf(lost + k, sizeof(lost) - k, "%s%s",
+					      k ? ", " : "", redirects[i].name);
+	}
+	atomic_store(&rechain_owner, 0);
 }
 
 /* mn__once, no memnotify lock held. */
@@ -786,6 +1166,7 @@ static void install(void *arg)
 	}
 	if (!collect_entries(ls))
 		return;
+	hijacked();
 	note_chains();
 	/* Entries that are NULL (brk without __curbrk, no loader stubs) are
 	   compacted away: redirect_all sees only real ones. */
@@ -820,8 +1201,10 @@ static void install(void *arg)
 		return;
 	}
 	patch.err = 0;
+	remember_heads();
 	describe(done);
 }
+
 #endif
 
 /* No memnotify lock held: install the redirection once, in the first
@@ -842,6 +1225,8 @@ void mn__vm_hooks_install(void)
 		struct libc_syms ls;
 		lookup_libc(&ls);
 		mn__once(&patch.once, install, &ls);
+	} else if (!patch.err) {
+		rechain();
 	}
 #else
 	patch.err = -EOPNOTSUPP;
@@ -853,6 +1238,17 @@ void mn__vm_hooks_install(void)
 int mn__vm_patch_status(char *detail, size_t len)
 {
 	mn__vm_hooks_install();
+#if defined(__x86_64__)
+	int again = atomic_load_explicit(&rechains, memory_order_relaxed);
+	if (!patch.err && (again || lost[0])) {
+		snprintf(detail, len, "%s; chained again onto a later hooker: %d%s%s%s",
+			 patch.detail, again,
+			 lost[0] ? "; jump replaced by another hooker, the C "
+				   "library's own calls of " : "",
+			 lost, lost[0] ? " reach only that hooker" : "");
+		return 0;
+	}
+#endif
 	snprintf(detail, len, "%s", patch.detail);
 	return patch.err;
 }
