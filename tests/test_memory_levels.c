@@ -518,7 +518,7 @@ static void test_new_options_checked(void **state)
 	assert_int_equal(mn_memory_status(&o, &st), 0);
 	o.flags = MN_MEMORY_OOM_EVENTS;
 	assert_int_equal(mn_memory_status(&o, &st), 0);
-	o.flags = MN_MEMORY_OOM_EVENTS << 1;
+	o.flags = MN_MEMORY_COUNT_ACTIVE_FILE << 1;
 	assert_int_equal(mn_memory_status(&o, &st), -EINVAL);
 	assert_string_equal(mn_memory_mechanism_name(MN_MECH_CGROUP_V1_OOM),
 			    "cgroup_v1_oom");
