@@ -863,6 +863,50 @@ static void test_anon_hog_low_at_crossing(void **state)
 	assert_true(s.ev[k].available_bytes < s.ev[k].low_bytes);
 	assert_true(delay < PC_HOG_LOW_BOUND_MS * 1000);
 }
+/*
+ * The other side: a working set that no longer fits.  A child re-reads a
+ * 300 MiB file for ever (its active cache is a working set) and a 300 MiB
+ * anonymous hog joins it: memory other than file pages stays far from LOW
+ * (about 210 MiB left), but the cache is evicted and read back — refaults
+ * at hundreds of MiB/s — and the usage-based LOW that comes is confirmed:
+ * LOW is delivered.
+ */
+static void test_working_set_squeeze_low(void **state)
+{
+	static struct seen s = MN_TEST_SEEN_INIT;
+	char cg[512], file[128];
+	int pfd[2];
+	mn_sub *sub;
+
+	(void)state;
+	make_parent(512 * MiB, cg, sizeof(cg));
+	pc_make_file(file, sizeof(file), 300);
+	assert_int_equal(pipe2(pfd, O_CLOEXEC | O_NONBLOCK), 0);
+	MN_OPTS(mn_memory_opts, o, .cgroup = cg, .flags = MN_MEMORY_NO_PSI);
+	assert_int_equal(mn_memory_subscribe(&o, record, &s, &sub), 0);
+	assert_true(wait_for(&s, 0, MN_MEMORY_INITIAL, 0) >= 0);
+	pid_t r = pc_reader(cg, file, -1, pfd[1]);
+	assert_true(r > 0);
+	pc_wait_passes(pfd[0], 2);
+	pid_t h = mn_test_hog_start(cg, 300 * MiB, 16 * MiB, 20000, -1);
+	assert_true(h > 0);
+	int k = wait_for(&s, 1, MN_MEMORY_CHANGE, MN_MEMORY_LOW);
+	uint64_t used = pc_used_not_file(cg);
+	print_message("working set squeezed: LOW %s, %llu MiB other than "
+		      "file\n", k >= 0 ? "delivered" : "not delivered",
+		      (unsigned long long)(used / MiB));
+	assert_int_equal(mn_unsubscribe(sub), 0);
+	mn_test_hog_stop(h);
+	mn_test_hog_stop(r);
+	close(pfd[0]);
+	close(pfd[1]);
+	unlink(file);
+	assert_int_equal(mn_shutdown(), 0);
+	assert_int_equal(mn_test_cgroup_destroy(cg), 0);
+	assert_true(k >= 0);
+	/* Not a LOW that memory other than file pages makes on its own. */
+	assert_true(used < 512 * MiB - 512 * MiB / 10 - 512 * MiB / 50);
+}
 /* ---- end of the page-cache rule's tests ---- */
 
 int main(void)
@@ -881,6 +925,7 @@ int main(void)
 		cmocka_unit_test(test_page_cache_rule_steps),
 		cmocka_unit_test(test_page_cache_not_low),
 		cmocka_unit_test(test_anon_hog_low_at_crossing),
+		cmocka_unit_test(test_working_set_squeeze_low),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
