@@ -520,6 +520,11 @@ enum mn_memory_flags {
 	   second MN_MEMORY_OOM within the next few samples).  The level is
 	   unchanged by the event itself. */
 	MN_MEMORY_OOM_EVENTS = 1u << 3,
+	/* Count active file pages as used without confirmation: no
+	   page-cache rule (see mn_memory_subscribe()), a LOW whenever usage
+	   less inactive file pages leaves under low_percent, as the .NET GC
+	   and the Kubernetes working-set figure count. */
+	MN_MEMORY_COUNT_ACTIVE_FILE = 1u << 4,
 	MN_MEMORY_PSI_ONLY = (1u << 1) | (1u << 2), /* NO_EVENTS | NO_POLL */
 };
 
@@ -600,6 +605,27 @@ struct mn_memory_opts {
  * that were folded into this call because its callback was still running
  * (so level == previous_level with skipped_changes >= 1 is a whole episode,
  * e.g. HIGH -> LOW -> HIGH, that came and went meanwhile).
+ *
+ * The page-cache rule.  available_bytes counts a group's active file pages
+ * (page cache read at least twice) as used, though the kernel can reclaim
+ * them.  A LOW that only they make — the group would not be LOW were they
+ * free — is declared only when a reclaim signal confirms it: the group (or
+ * a limited ancestor) refaults file pages (memory.stat
+ * workingset_refault_file: evicted cache read back) at 0.5 % of its limit
+ * per second or more, measured over spans of at least 100 ms; or a PSI
+ * trigger, a v1 memory.pressure_level "critical" event or a v2
+ * memory.events high/max event holds LOW (as they do at any level).
+ * Without one the level is NEUTRAL (so a level may be NEUTRAL while
+ * available_bytes is under low_bytes), and a confirmed LOW whose
+ * refaults stop is left at the first sample after a span without them
+ * (and min_dwell_ms).  A LOW
+ * that memory other than active file pages makes is never delayed: it is
+ * entered at the sample that sees the crossing.  The rule is off with
+ * MN_MEMORY_COUNT_ACTIVE_FILE, at machine scope (MemAvailable already
+ * counts reclaimable cache) and where memory.stat has no refault count
+ * (older kernels: the usage rule alone then).
+ * mn_memory_status() has no refault history: its level applies the rule
+ * unconfirmed.
  *
  * Return: 0; -EINVAL for a NULL @cb or @out, a bad @opts or thresholds
  * (including bad MEMNOTIFY_LOW_PERCENT / MEMNOTIFY_HIGH_PERCENT values,

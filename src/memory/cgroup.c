@@ -430,12 +430,28 @@ static int read_level(struct mn__sampler *s, struct mn__cg_level *l)
 	n = mn__pread_all(l->stat_fd, buf, sizeof(buf));
 	if (n < 0)
 		return n == -ENODEV ? -ENOENT : (int)n;
+	bool v1 = s->cg.version == MN_CGROUP_V1;
 	if (mn__parse_keyed(buf, (size_t)n,
-			    s->cg.version == MN_CGROUP_V1 ? "total_inactive_file"
-							  : "inactive_file",
+			    v1 ? "total_inactive_file" : "inactive_file",
 			    &inactive) < 0)
 		inactive = 0;
 	l->used = usage > inactive ? usage - inactive : 0;
+	/* For the page-cache rule (events.c): active file pages, and file
+	   refaults (kernels before 5.9 name them without "_file"; v1 has
+	   them since 5.x, or not at all). */
+	if (mn__parse_keyed(buf, (size_t)n,
+			    v1 ? "total_active_file" : "active_file",
+			    &l->active_file) < 0)
+		l->active_file = 0;
+	s->has_refaults =
+		mn__parse_keyed(buf, (size_t)n,
+				v1 ? "total_workingset_refault_file"
+				   : "workingset_refault_file",
+				&l->refaults) == 0 ||
+		mn__parse_keyed(buf, (size_t)n,
+				v1 ? "total_workingset_refault"
+				   : "workingset_refault",
+				&l->refaults) == 0;
 	return 0;
 }
 
@@ -463,6 +479,11 @@ static int hierarchy_avail(struct mn__sampler *s, uint64_t physical,
 			continue; /* an ancestor we could not read: counted */
 		l->avail = l->limit > l->used ? l->limit - l->used : 0;
 		*avail = MN__MIN(*avail, l->avail);
+		uint64_t used_active = l->used > l->active_file
+					       ? l->used - l->active_file : 0;
+		s->avail_active = MN__MIN(s->avail_active,
+					  l->limit > used_active
+						  ? l->limit - used_active : 0);
 	}
 	return 0;
 }
@@ -509,6 +530,7 @@ int mn__sampler_read(struct mn__sampler *s, struct mn_memory_status *st,
 	avail = mi.has_available ? mi.available_bytes : mi.free_bytes;
 	limit = mi.total_bytes;
 
+	s->avail_active = avail;
 	if (s->cg.version != MN_CGROUP_NONE) {
 		err = hierarchy_avail(s, mi.total_bytes, now_usec, &avail);
 		if (err)
@@ -516,6 +538,7 @@ int mn__sampler_read(struct mn__sampler *s, struct mn_memory_status *st,
 		limit = MN__MIN(s->limit_bytes, mi.total_bytes);
 	}
 	avail = MN__MIN(avail, limit);
+	s->avail_active = MN__MAX(MN__MIN(s->avail_active, limit), avail);
 
 	st->time_usec = mn__now_real_usec();
 	st->available_bytes = avail;

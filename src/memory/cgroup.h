@@ -51,6 +51,9 @@ struct mn__cg_level {
 	uint64_t raw_usage; /* last usage file value (page cache included) */
 	uint64_t used;     /* usage - inactive file, last sample */
 	uint64_t avail;    /* limit - used (limited levels only) */
+	uint64_t active_file; /* active file pages, bytes, last sample */
+	uint64_t refaults; /* file pages refaulted (workingset_refault_file,
+	                      hierarchical on v1), a count since boot */
 };
 
 /* Open fds for repeated, cheap samples of one group (pread at offset 0). */
@@ -65,6 +68,9 @@ struct mn__sampler {
 	uint64_t limit_bytes;   /* cached effective limit */
 	uint64_t limit_read_usec;
 	unsigned int limits_gen; /* bumped whenever a level's limit changes */
+	uint64_t avail_active;   /* available memory were active file pages
+	                            free too (>= the sample's available) */
+	bool has_refaults;       /* the group's memory.stat counts refaults */
 };
 
 /* Is level @i of @s limited (its own limit below @physical)? */

@@ -41,6 +41,14 @@ static void arm_timer(struct mon *m, uint64_t delay_usec)
 	mn__wheel_set(&m->tick, delay_usec);
 }
 
+/* The available memory the level was decided on: with the page-cache
+   rule holding LOW off, the figure that counts active file pages free. */
+static uint64_t decided_avail(const struct mon *m)
+{
+	return m->cache_held ? m->sampler.avail_active
+			     : m->last.available_bytes;
+}
+
 /* A held change is looked at again when the dwell ends. */
 static uint64_t dwell_wait(const struct mon *m, uint64_t now)
 {
@@ -75,7 +83,7 @@ static bool below_usage_thresholds(const struct mon *m)
 static uint64_t next_interval_usec(const struct mon *m, uint64_t now)
 {
 	const struct params *p = &m->p;
-	uint64_t limit = m->last.limit_bytes, avail = m->last.available_bytes;
+	uint64_t limit = m->last.limit_bytes, avail = decided_avail(m);
 	struct mn__thresholds t;
 	uint64_t lo, hi;
 	uint64_t dist, rate, usec;
@@ -129,7 +137,7 @@ static uint64_t next_interval_usec(const struct mon *m, uint64_t now)
 static void update_backoff(struct mon *m, enum mn_memory_level prev,
 			   uint64_t prev_avail, bool had_sample)
 {
-	uint64_t avail = m->last.available_bytes;
+	uint64_t avail = decided_avail(m);
 	uint64_t moved = avail > prev_avail ? avail - prev_avail : prev_avail - avail;
 	uint64_t max_us = (uint64_t)m->p.poll_max_ms * 1000;
 	bool steady = had_sample && m->level == prev &&
@@ -225,6 +233,7 @@ static int follow_process(struct mon *m, uint64_t now, bool gone)
 	m->moved = true;
 	m->backoff_us = 0;
 	m->last_sample_mono = 0;
+	m->refault_base_usec = 0;
 	return 1;
 }
 
@@ -246,6 +255,79 @@ enum mn_memory_level mn__mon_dwell(struct mon *m, enum mn_memory_level lvl,
 	}
 	m->level_since = now;
 	return lvl;
+}
+
+/*
+ * The page-cache rule's reclaim signal: does a limited level refault its
+ * file pages at REFAULT_PERMILLE of its limit per second or more?  Measured
+ * over spans of at least REFAULT_SPAN_US since the previous measure (a
+ * sample sooner keeps the last verdict); the first span only starts one.
+ */
+static bool refaulting(struct mon *m, uint64_t now)
+{
+	const struct mn__sampler *s = &m->sampler;
+	uint64_t span = now - m->refault_base_usec;
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	bool hot = false;
+
+	if (m->refault_base_usec && span < REFAULT_SPAN_US)
+		return m->refaulting;
+	for (int i = 0; i < s->n_levels; i++) {
+		const struct mn__cg_level *l = &s->lv[i];
+		uint64_t base = m->refault_base[i];
+		m->refault_base[i] = l->refaults;
+		if (!m->refault_base_usec || l->refaults <= base ||
+		    !mn__level_limited(s, i, m->last.physical_bytes))
+			continue;
+		/* bytes / (span / 1e6) >= limit * permille / 1000 */
+		if ((unsigned __int128)(l->refaults - base) * page * 1000000000u >=
+		    (unsigned __int128)l->limit * REFAULT_PERMILLE * span)
+			hot = true;
+	}
+	m->refault_base_usec = now;
+	m->refaulting = hot;
+	return hot;
+}
+
+/*
+ * The level this sample says from the current one.  The page-cache rule
+ * (see mn_memory_subscribe): a LOW that only active file pages make is
+ * NEUTRAL unless the group refaults file pages; off with
+ * MN_MEMORY_COUNT_ACTIVE_FILE, at machine scope (MemAvailable already
+ * counts the page cache) and where memory.stat counts no refaults (the
+ * usage rule alone then, as before).
+ */
+static enum mn_memory_level sample_level(struct mon *m,
+					 const struct mn__thresholds *t,
+					 uint64_t now)
+{
+	uint64_t avail = m->last.available_bytes;
+	enum mn_memory_level lvl = mn__level_step(t, m->level, avail);
+	bool on = !(m->p.flags & MN_MEMORY_COUNT_ACTIVE_FILE) &&
+		  m->p.cg.version != MN_CGROUP_NONE && m->sampler.has_refaults;
+
+	m->cache_held = false;
+	if (!on)
+		return lvl;
+	bool confirmed = refaulting(m, now);
+	enum mn_memory_level c = mn__level_step_cache(
+		t, m->level, avail, m->sampler.avail_active, confirmed);
+	m->cache_held = c != lvl;
+	return c;
+}
+
+/* Fill rate: EWMA of how fast the decided available memory falls. */
+static void track_fill(struct mon *m, uint64_t now, uint64_t avail)
+{
+	if (m->last_sample_mono && now > m->last_sample_mono) {
+		double dt = (double)(now - m->last_sample_mono) / 1e6;
+		double fall = m->last_avail > avail
+				      ? (double)(m->last_avail - avail)
+				      : 0.0;
+		m->fill_rate = 0.5 * m->fill_rate + 0.5 * (fall / dt);
+	}
+	m->last_avail = avail;
+	m->last_sample_mono = now;
 }
 
 /* Take a sample and deliver what changed.  @mechanism is what made us look;
@@ -275,26 +357,18 @@ void mn__mon_evaluate(struct mon *m, unsigned int mechanism, bool force_low)
 		fail(m, err);
 		return;
 	}
-	/* Fill rate: EWMA of how fast available memory falls. */
-	if (m->last_sample_mono && now > m->last_sample_mono) {
-		double dt = (double)(now - m->last_sample_mono) / 1e6;
-		double fall = m->last_avail > m->last.available_bytes
-				      ? (double)(m->last_avail -
-						 m->last.available_bytes)
-				      : 0.0;
-		m->fill_rate = 0.5 * m->fill_rate + 0.5 * (fall / dt);
-	}
 	uint64_t prev_avail = m->last_avail;
 	bool had_sample = m->last_sample_mono != 0;
-	m->last_avail = m->last.available_bytes;
-	m->last_sample_mono = now;
-	if (m->sampler.limits_gen != m->levels_gen)
+	if (m->sampler.limits_gen != m->levels_gen) {
 		mn__mon_sync_levels(m); /* a limit moved: the events follow it */
+		m->refault_base_usec = 0; /* ... and refaults count afresh */
+	}
 
 	if (force_low)
 		m->hold_low_until = now + MN__MAX(m->psi_window_us, 1000000u);
 	mn__mon_thresholds(&m->p, m->last.limit_bytes, &t);
-	lvl = mn__level_step(&t, m->level, m->last.available_bytes);
+	lvl = sample_level(m, &t, now);
+	track_fill(m, now, decided_avail(m));
 	if (m->hold_low_until > now)
 		lvl = MN_MEMORY_LOW;
 	else

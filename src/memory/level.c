@@ -56,6 +56,20 @@ enum mn_memory_level mn__level_step(const struct mn__thresholds *t,
 	}
 }
 
+enum mn_memory_level mn__level_step_cache(const struct mn__thresholds *t,
+					  enum mn_memory_level cur,
+					  uint64_t avail, uint64_t avail_active,
+					  bool confirmed)
+{
+	enum mn_memory_level lvl = mn__level_step(t, cur, avail);
+
+	if (lvl != MN_MEMORY_LOW || confirmed)
+		return lvl;
+	return mn__level_step(t, cur, avail_active) == MN_MEMORY_LOW
+		       ? MN_MEMORY_LOW
+		       : MN_MEMORY_NEUTRAL;
+}
+
 enum mn_memory_level mn__level_next(unsigned int low, unsigned int high,
 				    unsigned int hyst, enum mn_memory_level cur,
 				    uint64_t avail, uint64_t limit)

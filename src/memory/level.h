@@ -2,6 +2,7 @@
 #ifndef MN_MEMORY_LEVEL_H
 #define MN_MEMORY_LEVEL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "memnotify.h"
@@ -24,6 +25,18 @@ void mn__thresholds_for(unsigned int low, unsigned int high, unsigned int hyst,
 /* The next level for a sample of @avail bytes, from level @cur. */
 enum mn_memory_level mn__level_step(const struct mn__thresholds *t,
 				    enum mn_memory_level cur, uint64_t avail);
+
+/*
+ * The page-cache rule: the next level from @cur for a sample of @avail
+ * bytes available (active file pages counted as used) and @avail_active
+ * (counted as free).  A LOW that only the active file pages make (the step
+ * from @avail_active would not be LOW) stands only when @confirmed (a
+ * reclaim signal: the group refaults its file pages); otherwise NEUTRAL.
+ */
+enum mn_memory_level mn__level_step_cache(const struct mn__thresholds *t,
+					  enum mn_memory_level cur,
+					  uint64_t avail, uint64_t avail_active,
+					  bool confirmed);
 
 /*
  * The next level for a sample of @avail bytes available out of @limit,

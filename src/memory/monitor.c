@@ -309,7 +309,16 @@ int mn_memory_status(const struct mn_memory_opts *opts,
 		return err;
 	struct mn__thresholds t;
 	mn__mon_thresholds(&p, st.limit_bytes, &t);
-	st.level = mn__level_step(&t, MN_MEMORY_LEVEL_UNKNOWN, st.available_bytes);
+	/* One sample measures no refaults: the page-cache rule holds any LOW
+	   that only active file pages make off (see mn_memory_subscribe). */
+	st.level = p.flags & MN_MEMORY_COUNT_ACTIVE_FILE ||
+				   p.cg.version == MN_CGROUP_NONE ||
+				   !smp.has_refaults
+			   ? mn__level_step(&t, MN_MEMORY_LEVEL_UNKNOWN,
+					    st.available_bytes)
+			   : mn__level_step_cache(&t, MN_MEMORY_LEVEL_UNKNOWN,
+						  st.available_bytes,
+						  smp.avail_active, false);
 	st.mechanism = MN_MECH_QUERY;
 	st.low_percent = p.low;
 	st.high_percent = p.high;

@@ -37,6 +37,11 @@
 #define DEFAULT_POLL_MAX_MS 2000u
 #define DEFAULT_DWELL_MS 1000u
 #define MAX_DWELL_MS 60000u
+/* The page-cache rule: a LOW made by active file pages stands while the
+   group refaults file pages at REFAULT_PERMILLE of its limit per second
+   or more, measured over spans of at least REFAULT_SPAN_US. */
+#define REFAULT_PERMILLE 5u
+#define REFAULT_SPAN_US 100000u
 /* The fastest fill rate assumed when sizing the next sleep, as earlyoom
    does; a faster measured rate takes over. */
 #define ASSUMED_FILL_BYTES_PER_SEC (2ull << 30)
@@ -118,6 +123,14 @@ struct mon {
 	struct mn__io oom_io;      /* v1 memory.oom_control eventfd */
 	uint64_t oom_kills;        /* the group's oom_kill count, last read */
 	int oom_recheck;           /* v1: samples left that re-read it */
+	/* The page-cache rule (events.c): each level's refault count at
+	   the start of the current measuring span, the span's start
+	   (monotonic usec; 0: none yet), the last span's verdict, and
+	   whether the last level was held off LOW by the rule. */
+	uint64_t refault_base[MN__CG_MAX_LEVELS];
+	uint64_t refault_base_usec;
+	bool refaulting;
+	bool cache_held;
 };
 
 struct memsub {

@@ -125,7 +125,8 @@ int mn__mon_make_params(const struct mn_memory_opts *o, struct params *p)
 			       &p->dwell_ms)))
 		return err;
 	if (p->flags & ~(MN_MEMORY_NO_PSI | MN_MEMORY_NO_EVENTS |
-			 MN_MEMORY_NO_POLL | MN_MEMORY_OOM_EVENTS)) {
+			 MN_MEMORY_NO_POLL | MN_MEMORY_OOM_EVENTS |
+			 MN_MEMORY_COUNT_ACTIVE_FILE)) {
 		mn__err("memory: unknown flags 0x%x", p->flags);
 		return -EINVAL;
 	}
