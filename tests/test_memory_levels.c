@@ -428,6 +428,74 @@ static void test_own_group_follows_process(void **state)
 }
 
 
+/* The group's memory.usage_in_bytes (v1) or memory.current (v2). */
+static uint64_t usage_of(const char *cg)
+{
+	char p[600], buf[64];
+	ssize_t n = -1;
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/memory.usage_in_bytes", cg);
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(p, sizeof(p), "%s/memory.current", cg);
+		fd = open(p, O_RDONLY | O_CLOEXEC);
+	}
+	if (fd >= 0) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+	}
+	assert_true(n > 0);
+	buf[n] = '\0';
+	return strtoull(buf, NULL, 10);
+}
+
+/*
+ * An events-only watch (MN_MEMORY_NO_POLL) follows limit changes, which no
+ * kernel event announces: a 200 MiB hog sits in a 512 MiB group (HIGH, far
+ * from every usage threshold); the limit lowered to 215 MiB gives LOW with
+ * that limit, raised back to 512 MiB gives HIGH.
+ */
+static void test_events_only_follows_limit(void **state)
+{
+	static struct seen e = MN_TEST_SEEN_INIT;
+	char cg[512], val[32];
+	mn_sub *esub;
+	int i;
+
+	(void)state;
+	make_parent(512 * MiB, cg, sizeof(cg));
+	pid_t hog = mn_test_hog_start(cg, 200 * MiB, 16 * MiB, 0, -1);
+	assert_true(hog > 0);
+	for (int n = 0; n < WAIT_MS / 20 && usage_of(cg) < 200 * MiB; n++)
+		usleep(20 * 1000);
+	assert_true(usage_of(cg) >= 200 * MiB);
+	MN_OPTS(mn_memory_opts, eo, .cgroup = cg, .flags = MN_MEMORY_NO_POLL);
+	assert_int_equal(mn_memory_subscribe(&eo, record, &e, &esub), 0);
+	i = wait_for(&e, 0, MN_MEMORY_INITIAL, MN_MEMORY_HIGH);
+	assert_true(i >= 0);
+	assert_false(e.ev[i].mechanisms_active & MN_MECH_POLL);
+
+	snprintf(val, sizeof(val), "%llu", 215 * MiB);
+	set_limit(cg, val, val);
+	i = wait_for(&e, i + 1, MN_MEMORY_CHANGE, MN_MEMORY_LOW);
+	if (i < 0)
+		mn_test_hog_stop(hog);
+	if (i < 0)
+		fail_msg("an events-only watch missed the limit lowered to 215 MiB");
+	assert_int_equal(e.ev[i].limit_bytes, 215 * MiB);
+	snprintf(val, sizeof(val), "%llu", 512 * MiB);
+	set_limit(cg, val, val);
+	i = wait_for(&e, i + 1, MN_MEMORY_CHANGE, MN_MEMORY_HIGH);
+	mn_test_hog_stop(hog);
+	if (i < 0)
+		fail_msg("an events-only watch missed the limit raised to 512 MiB");
+	assert_int_equal(e.ev[i].limit_bytes, 512 * MiB);
+	assert_int_equal(mn_unsubscribe(esub), 0);
+	assert_int_equal(mn_shutdown(), 0);
+	assert_int_equal(mn_test_cgroup_destroy(cg), 0);
+}
+
 /* Level changes during @ms of a swing in a fresh 512 MiB group, with a
    dwell of @dwell_ms; the events are left in @s. */
 static int swing_changes(struct seen *s, unsigned int dwell_ms, unsigned int ms)
@@ -532,6 +600,7 @@ int main(void)
 		cmocka_unit_test(test_sibling_fills_parent),
 		cmocka_unit_test(test_parent_limit_set_later),
 		cmocka_unit_test(test_limit_removed_and_set_again),
+		cmocka_unit_test(test_events_only_follows_limit),
 		cmocka_unit_test(test_vanished_group),
 		cmocka_unit_test(test_own_group_follows_process),
 		cmocka_unit_test(test_dwell_damps_flapping),
