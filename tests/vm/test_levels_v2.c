@@ -126,6 +126,24 @@ static void wait_usage(const char *g, uint64_t bytes)
 	}
 }
 
+/* The group's usage once what is in it has stopped growing (bounded). */
+static uint64_t settled_usage(const char *g, uint64_t at_least)
+{
+	uint64_t prev = 0, now = read_key(g, "memory.current", "");
+
+	for (int n = 0; n < WAIT_MS / 100; n++) {
+		if (now >= at_least && now - prev < MiB / 4)
+			return now;
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+		prev = now;
+		now = read_key(g, "memory.current", "");
+	}
+	fail_msg("%s did not settle at %llu MiB or more", g,
+		 (unsigned long long)(at_least / MiB));
+	return 0;
+}
+
 /*
  * What a test leaves behind if it fails half-way (a hog holding the output
  * pipe open would keep ctest waiting): each test's hogs and groups, killed
@@ -488,9 +506,10 @@ static void test_v2_oom_kill_reported(void **state)
 
 /*
  * An events-only watch (no sampling) follows limit changes, which no v2
- * event announces: a 200 MiB hog sits in a 512 MiB group (HIGH); memory.max
- * lowered to 215 MiB gives LOW with that limit, raised back to 512 MiB
- * HIGH, and memory.high at 215 MiB LOW again.
+ * event announces: a 200 MiB hog settles at usage U in a 512 MiB group
+ * (HIGH); memory.max lowered to U / 0.93 (7 % left; above U, so nothing is
+ * reclaimed and no memory.events alarm fires) gives LOW with that limit,
+ * raised back to 512 MiB HIGH, and memory.high at U / 0.93 LOW again.
  */
 static void test_v2_events_only_follows_limits(void **state)
 {
@@ -502,30 +521,32 @@ static void test_v2_events_only_follows_limits(void **state)
 	(void)state;
 	make_group(512 * MiB, g, sizeof(g));
 	pid_t hog = hog_start(g, 200 * MiB, -1);
-	wait_usage(g, 200 * MiB);
-	note("the hog holds 200 MiB");
+	uint64_t used = settled_usage(g, 200 * MiB);
+	uint64_t lo = (used * 100 / 93 + MiB - 1) / MiB * MiB;
+	note("the hog holds %llu MiB; the low limit is %llu MiB",
+	     (unsigned long long)(used / MiB), (unsigned long long)(lo / MiB));
 	MN_OPTS(mn_memory_opts, eo, .cgroup = g, .flags = MN_MEMORY_NO_POLL);
 	assert_int_equal(mn_memory_subscribe(&eo, record, &e, &esub), 0);
 	i = wait_for(&e, 0, MN_MEMORY_INITIAL, MN_MEMORY_HIGH);
 	assert_true(i >= 0);
 	assert_false(e.ev[i].mechanisms_active & MN_MECH_POLL);
 
-	assert_int_equal(write_file(g, "memory.max", 215 * MiB), 0);
-	note("memory.max 215 MiB");
+	assert_int_equal(write_file(g, "memory.max", lo), 0);
+	note("memory.max lowered");
 	i = wait_for(&e, i + 1, MN_MEMORY_CHANGE, MN_MEMORY_LOW);
 	if (i < 0)
-		fail_msg("an events-only watch missed memory.max 215 MiB");
-	assert_int_equal(e.ev[i].limit_bytes, 215 * MiB);
+		fail_msg("an events-only watch missed memory.max lowered");
+	assert_int_equal(e.ev[i].limit_bytes, lo);
 	assert_int_equal(write_file(g, "memory.max", 512 * MiB), 0);
 	i = wait_for(&e, i + 1, MN_MEMORY_CHANGE, MN_MEMORY_HIGH);
 	assert_true(i >= 0);
 	assert_int_equal(e.ev[i].limit_bytes, 512 * MiB);
-	assert_int_equal(write_file(g, "memory.high", 215 * MiB), 0);
-	note("memory.high 215 MiB");
+	assert_int_equal(write_file(g, "memory.high", lo), 0);
+	note("memory.high lowered");
 	i = wait_for(&e, i + 1, MN_MEMORY_CHANGE, MN_MEMORY_LOW);
 	if (i < 0)
-		fail_msg("an events-only watch missed memory.high 215 MiB");
-	assert_int_equal(e.ev[i].limit_bytes, 215 * MiB);
+		fail_msg("an events-only watch missed memory.high lowered");
+	assert_int_equal(e.ev[i].limit_bytes, lo);
 	hog_stop(hog);
 	assert_int_equal(mn_unsubscribe(esub), 0);
 	assert_int_equal(mn_shutdown(), 0);
