@@ -508,7 +508,17 @@ typedef void (*mn_memory_cb)(const struct mn_memory_status *st, void *ctx);
 enum mn_memory_flags {
 	MN_MEMORY_NO_PSI = 1u << 0,    /* do not arm PSI triggers */
 	MN_MEMORY_NO_EVENTS = 1u << 1, /* no cgroup pressure events */
-	MN_MEMORY_NO_POLL = 1u << 2,   /* no adaptive sampling: events only */
+	/* No adaptive sampling: events only.  No kernel event announces a
+	   limit change (v1 memory.limit_in_bytes, v2 memory.max /
+	   memory.high) or a move of the process, so such a watch re-reads
+	   its group's and ancestors' limit files (and, for the own group,
+	   /proc/self/cgroup) once per poll_max_ms, all such watches at the
+	   same instant (one wakeup for every one of them, whatever their
+	   number), and samples only when one changed: the change then
+	   comes within about poll_max_ms, with mechanism MN_MECH_POLL.  On
+	   v2 nothing else announces usage below memory.high / memory.max:
+	   a watch there hears only the kernel's alarms (and PSI). */
+	MN_MEMORY_NO_POLL = 1u << 2,
 	/* Also call back with reason MN_MEMORY_OOM whenever the kernel runs
 	   out of memory in the group or under a limited ancestor's limit it
 	   shares (v1: the group's memory.oom_control eventfd, which the kernel

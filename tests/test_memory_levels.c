@@ -428,6 +428,113 @@ static void test_own_group_follows_process(void **state)
 }
 
 
+/* The group's memory.usage_in_bytes (v1) or memory.current (v2). */
+static uint64_t usage_of(const char *cg)
+{
+	char p[600], buf[64];
+	ssize_t n = -1;
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/memory.usage_in_bytes", cg);
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(p, sizeof(p), "%s/memory.current", cg);
+		fd = open(p, O_RDONLY | O_CLOEXEC);
+	}
+	if (fd >= 0) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+	}
+	assert_true(n > 0);
+	buf[n] = '\0';
+	return strtoull(buf, NULL, 10);
+}
+
+/* The group's usage once the hog in it has stopped growing (bounded). */
+static uint64_t settled_usage(const char *cg, uint64_t at_least)
+{
+	uint64_t prev = 0, now = usage_of(cg);
+
+	for (int n = 0; n < WAIT_MS / 100; n++) {
+		if (now >= at_least && now - prev < MiB / 4)
+			return now;
+		usleep(100 * 1000);
+		prev = now;
+		now = usage_of(cg);
+	}
+	fail_msg("%s did not settle at %llu MiB or more", cg,
+		 (unsigned long long)(at_least / MiB));
+	return 0;
+}
+
+/* What test_events_only_follows_limit leaves if it fails half-way. */
+static struct {
+	char cg[512];
+	pid_t hog;
+	mn_sub *sub;
+} eo_left;
+
+static int events_only_teardown(void **state)
+{
+	(void)state;
+	if (eo_left.sub)
+		mn_unsubscribe(eo_left.sub);
+	mn_test_hog_stop(eo_left.hog);
+	if (eo_left.cg[0])
+		mn_test_cgroup_destroy(eo_left.cg);
+	memset(&eo_left, 0, sizeof(eo_left));
+	return 0;
+}
+
+/*
+ * An events-only watch (MN_MEMORY_NO_POLL) follows limit changes, which no
+ * kernel event announces: a 200 MiB hog settles at usage U in a group
+ * limited to max(512 MiB, 2U) (HIGH, far from every usage threshold); the
+ * limit lowered to U / 0.93 (7 % left, LOW; above U, so the kernel need
+ * not reclaim) gives LOW with that limit, raised back gives HIGH.
+ */
+static void test_events_only_follows_limit(void **state)
+{
+	static struct seen e = MN_TEST_SEEN_INIT;
+	char *cg = eo_left.cg, val[32];
+	int i;
+
+	(void)state;
+	make_parent(512 * MiB, cg, sizeof(eo_left.cg));
+	eo_left.hog = mn_test_hog_start(cg, 200 * MiB, 16 * MiB, 0, -1);
+	assert_true(eo_left.hog > 0);
+	uint64_t used = settled_usage(cg, 200 * MiB);
+	uint64_t hi = used * 2 > 512 * MiB ? used * 2 / MiB * MiB : 512 * MiB;
+	uint64_t lo = (used * 100 / 93 + MiB - 1) / MiB * MiB;
+	snprintf(val, sizeof(val), "%llu", (unsigned long long)hi);
+	set_limit(cg, val, val);
+	MN_OPTS(mn_memory_opts, eo, .cgroup = cg, .flags = MN_MEMORY_NO_POLL);
+	assert_int_equal(mn_memory_subscribe(&eo, record, &e, &eo_left.sub), 0);
+	i = wait_for(&e, 0, MN_MEMORY_INITIAL, MN_MEMORY_HIGH);
+	assert_true(i >= 0);
+	assert_false(e.ev[i].mechanisms_active & MN_MECH_POLL);
+
+	snprintf(val, sizeof(val), "%llu", (unsigned long long)lo);
+	set_limit(cg, val, val);
+	i = wait_for(&e, i + 1, MN_MEMORY_CHANGE, MN_MEMORY_LOW);
+	if (i < 0)
+		fail_msg("an events-only watch missed the limit lowered to "
+			 "%llu MiB (usage %llu MiB)", (unsigned long long)(lo / MiB),
+			 (unsigned long long)(used / MiB));
+	assert_int_equal(e.ev[i].limit_bytes, lo);
+	snprintf(val, sizeof(val), "%llu", (unsigned long long)hi);
+	set_limit(cg, val, val);
+	i = wait_for(&e, i + 1, MN_MEMORY_CHANGE, MN_MEMORY_HIGH);
+	if (i < 0)
+		fail_msg("an events-only watch missed the limit raised to "
+			 "%llu MiB", (unsigned long long)(hi / MiB));
+	assert_int_equal(e.ev[i].limit_bytes, hi);
+	assert_int_equal(mn_unsubscribe(eo_left.sub), 0);
+	eo_left.sub = NULL;
+	assert_int_equal(mn_shutdown(), 0);
+	events_only_teardown(NULL);
+}
+
 /* Level changes during at least @ms of a swing in a fresh 512 MiB group
    (longer until two changes were seen, within a bound), with a dwell of
    @dwell_ms; the events are left in @s. */
@@ -929,6 +1036,8 @@ int main(void)
 		cmocka_unit_test(test_sibling_fills_parent),
 		cmocka_unit_test(test_parent_limit_set_later),
 		cmocka_unit_test(test_limit_removed_and_set_again),
+		cmocka_unit_test_teardown(test_events_only_follows_limit,
+					  events_only_teardown),
 		cmocka_unit_test(test_vanished_group),
 		cmocka_unit_test(test_own_group_follows_process),
 		cmocka_unit_test(test_dwell_damps_flapping),

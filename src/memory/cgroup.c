@@ -410,6 +410,18 @@ static void refresh_limits(struct mn__sampler *s, uint64_t physical)
 	s->limit_bytes = eff;
 }
 
+bool mn__sampler_limits_changed(struct mn__sampler *s, uint64_t physical,
+				uint64_t now_usec)
+{
+	unsigned int gen = s->limits_gen;
+
+	if (s->cg.version == MN_CGROUP_NONE)
+		return false;
+	refresh_limits(s, physical);
+	s->limit_read_usec = now_usec;
+	return s->limits_gen != gen;
+}
+
 /* One level's usage and inactive file pages.  Return 0, or -ENOENT when the
    level vanished, or another -errno (counted). */
 static int read_level(struct mn__sampler *s, struct mn__cg_level *l)

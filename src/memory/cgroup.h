@@ -97,4 +97,13 @@ void mn__sampler_close(struct mn__sampler *s);
 int mn__sampler_read(struct mn__sampler *s, struct mn_memory_status *st,
 		     uint64_t now_usec);
 
+/*
+ * Re-read every level's limit files now, and nothing else (no usage, no
+ * /proc/meminfo): true if a limit changed (limits_gen moved), e.g. a
+ * removed group, whose files are gone, counts as unlimited.  For watches
+ * that take no samples of their own (MN_MEMORY_NO_POLL).
+ */
+bool mn__sampler_limits_changed(struct mn__sampler *s, uint64_t physical,
+				uint64_t now_usec);
+
 #endif /* MN_MEMORY_CGROUP_H */

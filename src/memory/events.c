@@ -94,12 +94,17 @@ static uint64_t next_interval_usec(const struct mon *m, uint64_t now)
 	lo = t.low;
 	hi = t.high;
 	if (p->flags & MN_MEMORY_NO_POLL) {
-		/* Only the end of a pressure hold or a dwell needs a timer. */
-		usec = m->hold_low_until > now ? m->hold_low_until - now : 0;
-		if (m->dwell_held)
-			usec = usec ? MN__MIN(usec, dwell_wait(m, now))
-				    : dwell_wait(m, now);
-		return usec;
+		/* No samples: the end of a pressure hold or a dwell, and the
+		   limit check (limit_check()) on the poll_max grid of the
+		   monotonic clock, where every events-only watch with the
+		   same poll_max_ms comes due at once: one wakeup for all.
+		   A machine-wide watch has no limit to check. */
+		bool check = p->cg.version != MN_CGROUP_NONE || p->own;
+		usec = check ? max_us - now % max_us : UINT64_MAX;
+		if (m->hold_low_until > now)
+			usec = MN__MIN(usec, m->hold_low_until - now);
+		usec = MN__MIN(usec, dwell_wait(m, now));
+		return usec == UINT64_MAX ? 0 : usec;
 	}
 	/* Below the usage threshold the kernel will tell us when usage
 	   rises: available memory is at least high% whatever the page cache
@@ -235,6 +240,23 @@ static int follow_process(struct mon *m, uint64_t now, bool gone)
 	m->last_sample_mono = 0;
 	m->refault_base_usec = 0;
 	return 1;
+}
+
+/*
+ * A file of the watched group says the group is gone (v2: its
+ * memory.pressure trigger hung up, its memory.events cannot be read).  A
+ * watch of the own group looks for the process first — it was moved out
+ * before the group was removed — and moves with it (MN_MEMORY_MOVED); any
+ * other watch, or one whose process is still "there", fails with -ENOENT.
+ */
+static void group_gone(struct mon *m, unsigned int mechanism)
+{
+	int moved = m->p.own ? follow_process(m, mn__now_mono_usec(), true) : 0;
+
+	if (moved > 0)
+		mn__mon_evaluate(m, mechanism, false);
+	else
+		fail(m, moved < 0 ? moved : -ENOENT);
 }
 
 /* Minimum dwell: a level other than LOW is entered only once the current
@@ -391,13 +413,50 @@ static bool stale(const struct mon *m, const struct mn__io *io)
 	return io->fd < 0 || atomic_load(&m->failed);
 }
 
+/*
+ * An events-only watch (MN_MEMORY_NO_POLL) takes no samples of its own,
+ * and no kernel event says that a limit changed (v1 limit_in_bytes, v2
+ * memory.max / memory.high; memory.events counts only its alarms) or that
+ * the process moved.  So once per poll_max_ms it re-reads its levels'
+ * limit files (and, watching the own group, /proc/self/cgroup), and
+ * samples only when something changed: the delivery then says
+ * MN_MECH_POLL.  Cost per watch and check: one open/read/close per limit
+ * file of each level (v2: two per level), no wakeup of its own.
+ */
+static void limit_check(struct mon *m, uint64_t now)
+{
+	int moved = m->p.own ? follow_process(m, now, false) : 0;
+
+	if (moved < 0) {
+		fail(m, moved);
+		return;
+	}
+	if (moved || mn__sampler_limits_changed(&m->sampler,
+						m->last.physical_bytes, now)) {
+		mn__mon_evaluate(m, MN_MECH_POLL, false);
+		return;
+	}
+	m->interval_us = next_interval_usec(m, now);
+	arm_timer(m, m->interval_us);
+}
+
 /* The shared sampling timer says this watch is due. */
 void mn__mon_on_tick(struct mn__wheel_entry *e)
 {
 	struct mon *m = mn__container_of(e, struct mon, tick);
+	uint64_t now = mn__now_mono_usec();
 
-	if (!atomic_load(&m->failed))
-		mn__mon_evaluate(m, MN_MECH_POLL, false);
+	if (atomic_load(&m->failed))
+		return;
+	/* An events-only watch's tick is a limit check unless a pressure
+	   hold or a dwell ended. */
+	if ((m->p.flags & MN_MEMORY_NO_POLL) &&
+	    !(m->hold_low_until && m->hold_low_until <= now) &&
+	    !(m->dwell_held && dwell_wait(m, now) <= 1000)) {
+		limit_check(m, now);
+		return;
+	}
+	mn__mon_evaluate(m, MN_MECH_POLL, false);
 }
 
 void mn__mon_on_psi(struct mn__io *io, uint32_t events)
@@ -410,7 +469,7 @@ void mn__mon_on_psi(struct mn__io *io, uint32_t events)
 		mn__systemd_psi_drain(io->fd);
 	if (events & (EPOLLERR | EPOLLHUP)) {
 		/* The group's pressure file went away with the group. */
-		fail(m, -ENOENT);
+		group_gone(m, MN_MECH_PSI);
 		return;
 	}
 	/* At machine scope PSI includes stalls of limited groups elsewhere,
@@ -522,8 +581,10 @@ void mn__mon_on_v2_events(struct mn__io *io, uint32_t events)
 	if (err) {
 		/* The group's own file: it vanished.  An ancestor's: the
 		   sample says whether the group did too. */
-		if (l == &m->lv[0])
-			fail(m, err == -ENODEV ? -ENOENT : err);
+		if (l == &m->lv[0] && (err == -ENODEV || err == -ENOENT))
+			group_gone(m, MN_MECH_CGROUP_V2_EVENTS);
+		else if (l == &m->lv[0])
+			fail(m, err);
 		else
 			mn__mon_evaluate(m, MN_MECH_CGROUP_V2_EVENTS, false);
 		return;
