@@ -42,29 +42,35 @@
 enum {
 	INV_UNMAP = 1, INV_MOVE = 2, INV_DISCARD = 4, INV_PROTECT = 8,
 	INV_LATE = 16, INV_EVICT = 32, INV_MERGED = 64, INV_GONE = 128,
+	INV_PENDING = 256, /* in the index, still registering: no hit */
 };
 
+/* 80 bytes: the figure `make bench` reports as memory per region. */
 struct region {
 	struct mn_rcache_region pub;
-	struct mn__idx_retiree ret;
-	struct mn_rcache *cache;
-	_Atomic long refs;          /* callers + 1 while in the index */
+	_Atomic int refs;           /* callers + 1 while in the index */
 	_Atomic unsigned int invalid;
-	_Atomic uint64_t used;      /* the cache's clock at the last hit */
-	_Atomic int on_stack;       /* pushed on cache->inval, not taken */
+	_Atomic uint32_t used;      /* the cache's clock at the last hit */
+	uint32_t seen;              /* rc_lock: `used` when CLOCK last passed */
+	_Atomic bool on_stack;      /* pushed on cache->inval, not taken */
+	bool in_index, free_pending; /* rc_lock */
+	bool no_dereg;              /* register failed: no deregister */
 	struct region *inval_next;  /* the stack's link */
-	mn_sub *watch;
-	/* rc_lock: */
-	bool in_index, free_pending;
-	uint64_t seen;              /* `used` when CLOCK last passed it */
-	struct region *prev, *next; /* CLOCK order, oldest first */
+	union {
+		struct {            /* rc_lock: CLOCK order, oldest first */
+			struct region *prev, *next;
+		};
+		struct mn__idx_retiree ret; /* out of the index: reclaimed */
+	};
 };
 
 struct mn_rcache {
 	struct mn_rcache_opts o;
 	struct mn__idx idx;
+	mn_sub *listener;                 /* every hooked call, late events */
+	unsigned int fork_gen;            /* rc_lock: of the uffd cover */
 	_Atomic(struct region *) inval;   /* lock-free stack */
-	_Atomic uint64_t clock;
+	_Atomic uint32_t clock;
 	struct region *head, *tail;       /* rc_lock */
 	size_t n;                         /* rc_lock */
 	uint64_t bytes;                   /* rc_lock */
@@ -88,16 +94,40 @@ __attribute__((constructor)) static void rcache_init(void)
 
 #define ST(c, f) atomic_fetch_add_explicit(&(c)->st.f, 1, memory_order_relaxed)
 
-/* --- the watch callback (signal-safe) ------------------------------------- */
-
-/* Synchronous hook (any thread, maybe a signal handler) or late event
-   (dispatcher): atomics only. */
-static void on_change(const struct mn_vm_event *ev, void *ctx)
+static bool uses_uffd(const struct mn_rcache *c)
 {
-	struct region *r = ctx;
-	struct mn_rcache *c = r->cache;
+	return !(c->o.flags & MN_RCACHE_NO_USERFAULTFD);
+}
+
+/* Lock-free push on the cache's stack (async-signal-safe). */
+static void push(struct mn_rcache *c, struct region *r)
+{
+	struct region *head = atomic_load(&c->inval);
+
+	atomic_store(&r->on_stack, true);
+	do {
+		r->inval_next = head;
+	} while (!atomic_compare_exchange_weak(&c->inval, &head, r));
+}
+
+/* --- the listener (signal-safe) -------------------------------------------- */
+
+struct change {
+	struct mn_rcache *c;
+	const struct mn_vm_event *ev;
+	bool found;
+};
+
+/* One region the change touches: mark it, the first time push it. */
+static bool mark_one(uint64_t start, uint64_t end, void *owner, void *arg)
+{
+	struct change *ch = arg;
+	const struct mn_vm_event *ev = ch->ev;
+	struct region *r = owner;
 	unsigned int bit;
 
+	(void)start;
+	(void)end;
 	switch (ev->kind) {
 	case MN_VM_UNMAP: bit = INV_UNMAP; break;
 	case MN_VM_MOVE: bit = INV_MOVE; break;
@@ -105,28 +135,52 @@ static void on_change(const struct mn_vm_event *ev, void *ctx)
 	case MN_VM_PROTECT:
 		/* Only a change that takes away an access it was made for. */
 		if ((ev->prot & r->pub.prot) == r->pub.prot)
-			return;
+			return true;
 		bit = INV_PROTECT;
 		break;
 	default: bit = INV_UNMAP; break; /* unknown: safest */
 	}
+	ch->found = true;
 	if (ev->late)
 		bit |= INV_LATE;
-	if (atomic_fetch_or(&r->invalid, bit))
-		return; /* already out, or on its way */
+	if (atomic_fetch_or(&r->invalid, bit) & ~INV_PENDING)
+		return true; /* already out, or on its way */
 	switch (bit & ~INV_LATE) {
-	case INV_UNMAP: ST(c, unmap); break;
-	case INV_MOVE: ST(c, move); break;
-	case INV_DISCARD: ST(c, discard); break;
-	default: ST(c, protect); break;
+	case INV_UNMAP: ST(ch->c, unmap); break;
+	case INV_MOVE: ST(ch->c, move); break;
+	case INV_DISCARD: ST(ch->c, discard); break;
+	default: ST(ch->c, protect); break;
 	}
 	if (ev->late)
-		ST(c, late);
-	atomic_store(&r->on_stack, 1);
-	struct region *head = atomic_load(&c->inval);
-	do {
-		r->inval_next = head;
-	} while (!atomic_compare_exchange_weak(&c->inval, &head, r));
+		ST(ch->c, late);
+	push(ch->c, r);
+	return true;
+}
+
+/*
+ * Every hooked call of the process (synchronous: the calling thread, maybe
+ * a signal handler) and the late userfaultfd events (the dispatcher): the
+ * regions overlapping the call's range are looked up in the cache's index
+ * and marked.  Atomics, a lock-free index read, no allocation:
+ * async-signal-safe.
+ */
+static void on_change(const struct mn_vm_event *ev, void *ctx)
+{
+	struct mn_rcache *c = ctx;
+	struct change ch = { c, ev, false };
+	unsigned int slot;
+
+	if (ev->kind == MN_VM_LOST || !ev->length)
+		return;
+	slot = mn__idx_read_begin(&c->idx);
+	mn__idx_query(&c->idx, ev->address, ev->address + ev->length, mark_one, &ch);
+	mn__idx_read_end(&c->idx, slot);
+	/* An unmap or a move of cached memory, reported before the call:
+	   take the call's range out of userfaultfd so that the kernel sends
+	   no late copy (and the call does not wait for its reader). */
+	if (ch.found && !ev->late && uses_uffd(c) &&
+	    (ev->kind == MN_VM_UNMAP || ev->kind == MN_VM_MOVE))
+		mn__uffd_forget(ev->address, ev->length);
 }
 
 /* --- release ---------------------------------------------------------------- */
@@ -134,6 +188,14 @@ static void on_change(const struct mn_vm_event *ev, void *ctx)
 static void region_free(struct mn__idx_retiree *rt)
 {
 	free(mn__container_of(rt, struct region, ret));
+}
+
+/* rc_lock: to the index's reclamation (the link overlays the CLOCK
+   links, unused once out of the index). */
+static void retire(struct mn_rcache *c, struct region *r)
+{
+	r->ret.free_fn = region_free;
+	mn__idx_retire(&c->idx, &r->ret);
 }
 
 /* rc_lock: out of the index (the caller drops the index's reference). */
@@ -144,11 +206,7 @@ static void unindex(struct mn_rcache *c, struct region *r)
 	if (mn__idx_remove(&c->idx, r->pub.start, r) != 0) {
 		/* No memory for the copy: it stays, invalid (hits skip it),
 		   and the next writer tries again via the stack. */
-		atomic_store(&r->on_stack, 1);
-		struct region *head = atomic_load(&c->inval);
-		do {
-			r->inval_next = head;
-		} while (!atomic_compare_exchange_weak(&c->inval, &head, r));
+		push(c, r);
 		return;
 	}
 	r->in_index = false;
@@ -165,22 +223,24 @@ static void unindex(struct mn_rcache *c, struct region *r)
 	r->prev = r->next = NULL;
 }
 
-/* Last reference gone: thread context, no lock held. */
+/* Last reference gone: thread context, no lock held.  The region is out
+   of the index and invalid: no listener pushes it any more (a push
+   follows only the first invalid bit). */
 static void release(struct mn_rcache *c, struct region *r)
 {
 	struct mn__idx_retiree *done = NULL;
 
-	if (atomic_load(&r->invalid) & ~(INV_EVICT | INV_MERGED | INV_GONE))
-		ST(c, deferred);
-	c->o.dereg(c->o.ctx, &r->pub);
-	ST(c, deregs);
-	/* Returns once its callback runs nowhere: no push after this. */
-	mn_unsubscribe(r->watch);
+	if (!r->no_dereg) {
+		if (atomic_load(&r->invalid) & ~(INV_EVICT | INV_MERGED | INV_GONE))
+			ST(c, deferred);
+		c->o.dereg(c->o.ctx, &r->pub);
+		ST(c, deregs);
+	}
 	pthread_mutex_lock(&rc_lock);
 	if (atomic_load(&r->on_stack))
 		r->free_pending = true; /* the stack's taker retires it */
 	else
-		mn__idx_retire(&c->idx, &r->ret);
+		retire(c, r);
 	mn__idx_poll(&c->idx, &done);
 	pthread_mutex_unlock(&rc_lock);
 	mn__idx_free_list(done);
@@ -190,6 +250,36 @@ static void unref(struct mn_rcache *c, struct region *r)
 {
 	if (atomic_fetch_sub(&r->refs, 1) == 1)
 		release(c, r);
+}
+
+/* rc_lock: after fork(), the child's userfaultfd holds none of the
+   regions: register them again (a read of the index; the core lock is
+   taken per range, outside rc_lock's order only in the sense that it is
+   not nested: rc_lock is dropped first). */
+static bool cover_one(uint64_t start, uint64_t end, void *owner, void *arg)
+{
+	(void)owner;
+	(void)arg;
+	mn__vm_uffd_cover(start, end - start);
+	return true;
+}
+
+static void recover_after_fork(struct mn_rcache *c)
+{
+	unsigned int gen = mn__fork_generation(), slot;
+	bool again;
+
+	if (!uses_uffd(c))
+		return;
+	pthread_mutex_lock(&rc_lock);
+	again = c->fork_gen != gen;
+	c->fork_gen = gen;
+	pthread_mutex_unlock(&rc_lock);
+	if (!again)
+		return;
+	slot = mn__idx_read_begin(&c->idx);
+	mn__idx_query(&c->idx, 0, UINT64_MAX, cover_one, NULL);
+	mn__idx_read_end(&c->idx, slot);
 }
 
 /* Take the invalidated regions out; deregister the unreferenced ones. */
@@ -204,9 +294,9 @@ static void process(struct mn_rcache *c)
 	while (list) {
 		struct region *r = list;
 		list = r->inval_next;
-		atomic_store(&r->on_stack, 0);
+		atomic_store(&r->on_stack, false);
 		if (r->free_pending) {
-			mn__idx_retire(&c->idx, &r->ret);
+			retire(c, r);
 			continue;
 		}
 		if (!r->in_index)
@@ -240,7 +330,7 @@ static bool find_one(uint64_t start, uint64_t end, void *owner, void *arg)
 {
 	struct find *f = arg;
 	struct region *r = owner;
-	long v;
+	int v;
 
 	if (start > f->s || end < f->e || (r->pub.prot & f->prot) != f->prot ||
 	    atomic_load(&r->invalid))
@@ -342,7 +432,7 @@ static int evict(struct mn_rcache *c, struct region **drop, int max)
 	       ((c->o.max_regions && c->n > c->o.max_regions) ||
 		(c->o.max_bytes && c->bytes > c->o.max_bytes))) {
 		struct region *r = c->head;
-		uint64_t used = atomic_load(&r->used);
+		uint32_t used = atomic_load(&r->used);
 		/* Move it to the tail first (a second chance, or skipped). */
 		if (r != c->tail) {
 			c->head = r->next;
@@ -388,29 +478,38 @@ static int publish(struct mn_rcache *c, struct region *r)
 	return 0;
 }
 
-/* A region that was never published: end its watch (no push after
-   that), then free it — or, if its watch pushed it on the stack, let the
-   stack's taker free it. */
-static void discard_unpublished(struct mn_rcache *c, struct region *r)
+/* A new region whose registration failed: out of the index (unless a
+   change took it out already), both references dropped, no deregister. */
+static void drop_new(struct mn_rcache *c, struct region *r)
 {
-	bool pending;
+	bool ours = !(atomic_fetch_or(&r->invalid, INV_GONE) & ~INV_PENDING);
+	bool indexed = true;
 
-	mn_unsubscribe(r->watch);
-	pthread_mutex_lock(&rc_lock);
-	pending = r->free_pending = atomic_load(&r->on_stack);
-	pthread_mutex_unlock(&rc_lock);
-	if (!pending)
-		free(r);
+	r->no_dereg = true;
+	if (ours) {
+		pthread_mutex_lock(&rc_lock);
+		unindex(c, r);
+		indexed = r->in_index; /* still: pushed, the stack's taker drops it */
+		pthread_mutex_unlock(&rc_lock);
+	}
+	if (!indexed)
+		unref(c, r); /* the index's */
+	unref(c, r);         /* the caller's */
 }
 
-/* A new region for [s, e): watched first, then registered, so that a
-   change during the registration is seen.  0, -EAGAIN (it changed: try
-   again) or an error. */
+/*
+ * A new region for [s, e): in the index first, marked pending (no hit
+ * returns it, the listener marks it like any other), then registered with
+ * userfaultfd, then with the caller: a change during the registration is
+ * seen.  Publishing also evicts what goes over the limits (@drop, @k: to
+ * unref without the lock).  0, -EAGAIN (it changed: try again) or an
+ * error.
+ */
 static int make_region(struct mn_rcache *c, uint64_t s, uint64_t e, int prot,
-		       struct region **out)
+		       struct region **out, struct region **drop, int *k)
 {
 	struct region *r = calloc(1, sizeof(*r));
-	unsigned int vmf = c->o.flags & MN_RCACHE_NO_USERFAULTFD ? MN_VM_NO_USERFAULTFD : 0;
+	struct mn__idx_retiree *done = NULL;
 	int err;
 
 	if (!r)
@@ -418,26 +517,31 @@ static int make_region(struct mn_rcache *c, uint64_t s, uint64_t e, int prot,
 	r->pub.start = s;
 	r->pub.end = e;
 	r->pub.prot = prot;
-	r->cache = c;
-	r->ret.free_fn = region_free;
 	atomic_store(&r->refs, 2); /* the caller's and the index's */
-	err = mn_vm_watch((void *)(uintptr_t)s, e - s, vmf, on_change, r, &r->watch);
+	atomic_store(&r->invalid, INV_PENDING);
+	pthread_mutex_lock(&rc_lock);
+	err = publish(c, r);
+	*k = err ? 0 : evict(c, drop, 16);
+	mn__idx_poll(&c->idx, &done);
+	pthread_mutex_unlock(&rc_lock);
+	mn__idx_free_list(done);
 	if (err) {
-		free(r);
+		free(r); /* never seen: the index is unchanged */
 		return err;
 	}
+	if (uses_uffd(c))
+		mn__vm_uffd_cover(s, e - s); /* failures: counted (uffd_failed) */
 	err = c->o.reg(c->o.ctx, &r->pub);
 	if (err) {
 		ST(c, reg_errors);
-		discard_unpublished(c, r);
+		drop_new(c, r);
 		return err < 0 ? err : -EIO;
 	}
-	if (atomic_load(&r->invalid)) {
+	if (atomic_fetch_and(&r->invalid, ~(unsigned int)INV_PENDING) & ~INV_PENDING) {
 		/* Changed while registering: that registration may be of the
-		   old memory. */
-		c->o.dereg(c->o.ctx, &r->pub);
-		ST(c, deregs);
-		discard_unpublished(c, r);
+		   old memory.  The change pushed it: deregistered once the
+		   stack's taker drops the index's reference. */
+		unref(c, r);
 		ST(c, retries);
 		return -EAGAIN;
 	}
@@ -451,9 +555,9 @@ static int miss(struct mn_rcache *c, uint64_t s, uint64_t e, int prot,
 		struct region **out)
 {
 	struct widen w = { .s = s, .e = e, .prot = prot };
-	struct region *r, *drop[64 + 16];
+	struct region *r = NULL, *drop[64 + 16];
 	struct mn__idx_retiree *done = NULL;
-	int err, k;
+	int err, k = 0, m = 0;
 
 	if (c->o.flags & MN_RCACHE_MERGE) {
 		/* Bounds only: no region is held past the unlock. */
@@ -461,24 +565,21 @@ static int miss(struct mn_rcache *c, uint64_t s, uint64_t e, int prot,
 		mn__idx_query(&c->idx, s ? s - 1 : 0, e + 1, widen_one, &w);
 		pthread_mutex_unlock(&rc_lock);
 	}
-	err = make_region(c, w.s, w.e, w.prot & (PROT_READ | PROT_WRITE | PROT_EXEC), &r);
+	err = make_region(c, w.s, w.e, w.prot & (PROT_READ | PROT_WRITE | PROT_EXEC),
+			  &r, drop + 64, &k);
+	if (!err && (c->o.flags & MN_RCACHE_MERGE)) {
+		pthread_mutex_lock(&rc_lock);
+		m = replace_merged(c, r, drop);
+		mn__idx_poll(&c->idx, &done);
+		pthread_mutex_unlock(&rc_lock);
+		mn__idx_free_list(done);
+	}
+	for (int i = 0; i < m; i++)
+		unref(c, drop[i]);
+	for (int i = 0; i < k; i++)
+		unref(c, drop[64 + i]);
 	if (err)
 		return err;
-	pthread_mutex_lock(&rc_lock);
-	err = publish(c, r);
-	k = err || !(c->o.flags & MN_RCACHE_MERGE) ? 0 : replace_merged(c, r, drop);
-	k += err ? 0 : evict(c, drop + k, 16);
-	mn__idx_poll(&c->idx, &done);
-	pthread_mutex_unlock(&rc_lock);
-	mn__idx_free_list(done);
-	if (err) {
-		atomic_store(&r->refs, 0);
-		atomic_fetch_or(&r->invalid, INV_GONE);
-		release(c, r);
-		return err;
-	}
-	for (int i = 0; i < k; i++)
-		unref(c, drop[i]);
 	*out = r;
 	return 0;
 }
@@ -488,6 +589,7 @@ static int miss(struct mn_rcache *c, uint64_t s, uint64_t e, int prot,
 int mn_rcache_create(const struct mn_rcache_opts *opts, mn_rcache **out)
 {
 	struct mn_rcache *c;
+	int err;
 
 	mn__check(out, -EINVAL);
 	*out = NULL;
@@ -502,6 +604,12 @@ int mn_rcache_create(const struct mn_rcache_opts *opts, mn_rcache **out)
 		return -ENOMEM;
 	memset(c, 0, sizeof(*c));
 	c->o = *opts;
+	c->fork_gen = mn__fork_generation();
+	err = mn__vm_listen_late(on_change, c, &c->listener);
+	if (err) {
+		free(c);
+		return err;
+	}
 	*out = c;
 	return 0;
 }
@@ -528,6 +636,7 @@ int mn_rcache_get(mn_rcache *c, const void *addr, size_t len, int prot,
 	}
 	ST(c, misses);
 	process(c);
+	recover_after_fork(c);
 	for (int tries = 0; tries < 3 && err == -EAGAIN; tries++)
 		err = miss(c, s, e, prot, &r);
 	if (err)
@@ -548,6 +657,7 @@ int mn_rcache_flush(mn_rcache *c)
 {
 	mn__check(c, -EINVAL);
 	process(c);
+	recover_after_fork(c);
 	return 0;
 }
 
@@ -630,6 +740,8 @@ int mn_rcache_destroy(mn_rcache *c)
 	pthread_mutex_unlock(&rc_lock);
 	if (busy)
 		return -EBUSY;
+	/* Returns once on_change runs nowhere: no push after this. */
+	mn_unsubscribe(c->listener);
 	for (;;) {
 		struct region *r;
 		pthread_mutex_lock(&rc_lock);
