@@ -30,6 +30,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,7 @@
 #include "../core/core.h"
 #include "../vmrange/index.h"
 #include "../vmrange/vmrange.h"
+#include "pgt.h"
 
 enum {
 	INV_UNMAP = 1, INV_MOVE = 2, INV_DISCARD = 4, INV_PROTECT = 8,
@@ -66,7 +68,9 @@ struct region {
 
 struct mn_rcache {
 	struct mn_rcache_opts o;
-	struct mn__idx idx;
+	struct pgt pgt;                   /* the regions, by page */
+	struct mn__idx idx;               /* its readers and reclamation */
+	uint64_t ps;                      /* page size */
 	mn_sub *listener;                 /* every hooked call, late events */
 	unsigned int fork_gen;            /* rc_lock: of the uffd cover */
 	_Atomic(struct region *) inval;   /* lock-free stack */
@@ -119,15 +123,13 @@ struct change {
 };
 
 /* One region the change touches: mark it, the first time push it. */
-static bool mark_one(uint64_t start, uint64_t end, void *owner, void *arg)
+static bool mark_one(void *owner, void *arg)
 {
 	struct change *ch = arg;
 	const struct mn_vm_event *ev = ch->ev;
 	struct region *r = owner;
 	unsigned int bit;
 
-	(void)start;
-	(void)end;
 	switch (ev->kind) {
 	case MN_VM_UNMAP: bit = INV_UNMAP; break;
 	case MN_VM_MOVE: bit = INV_MOVE; break;
@@ -173,7 +175,8 @@ static void on_change(const struct mn_vm_event *ev, void *ctx)
 	if (ev->kind == MN_VM_LOST || !ev->length)
 		return;
 	slot = mn__idx_read_begin(&c->idx);
-	mn__idx_query(&c->idx, ev->address, ev->address + ev->length, mark_one, &ch);
+	pgt_each(&c->pgt, ev->address / c->ps,
+		 (ev->address + ev->length + c->ps - 1) / c->ps, mark_one, &ch);
 	mn__idx_read_end(&c->idx, slot);
 	/* An unmap or a move of cached memory, reported before the call:
 	   take the call's range out of userfaultfd so that the kernel sends
@@ -198,17 +201,13 @@ static void retire(struct mn_rcache *c, struct region *r)
 	mn__idx_retire(&c->idx, &r->ret);
 }
 
-/* rc_lock: out of the index (the caller drops the index's reference). */
+/* rc_lock: out of the table and the CLOCK list (the caller drops the
+   index's reference). */
 static void unindex(struct mn_rcache *c, struct region *r)
 {
 	if (!r->in_index)
 		return;
-	if (mn__idx_remove(&c->idx, r->pub.start, r) != 0) {
-		/* No memory for the copy: it stays, invalid (hits skip it),
-		   and the next writer tries again via the stack. */
-		push(c, r);
-		return;
-	}
+	pgt_clear(&c->pgt, r->pub.start / c->ps, r->pub.end / c->ps, r);
 	r->in_index = false;
 	c->n--;
 	c->bytes -= r->pub.end - r->pub.start;
@@ -256,11 +255,12 @@ static void unref(struct mn_rcache *c, struct region *r)
    regions: register them again (a read of the index; the core lock is
    taken per range, outside rc_lock's order only in the sense that it is
    not nested: rc_lock is dropped first). */
-static bool cover_one(uint64_t start, uint64_t end, void *owner, void *arg)
+static bool cover_one(void *owner, void *arg)
 {
-	(void)owner;
+	struct region *r = owner;
+
 	(void)arg;
-	mn__vm_uffd_cover(start, end - start);
+	mn__vm_uffd_cover(r->pub.start, r->pub.end - r->pub.start);
 	return true;
 }
 
@@ -278,7 +278,7 @@ static void recover_after_fork(struct mn_rcache *c)
 	if (!again)
 		return;
 	slot = mn__idx_read_begin(&c->idx);
-	mn__idx_query(&c->idx, 0, UINT64_MAX, cover_one, NULL);
+	pgt_each(&c->pgt, 0, PGT_MAX_PN, cover_one, NULL);
 	mn__idx_read_end(&c->idx, slot);
 }
 
@@ -302,10 +302,8 @@ static void process(struct mn_rcache *c)
 		if (!r->in_index)
 			continue; /* evicted or merged meanwhile */
 		unindex(c, r);
-		if (!r->in_index) {
-			r->inval_next = drop;
-			drop = r;
-		}
+		r->inval_next = drop;
+		drop = r;
 	}
 	pthread_mutex_unlock(&rc_lock);
 	while (drop) {
@@ -324,111 +322,113 @@ struct find {
 	struct region *found;
 };
 
-/* Index query callback: a valid region covering [s, e) with @prot; takes
-   a reference (never up from 0: that region is being released). */
-static bool find_one(uint64_t start, uint64_t end, void *owner, void *arg)
+/* A valid region covering [s, e) with @prot, referenced (never up from
+   0: that region is being released); lock-free. */
+static struct region *lookup(struct mn_rcache *c, uint64_t s, uint64_t e, int prot)
 {
-	struct find *f = arg;
-	struct region *r = owner;
+	unsigned int slot = mn__idx_read_begin(&c->idx);
+	struct region *r = pgt_find(&c->pgt, s / c->ps);
 	int v;
 
-	if (start > f->s || end < f->e || (r->pub.prot & f->prot) != f->prot ||
+	if (!r || r->pub.end < e || (r->pub.prot & prot) != prot ||
 	    atomic_load(&r->invalid))
-		return true;
+		goto none;
 	v = atomic_load(&r->refs);
 	do {
 		if (v <= 0)
-			return true;
+			goto none;
 	} while (!atomic_compare_exchange_weak(&r->refs, &v, v + 1));
+	mn__idx_read_end(&c->idx, slot);
 	/* Invalidated between the look and the reference: not this one.
 	   Its own reference is still there unless it is out of the index
 	   already, so dropping ours may release it. */
 	if (atomic_load(&r->invalid)) {
-		unref(f->c, r);
-		return true;
+		unref(c, r);
+		return NULL;
 	}
-	atomic_store_explicit(&r->used, atomic_load_explicit(&f->c->clock,
+	atomic_store_explicit(&r->used, atomic_load_explicit(&c->clock,
 			      memory_order_relaxed), memory_order_relaxed);
-	f->found = r;
-	return false;
-}
-
-static struct region *lookup(struct mn_rcache *c, uint64_t s, uint64_t e, int prot)
-{
-	struct find f = { c, s, e, prot, NULL };
-	unsigned int slot = mn__idx_read_begin(&c->idx);
-
-	mn__idx_query(&c->idx, s, s + 1, find_one, &f);
+	return r;
+none:
 	mn__idx_read_end(&c->idx, slot);
-	return f.found;
+	return NULL;
 }
 
 /* --- miss ------------------------------------------------------------------- */
 
-struct widen {
-	uint64_t s, e;
-	int prot;
-	struct region *self;        /* replace: the new region */
-	struct region *merged[64];  /* replace: the regions it covers */
+/* rc_lock: the regions with a page in a range, in address order (a
+   region's entries are consecutive: a repeat is the last one). */
+struct gather {
+	struct region *r[64];
 	int n;
+	bool pending;  /* one is still registering: wait for it */
 };
 
-/* rc_lock: widen to valid regions overlapping or touching [s, e). */
-static bool widen_one(uint64_t start, uint64_t end, void *owner, void *arg)
+static bool gather_one(void *owner, void *arg)
 {
-	struct widen *w = arg;
+	struct gather *g = arg;
 	struct region *r = owner;
 
-	if (atomic_load(&r->invalid))
+	if (g->n && g->r[g->n - 1] == r)
 		return true;
-	w->s = MN__MIN(w->s, start);
-	w->e = MN__MAX(w->e, end);
-	w->prot |= r->pub.prot;
-	return true;
-}
-
-/* rc_lock: the valid regions the new one covers whole. */
-static bool covered_one(uint64_t start, uint64_t end, void *owner, void *arg)
-{
-	struct widen *w = arg;
-	struct region *r = owner;
-
-	if (r == w->self || start < w->s || end > w->e ||
-	    (r->pub.prot & w->prot) != r->pub.prot || atomic_load(&r->invalid))
-		return true;
-	w->merged[w->n++] = r;
-	return w->n < 64;
-}
-
-/* rc_lock: take the regions the new one replaces out (to unref). */
-static int replace_merged(struct mn_rcache *c, struct region *self,
-			  struct region **drop)
-{
-	struct widen w = { .s = self->pub.start, .e = self->pub.end,
-			   .prot = self->pub.prot, .self = self };
-	int k = 0;
-
-	mn__idx_query(&c->idx, w.s, w.e, covered_one, &w);
-	for (int i = 0; i < w.n; i++) {
-		struct region *m = w.merged[i];
-		if (atomic_fetch_or(&m->invalid, INV_MERGED))
-			continue;
-		unindex(c, m);
-		if (!m->in_index) {
-			drop[k++] = m;
-			ST(c, merges);
-		}
+	if (atomic_load(&r->invalid) == INV_PENDING) {
+		g->pending = true;
+		return false;
 	}
-	return k;
+	g->r[g->n++] = r;
+	return g->n < 64;
+}
+
+/* rc_lock: with MERGE, widen [*s, *e) to the valid regions overlapping or
+   touching it (their protections too). */
+static void widen(struct mn_rcache *c, uint64_t *s, uint64_t *e, int *prot)
+{
+	struct gather g = { .n = 0 };
+
+	pgt_each(&c->pgt, *s / c->ps ? *s / c->ps - 1 : 0, *e / c->ps + 1,
+		 gather_one, &g);
+	for (int i = 0; i < g.n; i++) {
+		struct region *r = g.r[i];
+		if (atomic_load(&r->invalid))
+			continue;
+		*s = MN__MIN(*s, r->pub.start);
+		*e = MN__MAX(*e, r->pub.end);
+		*prot |= r->pub.prot;
+	}
+}
+
+/* rc_lock: take every region overlapping [s, e) out of the table (one
+   region per page), onto @drop for the caller to unref.  0, or -EBUSY
+   when one of them is still registering. */
+static int replace(struct mn_rcache *c, uint64_t s, uint64_t e,
+		   struct region **drop)
+{
+	struct gather g;
+
+	do {
+		g.n = 0;
+		g.pending = false;
+		pgt_each(&c->pgt, s / c->ps, e / c->ps, gather_one, &g);
+		if (g.pending)
+			return -EBUSY;
+		for (int i = 0; i < g.n; i++) {
+			struct region *m = g.r[i];
+			if (!atomic_fetch_or(&m->invalid, INV_MERGED))
+				ST(c, merges);
+			unindex(c, m);
+			m->next = *drop; /* free once out of the list */
+			*drop = m;
+		}
+	} while (g.n);
+	return 0;
 }
 
 /* rc_lock: CLOCK over the regions, oldest first, until within limits. */
-static int evict(struct mn_rcache *c, struct region **drop, int max)
+static void evict(struct mn_rcache *c, struct region **drop)
 {
-	int k = 0;
 	size_t budget = 2 * c->n + 2; /* two passes at most */
 
-	while (k < max && budget-- && c->head &&
+	while (budget-- && c->head &&
 	       ((c->o.max_regions && c->n > c->o.max_regions) ||
 		(c->o.max_bytes && c->bytes > c->o.max_bytes))) {
 		struct region *r = c->head;
@@ -449,18 +449,16 @@ static int evict(struct mn_rcache *c, struct region **drop, int max)
 		if (atomic_fetch_or(&r->invalid, INV_EVICT))
 			continue;
 		unindex(c, r);
-		if (!r->in_index) {
-			drop[k++] = r;
-			ST(c, evictions);
-		}
+		r->next = *drop;
+		*drop = r;
+		ST(c, evictions);
 	}
-	return k;
 }
 
 /* rc_lock: put @r in the index and the CLOCK list.  0 or -ENOMEM. */
 static int publish(struct mn_rcache *c, struct region *r)
 {
-	int err = mn__idx_insert(&c->idx, r->pub.start, r->pub.end, r);
+	int err = pgt_set(&c->pgt, r->pub.start / c->ps, r->pub.end / c->ps, r);
 
 	if (err)
 		return err;
@@ -497,40 +495,70 @@ static void drop_new(struct mn_rcache *c, struct region *r)
 	unref(c, r);         /* the caller's */
 }
 
+/* Unref a list made by replace() and evict(). */
+static void unref_list(struct mn_rcache *c, struct region *list)
+{
+	while (list) {
+		struct region *r = list;
+		list = r->next;
+		unref(c, r); /* the index's reference */
+	}
+}
+
+/* rc_lock: the new region (pending) in the table, in place of the
+   regions it overlaps, and the limits kept.  0, -EBUSY or -ENOMEM. */
+static int place(struct mn_rcache *c, struct region *r, struct region **drop)
+{
+	struct mn__idx_retiree *done = NULL;
+	uint64_t s = r->pub.start, e = r->pub.end;
+	int prot = r->pub.prot, err;
+
+	pthread_mutex_lock(&rc_lock);
+	if (c->o.flags & MN_RCACHE_MERGE)
+		widen(c, &s, &e, &prot);
+	r->pub.start = s;
+	r->pub.end = e;
+	r->pub.prot = prot;
+	err = replace(c, s, e, drop);
+	if (!err)
+		err = publish(c, r);
+	if (!err)
+		evict(c, drop);
+	mn__idx_poll(&c->idx, &done);
+	pthread_mutex_unlock(&rc_lock);
+	mn__idx_free_list(done);
+	return err;
+}
+
 /*
- * A new region for [s, e): in the index first, marked pending (no hit
- * returns it, the listener marks it like any other), then registered with
- * userfaultfd, then with the caller: a change during the registration is
- * seen.  Publishing also evicts what goes over the limits (@drop, @k: to
- * unref without the lock).  0, -EAGAIN (it changed: try again) or an
+ * A miss: a new region for [s, e) (widened with MERGE) in the table
+ * first, marked pending (no hit returns it, the listener marks it like
+ * any other), then registered with userfaultfd, then with the caller: a
+ * change during the registration is seen.  0, -EAGAIN (it changed: try
+ * again), -EBUSY (an overlapping region is being registered: wait) or an
  * error.
  */
-static int make_region(struct mn_rcache *c, uint64_t s, uint64_t e, int prot,
-		       struct region **out, struct region **drop, int *k)
+static int miss(struct mn_rcache *c, uint64_t s, uint64_t e, int prot,
+		struct region **out)
 {
-	struct region *r = calloc(1, sizeof(*r));
-	struct mn__idx_retiree *done = NULL;
+	struct region *r = calloc(1, sizeof(*r)), *drop = NULL;
 	int err;
 
 	if (!r)
 		return -ENOMEM;
 	r->pub.start = s;
 	r->pub.end = e;
-	r->pub.prot = prot;
+	r->pub.prot = prot & (PROT_READ | PROT_WRITE | PROT_EXEC);
 	atomic_store(&r->refs, 2); /* the caller's and the index's */
 	atomic_store(&r->invalid, INV_PENDING);
-	pthread_mutex_lock(&rc_lock);
-	err = publish(c, r);
-	*k = err ? 0 : evict(c, drop, 16);
-	mn__idx_poll(&c->idx, &done);
-	pthread_mutex_unlock(&rc_lock);
-	mn__idx_free_list(done);
+	err = place(c, r, &drop);
+	unref_list(c, drop);
 	if (err) {
-		free(r); /* never seen: the index is unchanged */
+		free(r); /* never seen: the table is unchanged */
 		return err;
 	}
 	if (uses_uffd(c))
-		mn__vm_uffd_cover(s, e - s); /* failures: counted (uffd_failed) */
+		mn__vm_uffd_cover(r->pub.start, r->pub.end - r->pub.start);
 	err = c->o.reg(c->o.ctx, &r->pub);
 	if (err) {
 		ST(c, reg_errors);
@@ -549,39 +577,26 @@ static int make_region(struct mn_rcache *c, uint64_t s, uint64_t e, int prot,
 	return 0;
 }
 
-/* After a miss: register, publish, let go of what it replaces and of what
-   goes over the limits. */
-static int miss(struct mn_rcache *c, uint64_t s, uint64_t e, int prot,
-		struct region **out)
+/* A miss, again while the memory changed during the registration (three
+   tries) or while another thread registers an overlapping region (then
+   its region may serve: look again). */
+static int miss_loop(struct mn_rcache *c, uint64_t s, uint64_t e, int prot,
+		     struct region **r)
 {
-	struct widen w = { .s = s, .e = e, .prot = prot };
-	struct region *r = NULL, *drop[64 + 16];
-	struct mn__idx_retiree *done = NULL;
-	int err, k = 0, m = 0;
+	int err, tries = 0;
 
-	if (c->o.flags & MN_RCACHE_MERGE) {
-		/* Bounds only: no region is held past the unlock. */
-		pthread_mutex_lock(&rc_lock);
-		mn__idx_query(&c->idx, s ? s - 1 : 0, e + 1, widen_one, &w);
-		pthread_mutex_unlock(&rc_lock);
+	for (long waits = 0;; waits++) {
+		err = miss(c, s, e, prot, r);
+		if (err == -EBUSY && waits < 1000000) {
+			sched_yield();
+			if ((*r = lookup(c, s, e, prot)))
+				return 0;
+			continue;
+		}
+		if (err == -EAGAIN && ++tries < 3)
+			continue;
+		return err == -EBUSY ? -EAGAIN : err;
 	}
-	err = make_region(c, w.s, w.e, w.prot & (PROT_READ | PROT_WRITE | PROT_EXEC),
-			  &r, drop + 64, &k);
-	if (!err && (c->o.flags & MN_RCACHE_MERGE)) {
-		pthread_mutex_lock(&rc_lock);
-		m = replace_merged(c, r, drop);
-		mn__idx_poll(&c->idx, &done);
-		pthread_mutex_unlock(&rc_lock);
-		mn__idx_free_list(done);
-	}
-	for (int i = 0; i < m; i++)
-		unref(c, drop[i]);
-	for (int i = 0; i < k; i++)
-		unref(c, drop[64 + i]);
-	if (err)
-		return err;
-	*out = r;
-	return 0;
 }
 
 /* --- public ------------------------------------------------------------------- */
@@ -605,6 +620,7 @@ int mn_rcache_create(const struct mn_rcache_opts *opts, mn_rcache **out)
 	memset(c, 0, sizeof(*c));
 	c->o = *opts;
 	c->fork_gen = mn__fork_generation();
+	c->ps = mn__page_size();
 	err = mn__vm_listen_late(on_change, c, &c->listener);
 	if (err) {
 		free(c);
@@ -627,6 +643,7 @@ int mn_rcache_get(mn_rcache *c, const void *addr, size_t len, int prot,
 	mn__check(!(prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)), -EINVAL);
 	s = a & ~(ps - 1);
 	e = (a + len + ps - 1) & ~(ps - 1);
+	mn__check(e / ps <= PGT_MAX_PN, -EINVAL);
 	r = lookup(c, s, e, prot);
 	if (r) {
 		atomic_fetch_add_explicit(&c->hits[mn__idx_stripe()].n, 1,
@@ -637,8 +654,7 @@ int mn_rcache_get(mn_rcache *c, const void *addr, size_t len, int prot,
 	ST(c, misses);
 	process(c);
 	recover_after_fork(c);
-	for (int tries = 0; tries < 3 && err == -EAGAIN; tries++)
-		err = miss(c, s, e, prot, &r);
+	err = miss_loop(c, s, e, prot, &r);
 	if (err)
 		return err;
 	*out = &r->pub;
@@ -721,14 +737,6 @@ int mn_rcache_stats_json(mn_rcache *c, char *buf, size_t len)
 	return n;
 }
 
-static bool busy_one(uint64_t start, uint64_t end, void *owner, void *arg)
-{
-	(void)start;
-	(void)end;
-	*(bool *)arg |= atomic_load(&((struct region *)owner)->refs) > 1;
-	return true;
-}
-
 int mn_rcache_destroy(mn_rcache *c)
 {
 	bool busy = false;
@@ -736,7 +744,8 @@ int mn_rcache_destroy(mn_rcache *c)
 	mn__check(c, -EINVAL);
 	process(c);
 	pthread_mutex_lock(&rc_lock);
-	mn__idx_query(&c->idx, 0, UINT64_MAX, busy_one, &busy);
+	for (struct region *r = c->head; r; r = r->next)
+		busy |= atomic_load(&r->refs) > 1;
 	pthread_mutex_unlock(&rc_lock);
 	if (busy)
 		return -EBUSY;
@@ -765,6 +774,7 @@ int mn_rcache_destroy(mn_rcache *c)
 		mn__idx_free_list(done);
 	}
 	mn__idx_drop_spares(&c->idx);
+	pgt_drop(&c->pgt);
 	free(c);
 	return 0;
 }
