@@ -72,7 +72,7 @@ struct mn_rcache {
 	struct mn__idx idx;               /* its readers and reclamation */
 	uint64_t ps;                      /* page size */
 	mn_sub *listener;                 /* every hooked call, late events */
-	unsigned int fork_gen;            /* rc_lock: of the uffd cover */
+	_Atomic unsigned int fork_gen;    /* of the uffd cover */
 	_Atomic(struct region *) inval;   /* lock-free stack */
 	_Atomic uint32_t clock;
 	struct region *head, *tail;       /* rc_lock */
@@ -251,10 +251,9 @@ static void unref(struct mn_rcache *c, struct region *r)
 		release(c, r);
 }
 
-/* rc_lock: after fork(), the child's userfaultfd holds none of the
-   regions: register them again (a read of the index; the core lock is
-   taken per range, outside rc_lock's order only in the sense that it is
-   not nested: rc_lock is dropped first). */
+/* After fork(), the child's userfaultfd holds none of the regions:
+   register them again, from a lock-free read of the table (no rc_lock
+   held: mn__vm_uffd_cover takes the core lock). */
 static bool cover_one(void *owner, void *arg)
 {
 	struct region *r = owner;
@@ -266,17 +265,12 @@ static bool cover_one(void *owner, void *arg)
 
 static void recover_after_fork(struct mn_rcache *c)
 {
-	unsigned int gen = mn__fork_generation(), slot;
-	bool again;
+	unsigned int gen = mn__fork_generation(), was, slot;
 
-	if (!uses_uffd(c))
-		return;
-	pthread_mutex_lock(&rc_lock);
-	again = c->fork_gen != gen;
-	c->fork_gen = gen;
-	pthread_mutex_unlock(&rc_lock);
-	if (!again)
-		return;
+	was = atomic_load_explicit(&c->fork_gen, memory_order_relaxed);
+	if (was == gen || !uses_uffd(c) ||
+	    !atomic_compare_exchange_strong(&c->fork_gen, &was, gen))
+		return; /* the same process, or another thread does it */
 	slot = mn__idx_read_begin(&c->idx);
 	pgt_each(&c->pgt, 0, PGT_MAX_PN, cover_one, NULL);
 	mn__idx_read_end(&c->idx, slot);
