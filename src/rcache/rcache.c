@@ -225,21 +225,33 @@ static void unindex(struct mn_rcache *c, struct region *r)
 /* Last reference gone: thread context, no lock held.  The region is out
    of the index and invalid: no listener pushes it any more (a push
    follows only the first invalid bit). */
-static void release(struct mn_rcache *c, struct region *r)
+static void deregister(struct mn_rcache *c, struct region *r)
+{
+	if (r->no_dereg)
+		return;
+	if (atomic_load(&r->invalid) & ~(INV_EVICT | INV_MERGED | INV_GONE))
+		ST(c, deferred);
+	c->o.dereg(c->o.ctx, &r->pub);
+	ST(c, deregs);
+}
+
+/* Deregistered regions (linked by next) to the reclamation, one lock for
+   all. */
+static void retire_list(struct mn_rcache *c, struct region *list)
 {
 	struct mn__idx_retiree *done = NULL;
 
-	if (!r->no_dereg) {
-		if (atomic_load(&r->invalid) & ~(INV_EVICT | INV_MERGED | INV_GONE))
-			ST(c, deferred);
-		c->o.dereg(c->o.ctx, &r->pub);
-		ST(c, deregs);
-	}
+	if (!list)
+		return;
 	pthread_mutex_lock(&rc_lock);
-	if (atomic_load(&r->on_stack))
-		r->free_pending = true; /* the stack's taker retires it */
-	else
-		retire(c, r);
+	while (list) {
+		struct region *r = list;
+		list = r->next; /* before retire() reuses it */
+		if (atomic_load(&r->on_stack))
+			r->free_pending = true; /* the stack's taker retires it */
+		else
+			retire(c, r);
+	}
 	mn__idx_poll(&c->idx, &done);
 	pthread_mutex_unlock(&rc_lock);
 	mn__idx_free_list(done);
@@ -247,8 +259,28 @@ static void release(struct mn_rcache *c, struct region *r)
 
 static void unref(struct mn_rcache *c, struct region *r)
 {
-	if (atomic_fetch_sub(&r->refs, 1) == 1)
-		release(c, r);
+	if (atomic_fetch_sub(&r->refs, 1) == 1) {
+		deregister(c, r);
+		r->next = NULL;
+		retire_list(c, r);
+	}
+}
+
+/* Unref a list of regions out of the index (linked by next). */
+static void unref_list(struct mn_rcache *c, struct region *list)
+{
+	struct region *dead = NULL;
+
+	while (list) {
+		struct region *r = list;
+		list = r->next;
+		if (atomic_fetch_sub(&r->refs, 1) == 1) {
+			deregister(c, r);
+			r->next = dead;
+			dead = r;
+		}
+	}
+	retire_list(c, dead);
 }
 
 /* After fork(), the child's userfaultfd holds none of the regions:
@@ -296,15 +328,11 @@ static void process(struct mn_rcache *c)
 		if (!r->in_index)
 			continue; /* evicted or merged meanwhile */
 		unindex(c, r);
-		r->inval_next = drop;
+		r->next = drop; /* free once out of the CLOCK list */
 		drop = r;
 	}
 	pthread_mutex_unlock(&rc_lock);
-	while (drop) {
-		struct region *r = drop;
-		drop = r->inval_next;
-		unref(c, r); /* the index's reference */
-	}
+	unref_list(c, drop); /* the index's references */
 }
 
 /* --- lookup ------------------------------------------------------------------ */
@@ -487,16 +515,6 @@ static void drop_new(struct mn_rcache *c, struct region *r)
 	if (!indexed)
 		unref(c, r); /* the index's */
 	unref(c, r);         /* the caller's */
-}
-
-/* Unref a list made by replace() and evict(). */
-static void unref_list(struct mn_rcache *c, struct region *list)
-{
-	while (list) {
-		struct region *r = list;
-		list = r->next;
-		unref(c, r); /* the index's reference */
-	}
 }
 
 /* rc_lock: the new region (pending) in the table, in place of the
