@@ -149,6 +149,10 @@ static void test_hit_miss_refs(void **state)
 	assert_int_equal(mn_rcache_put(c, a), 0);
 	assert_true(mn_rcache_stats_json(c, json, sizeof(json)) > 0);
 	assert_non_null(strstr(json, "\"hits\":2"));
+	/* The style of `memnotify status --format json`. */
+	assert_int_equal(strncmp(json, "{\"time\":\"20", 11), 0);
+	assert_non_null(strstr(json, "Z\",\"event\":\"rcache.stats\","));
+	assert_non_null(strstr(json, "\"table_bytes\":"));
 	assert_int_equal(mn_rcache_destroy(c), 0);
 	assert_int_equal(n_dereg, 2);
 	munmap(p, 4 * PG);

@@ -1,29 +1,39 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The registration cache (mn_rcache): regions of the caller's buffers,
- * each registered once by the caller's callback and watched with
- * mn_vm_watch() so that a change to its memory takes it out at once.
+ * each registered once by the caller's callback and taken out at once
+ * when a change to its memory is reported.
  *
  * Structure:
- * - The regions of a cache are in a watch index (src/vmrange/index.h): a
- *   copy-on-write B+tree by start address that readers search without a
- *   lock.  A hit is a lookup plus a compare-and-swap on the region's
- *   reference count (never up from 0), then a look at its invalid flag.
+ * - The regions of a cache are in its page table (pgt.h): a lock-free
+ *   radix tree mapping each page to the one region covering it.  A hit is
+ *   a lookup (5 loads) plus a compare-and-swap on the region's reference
+ *   count (never up from 0), then a look at its invalid bits.  Readers
+ *   count themselves in an index's epoch counters (src/vmrange/index.h,
+ *   used for its reclamation only): a region is freed once no reader can
+ *   still hold it.
  * - refs counts the callers' references plus one while the region is in
- *   the index.  Whoever drops it to 0 releases the region: deregister,
- *   end its watch, retire its memory to the index's reclamation (freed
- *   once no lookup can still see it).
- * - The watch's callback (the synchronous hook, maybe in a signal
- *   handler, or the late userfaultfd event on the dispatcher) only sets
- *   the invalid bits and, the first time, pushes the region on a
- *   lock-free stack: atomics, no lock, no allocation, async-signal-safe.
- *   The next get, put or flush takes the stack, removes those regions
- *   from the index and drops the index's reference.
+ *   the table.  Whoever drops it to 0 releases the region: deregister,
+ *   retire its memory to the reclamation.
+ * - One listener per cache (mn__vm_listen_late: every hooked call in the
+ *   calling thread, maybe in a signal handler, and the late userfaultfd
+ *   events on the dispatcher) reads the table over the call's range and
+ *   only sets the regions' invalid bits and, the first time, pushes each
+ *   on a lock-free stack: atomics, no lock, no allocation,
+ *   async-signal-safe.  The next get, put or flush takes the stack,
+ *   removes those regions from the table and drops the table's reference.
+ *   The cached ranges' mappings are registered whole with the userfaultfd
+ *   safety net (mn__vm_uffd_cover); an unmap or move the listener sees
+ *   takes the call's range out of userfaultfd first (no late copy).
+ * - A miss puts the new region in the table first, marked pending (no
+ *   hit returns it; the listener marks it like any other), in place of
+ *   the regions it overlaps (one region per page, as UCX's pgtable), then
+ *   registers it; if a change marked it meanwhile, it tries again.
  * - Writers of every cache share one mutex, rc_lock (rank LEAF: nothing
- *   is taken under it; no callback, mn_vm_watch or mn_unsubscribe runs
+ *   is taken under it; no callback, subscription or unsubscription runs
  *   under it).  fork(): the core takes and releases it around fork (it is
- *   registered); a child keeps its caches (the watches are rebuilt by the
- *   core).
+ *   registered); a child keeps its caches and registers their ranges
+ *   with its own userfaultfd at its next miss or flush.
  * - Eviction: over max_regions or max_bytes, CLOCK over the regions in
  *   insertion order: an unreferenced region not used since it was last
  *   passed goes; a used one gets a second chance.
@@ -35,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "../core/core.h"
 #include "../vmrange/index.h"
@@ -718,32 +729,51 @@ int mn_rcache_stats(mn_rcache *c, struct mn_rcache_stats *out)
 	return 0;
 }
 
+/* "2026-11-28T14:13:47.504Z": the time of `memnotify status` JSON. */
+static void json_time(char *buf, size_t len)
+{
+	struct timespec ts;
+	struct tm tm;
+	char base[32];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, len, "%s.%03ldZ", base, ts.tv_nsec / 1000000);
+}
+
 int mn_rcache_stats_json(mn_rcache *c, char *buf, size_t len)
 {
 	struct mn_rcache_stats v = { .sz = sizeof(v) };
 	struct mn__uffd_counts u;
+	unsigned long long table;
+	char ts[48];
 	int n;
 
 	mn__check(c && buf, -EINVAL);
 	mn_rcache_stats(c, &v);
 	mn__vm_uffd_counts(&u);
+	pthread_mutex_lock(&rc_lock);
+	table = (unsigned long long)c->pgt.nodes * sizeof(struct pgt_node);
+	pthread_mutex_unlock(&rc_lock);
+	json_time(ts, sizeof(ts));
+#define U(f) (unsigned long long)v.f
 	n = snprintf(buf, len,
-		     "{\"hits\":%lu,\"misses\":%lu,\"merges\":%lu,"
-		     "\"inval_unmap\":%lu,\"inval_move\":%lu,\"inval_discard\":%lu,"
-		     "\"inval_protect\":%lu,\"inval_late\":%lu,\"evictions\":%lu,"
-		     "\"deregistrations\":%lu,\"deferred\":%lu,"
-		     "\"register_errors\":%lu,\"retries\":%lu,\"regions\":%lu,"
-		     "\"bytes\":%lu,\"uffd_whole\":%lu,\"uffd_per_range\":%lu,"
-		     "\"uffd_failed\":%lu}",
-		     (unsigned long)v.hits, (unsigned long)v.misses,
-		     (unsigned long)v.merges, (unsigned long)v.inval_unmap,
-		     (unsigned long)v.inval_move, (unsigned long)v.inval_discard,
-		     (unsigned long)v.inval_protect, (unsigned long)v.inval_late,
-		     (unsigned long)v.evictions, (unsigned long)v.deregistrations,
-		     (unsigned long)v.deferred, (unsigned long)v.register_errors,
-		     (unsigned long)v.retries, (unsigned long)v.regions,
-		     (unsigned long)v.bytes, (unsigned long)u.whole,
-		     (unsigned long)u.per_range, (unsigned long)u.failed);
+		     "{\"time\":\"%s\",\"event\":\"rcache.stats\","
+		     "\"hits\":%llu,\"misses\":%llu,\"merges\":%llu,"
+		     "\"inval_unmap\":%llu,\"inval_move\":%llu,\"inval_discard\":%llu,"
+		     "\"inval_protect\":%llu,\"inval_late\":%llu,\"evictions\":%llu,"
+		     "\"deregistrations\":%llu,\"deferred\":%llu,"
+		     "\"register_errors\":%llu,\"retries\":%llu,\"regions\":%llu,"
+		     "\"bytes\":%llu,\"table_bytes\":%llu,\"uffd_whole\":%llu,"
+		     "\"uffd_per_range\":%llu,\"uffd_failed\":%llu}",
+		     ts, U(hits), U(misses), U(merges), U(inval_unmap),
+		     U(inval_move), U(inval_discard), U(inval_protect),
+		     U(inval_late), U(evictions), U(deregistrations), U(deferred),
+		     U(register_errors), U(retries), U(regions), U(bytes), table,
+		     (unsigned long long)u.whole, (unsigned long long)u.per_range,
+		     (unsigned long long)u.failed);
+#undef U
 	if (n < 0 || (size_t)n >= len)
 		return -ENOSPC;
 	return n;
