@@ -273,7 +273,9 @@ static void deliver_listeners(struct mn_vm_event *ev)
 	mn__chain_walk_begin(&vm.listeners, &rd);
 	while ((n = mn__chain_walk_next(&rd))) {
 		struct vmlistener *l = mn__container_of(n, struct vmlistener, sub.node);
-		if (ev->tid == -1)
+		/* A late listener (the range cache) reads no tid: it is not
+		   worth a system call on every hooked call. */
+		if (ev->tid == -1 && !l->late)
 			ev->tid = (int)syscall(SYS_gettid);
 		if (l->ring) {
 			ring_push(l->ring, ev);

@@ -88,7 +88,8 @@ void mn__uffd_reader_sync(void);
 
 /* For a range cache with its own index (src/rcache).  listen_late: a
    listener (as mn_vm_listen() with no flags) that is also told the late
-   userfaultfd events, on the dispatcher, and keeps the safety net's
+   userfaultfd events, on the dispatcher (its hook events may carry tid
+   -1: no system call is made for it), and keeps the safety net's
    whole-mapping registrations while it lives; 0 or -errno; end it with
    mn_unsubscribe().  uffd_cover: register [start, start + len) with the
    safety net (its whole mappings; no system call when a mapping
