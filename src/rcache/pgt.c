@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The cache's page table (see pgt.h). */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 
 #include "pgt.h"
@@ -69,6 +70,11 @@ void pgt_each(const struct pgt *t, uint64_t lo, uint64_t hi,
 
 /* --- writers ------------------------------------------------------------------ */
 
+static void node_free(struct mn__idx_retiree *r)
+{
+	free((char *)r - offsetof(struct pgt_node, ret));
+}
+
 static struct pgt_node *node_new(struct pgt *t)
 {
 	struct pgt_node *nd = calloc(1, sizeof(*nd));
@@ -87,12 +93,10 @@ static int set_rec(struct pgt *t, struct pgt_node *nd, int level, uint64_t base,
 	for (; i < PGT_N && base + i * span < hi; i++) {
 		uint64_t eb = base + i * span;
 		uintptr_t v = atomic_load_explicit(&nd->e[i], memory_order_relaxed);
-		if (level == 0) {
-			atomic_store_explicit(&nd->e[i], r, memory_order_release);
-			continue;
-		}
-		if (!v && lo <= eb && eb + span <= hi) {
-			atomic_store_explicit(&nd->e[i], r | TAG, memory_order_release);
+		if (level == 0 || (!v && lo <= eb && eb + span <= hi)) {
+			nd->used += !v;
+			atomic_store_explicit(&nd->e[i], level ? r | TAG : r,
+					      memory_order_release);
 			continue;
 		}
 		if (v & TAG)
@@ -102,6 +106,7 @@ static int set_rec(struct pgt *t, struct pgt_node *nd, int level, uint64_t base,
 			if (!child)
 				return -ENOMEM;
 			v = (uintptr_t)child;
+			nd->used++;
 			atomic_store_explicit(&nd->e[i], v, memory_order_release);
 		}
 		int err = set_rec(t, (struct pgt_node *)v, level - 1, eb,
@@ -112,8 +117,8 @@ static int set_rec(struct pgt *t, struct pgt_node *nd, int level, uint64_t base,
 	return 0;
 }
 
-static void clear_rec(struct pgt_node *nd, int level, uint64_t base,
-		      uint64_t lo, uint64_t hi, uintptr_t r)
+static void clear_rec(struct pgt *t, struct pgt_node *nd, int level,
+		      uint64_t base, uint64_t lo, uint64_t hi, uintptr_t r)
 {
 	uint64_t span = span_of(level);
 	unsigned int i = lo > base ? (unsigned int)((lo - base) / span) : 0;
@@ -121,13 +126,25 @@ static void clear_rec(struct pgt_node *nd, int level, uint64_t base,
 	for (; i < PGT_N && base + i * span < hi; i++) {
 		uint64_t eb = base + i * span;
 		uintptr_t v = atomic_load_explicit(&nd->e[i], memory_order_relaxed);
+		struct pgt_node *child = (struct pgt_node *)v;
 		if (!v)
 			continue;
-		if (v == r || (level > 0 && v == (r | TAG)))
+		if (v == r || (level > 0 && v == (r | TAG))) {
 			atomic_store_explicit(&nd->e[i], 0, memory_order_release);
-		else if (level > 0 && !(v & TAG))
-			clear_rec((struct pgt_node *)v, level - 1, eb,
-				  lo > eb ? lo : eb, hi, r);
+			nd->used--;
+			continue;
+		}
+		if (level == 0 || (v & TAG))
+			continue;
+		clear_rec(t, child, level - 1, eb, lo > eb ? lo : eb, hi, r);
+		if (child->used)
+			continue;
+		/* Emptied: unlinked, then freed once no reader holds it. */
+		atomic_store_explicit(&nd->e[i], 0, memory_order_release);
+		nd->used--;
+		child->ret.free_fn = node_free;
+		mn__idx_retire(t->reclaim, &child->ret);
+		t->nodes--;
 	}
 }
 
@@ -146,7 +163,7 @@ int pgt_set(struct pgt *t, uint64_t lo, uint64_t hi, void *region)
 void pgt_clear(struct pgt *t, uint64_t lo, uint64_t hi, void *region)
 {
 	if (t->root)
-		clear_rec(t->root, PGT_LEVELS - 1, 0, lo, hi, (uintptr_t)region);
+		clear_rec(t, t->root, PGT_LEVELS - 1, 0, lo, hi, (uintptr_t)region);
 }
 
 static void drop_rec(struct pgt_node *nd, int level)

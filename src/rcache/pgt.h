@@ -1,18 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The cache's page table: a radix tree over page numbers (5 levels of 512
- * entries: addresses below 2^57 with 4 KiB pages) that maps each page to
+ * The cache's page table: a radix tree over page numbers (8 levels of 64
+ * entries: addresses below 2^60 with 4 KiB pages) that maps each page to
  * the one region covering it, the shape of a CPU's page table and of
- * UCX's pgtable.  A region is stored as the largest aligned blocks it
+ * UCX's pgtable; nodes of 512 bytes, so that scattered regions cost little.
+ * A region is stored as the largest aligned blocks it
  * covers: an entry of an upper level holds a region (tagged) when the
  * region covers its whole block, so a 1 GiB region takes a few entries.
  *
  * Readers (find, each) are lock-free, allocation-free and
- * async-signal-safe: atomic loads, bounded recursion (5 levels).  Writers
+ * async-signal-safe: atomic loads, bounded recursion (8 levels).  Writers
  * (set, clear, drop) are serialized by the caller.  Regions must not
  * overlap (the cache takes overlapping ones out first).  Nodes are
- * allocated as needed and freed only by pgt_drop() (4 KiB per 2 MiB of
- * address space that held a region): readers never meet a freed node.
+ * allocated as needed; a node that a clear empties is unlinked and
+ * retired to the readers' reclamation (@reclaim: readers bracket their
+ * reads with mn__idx_read_begin/end on it), so no reader meets a freed
+ * node; pgt_drop() frees the rest.
  */
 #ifndef MN_RCACHE_PGT_H
 #define MN_RCACHE_PGT_H
@@ -21,22 +24,30 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define PGT_BITS 9
+#include "../vmrange/index.h"
+
+#define PGT_BITS 6
 #define PGT_N (1u << PGT_BITS)
-#define PGT_LEVELS 5
+#define PGT_LEVELS 8
 #define PGT_MAX_PN (1ull << (PGT_BITS * PGT_LEVELS)) /* page numbers below */
 
 struct pgt_node {
 	_Atomic uintptr_t e[PGT_N];
+	unsigned int used;  /* writer: entries not empty */
+	struct mn__idx_retiree ret;
 };
 
 struct pgt {
 	struct pgt_node *root;
-	uint64_t nodes;     /* writer: allocated nodes (stats) */
+	uint64_t nodes;     /* writer: nodes in the table (stats) */
+	struct mn__idx *reclaim; /* the readers' counters: an emptied node
+	                            is retired there, freed once no reader
+	                            can hold it */
 };
 
-/* Writers.  set: 0 or -ENOMEM (nothing stored).  clear: every entry of
-   [lo, hi) holding @region is emptied.  Page numbers, lo < hi <=
+/* Writers (reclaim set first).  set: 0 or -ENOMEM (nothing stored).
+   clear: every entry of [lo, hi) holding @region is emptied, and the
+   nodes left empty are retired.  Page numbers, lo < hi <=
    PGT_MAX_PN.  drop: free every node (no reader left). */
 int pgt_set(struct pgt *t, uint64_t lo, uint64_t hi, void *region);
 void pgt_clear(struct pgt *t, uint64_t lo, uint64_t hi, void *region);

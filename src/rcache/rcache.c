@@ -7,7 +7,7 @@
  * Structure:
  * - The regions of a cache are in its page table (pgt.h): a lock-free
  *   radix tree mapping each page to the one region covering it.  A hit is
- *   a lookup (5 loads) plus a compare-and-swap on the region's reference
+ *   a lookup (8 dependent loads, the upper ones cached) plus a compare-and-swap on the region's reference
  *   count (never up from 0), then a look at its invalid bits.  Readers
  *   count themselves in an index's epoch counters (src/vmrange/index.h,
  *   used for its reclamation only): a region is freed once no reader can
@@ -644,6 +644,7 @@ int mn_rcache_create(const struct mn_rcache_opts *opts, mn_rcache **out)
 	c->o = *opts;
 	c->fork_gen = mn__fork_generation();
 	c->ps = mn__page_size();
+	c->pgt.reclaim = &c->idx;
 	err = mn__vm_listen_late(on_change, c, &c->listener);
 	if (err) {
 		free(c);
