@@ -22,7 +22,7 @@ static unsigned int index_of(uint64_t pn, int level)
 
 void *pgt_find(const struct pgt *t, uint64_t pn)
 {
-	const struct pgt_node *nd = t->root;
+	const struct pgt_node *nd = atomic_load_explicit(&t->root, memory_order_acquire);
 
 	if (!nd || pn >= PGT_MAX_PN)
 		return NULL;
@@ -63,8 +63,10 @@ static bool each_rec(const struct pgt_node *nd, int level, uint64_t base,
 void pgt_each(const struct pgt *t, uint64_t lo, uint64_t hi,
 	      bool (*fn)(void *region, void *arg), void *arg)
 {
-	if (t->root && lo < hi && lo < PGT_MAX_PN)
-		each_rec(t->root, PGT_LEVELS - 1, 0, lo,
+	const struct pgt_node *root = atomic_load_explicit(&t->root, memory_order_acquire);
+
+	if (root && lo < hi && lo < PGT_MAX_PN)
+		each_rec(root, PGT_LEVELS - 1, 0, lo,
 			 hi < PGT_MAX_PN ? hi : PGT_MAX_PN, fn, arg);
 }
 
@@ -150,11 +152,15 @@ static void clear_rec(struct pgt *t, struct pgt_node *nd, int level,
 
 int pgt_set(struct pgt *t, uint64_t lo, uint64_t hi, void *region)
 {
+	struct pgt_node *root = atomic_load_explicit(&t->root, memory_order_relaxed);
 	int err;
 
-	if (!t->root && !(t->root = node_new(t)))
-		return -ENOMEM;
-	err = set_rec(t, t->root, PGT_LEVELS - 1, 0, lo, hi, (uintptr_t)region);
+	if (!root) {
+		if (!(root = node_new(t)))
+			return -ENOMEM;
+		atomic_store_explicit(&t->root, root, memory_order_release);
+	}
+	err = set_rec(t, root, PGT_LEVELS - 1, 0, lo, hi, (uintptr_t)region);
 	if (err)
 		pgt_clear(t, lo, hi, region);
 	return err;
@@ -162,8 +168,10 @@ int pgt_set(struct pgt *t, uint64_t lo, uint64_t hi, void *region)
 
 void pgt_clear(struct pgt *t, uint64_t lo, uint64_t hi, void *region)
 {
-	if (t->root)
-		clear_rec(t, t->root, PGT_LEVELS - 1, 0, lo, hi, (uintptr_t)region);
+	struct pgt_node *root = atomic_load_explicit(&t->root, memory_order_relaxed);
+
+	if (root)
+		clear_rec(t, root, PGT_LEVELS - 1, 0, lo, hi, (uintptr_t)region);
 }
 
 static void drop_rec(struct pgt_node *nd, int level)
@@ -178,8 +186,10 @@ static void drop_rec(struct pgt_node *nd, int level)
 
 void pgt_drop(struct pgt *t)
 {
-	if (t->root)
-		drop_rec(t->root, PGT_LEVELS - 1);
-	t->root = NULL;
+	struct pgt_node *root = atomic_load_explicit(&t->root, memory_order_relaxed);
+
+	if (root)
+		drop_rec(root, PGT_LEVELS - 1);
+	atomic_store_explicit(&t->root, NULL, memory_order_relaxed);
 	t->nodes = 0;
 }

@@ -38,7 +38,7 @@ struct pgt_node {
 };
 
 struct pgt {
-	struct pgt_node *root;
+	_Atomic(struct pgt_node *) root; /* set once, read by readers */
 	uint64_t nodes;     /* writer: nodes in the table (stats) */
 	struct mn__idx *reclaim; /* the readers' counters: an emptied node
 	                            is retired there, freed once no reader
