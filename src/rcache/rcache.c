@@ -509,22 +509,22 @@ static int publish(struct mn_rcache *c, struct region *r)
 	return 0;
 }
 
-/* A new region whose registration failed: out of the index (unless a
-   change took it out already), both references dropped, no deregister. */
+/* A new region whose registration failed: out of the table, both
+   references dropped, no deregister.  Whoever takes a region out of the
+   table drops the table's reference: here, or a change's stack taker, or
+   another miss replacing it. */
 static void drop_new(struct mn_rcache *c, struct region *r)
 {
-	bool ours = !(atomic_fetch_or(&r->invalid, INV_GONE) & ~INV_PENDING);
-	bool indexed = true;
+	bool was;
 
+	atomic_fetch_or(&r->invalid, INV_GONE);
 	r->no_dereg = true;
-	if (ours) {
-		pthread_mutex_lock(&rc_lock);
-		unindex(c, r);
-		indexed = r->in_index; /* still: pushed, the stack's taker drops it */
-		pthread_mutex_unlock(&rc_lock);
-	}
-	if (!indexed)
-		unref(c, r); /* the index's */
+	pthread_mutex_lock(&rc_lock);
+	was = r->in_index;
+	unindex(c, r);
+	pthread_mutex_unlock(&rc_lock);
+	if (was)
+		unref(c, r); /* the table's */
 	unref(c, r);         /* the caller's */
 }
 
