@@ -1334,7 +1334,7 @@ MN_API int mn_rcache_create(const struct mn_rcache_opts *opts, mn_rcache **out);
  * due (invalidated, unreferenced regions) run first.
  *
  * Return: 0; -EINVAL for NULL @c or @out, len 0, an overflowing range, a
- * range beyond 2^60 bytes (4 KiB pages) or bad @prot; -ENOMEM; a negative
+ * range beyond 2^57 bytes (4 KiB pages) or bad @prot; -ENOMEM; a negative
  * errno from the register callback; -EAGAIN if the memory kept changing
  * while it was being registered (three tries) or another thread's
  * overlapping registration never ended.  Thread-safe; not in signal context,

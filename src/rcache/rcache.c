@@ -7,7 +7,7 @@
  * Structure:
  * - The regions of a cache are in its page table (pgt.h): a lock-free
  *   radix tree mapping each page to the one region covering it.  A hit is
- *   a lookup (8 dependent loads, the upper ones cached) plus a compare-and-swap on the region's reference
+ *   a lookup (5 dependent loads, the upper ones cached) plus a compare-and-swap on the region's reference
  *   count (never up from 0), then a look at its invalid bits.  Readers
  *   count themselves in an index's epoch counters (src/vmrange/index.h,
  *   used for its reclamation only): a region is freed once no reader can
