@@ -10,7 +10,9 @@
  *   miss       get of a new region (register) + put, ns
  *   invalidate munmap of a cached page and the next cache call that
  *              drops it, ns per region, minus a bare munmap measured in the
- *              same process
+ *              same process; again with MN_RCACHE_NO_USERFAULTFD
+ *              (_hooks_only: what UCX's hooks-only cache promises; the
+ *              safety net costs one UFFDIO_UNREGISTER per unmap)
  *   memory     resident bytes per cached region (100,000 regions)
  *   watch      (memnotify only) mn_vm_watch/mn_unsubscribe per call at
  *              100,000 watches: see watch_scale
@@ -83,8 +85,9 @@ static void dump(void *ctx, ucs_rcache_t *rc, ucs_rcache_region_t *r,
 
 static const ucs_rcache_ops_t ops = { reg, dereg, dump };
 
-static void cache_make(void)
+static void cache_make(int hooks_only)
 {
+	(void)hooks_only; /* UCX's rcache is hooks only */
 	ucs_rcache_params_t p = {
 		.region_struct_size = sizeof(ucs_rcache_region_t),
 		.alignment = PG, .max_alignment = PG,
@@ -122,9 +125,10 @@ static void dereg(void *ctx, struct mn_rcache_region *r)
 	(void)ctx; (void)r;
 }
 
-static void cache_make(void)
+static void cache_make(int hooks_only)
 {
-	struct mn_rcache_opts o = { .sz = sizeof(o), .reg = reg, .dereg = dereg };
+	struct mn_rcache_opts o = { .sz = sizeof(o), .reg = reg, .dereg = dereg,
+				    .flags = hooks_only ? MN_RCACHE_NO_USERFAULTFD : 0 };
 
 	if (mn_rcache_create(&o, &cache) != 0)
 		exit(1);
@@ -211,17 +215,22 @@ static double invalidate(size_t n)
 	return ((double)cached_ns - (double)bare_ns) / (double)n;
 }
 
+static void map_base(void)
+{
+	base = mmap(NULL, 2 * MAXN * PG, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	for (size_t k = 0; k < 2 * MAXN; k++)
+		base[k * PG] = 1; /* faulted in before any RSS is taken */
+}
+
 static int measure(void)
 {
 	static const size_t ns[] = { 1, 1000, MAXN };
 	double miss = 0;
 	long rss0, rss1;
 
-	base = mmap(NULL, 2 * MAXN * PG, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	for (size_t k = 0; k < 2 * MAXN; k++)
-		base[k * PG] = 1; /* faulted in before any RSS is taken */
-	cache_make();
+	map_base();
+	cache_make(0);
 	rss0 = rss_bytes();
 	size_t have = 0;
 	for (size_t i = 0; i < 3; i++) {
@@ -236,6 +245,14 @@ static int measure(void)
 	printf("miss_register_put_ns %.1f\n", miss);
 	printf("bytes_per_region %.1f\n", (double)(rss1 - rss0) / MAXN);
 	printf("invalidate_ns_per_region %.1f\n", invalidate(MAXN));
+	cache_drop();
+	/* The same without the userfaultfd safety net (mn_rcache's
+	   MN_RCACHE_NO_USERFAULTFD): hooked calls only, as UCX's. */
+	munmap(base, 2 * MAXN * PG);
+	map_base();
+	cache_make(1);
+	fill(0, MAXN);
+	printf("invalidate_ns_per_region_hooks_only %.1f\n", invalidate(MAXN));
 	cache_drop();
 	return 0;
 }
@@ -296,14 +313,14 @@ int main(int argc, char **argv)
 	if (run_col(cmd, &ucx) != 0)
 		ucx.n = 0;
 	printf("rcache: mn_rcache vs UCX ucs_rcache (1.13, Debian libucx-dev), same run, lower is better\n");
-	printf("  %-28s %14s %14s %8s\n", "figure", "mn_rcache", "ucs_rcache", "mn/ucx");
+	printf("  %-36s %14s %14s %8s\n", "figure", "mn_rcache", "ucs_rcache", "mn/ucx");
 	for (int i = 0; i < mn.n; i++) {
 		double u = find(&ucx, mn.key[i]);
 		if (u > 0)
-			printf("  %-28s %14.1f %14.1f %8.2f\n", mn.key[i], mn.v[i], u,
+			printf("  %-36s %14.1f %14.1f %8.2f\n", mn.key[i], mn.v[i], u,
 			       mn.v[i] / u);
 		else
-			printf("  %-28s %14.1f %14s %8s\n", mn.key[i], mn.v[i], "n/a", "");
+			printf("  %-36s %14.1f %14s %8s\n", mn.key[i], mn.v[i], "n/a", "");
 	}
 	if (!ucx.n)
 		printf("  (UCX not built or failed: rcache_ucx)\n");

@@ -1272,7 +1272,13 @@ MN_API const char *mn_vm_event_name(enum mn_vm_kind kind);
  * regions) a program makes of its buffers, that drops an entry as soon as
  * the memory under it is unmapped, moved, discarded or loses an access the
  * registration was made for.  Mirrors UCX's ucs_rcache (ucs_rcache_get /
- * ucs_rcache_region_put), driven by mn_vm_watch() on each region.
+ * ucs_rcache_region_put).  Each cache is one listener of every hooked
+ * call (mn_vm_listen()) that also gets the late userfaultfd events, and
+ * finds the regions a call touches in its own lock-free page table; its
+ * regions' mappings are registered whole with the userfaultfd safety net.
+ * A page belongs to one region at most (as in UCX's cache): a miss
+ * replaces the regions it overlaps (they are deregistered once
+ * unreferenced, counted as merges).
  *
  * Guarantee: mn_rcache_get() never returns a region whose memory changed
  * (by any call the hooks see) before the get began; a change by a raw
@@ -1305,7 +1311,9 @@ typedef void (*mn_rcache_deregister_fn)(void *ctx, struct mn_rcache_region *regi
 
 #define MN_RCACHE_MERGE           0x1u /* a miss merges overlapping and
                                           adjacent valid regions (as UCX) */
-#define MN_RCACHE_NO_USERFAULTFD  0x2u /* watch with MN_VM_NO_USERFAULTFD */
+#define MN_RCACHE_NO_USERFAULTFD  0x2u /* hooks only: no userfaultfd
+                                          safety net (raw system calls go
+                                          unseen; unmaps are cheaper) */
 
 struct mn_rcache_opts {
 	size_t sz;                       /* sizeof(struct mn_rcache_opts) */
@@ -1320,7 +1328,8 @@ struct mn_rcache_opts {
 struct mn_rcache_stats {
 	size_t sz;
 	uint64_t hits, misses;      /* gets served from the cache, or not */
-	uint64_t merges;            /* regions merged into a new one */
+	uint64_t merges;            /* regions merged into, or replaced by,
+	                               a new one */
 	uint64_t inval_unmap, inval_move, inval_discard, inval_protect;
 	uint64_t inval_late;        /* of those, told by userfaultfd (late) */
 	uint64_t evictions;         /* over max_regions or max_bytes: least
@@ -1338,8 +1347,11 @@ struct mn_rcache_stats {
  * @opts: callbacks and limits (sz set: MN_OPTS_INIT(mn_rcache_opts)).
  * @out:  receives the cache; end it with mn_rcache_destroy().
  *
+ * Installs the hooks and starts the listener (as mn_vm_listen()).
+ *
  * Return: 0; -EINVAL for NULL @opts, @out, a callback, a bad sz or unknown
- * flags; -ENOMEM.  Thread-safe.
+ * flags; -ENOMEM; -EDEADLK from inside a memnotify callback that holds its
+ * lock (see mn_vm_cb).  Thread-safe; not in signal context.
  */
 MN_API int mn_rcache_create(const struct mn_rcache_opts *opts, mn_rcache **out);
 
@@ -1350,15 +1362,18 @@ MN_API int mn_rcache_create(const struct mn_rcache_opts *opts, mn_rcache **out);
  * @prot: PROT_READ, PROT_WRITE or both (PROT_NONE: any region).
  * @out: receives the region (read its handle, start, end).
  *
- * A hit takes no lock (a lookup and an atomic reference).  A miss watches
- * the range, calls register, and caches the region; with MN_RCACHE_MERGE
- * it first widens to the valid regions overlapping or adjacent to it.
- * Deregistrations due (invalidated, unreferenced regions) run first.
+ * A hit takes no lock (a page-table lookup and an atomic reference).  A
+ * miss caches a new region in place of those it overlaps (with
+ * MN_RCACHE_MERGE it first widens to the valid regions overlapping or
+ * adjacent to it), registers its mappings with the safety net, then calls
+ * register; if the memory changed meanwhile it tries again.  Deregistrations
+ * due (invalidated, unreferenced regions) run first.
  *
- * Return: 0; -EINVAL for NULL @c or @out, len 0, an overflowing range or
- * bad @prot; a negative errno from mn_vm_watch() (-ENOMEM) or from the
- * register callback; -EAGAIN if the memory kept changing while it was
- * being registered (three tries).  Thread-safe; not in signal context,
+ * Return: 0; -EINVAL for NULL @c or @out, len 0, an overflowing range, a
+ * range beyond 2^57 bytes (4 KiB pages) or bad @prot; -ENOMEM; a negative
+ * errno from the register callback; -EAGAIN if the memory kept changing
+ * while it was being registered (three tries) or another thread's
+ * overlapping registration never ended.  Thread-safe; not in signal context,
  * not from a memnotify callback.
  */
 MN_API int mn_rcache_get(mn_rcache *c, const void *addr, size_t len, int prot,
@@ -1390,9 +1405,12 @@ MN_API int mn_rcache_flush(mn_rcache *c);
 MN_API int mn_rcache_stats(mn_rcache *c, struct mn_rcache_stats *out);
 
 /**
- * mn_rcache_stats_json() - the same as one JSON object (every field of
- * struct mn_rcache_stats by name, plus the safety net's registrations:
- * "uffd_whole", "uffd_per_range", "uffd_failed"), NUL-terminated.
+ * mn_rcache_stats_json() - the same as one JSON object in the style of
+ * `memnotify status --format json`: "time" (UTC, ISO 8601 with
+ * milliseconds) and "event" ("rcache.stats") first, then every field of
+ * struct mn_rcache_stats by name, "table_bytes" (the cache's page table),
+ * and the safety net's registrations of the whole process: "uffd_whole",
+ * "uffd_per_range", "uffd_failed"; NUL-terminated, no newline.
  * @buf, @len: the buffer and its size in bytes.
  * Return: the length written (without the NUL); -EINVAL for NULL
  * arguments; -ENOSPC if @len is too small.  Thread-safe.

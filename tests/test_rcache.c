@@ -133,16 +133,26 @@ static void test_hit_miss_refs(void **state)
 	assert_ptr_not_equal(w, a);
 	assert_int_equal(stats(c).hits, 1);
 	assert_int_equal(stats(c).misses, 2);
+	/* One region per page (as UCX's): the wider one replaced the
+	   first, deregistered once its last reference went. */
 	assert_int_equal(mn_rcache_put(c, a), 0);
+	assert_int_equal(n_dereg, 0);
 	assert_int_equal(mn_rcache_put(c, b), 0);
+	assert_int_equal(n_dereg, 1);
 	assert_int_equal(mn_rcache_put(c, w), 0);
-	assert_int_equal(n_dereg, 0); /* cached, unreferenced */
+	assert_int_equal(n_dereg, 1);
+	assert_int_equal(stats(c).merges, 1);
+	assert_int_equal(stats(c).regions, 1); /* cached, unreferenced */
 	/* Destroy with a reference held: -EBUSY, nothing changed. */
 	assert_int_equal(mn_rcache_get(c, p, 8, PROT_READ, &a), 0);
 	assert_int_equal(mn_rcache_destroy(c), -EBUSY);
 	assert_int_equal(mn_rcache_put(c, a), 0);
 	assert_true(mn_rcache_stats_json(c, json, sizeof(json)) > 0);
 	assert_non_null(strstr(json, "\"hits\":2"));
+	/* The style of `memnotify status --format json`. */
+	assert_int_equal(strncmp(json, "{\"time\":\"20", 11), 0);
+	assert_non_null(strstr(json, "Z\",\"event\":\"rcache.stats\","));
+	assert_non_null(strstr(json, "\"table_bytes\":"));
 	assert_int_equal(mn_rcache_destroy(c), 0);
 	assert_int_equal(n_dereg, 2);
 	munmap(p, 4 * PG);

@@ -1,70 +1,91 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The registration cache (mn_rcache): regions of the caller's buffers,
- * each registered once by the caller's callback and watched with
- * mn_vm_watch() so that a change to its memory takes it out at once.
+ * each registered once by the caller's callback and taken out at once
+ * when a change to its memory is reported.
  *
  * Structure:
- * - The regions of a cache are in a watch index (src/vmrange/index.h): a
- *   copy-on-write B+tree by start address that readers search without a
- *   lock.  A hit is a lookup plus a compare-and-swap on the region's
- *   reference count (never up from 0), then a look at its invalid flag.
+ * - The regions of a cache are in its page table (pgt.h): a lock-free
+ *   radix tree mapping each page to the one region covering it.  A hit is
+ *   a lookup (5 dependent loads, the upper ones cached) plus a compare-and-swap on the region's reference
+ *   count (never up from 0), then a look at its invalid bits.  Readers
+ *   count themselves in an index's epoch counters (src/vmrange/index.h,
+ *   used for its reclamation only): a region is freed once no reader can
+ *   still hold it.
  * - refs counts the callers' references plus one while the region is in
- *   the index.  Whoever drops it to 0 releases the region: deregister,
- *   end its watch, retire its memory to the index's reclamation (freed
- *   once no lookup can still see it).
- * - The watch's callback (the synchronous hook, maybe in a signal
- *   handler, or the late userfaultfd event on the dispatcher) only sets
- *   the invalid bits and, the first time, pushes the region on a
- *   lock-free stack: atomics, no lock, no allocation, async-signal-safe.
- *   The next get, put or flush takes the stack, removes those regions
- *   from the index and drops the index's reference.
+ *   the table.  Whoever drops it to 0 releases the region: deregister,
+ *   retire its memory to the reclamation.
+ * - One listener per cache (mn__vm_listen_late: every hooked call in the
+ *   calling thread, maybe in a signal handler, and the late userfaultfd
+ *   events on the dispatcher) reads the table over the call's range and
+ *   only sets the regions' invalid bits and, the first time, pushes each
+ *   on a lock-free stack: atomics, no lock, no allocation,
+ *   async-signal-safe.  The next get, put or flush takes the stack,
+ *   removes those regions from the table and drops the table's reference.
+ *   The cached ranges' mappings are registered whole with the userfaultfd
+ *   safety net (mn__vm_uffd_cover); an unmap or move the listener sees
+ *   takes the call's range out of userfaultfd first (no late copy).
+ * - A miss puts the new region in the table first, marked pending (no
+ *   hit returns it; the listener marks it like any other), in place of
+ *   the regions it overlaps (one region per page, as UCX's pgtable), then
+ *   registers it; if a change marked it meanwhile, it tries again.
  * - Writers of every cache share one mutex, rc_lock (rank LEAF: nothing
- *   is taken under it; no callback, mn_vm_watch or mn_unsubscribe runs
+ *   is taken under it; no callback, subscription or unsubscription runs
  *   under it).  fork(): the core takes and releases it around fork (it is
- *   registered); a child keeps its caches (the watches are rebuilt by the
- *   core).
+ *   registered); a child keeps its caches and registers their ranges
+ *   with its own userfaultfd at its next miss or flush.
  * - Eviction: over max_regions or max_bytes, CLOCK over the regions in
  *   insertion order: an unreferenced region not used since it was last
  *   passed goes; a used one gets a second chance.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "../core/core.h"
 #include "../vmrange/index.h"
 #include "../vmrange/vmrange.h"
+#include "pgt.h"
 
 enum {
 	INV_UNMAP = 1, INV_MOVE = 2, INV_DISCARD = 4, INV_PROTECT = 8,
 	INV_LATE = 16, INV_EVICT = 32, INV_MERGED = 64, INV_GONE = 128,
+	INV_PENDING = 256, /* in the index, still registering: no hit */
 };
 
+/* 80 bytes: the figure `make bench` reports as memory per region. */
 struct region {
 	struct mn_rcache_region pub;
-	struct mn__idx_retiree ret;
-	struct mn_rcache *cache;
-	_Atomic long refs;          /* callers + 1 while in the index */
+	_Atomic int refs;           /* callers + 1 while in the index */
 	_Atomic unsigned int invalid;
-	_Atomic uint64_t used;      /* the cache's clock at the last hit */
-	_Atomic int on_stack;       /* pushed on cache->inval, not taken */
+	_Atomic uint32_t used;      /* the cache's clock at the last hit */
+	uint32_t seen;              /* rc_lock: `used` when CLOCK last passed */
+	_Atomic bool on_stack;      /* pushed on cache->inval, not taken */
+	bool in_index, free_pending; /* rc_lock */
+	bool no_dereg;              /* register failed: no deregister */
 	struct region *inval_next;  /* the stack's link */
-	mn_sub *watch;
-	/* rc_lock: */
-	bool in_index, free_pending;
-	uint64_t seen;              /* `used` when CLOCK last passed it */
-	struct region *prev, *next; /* CLOCK order, oldest first */
+	union {
+		struct {            /* rc_lock: CLOCK order, oldest first */
+			struct region *prev, *next;
+		};
+		struct mn__idx_retiree ret; /* out of the index: reclaimed */
+	};
 };
 
 struct mn_rcache {
 	struct mn_rcache_opts o;
-	struct mn__idx idx;
+	struct pgt pgt;                   /* the regions, by page */
+	struct mn__idx idx;               /* its readers and reclamation */
+	uint64_t ps;                      /* page size */
+	mn_sub *listener;                 /* every hooked call, late events */
+	_Atomic unsigned int fork_gen;    /* of the uffd cover */
 	_Atomic(struct region *) inval;   /* lock-free stack */
-	_Atomic uint64_t clock;
+	_Atomic uint32_t clock;
 	struct region *head, *tail;       /* rc_lock */
 	size_t n;                         /* rc_lock */
 	uint64_t bytes;                   /* rc_lock */
@@ -88,14 +109,36 @@ __attribute__((constructor)) static void rcache_init(void)
 
 #define ST(c, f) atomic_fetch_add_explicit(&(c)->st.f, 1, memory_order_relaxed)
 
-/* --- the watch callback (signal-safe) ------------------------------------- */
-
-/* Synchronous hook (any thread, maybe a signal handler) or late event
-   (dispatcher): atomics only. */
-static void on_change(const struct mn_vm_event *ev, void *ctx)
+static bool uses_uffd(const struct mn_rcache *c)
 {
-	struct region *r = ctx;
-	struct mn_rcache *c = r->cache;
+	return !(c->o.flags & MN_RCACHE_NO_USERFAULTFD);
+}
+
+/* Lock-free push on the cache's stack (async-signal-safe). */
+static void push(struct mn_rcache *c, struct region *r)
+{
+	struct region *head = atomic_load(&c->inval);
+
+	atomic_store(&r->on_stack, true);
+	do {
+		r->inval_next = head;
+	} while (!atomic_compare_exchange_weak(&c->inval, &head, r));
+}
+
+/* --- the listener (signal-safe) -------------------------------------------- */
+
+struct change {
+	struct mn_rcache *c;
+	const struct mn_vm_event *ev;
+	bool found;
+};
+
+/* One region the change touches: mark it, the first time push it. */
+static bool mark_one(void *owner, void *arg)
+{
+	struct change *ch = arg;
+	const struct mn_vm_event *ev = ch->ev;
+	struct region *r = owner;
 	unsigned int bit;
 
 	switch (ev->kind) {
@@ -105,28 +148,53 @@ static void on_change(const struct mn_vm_event *ev, void *ctx)
 	case MN_VM_PROTECT:
 		/* Only a change that takes away an access it was made for. */
 		if ((ev->prot & r->pub.prot) == r->pub.prot)
-			return;
+			return true;
 		bit = INV_PROTECT;
 		break;
 	default: bit = INV_UNMAP; break; /* unknown: safest */
 	}
+	ch->found = true;
 	if (ev->late)
 		bit |= INV_LATE;
-	if (atomic_fetch_or(&r->invalid, bit))
-		return; /* already out, or on its way */
+	if (atomic_fetch_or(&r->invalid, bit) & ~INV_PENDING)
+		return true; /* already out, or on its way */
 	switch (bit & ~INV_LATE) {
-	case INV_UNMAP: ST(c, unmap); break;
-	case INV_MOVE: ST(c, move); break;
-	case INV_DISCARD: ST(c, discard); break;
-	default: ST(c, protect); break;
+	case INV_UNMAP: ST(ch->c, unmap); break;
+	case INV_MOVE: ST(ch->c, move); break;
+	case INV_DISCARD: ST(ch->c, discard); break;
+	default: ST(ch->c, protect); break;
 	}
 	if (ev->late)
-		ST(c, late);
-	atomic_store(&r->on_stack, 1);
-	struct region *head = atomic_load(&c->inval);
-	do {
-		r->inval_next = head;
-	} while (!atomic_compare_exchange_weak(&c->inval, &head, r));
+		ST(ch->c, late);
+	push(ch->c, r);
+	return true;
+}
+
+/*
+ * Every hooked call of the process (synchronous: the calling thread, maybe
+ * a signal handler) and the late userfaultfd events (the dispatcher): the
+ * regions overlapping the call's range are looked up in the cache's index
+ * and marked.  Atomics, a lock-free index read, no allocation:
+ * async-signal-safe.
+ */
+static void on_change(const struct mn_vm_event *ev, void *ctx)
+{
+	struct mn_rcache *c = ctx;
+	struct change ch = { c, ev, false };
+	unsigned int slot;
+
+	if (ev->kind == MN_VM_LOST || !ev->length)
+		return;
+	slot = mn__idx_read_begin(&c->idx);
+	pgt_each(&c->pgt, ev->address / c->ps,
+		 (ev->address + ev->length + c->ps - 1) / c->ps, mark_one, &ch);
+	mn__idx_read_end(&c->idx, slot);
+	/* An unmap or a move of cached memory, reported before the call:
+	   take the call's range out of userfaultfd so that the kernel sends
+	   no late copy (and the call does not wait for its reader). */
+	if (ch.found && !ev->late && uses_uffd(c) &&
+	    (ev->kind == MN_VM_UNMAP || ev->kind == MN_VM_MOVE))
+		mn__uffd_forget(ev->address, ev->length);
 }
 
 /* --- release ---------------------------------------------------------------- */
@@ -136,21 +204,21 @@ static void region_free(struct mn__idx_retiree *rt)
 	free(mn__container_of(rt, struct region, ret));
 }
 
-/* rc_lock: out of the index (the caller drops the index's reference). */
+/* rc_lock: to the index's reclamation (the link overlays the CLOCK
+   links, unused once out of the index). */
+static void retire(struct mn_rcache *c, struct region *r)
+{
+	r->ret.free_fn = region_free;
+	mn__idx_retire(&c->idx, &r->ret);
+}
+
+/* rc_lock: out of the table and the CLOCK list (the caller drops the
+   index's reference). */
 static void unindex(struct mn_rcache *c, struct region *r)
 {
 	if (!r->in_index)
 		return;
-	if (mn__idx_remove(&c->idx, r->pub.start, r) != 0) {
-		/* No memory for the copy: it stays, invalid (hits skip it),
-		   and the next writer tries again via the stack. */
-		atomic_store(&r->on_stack, 1);
-		struct region *head = atomic_load(&c->inval);
-		do {
-			r->inval_next = head;
-		} while (!atomic_compare_exchange_weak(&c->inval, &head, r));
-		return;
-	}
+	pgt_clear(&c->pgt, r->pub.start / c->ps, r->pub.end / c->ps, r);
 	r->in_index = false;
 	c->n--;
 	c->bytes -= r->pub.end - r->pub.start;
@@ -165,22 +233,36 @@ static void unindex(struct mn_rcache *c, struct region *r)
 	r->prev = r->next = NULL;
 }
 
-/* Last reference gone: thread context, no lock held. */
-static void release(struct mn_rcache *c, struct region *r)
+/* Last reference gone: thread context, no lock held.  The region is out
+   of the index and invalid: no listener pushes it any more (a push
+   follows only the first invalid bit). */
+static void deregister(struct mn_rcache *c, struct region *r)
 {
-	struct mn__idx_retiree *done = NULL;
-
+	if (r->no_dereg)
+		return;
 	if (atomic_load(&r->invalid) & ~(INV_EVICT | INV_MERGED | INV_GONE))
 		ST(c, deferred);
 	c->o.dereg(c->o.ctx, &r->pub);
 	ST(c, deregs);
-	/* Returns once its callback runs nowhere: no push after this. */
-	mn_unsubscribe(r->watch);
+}
+
+/* Deregistered regions (linked by next) to the reclamation, one lock for
+   all. */
+static void retire_list(struct mn_rcache *c, struct region *list)
+{
+	struct mn__idx_retiree *done = NULL;
+
+	if (!list)
+		return;
 	pthread_mutex_lock(&rc_lock);
-	if (atomic_load(&r->on_stack))
-		r->free_pending = true; /* the stack's taker retires it */
-	else
-		mn__idx_retire(&c->idx, &r->ret);
+	while (list) {
+		struct region *r = list;
+		list = r->next; /* before retire() reuses it */
+		if (atomic_load(&r->on_stack))
+			r->free_pending = true; /* the stack's taker retires it */
+		else
+			retire(c, r);
+	}
 	mn__idx_poll(&c->idx, &done);
 	pthread_mutex_unlock(&rc_lock);
 	mn__idx_free_list(done);
@@ -188,8 +270,53 @@ static void release(struct mn_rcache *c, struct region *r)
 
 static void unref(struct mn_rcache *c, struct region *r)
 {
-	if (atomic_fetch_sub(&r->refs, 1) == 1)
-		release(c, r);
+	if (atomic_fetch_sub(&r->refs, 1) == 1) {
+		deregister(c, r);
+		r->next = NULL;
+		retire_list(c, r);
+	}
+}
+
+/* Unref a list of regions out of the index (linked by next). */
+static void unref_list(struct mn_rcache *c, struct region *list)
+{
+	struct region *dead = NULL;
+
+	while (list) {
+		struct region *r = list;
+		list = r->next;
+		if (atomic_fetch_sub(&r->refs, 1) == 1) {
+			deregister(c, r);
+			r->next = dead;
+			dead = r;
+		}
+	}
+	retire_list(c, dead);
+}
+
+/* After fork(), the child's userfaultfd holds none of the regions:
+   register them again, from a lock-free read of the table (no rc_lock
+   held: mn__vm_uffd_cover takes the core lock). */
+static bool cover_one(void *owner, void *arg)
+{
+	struct region *r = owner;
+
+	(void)arg;
+	mn__vm_uffd_cover(r->pub.start, r->pub.end - r->pub.start);
+	return true;
+}
+
+static void recover_after_fork(struct mn_rcache *c)
+{
+	unsigned int gen = mn__fork_generation(), was, slot;
+
+	was = atomic_load_explicit(&c->fork_gen, memory_order_relaxed);
+	if (was == gen || !uses_uffd(c) ||
+	    !atomic_compare_exchange_strong(&c->fork_gen, &was, gen))
+		return; /* the same process, or another thread does it */
+	slot = mn__idx_read_begin(&c->idx);
+	pgt_each(&c->pgt, 0, PGT_MAX_PN, cover_one, NULL);
+	mn__idx_read_end(&c->idx, slot);
 }
 
 /* Take the invalidated regions out; deregister the unreferenced ones. */
@@ -204,25 +331,19 @@ static void process(struct mn_rcache *c)
 	while (list) {
 		struct region *r = list;
 		list = r->inval_next;
-		atomic_store(&r->on_stack, 0);
+		atomic_store(&r->on_stack, false);
 		if (r->free_pending) {
-			mn__idx_retire(&c->idx, &r->ret);
+			retire(c, r);
 			continue;
 		}
 		if (!r->in_index)
 			continue; /* evicted or merged meanwhile */
 		unindex(c, r);
-		if (!r->in_index) {
-			r->inval_next = drop;
-			drop = r;
-		}
+		r->next = drop; /* free once out of the CLOCK list */
+		drop = r;
 	}
 	pthread_mutex_unlock(&rc_lock);
-	while (drop) {
-		struct region *r = drop;
-		drop = r->inval_next;
-		unref(c, r); /* the index's reference */
-	}
+	unref_list(c, drop); /* the index's references */
 }
 
 /* --- lookup ------------------------------------------------------------------ */
@@ -234,115 +355,117 @@ struct find {
 	struct region *found;
 };
 
-/* Index query callback: a valid region covering [s, e) with @prot; takes
-   a reference (never up from 0: that region is being released). */
-static bool find_one(uint64_t start, uint64_t end, void *owner, void *arg)
+/* A valid region covering [s, e) with @prot, referenced (never up from
+   0: that region is being released); lock-free. */
+static struct region *lookup(struct mn_rcache *c, uint64_t s, uint64_t e, int prot)
 {
-	struct find *f = arg;
-	struct region *r = owner;
-	long v;
+	unsigned int slot = mn__idx_read_begin(&c->idx);
+	struct region *r = pgt_find(&c->pgt, s / c->ps);
+	int v;
 
-	if (start > f->s || end < f->e || (r->pub.prot & f->prot) != f->prot ||
+	if (!r || r->pub.end < e || (r->pub.prot & prot) != prot ||
 	    atomic_load(&r->invalid))
-		return true;
+		goto none;
 	v = atomic_load(&r->refs);
 	do {
 		if (v <= 0)
-			return true;
+			goto none;
 	} while (!atomic_compare_exchange_weak(&r->refs, &v, v + 1));
+	mn__idx_read_end(&c->idx, slot);
 	/* Invalidated between the look and the reference: not this one.
 	   Its own reference is still there unless it is out of the index
 	   already, so dropping ours may release it. */
 	if (atomic_load(&r->invalid)) {
-		unref(f->c, r);
-		return true;
+		unref(c, r);
+		return NULL;
 	}
-	atomic_store_explicit(&r->used, atomic_load_explicit(&f->c->clock,
+	atomic_store_explicit(&r->used, atomic_load_explicit(&c->clock,
 			      memory_order_relaxed), memory_order_relaxed);
-	f->found = r;
-	return false;
-}
-
-static struct region *lookup(struct mn_rcache *c, uint64_t s, uint64_t e, int prot)
-{
-	struct find f = { c, s, e, prot, NULL };
-	unsigned int slot = mn__idx_read_begin(&c->idx);
-
-	mn__idx_query(&c->idx, s, s + 1, find_one, &f);
+	return r;
+none:
 	mn__idx_read_end(&c->idx, slot);
-	return f.found;
+	return NULL;
 }
 
 /* --- miss ------------------------------------------------------------------- */
 
-struct widen {
-	uint64_t s, e;
-	int prot;
-	struct region *self;        /* replace: the new region */
-	struct region *merged[64];  /* replace: the regions it covers */
+/* rc_lock: the regions with a page in a range, in address order (a
+   region's entries are consecutive: a repeat is the last one). */
+struct gather {
+	struct region *r[64];
 	int n;
+	bool pending;  /* one is still registering: wait for it */
 };
 
-/* rc_lock: widen to valid regions overlapping or touching [s, e). */
-static bool widen_one(uint64_t start, uint64_t end, void *owner, void *arg)
+static bool gather_one(void *owner, void *arg)
 {
-	struct widen *w = arg;
+	struct gather *g = arg;
 	struct region *r = owner;
 
-	if (atomic_load(&r->invalid))
+	if (g->n && g->r[g->n - 1] == r)
 		return true;
-	w->s = MN__MIN(w->s, start);
-	w->e = MN__MAX(w->e, end);
-	w->prot |= r->pub.prot;
-	return true;
-}
-
-/* rc_lock: the valid regions the new one covers whole. */
-static bool covered_one(uint64_t start, uint64_t end, void *owner, void *arg)
-{
-	struct widen *w = arg;
-	struct region *r = owner;
-
-	if (r == w->self || start < w->s || end > w->e ||
-	    (r->pub.prot & w->prot) != r->pub.prot || atomic_load(&r->invalid))
-		return true;
-	w->merged[w->n++] = r;
-	return w->n < 64;
-}
-
-/* rc_lock: take the regions the new one replaces out (to unref). */
-static int replace_merged(struct mn_rcache *c, struct region *self,
-			  struct region **drop)
-{
-	struct widen w = { .s = self->pub.start, .e = self->pub.end,
-			   .prot = self->pub.prot, .self = self };
-	int k = 0;
-
-	mn__idx_query(&c->idx, w.s, w.e, covered_one, &w);
-	for (int i = 0; i < w.n; i++) {
-		struct region *m = w.merged[i];
-		if (atomic_fetch_or(&m->invalid, INV_MERGED))
-			continue;
-		unindex(c, m);
-		if (!m->in_index) {
-			drop[k++] = m;
-			ST(c, merges);
-		}
+	if (atomic_load(&r->invalid) == INV_PENDING) {
+		g->pending = true;
+		return false;
 	}
-	return k;
+	g->r[g->n++] = r;
+	return g->n < 64;
+}
+
+/* rc_lock: with MERGE, widen [*s, *e) to the valid regions overlapping or
+   touching it (their protections too). */
+static void widen(struct mn_rcache *c, uint64_t *s, uint64_t *e, int *prot)
+{
+	struct gather g = { .n = 0 };
+
+	pgt_each(&c->pgt, *s / c->ps ? *s / c->ps - 1 : 0, *e / c->ps + 1,
+		 gather_one, &g);
+	for (int i = 0; i < g.n; i++) {
+		struct region *r = g.r[i];
+		if (atomic_load(&r->invalid))
+			continue;
+		*s = MN__MIN(*s, r->pub.start);
+		*e = MN__MAX(*e, r->pub.end);
+		*prot |= r->pub.prot;
+	}
+}
+
+/* rc_lock: take every region overlapping [s, e) out of the table (one
+   region per page), onto @drop for the caller to unref.  0, or -EBUSY
+   when one of them is still registering. */
+static int replace(struct mn_rcache *c, uint64_t s, uint64_t e,
+		   struct region **drop)
+{
+	struct gather g;
+
+	do {
+		g.n = 0;
+		g.pending = false;
+		pgt_each(&c->pgt, s / c->ps, e / c->ps, gather_one, &g);
+		if (g.pending)
+			return -EBUSY;
+		for (int i = 0; i < g.n; i++) {
+			struct region *m = g.r[i];
+			if (!atomic_fetch_or(&m->invalid, INV_MERGED))
+				ST(c, merges);
+			unindex(c, m);
+			m->next = *drop; /* free once out of the list */
+			*drop = m;
+		}
+	} while (g.n);
+	return 0;
 }
 
 /* rc_lock: CLOCK over the regions, oldest first, until within limits. */
-static int evict(struct mn_rcache *c, struct region **drop, int max)
+static void evict(struct mn_rcache *c, struct region **drop)
 {
-	int k = 0;
 	size_t budget = 2 * c->n + 2; /* two passes at most */
 
-	while (k < max && budget-- && c->head &&
+	while (budget-- && c->head &&
 	       ((c->o.max_regions && c->n > c->o.max_regions) ||
 		(c->o.max_bytes && c->bytes > c->o.max_bytes))) {
 		struct region *r = c->head;
-		uint64_t used = atomic_load(&r->used);
+		uint32_t used = atomic_load(&r->used);
 		/* Move it to the tail first (a second chance, or skipped). */
 		if (r != c->tail) {
 			c->head = r->next;
@@ -359,18 +482,16 @@ static int evict(struct mn_rcache *c, struct region **drop, int max)
 		if (atomic_fetch_or(&r->invalid, INV_EVICT))
 			continue;
 		unindex(c, r);
-		if (!r->in_index) {
-			drop[k++] = r;
-			ST(c, evictions);
-		}
+		r->next = *drop;
+		*drop = r;
+		ST(c, evictions);
 	}
-	return k;
 }
 
 /* rc_lock: put @r in the index and the CLOCK list.  0 or -ENOMEM. */
 static int publish(struct mn_rcache *c, struct region *r)
 {
-	int err = mn__idx_insert(&c->idx, r->pub.start, r->pub.end, r);
+	int err = pgt_set(&c->pgt, r->pub.start / c->ps, r->pub.end / c->ps, r);
 
 	if (err)
 		return err;
@@ -388,56 +509,90 @@ static int publish(struct mn_rcache *c, struct region *r)
 	return 0;
 }
 
-/* A region that was never published: end its watch (no push after
-   that), then free it — or, if its watch pushed it on the stack, let the
-   stack's taker free it. */
-static void discard_unpublished(struct mn_rcache *c, struct region *r)
+/* A new region whose registration failed: out of the table, both
+   references dropped, no deregister.  Whoever takes a region out of the
+   table drops the table's reference: here, or a change's stack taker, or
+   another miss replacing it. */
+static void drop_new(struct mn_rcache *c, struct region *r)
 {
-	bool pending;
+	bool was;
 
-	mn_unsubscribe(r->watch);
+	atomic_fetch_or(&r->invalid, INV_GONE);
+	r->no_dereg = true;
 	pthread_mutex_lock(&rc_lock);
-	pending = r->free_pending = atomic_load(&r->on_stack);
+	was = r->in_index;
+	unindex(c, r);
 	pthread_mutex_unlock(&rc_lock);
-	if (!pending)
-		free(r);
+	if (was)
+		unref(c, r); /* the table's */
+	unref(c, r);         /* the caller's */
 }
 
-/* A new region for [s, e): watched first, then registered, so that a
-   change during the registration is seen.  0, -EAGAIN (it changed: try
-   again) or an error. */
-static int make_region(struct mn_rcache *c, uint64_t s, uint64_t e, int prot,
-		       struct region **out)
+/* rc_lock: the new region (pending) in the table, in place of the
+   regions it overlaps, and the limits kept.  0, -EBUSY or -ENOMEM. */
+static int place(struct mn_rcache *c, struct region *r, struct region **drop)
 {
-	struct region *r = calloc(1, sizeof(*r));
-	unsigned int vmf = c->o.flags & MN_RCACHE_NO_USERFAULTFD ? MN_VM_NO_USERFAULTFD : 0;
+	struct mn__idx_retiree *done = NULL;
+	uint64_t s = r->pub.start, e = r->pub.end;
+	int prot = r->pub.prot, err;
+
+	pthread_mutex_lock(&rc_lock);
+	if (c->o.flags & MN_RCACHE_MERGE)
+		widen(c, &s, &e, &prot);
+	r->pub.start = s;
+	r->pub.end = e;
+	r->pub.prot = prot;
+	err = replace(c, s, e, drop);
+	if (!err)
+		err = publish(c, r);
+	if (!err)
+		evict(c, drop);
+	mn__idx_poll(&c->idx, &done);
+	pthread_mutex_unlock(&rc_lock);
+	mn__idx_free_list(done);
+	return err;
+}
+
+/*
+ * A miss: a new region for [s, e) (widened with MERGE) in the table
+ * first, marked pending (no hit returns it, the listener marks it like
+ * any other), then registered with userfaultfd, then with the caller: a
+ * change during the registration is seen.  0, -EAGAIN (it changed: try
+ * again), -EBUSY (an overlapping region is being registered: wait) or an
+ * error.
+ */
+static int miss(struct mn_rcache *c, uint64_t s, uint64_t e, int prot,
+		struct region **out)
+{
+	struct region *r = calloc(1, sizeof(*r)), *drop = NULL;
 	int err;
 
 	if (!r)
 		return -ENOMEM;
 	r->pub.start = s;
 	r->pub.end = e;
-	r->pub.prot = prot;
-	r->cache = c;
-	r->ret.free_fn = region_free;
+	r->pub.prot = prot & (PROT_READ | PROT_WRITE | PROT_EXEC);
 	atomic_store(&r->refs, 2); /* the caller's and the index's */
-	err = mn_vm_watch((void *)(uintptr_t)s, e - s, vmf, on_change, r, &r->watch);
+	atomic_store(&r->invalid, INV_PENDING);
+	err = place(c, r, &drop);
+	unref_list(c, drop);
 	if (err) {
-		free(r);
+		free(r); /* never seen: the table is unchanged */
 		return err;
 	}
+	if (uses_uffd(c))
+		mn__vm_uffd_cover(r->pub.start, r->pub.end - r->pub.start);
 	err = c->o.reg(c->o.ctx, &r->pub);
 	if (err) {
 		ST(c, reg_errors);
-		discard_unpublished(c, r);
+		drop_new(c, r);
 		return err < 0 ? err : -EIO;
 	}
-	if (atomic_load(&r->invalid)) {
+	if (atomic_fetch_and(&r->invalid, ~(unsigned int)INV_PENDING) & ~INV_PENDING) {
 		/* Changed while registering: that registration may be of the
-		   old memory. */
-		c->o.dereg(c->o.ctx, &r->pub);
-		ST(c, deregs);
-		discard_unpublished(c, r);
+		   old memory.  The change pushed it: deregistered once the
+		   stack's taker drops the index's reference. */
+		unref(c, r);
 		ST(c, retries);
 		return -EAGAIN;
 	}
@@ -445,42 +600,26 @@ static int make_region(struct mn_rcache *c, uint64_t s, uint64_t e, int prot,
 	return 0;
 }
 
-/* After a miss: register, publish, let go of what it replaces and of what
-   goes over the limits. */
-static int miss(struct mn_rcache *c, uint64_t s, uint64_t e, int prot,
-		struct region **out)
+/* A miss, again while the memory changed during the registration (three
+   tries) or while another thread registers an overlapping region (then
+   its region may serve: look again). */
+static int miss_loop(struct mn_rcache *c, uint64_t s, uint64_t e, int prot,
+		     struct region **r)
 {
-	struct widen w = { .s = s, .e = e, .prot = prot };
-	struct region *r, *drop[64 + 16];
-	struct mn__idx_retiree *done = NULL;
-	int err, k;
+	int err, tries = 0;
 
-	if (c->o.flags & MN_RCACHE_MERGE) {
-		/* Bounds only: no region is held past the unlock. */
-		pthread_mutex_lock(&rc_lock);
-		mn__idx_query(&c->idx, s ? s - 1 : 0, e + 1, widen_one, &w);
-		pthread_mutex_unlock(&rc_lock);
+	for (long waits = 0;; waits++) {
+		err = miss(c, s, e, prot, r);
+		if (err == -EBUSY && waits < 1000000) {
+			sched_yield();
+			if ((*r = lookup(c, s, e, prot)))
+				return 0;
+			continue;
+		}
+		if (err == -EAGAIN && ++tries < 3)
+			continue;
+		return err == -EBUSY ? -EAGAIN : err;
 	}
-	err = make_region(c, w.s, w.e, w.prot & (PROT_READ | PROT_WRITE | PROT_EXEC), &r);
-	if (err)
-		return err;
-	pthread_mutex_lock(&rc_lock);
-	err = publish(c, r);
-	k = err || !(c->o.flags & MN_RCACHE_MERGE) ? 0 : replace_merged(c, r, drop);
-	k += err ? 0 : evict(c, drop + k, 16);
-	mn__idx_poll(&c->idx, &done);
-	pthread_mutex_unlock(&rc_lock);
-	mn__idx_free_list(done);
-	if (err) {
-		atomic_store(&r->refs, 0);
-		atomic_fetch_or(&r->invalid, INV_GONE);
-		release(c, r);
-		return err;
-	}
-	for (int i = 0; i < k; i++)
-		unref(c, drop[i]);
-	*out = r;
-	return 0;
 }
 
 /* --- public ------------------------------------------------------------------- */
@@ -488,6 +627,7 @@ static int miss(struct mn_rcache *c, uint64_t s, uint64_t e, int prot,
 int mn_rcache_create(const struct mn_rcache_opts *opts, mn_rcache **out)
 {
 	struct mn_rcache *c;
+	int err;
 
 	mn__check(out, -EINVAL);
 	*out = NULL;
@@ -502,6 +642,14 @@ int mn_rcache_create(const struct mn_rcache_opts *opts, mn_rcache **out)
 		return -ENOMEM;
 	memset(c, 0, sizeof(*c));
 	c->o = *opts;
+	c->fork_gen = mn__fork_generation();
+	c->ps = mn__page_size();
+	c->pgt.reclaim = &c->idx;
+	err = mn__vm_listen_late(on_change, c, &c->listener);
+	if (err) {
+		free(c);
+		return err;
+	}
 	*out = c;
 	return 0;
 }
@@ -519,6 +667,7 @@ int mn_rcache_get(mn_rcache *c, const void *addr, size_t len, int prot,
 	mn__check(!(prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)), -EINVAL);
 	s = a & ~(ps - 1);
 	e = (a + len + ps - 1) & ~(ps - 1);
+	mn__check(e / ps <= PGT_MAX_PN, -EINVAL);
 	r = lookup(c, s, e, prot);
 	if (r) {
 		atomic_fetch_add_explicit(&c->hits[mn__idx_stripe()].n, 1,
@@ -528,8 +677,8 @@ int mn_rcache_get(mn_rcache *c, const void *addr, size_t len, int prot,
 	}
 	ST(c, misses);
 	process(c);
-	for (int tries = 0; tries < 3 && err == -EAGAIN; tries++)
-		err = miss(c, s, e, prot, &r);
+	recover_after_fork(c);
+	err = miss_loop(c, s, e, prot, &r);
 	if (err)
 		return err;
 	*out = &r->pub;
@@ -548,6 +697,7 @@ int mn_rcache_flush(mn_rcache *c)
 {
 	mn__check(c, -EINVAL);
 	process(c);
+	recover_after_fork(c);
 	return 0;
 }
 
@@ -580,43 +730,54 @@ int mn_rcache_stats(mn_rcache *c, struct mn_rcache_stats *out)
 	return 0;
 }
 
+/* "2026-11-28T14:13:47.504Z": the time of `memnotify status` JSON. */
+static void json_time(char *buf, size_t len)
+{
+	struct timespec ts;
+	struct tm tm;
+	char base[32];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, len, "%s.%03ldZ", base, ts.tv_nsec / 1000000);
+}
+
 int mn_rcache_stats_json(mn_rcache *c, char *buf, size_t len)
 {
 	struct mn_rcache_stats v = { .sz = sizeof(v) };
 	struct mn__uffd_counts u;
+	unsigned long long table;
+	char ts[48];
 	int n;
 
 	mn__check(c && buf, -EINVAL);
 	mn_rcache_stats(c, &v);
 	mn__vm_uffd_counts(&u);
+	pthread_mutex_lock(&rc_lock);
+	table = (unsigned long long)c->pgt.nodes * sizeof(struct pgt_node);
+	pthread_mutex_unlock(&rc_lock);
+	json_time(ts, sizeof(ts));
+#define U(f) (unsigned long long)v.f
 	n = snprintf(buf, len,
-		     "{\"hits\":%lu,\"misses\":%lu,\"merges\":%lu,"
-		     "\"inval_unmap\":%lu,\"inval_move\":%lu,\"inval_discard\":%lu,"
-		     "\"inval_protect\":%lu,\"inval_late\":%lu,\"evictions\":%lu,"
-		     "\"deregistrations\":%lu,\"deferred\":%lu,"
-		     "\"register_errors\":%lu,\"retries\":%lu,\"regions\":%lu,"
-		     "\"bytes\":%lu,\"uffd_whole\":%lu,\"uffd_per_range\":%lu,"
-		     "\"uffd_failed\":%lu}",
-		     (unsigned long)v.hits, (unsigned long)v.misses,
-		     (unsigned long)v.merges, (unsigned long)v.inval_unmap,
-		     (unsigned long)v.inval_move, (unsigned long)v.inval_discard,
-		     (unsigned long)v.inval_protect, (unsigned long)v.inval_late,
-		     (unsigned long)v.evictions, (unsigned long)v.deregistrations,
-		     (unsigned long)v.deferred, (unsigned long)v.register_errors,
-		     (unsigned long)v.retries, (unsigned long)v.regions,
-		     (unsigned long)v.bytes, (unsigned long)u.whole,
-		     (unsigned long)u.per_range, (unsigned long)u.failed);
+		     "{\"time\":\"%s\",\"event\":\"rcache.stats\","
+		     "\"hits\":%llu,\"misses\":%llu,\"merges\":%llu,"
+		     "\"inval_unmap\":%llu,\"inval_move\":%llu,\"inval_discard\":%llu,"
+		     "\"inval_protect\":%llu,\"inval_late\":%llu,\"evictions\":%llu,"
+		     "\"deregistrations\":%llu,\"deferred\":%llu,"
+		     "\"register_errors\":%llu,\"retries\":%llu,\"regions\":%llu,"
+		     "\"bytes\":%llu,\"table_bytes\":%llu,\"uffd_whole\":%llu,"
+		     "\"uffd_per_range\":%llu,\"uffd_failed\":%llu}",
+		     ts, U(hits), U(misses), U(merges), U(inval_unmap),
+		     U(inval_move), U(inval_discard), U(inval_protect),
+		     U(inval_late), U(evictions), U(deregistrations), U(deferred),
+		     U(register_errors), U(retries), U(regions), U(bytes), table,
+		     (unsigned long long)u.whole, (unsigned long long)u.per_range,
+		     (unsigned long long)u.failed);
+#undef U
 	if (n < 0 || (size_t)n >= len)
 		return -ENOSPC;
 	return n;
-}
-
-static bool busy_one(uint64_t start, uint64_t end, void *owner, void *arg)
-{
-	(void)start;
-	(void)end;
-	*(bool *)arg |= atomic_load(&((struct region *)owner)->refs) > 1;
-	return true;
 }
 
 int mn_rcache_destroy(mn_rcache *c)
@@ -626,10 +787,13 @@ int mn_rcache_destroy(mn_rcache *c)
 	mn__check(c, -EINVAL);
 	process(c);
 	pthread_mutex_lock(&rc_lock);
-	mn__idx_query(&c->idx, 0, UINT64_MAX, busy_one, &busy);
+	for (struct region *r = c->head; r; r = r->next)
+		busy |= atomic_load(&r->refs) > 1;
 	pthread_mutex_unlock(&rc_lock);
 	if (busy)
 		return -EBUSY;
+	/* Returns once on_change runs nowhere: no push after this. */
+	mn_unsubscribe(c->listener);
 	for (;;) {
 		struct region *r;
 		pthread_mutex_lock(&rc_lock);
@@ -653,6 +817,7 @@ int mn_rcache_destroy(mn_rcache *c)
 		mn__idx_free_list(done);
 	}
 	mn__idx_drop_spares(&c->idx);
+	pgt_drop(&c->pgt);
 	free(c);
 	return 0;
 }

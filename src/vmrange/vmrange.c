@@ -50,6 +50,7 @@ struct vmlistener {
 	mn_vm_cb cb;
 	void *ctx;
 	struct vmring *ring;   /* MN_VM_DISPATCH, else NULL */
+	bool late;             /* mn__vm_listen_late(): late events too */
 };
 
 static struct {
@@ -272,7 +273,9 @@ static void deliver_listeners(struct mn_vm_event *ev)
 	mn__chain_walk_begin(&vm.listeners, &rd);
 	while ((n = mn__chain_walk_next(&rd))) {
 		struct vmlistener *l = mn__container_of(n, struct vmlistener, sub.node);
-		if (ev->tid == -1)
+		/* A late listener (the range cache) reads no tid: it is not
+		   worth a system call on every hooked call. */
+		if (ev->tid == -1 && !l->late)
 			ev->tid = (int)syscall(SYS_gettid);
 		if (l->ring) {
 			ring_push(l->ring, ev);
@@ -356,6 +359,24 @@ void mn__vm_notify(struct mn_vm_event *ev)
 	errno = saved_errno;
 }
 
+/* The listeners made by mn__vm_listen_late(): told the late events too
+   (thread context: the dispatcher). */
+static void deliver_late_listeners(struct mn_vm_event *ev)
+{
+	struct mn__chain_reader rd;
+	struct mn__chain_node *n;
+
+	mn__chain_walk_begin(&vm.listeners, &rd);
+	while ((n = mn__chain_walk_next(&rd))) {
+		struct vmlistener *l = mn__container_of(n, struct vmlistener, sub.node);
+		if (!l->late)
+			continue;
+		l->cb(ev, l->ctx);
+		mn__count(delivered, 1);
+	}
+	mn__chain_walk_end(&rd);
+}
+
 void mn__vm_notify_late(struct mn_vm_event *ev)
 {
 	ev->sz = sizeof(*ev);
@@ -364,6 +385,7 @@ void mn__vm_notify_late(struct mn_vm_event *ev)
 	if (ev->kind == MN_VM_UNMAP || ev->kind == MN_VM_MOVE)
 		atomic_fetch_add_explicit(&mn__vm_map_seq, 1, memory_order_relaxed);
 	deliver_watches(ev);
+	deliver_late_listeners(ev);
 }
 
 /* --- dispatched subscriptions: thread context ------------------------------ */
@@ -799,4 +821,87 @@ int mn_vm_listen(unsigned int flags, mn_vm_cb cb, void *ctx, mn_sub **out)
 		mn__dispatch_start(); /* a concurrent mn_shutdown() stopped it */
 	*out = &l->sub;
 	return 0;
+}
+
+/* --- for a cache with its own index (src/rcache) ------------------------------
+ *
+ * A late listener is a listener (hook events, oldest first, in the hooked
+ * thread) that is also told the late userfaultfd events, and that holds
+ * the safety net's whole-mapping registrations while it lives (it counts
+ * as one watch using it).  Its owner registers the ranges it cares about
+ * with mn__vm_uffd_cover().
+ */
+static struct mn__chain *late_listener_unlink(mn_sub *sub, struct mn__chain_removal *rm)
+{
+	mn__chain_unlink(&vm.listeners, &sub->node, rm);
+	if (vm.n_uffd && --vm.n_uffd == 0)
+		mn__uffd_release_all();
+	update_active();
+	return &vm.listeners;
+}
+
+static const struct mn__sub_ops late_listener_ops = {
+	.kind = "vm-listener",
+	.unlink = late_listener_unlink,
+};
+
+static struct mn__chain *late_listener_attach(mn_sub *sub, void *arg, int *err)
+{
+	(void)sub;
+	(void)arg;
+	*err = 0;
+	setup();
+	vm.n_uffd++;
+	return &vm.listeners;
+}
+
+static void late_listener_undo(mn_sub *sub, void *arg)
+{
+	(void)sub;
+	(void)arg;
+	if (--vm.n_uffd == 0)
+		mn__uffd_release_all();
+}
+
+static const struct mn__sub_spec late_listener_spec = {
+	.ops = &late_listener_ops, .attach = late_listener_attach,
+	.undo = late_listener_undo, .joined = listener_joined,
+};
+
+int mn__vm_listen_late(mn_vm_cb cb, void *ctx, mn_sub **out)
+{
+	struct vmlistener *l;
+	int err;
+
+	*out = NULL;
+	mn__check_unlocked();
+	mn__enter();
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->cb = cb;
+	l->ctx = ctx;
+	l->late = true;
+	l->sub.node.release = listener_release;
+	mn__vm_hooks_install(); /* no lock held: dlopen, code changes */
+	if ((err = mn__sub_add(&l->sub, &late_listener_spec)))
+		return err;
+	*out = &l->sub;
+	return 0;
+}
+
+int mn__vm_uffd_cover(uint64_t start, uint64_t len)
+{
+	bool whole;
+	int err;
+
+	if ((err = mn__uffd_prepare()) != 0)
+		return err;
+	mn__dispatch_start(); /* no lock held: its thread */
+	mn__lock();
+	err = mn__dispatch_ensure();
+	if (!err)
+		err = mn__uffd_register(start, len, &whole);
+	mn__unlock();
+	return err;
 }

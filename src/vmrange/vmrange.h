@@ -86,6 +86,20 @@ void mn__uffd_forget(uint64_t start, uint64_t len);
    call's copy among it).  Async-signal-safe. */
 void mn__uffd_reader_sync(void);
 
+/* For a range cache with its own index (src/rcache).  listen_late: a
+   listener (as mn_vm_listen() with no flags) that is also told the late
+   userfaultfd events, on the dispatcher (its hook events may carry tid
+   -1: no system call is made for it), and keeps the safety net's
+   whole-mapping registrations while it lives; 0 or -errno; end it with
+   mn_unsubscribe().  uffd_cover: register [start, start + len) with the
+   safety net (its whole mappings; no system call when a mapping
+   registered since the last unmap or move holds it); 0 or -errno, counted
+   in mn__uffd_counts().  A range registered alone (no PROCMAP_QUERY) stays
+   so until the last user of the safety net goes.  Thread context, no lock
+   held, for both. */
+int mn__vm_listen_late(mn_vm_cb cb, void *ctx, mn_sub **out);
+int mn__vm_uffd_cover(uint64_t start, uint64_t len);
+
 /* Page helpers. */
 uint64_t mn__page_size(void);
 
