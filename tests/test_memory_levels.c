@@ -781,6 +781,8 @@ static int pc_count(struct seen *s, enum mn_memory_level level)
 	return n;
 }
 
+static uint64_t pc_refaults(const char *cg);
+
 /*
  * A group with no anonymous memory to speak of reads a 480 MiB file three
  * times: the page cache is active, all of it reclaimable, nothing refaults.
@@ -807,6 +809,7 @@ static void test_page_cache_not_low(void **state)
 	assert_true(wait_for(&s, 0, MN_MEMORY_INITIAL, 0) >= 0);
 	assert_true(wait_for(&c, 0, MN_MEMORY_INITIAL, 0) >= 0);
 
+	uint64_t refaults0 = pc_refaults(cg);
 	pid_t r = pc_reader(cg, file, 3, pfd[1]);
 	assert_true(r > 0);
 	pc_wait_passes(pfd[0], 3);
@@ -822,6 +825,18 @@ static void test_page_cache_not_low(void **state)
 	struct timespec ts = { 1, 500 * 1000 * 1000 };
 	nanosleep(&ts, NULL);
 	int lows = pc_count(&s, MN_MEMORY_LOW);
+	/* The file barely fits: on a busy machine the kernel may still
+	   reclaim some of it and the third pass refault it.  Then the cache
+	   did not fit, the refaults confirm the LOW, and the rule did its
+	   job; without refaults a LOW is a failure. */
+	uint64_t refaulted = pc_refaults(cg) - refaults0;
+	for (int i = 0; i < s.n; i++)
+		if (s.ev[i].level == MN_MEMORY_LOW)
+			print_message("new rule LOW: mechanism %s, %llu MiB "
+				      "available, %llu pages refaulted\n",
+				      mn_memory_mechanism_name(s.ev[i].mechanism),
+				      (unsigned long long)(s.ev[i].available_bytes / MiB),
+				      (unsigned long long)refaulted);
 	print_message("480 MiB file read 3 times: old rule LOW (%s), new rule "
 		      "%d LOW, query %s at %llu MiB available (low %llu)\n",
 		      k >= 0 ? "yes" : "no", lows,
@@ -839,7 +854,8 @@ static void test_page_cache_not_low(void **state)
 	if (k < 0)
 		fail_msg("the control never went LOW: the scenario is void");
 	assert_true(j >= 0);
-	assert_int_equal(lows, 0);
+	if (refaulted < 256) /* under 1 MiB: nothing to confirm a LOW */
+		assert_int_equal(lows, 0);
 	assert_true(st.available_bytes < st.low_bytes);
 	assert_int_equal(st.level, MN_MEMORY_NEUTRAL);
 }
@@ -869,6 +885,17 @@ static void pc_read(const char *dir, const char *name, char *buf, size_t len)
 		close(fd);
 	}
 	buf[n > 0 ? n + 1 : 1] = '\0';
+}
+
+/* The group's file refaults so far (pages), from memory.stat (v1's
+   hierarchical count or v2's), or 0 where the kernel has none. */
+static uint64_t pc_refaults(const char *cg)
+{
+	static char buf[8192];
+
+	pc_read(cg, "memory.stat", buf, sizeof(buf));
+	return pc_key(buf, "total_workingset_refault_file") +
+	       pc_key(buf, "workingset_refault_file");
 }
 
 /* The group's memory other than file pages, from the kernel's own files
