@@ -602,8 +602,14 @@ exp_mremap(void *old, size_t old_len, size_t new_len, int flags, void *new_addr)
  * (see tls_mremap).  Nothing is reported here — a raw system call is
  * still caught by userfaultfd only.  The kernel takes at most six
  * arguments; like the C library's, this reads six whatever the caller
- * passed.  Async-signal-safe.
+ * passed: the sixth comes from the caller's stack, a slot a caller of
+ * fewer arguments never wrote, so AddressSanitizer must not check this
+ * function's reads (the C library's, in assembly, is not checked either).
+ * Async-signal-safe.
  */
+#if defined(__SANITIZE_ADDRESS__)
+__attribute__((no_sanitize_address))
+#endif
 MN_API MN__NO_TSAN long syscall(long nr, ...)
 {
 	long a[6];
