@@ -79,26 +79,7 @@ static int make_file(unsigned int mib)
    exits after the passes, so that waitpid() says they are done. */
 static pid_t reader(int passes)
 {
-	static char buf[1 << 20];
-	char procs[600];
-
-	snprintf(procs, sizeof(procs), "%s/cgroup.procs", cg);
-	pid_t pid = fork();
-	if (pid != 0)
-		return pid;
-	int fd = open(procs, O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || write(fd, "0", 1) != 1)
-		_exit(3);
-	close(fd);
-	for (int i = 0; passes < 0 || i < passes; i++) {
-		fd = open(file, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			_exit(4);
-		while (read(fd, buf, sizeof(buf)) > 0)
-			;
-		close(fd);
-	}
-	_exit(0);
+	return mn_test_reader_start(cg, file, passes, -1);
 }
 
 static uint64_t key_of(const char *buf, const char *key)

@@ -115,26 +115,57 @@ int mn_test_cgroup_destroy(const char *path)
 	return 0;
 }
 
+pid_t mn_test_fork_into(const char *cg)
+{
+	char procs[600];
+	pid_t pid;
+
+	/* Formatted before fork(): the child of a threaded process keeps to
+	   async-signal-safe calls. */
+	if (cg)
+		snprintf(procs, sizeof(procs), "%s/cgroup.procs", cg);
+	pid = fork();
+	if (pid != 0 || !cg)
+		return pid;
+	/* Writing "0" to cgroup.procs moves the writer itself. */
+	int fd = open(procs, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, "0", 1) != 1)
+		_exit(3);
+	close(fd);
+	return 0;
+}
+
+pid_t mn_test_reader_start(const char *cg, const char *file, int passes,
+			   int done_fd)
+{
+	static char buf[1 << 20];
+	pid_t pid = mn_test_fork_into(cg);
+
+	if (pid != 0)
+		return pid;
+	for (int i = 0; passes < 0 || i < passes; i++) {
+		int fd = open(file, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			_exit(4);
+		while (read(fd, buf, sizeof(buf)) > 0)
+			;
+		close(fd);
+		if (done_fd >= 0 && write(done_fd, "x", 1) != 1)
+			_exit(5);
+	}
+	if (done_fd < 0)
+		_exit(0); /* waitpid() says the passes are done */
+	for (;;)
+		pause();
+}
+
 pid_t mn_test_hog_start(const char *cgroup, uint64_t bytes, uint64_t step_bytes,
 			unsigned int step_usec, int hold_ms)
 {
-	char procs[512];
-	pid_t pid;
+	pid_t pid = mn_test_fork_into(cgroup);
 
-	/* Format before fork(): the child of a threaded process sticks to
-	   async-signal-safe calls until it is on its own. */
-	if (cgroup)
-		snprintf(procs, sizeof(procs), "%s/cgroup.procs", cgroup);
-	pid = fork();
 	if (pid != 0)
 		return pid;
-	if (cgroup) {
-		/* Writing "0" to cgroup.procs moves the writer itself. */
-		int fd = open(procs, O_WRONLY | O_CLOEXEC);
-		if (fd < 0 || write(fd, "0", 1) != 1)
-			_exit(3);
-		close(fd);
-	}
 	char *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
@@ -321,18 +352,10 @@ int mn_test_seen_wait(struct mn_test_seen *s, int from,
 pid_t mn_test_swing_start(const char *cg, unsigned int base_mib,
 			  unsigned int swing_mib, unsigned int period_ms)
 {
-	char procs[600];
+	pid_t pid = mn_test_fork_into(cg);
 
-	/* Formatted before fork(): the child of a threaded process keeps to
-	   async-signal-safe calls. */
-	snprintf(procs, sizeof(procs), "%s/cgroup.procs", cg);
-	pid_t pid = fork();
 	if (pid != 0)
 		return pid;
-	int fd = open(procs, O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || write(fd, "0", 1) != 1)
-		_exit(3);
-	close(fd);
 	size_t base = (size_t)base_mib << 20, swing = (size_t)swing_mib << 20;
 	char *p = mmap(NULL, base + swing, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

@@ -31,6 +31,20 @@ int mn_test_cgroup_enter(const char *path, pid_t pid);
 int mn_test_cgroup_destroy(const char *path);
 
 /*
+ * fork(); the child joins the cgroup directory @cg (NULL: stays where it
+ * is) and gets 0, or _exit(3)s if it cannot.  The parent gets the child's
+ * pid, or -1.  The child of a threaded process: it makes only
+ * async-signal-safe calls until it is on its own.
+ */
+pid_t mn_test_fork_into(const char *cg);
+/*
+ * A page-cache reader in @cg: it reads @file whole @passes times (< 0:
+ * for ever), writes one byte to @done_fd after each pass, then waits to
+ * be killed (mn_test_hog_stop).  The pid, or -1.
+ */
+pid_t mn_test_reader_start(const char *cg, const char *file, int passes,
+			   int done_fd);
+/*
  * Fork a child that joins @cgroup (if not NULL), then allocates and touches
  * @bytes in steps of @step_bytes with @step_usec between steps, then waits
  * to be killed (or exits after @hold_ms if >= 0).

@@ -718,38 +718,6 @@ static void pc_make_file(char *path, size_t len, unsigned int mib)
 	close(fd);
 }
 
-/* A child in @cg that reads @file @passes times (< 0: for ever), writing a
-   byte to @done_fd after each pass, then waits to be killed. */
-static pid_t pc_reader(const char *cg, const char *file, int passes,
-		       int done_fd)
-{
-	static char buf[1 << 20];
-	char procs[600];
-
-	/* Formatted before fork(): the child of a threaded process keeps to
-	   async-signal-safe calls. */
-	snprintf(procs, sizeof(procs), "%s/cgroup.procs", cg);
-	pid_t pid = fork();
-	if (pid != 0)
-		return pid;
-	int fd = open(procs, O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || write(fd, "0", 1) != 1)
-		_exit(3);
-	close(fd);
-	for (int i = 0; passes < 0 || i < passes; i++) {
-		fd = open(file, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			_exit(4);
-		while (read(fd, buf, sizeof(buf)) > 0)
-			;
-		close(fd);
-		if (write(done_fd, "x", 1) != 1)
-			_exit(5);
-	}
-	for (;;)
-		pause();
-}
-
 /* Wait (bounded) for @n passes of a reader. */
 static void pc_wait_passes(int fd, int n)
 {
@@ -810,7 +778,7 @@ static void test_page_cache_not_low(void **state)
 	assert_true(wait_for(&c, 0, MN_MEMORY_INITIAL, 0) >= 0);
 
 	uint64_t refaults0 = pc_refaults(cg);
-	pid_t r = pc_reader(cg, file, 3, pfd[1]);
+	pid_t r = mn_test_reader_start(cg, file, 3, pfd[1]);
 	assert_true(r > 0);
 	pc_wait_passes(pfd[0], 3);
 	/* The control shows the cache makes a usage-based LOW ... */
@@ -964,7 +932,7 @@ static void test_anon_hog_low_at_crossing(void **state)
 	MN_OPTS(mn_memory_opts, o, .cgroup = cg, .flags = MN_MEMORY_NO_PSI);
 	assert_int_equal(mn_memory_subscribe(&o, record, &s, &sub), 0);
 	assert_true(wait_for(&s, 0, MN_MEMORY_INITIAL, 0) >= 0);
-	pid_t r = pc_reader(cg, file, 2, pfd[1]);
+	pid_t r = mn_test_reader_start(cg, file, 2, pfd[1]);
 	assert_true(r > 0);
 	pc_wait_passes(pfd[0], 2);
 
@@ -1031,7 +999,7 @@ static void test_working_set_squeeze_low(void **state)
 	MN_OPTS(mn_memory_opts, o, .cgroup = cg, .flags = MN_MEMORY_NO_PSI);
 	assert_int_equal(mn_memory_subscribe(&o, record, &s, &sub), 0);
 	assert_true(wait_for(&s, 0, MN_MEMORY_INITIAL, 0) >= 0);
-	pid_t r = pc_reader(cg, file, -1, pfd[1]);
+	pid_t r = mn_test_reader_start(cg, file, -1, pfd[1]);
 	assert_true(r > 0);
 	pc_wait_passes(pfd[0], 2);
 	pid_t h = mn_test_hog_start(cg, 300 * MiB, 16 * MiB, 20000, -1);
