@@ -8,17 +8,20 @@
  *   hit        get + put of a cached one-page region, ns per pair, with 1,
  *              1,000 and 100,000 regions cached, from 1 and 2 threads
  *   miss       get of a new region (register) + put, ns
- *   invalidate munmap of a cached page and the next cache call that
- *              drops it, ns per region (20,000 of the 100,000, so that the
+ *   invalidate munmap of a cached page and the next get, which drops it,
+ *              ns per region (20,000 of the 100,000, so that the
  *              holes stay under vm.max_map_count), minus a bare munmap
  *              measured in the same process; again with MN_RCACHE_NO_USERFAULTFD
  *              (_hooks_only: what UCX's hooks-only cache promises; the
  *              safety net costs one UFFDIO_UNREGISTER per unmap)
+ *   neighbour  munmap of an uncached page beside cached ones, ns above a
+ *              bare munmap (median): what the cache costs everyone else
  *   memory     resident bytes per cached region (100,000 regions)
  *   watch      (memnotify only) mn_vm_watch/mn_unsubscribe per call at
  *              100,000 watches: see watch_scale
  */
 #include <limits.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -113,7 +116,6 @@ static region_t *get(void *p)
 }
 
 static void put(region_t *r) { ucs_rcache_region_put(cache, r); }
-static void flush(void) {} /* UCX drops invalidated regions at the next get */
 #else
 static int reg(void *ctx, struct mn_rcache_region *r)
 {
@@ -144,10 +146,19 @@ static region_t *get(void *p)
 }
 
 static void put(region_t *r) { mn_rcache_put(cache, r); }
-static void flush(void) { mn_rcache_flush(cache); }
 #endif
 
 static char *base;
+
+/* Both caches drop the regions invalidated so far at their next get: one
+   get and put of a page the invalidation left mapped. */
+static void flush(void)
+{
+	region_t *r = get(base + PG);
+
+	if (r)
+		put(r);
+}
 
 struct hit_arg {
 	size_t n, iters;
@@ -203,31 +214,91 @@ static double fill(size_t from, size_t to)
    past that munmap fails with ENOMEM and the figure would time failures. */
 #define INVAL_N 20000
 
-static double invalidate(size_t n)
-{
-	n = n < INVAL_N ? n : INVAL_N;
-	char *bare = mmap(NULL, 2 * n * PG, PROT_READ | PROT_WRITE,
-			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	uint64_t t = now_ns(), bare_ns, cached_ns;
+static char *bare; /* INVAL_N * 2 pages faulted in with base's */
 
-	for (size_t k = 0; k < n; k++)
-		munmap(bare + 2 * k * PG, PG);
-	bare_ns = now_ns() - t;
-	munmap(bare, 2 * n * PG);
-	t = now_ns();
-	for (size_t k = 0; k < n; k++)
-		munmap(base + 2 * k * PG, PG);
-	flush();
-	cached_ns = now_ns() - t;
-	return ((double)cached_ns - (double)bare_ns) / (double)n;
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
 }
+
+/* ns per region: the median over the regions of (munmap of a cached page
+   - munmap of a bare one, timed side by side: the machine's noise cancels)
+   plus the next get's share (it drops them all).  @pfx names the lines
+   printed with the two parts. */
+static double invalidate(size_t n, const char *pfx)
+{
+	static int64_t d[INVAL_N];
+	uint64_t t0, t1, t2, drop;
+
+	n = n < INVAL_N ? n : INVAL_N;
+	for (size_t k = 0; k < n; k++) {
+		t0 = now_ns();
+		munmap(bare + 2 * k * PG, PG);
+		t1 = now_ns();
+		munmap(base + 2 * k * PG, PG);
+		t2 = now_ns();
+		d[k] = (int64_t)(t2 - t1) - (int64_t)(t1 - t0);
+	}
+	t0 = now_ns();
+	flush();
+	drop = now_ns() - t0;
+	qsort(d, n, sizeof(d[0]), cmp_i64);
+	printf("%s_unmap_ns %.1f\n", pfx, (double)d[n / 2]);
+	printf("%s_next_get_ns %.1f\n", pfx, (double)drop / (double)n);
+	return (double)d[n / 2] + (double)drop / (double)n;
+}
+
+/* An uncached page of a mapping that holds cached ones (the safety net
+   registers whole mappings): ns per munmap above a bare one, median; the
+   pages are the uncached odd ones after the 20,000 invalidate() takes,
+   the bare ones after its. */
+#define NEIGH_N 2000
+
+static double unmap_neighbour(void)
+{
+	static int64_t d[NEIGH_N];
+	uint64_t t0, t1, t2;
+
+	for (size_t k = 0; k < NEIGH_N; k++) {
+		t0 = now_ns();
+		munmap(bare + (2 * (INVAL_N - NEIGH_N + k) + 1) * PG, PG);
+		t1 = now_ns();
+		munmap(base + (2 * (INVAL_N + k) + 1) * PG, PG);
+		t2 = now_ns();
+		d[k] = (int64_t)(t2 - t1) - (int64_t)(t1 - t0);
+	}
+	qsort(d, NEIGH_N, sizeof(d[0]), cmp_i64);
+	return (double)d[NEIGH_N / 2];
+}
+
+/* The cached pages and the bare ones, faulted in together (the same
+   state of page and TLB), neither with transparent huge pages; a
+   PROT_NONE page between them keeps them two mappings. */
+#define ALL_BYTES ((2 * INVAL_N + 1 + 2 * MAXN) * PG)
 
 static void map_base(void)
 {
-	base = mmap(NULL, 2 * MAXN * PG, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	for (size_t k = 0; k < 2 * MAXN; k++)
+	char *all = mmap(NULL, ALL_BYTES, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (all == MAP_FAILED)
+		exit(1);
+	madvise(all, ALL_BYTES, MADV_NOHUGEPAGE);
+	bare = all;
+	mprotect(all + 2 * INVAL_N * PG, PG, PROT_NONE);
+	base = all + (2 * INVAL_N + 1) * PG;
+	for (size_t k = 0; k < 2 * MAXN; k++) {
 		base[k * PG] = 1; /* faulted in before any RSS is taken */
+		if (k < 2 * INVAL_N)
+			bare[k * PG] = 1;
+	}
+}
+
+static void unmap_base(void)
+{
+	munmap(bare, ALL_BYTES);
 }
 
 static int measure(void)
@@ -251,15 +322,17 @@ static int measure(void)
 	rss1 = rss_bytes();
 	printf("miss_register_put_ns %.1f\n", miss);
 	printf("bytes_per_region %.1f\n", (double)(rss1 - rss0) / MAXN);
-	printf("invalidate_ns_per_region %.1f\n", invalidate(MAXN));
+	printf("unmap_uncached_neighbour_ns %.1f\n", unmap_neighbour());
+	printf("invalidate_ns_per_region %.1f\n", invalidate(MAXN, "invalidate"));
 	cache_drop();
 	/* The same without the userfaultfd safety net (mn_rcache's
 	   MN_RCACHE_NO_USERFAULTFD): hooked calls only, as UCX's. */
-	munmap(base, 2 * MAXN * PG);
+	unmap_base();
 	map_base();
 	cache_make(1);
 	fill(0, MAXN);
-	printf("invalidate_ns_per_region_hooks_only %.1f\n", invalidate(MAXN));
+	printf("invalidate_ns_per_region_hooks_only %.1f\n",
+	       invalidate(MAXN, "invalidate_hooks_only"));
 	cache_drop();
 	return 0;
 }
@@ -291,12 +364,14 @@ static int run_col(const char *cmd, struct col *c)
 	return pclose(f);
 }
 
-static double find(const struct col *c, const char *key)
+static bool find(const struct col *c, const char *key, double *v)
 {
 	for (int i = 0; i < c->n; i++)
-		if (!strcmp(c->key[i], key))
-			return c->v[i];
-	return -1;
+		if (!strcmp(c->key[i], key)) {
+			*v = c->v[i];
+			return true;
+		}
+	return false;
 }
 
 int main(int argc, char **argv)
@@ -322,10 +397,15 @@ int main(int argc, char **argv)
 	printf("rcache: mn_rcache vs UCX ucs_rcache (1.13, Debian libucx-dev), same run, lower is better\n");
 	printf("  %-36s %14s %14s %8s\n", "figure", "mn_rcache", "ucs_rcache", "mn/ucx");
 	for (int i = 0; i < mn.n; i++) {
-		double u = find(&ucx, mn.key[i]);
-		if (u > 0)
+		double u;
+		bool have = find(&ucx, mn.key[i], &u);
+		/* A difference can be 0 or below (noise around nothing): no
+		   ratio then. */
+		if (have && u > 0 && mn.v[i] > 0)
 			printf("  %-36s %14.1f %14.1f %8.2f\n", mn.key[i], mn.v[i], u,
 			       mn.v[i] / u);
+		else if (have)
+			printf("  %-36s %14.1f %14.1f %8s\n", mn.key[i], mn.v[i], u, "-");
 		else
 			printf("  %-36s %14.1f %14s %8s\n", mn.key[i], mn.v[i], "n/a", "");
 	}

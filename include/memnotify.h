@@ -1409,8 +1409,13 @@ MN_API int mn_rcache_stats(mn_rcache *c, struct mn_rcache_stats *out);
  * `memnotify status --format json`: "time" (UTC, ISO 8601 with
  * milliseconds) and "event" ("rcache.stats") first, then every field of
  * struct mn_rcache_stats by name, "table_bytes" (the cache's page table),
- * and the safety net's registrations of the whole process: "uffd_whole",
- * "uffd_per_range", "uffd_failed"; NUL-terminated, no newline.
+ * and the safety net's counters for the whole process: "uffd_whole",
+ * "uffd_per_range", "uffd_failed" (ranges registered with their whole
+ * mappings, alone, or not at all), "uffd_rehold_failed" (ranges a hooked
+ * discard took out for its call and could not register again: a hole
+ * appeared meanwhile), "uffd_messages" (events the kernel sent, read by
+ * the reader thread; a hooked call of registered memory sends none);
+ * NUL-terminated, no newline.
  * @buf, @len: the buffer and its size in bytes.
  * Return: the length written (without the NUL); -EINVAL for NULL
  * arguments; -ENOSPC if @len is too small.  Thread-safe.

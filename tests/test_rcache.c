@@ -318,6 +318,60 @@ static void test_raw_syscall_late(void **state)
 	munmap(p, 2 * PG);
 }
 
+/* The safety net registers whole mappings.  A hooked call of registered
+   memory must not make the kernel send its copy (the calling thread would
+   wait for the reader thread: tens of microseconds), whether the range is
+   cached or a neighbour; a hooked discard must leave its range registered
+   (a raw call there is still seen).  Counted with the reader's messages,
+   in order: the last raw call's late invalidation is the bound. */
+static uint64_t uffd_messages(mn_rcache *c)
+{
+	char json[1024];
+	const char *k;
+
+	assert_true(mn_rcache_stats_json(c, json, sizeof(json)) > 0);
+	k = strstr(json, "\"uffd_messages\":");
+	assert_non_null(k);
+	return strtoull(k + strlen("\"uffd_messages\":"), NULL, 10);
+}
+
+static void test_no_round_trip(void **state)
+{
+	struct mn_capability cap = { .sz = sizeof(cap) };
+	struct mn_rcache_region *r;
+	mn_rcache *c;
+	uint64_t m0;
+	char *p;
+
+	(void)state;
+	mn_capability(MN_CAP_USERFAULTFD, &cap);
+	if (!cap.supported) {
+		print_message("skipped: %s\n", cap.detail);
+		skip();
+	}
+	c = make(0, 0, 0);
+	p = map(8);
+	assert_int_equal(mn_rcache_get(c, p, PG, PROT_READ, &r), 0);
+	assert_int_equal(mn_rcache_put(c, r), 0);
+	m0 = uffd_messages(c);
+	assert_int_equal(munmap(p + 7 * PG, PG), 0);                 /* neighbour */
+	assert_int_equal(madvise(p + 2 * PG, 3 * PG, MADV_DONTNEED), 0); /* neighbour */
+	assert_int_equal(mremap(p + 6 * PG, PG, PG, MREMAP_MAYMOVE | MREMAP_FIXED,
+				p + 5 * PG), p + 5 * PG);              /* neighbour */
+	assert_int_equal(stats(c).inval_unmap + stats(c).inval_discard +
+			 stats(c).inval_move, 0);
+	/* Pages 2..4 are registered again after the hooked discard. */
+	assert_int_equal(syscall(SYS_madvise, p + 3 * PG, PG, MADV_DONTNEED), 0);
+	/* The cached page, raw: seen late, after everything above. */
+	assert_int_equal(syscall(SYS_madvise, p, PG, MADV_DONTNEED), 0);
+	for (int i = 0; i < 5000 && stats(c).inval_late == 0; i++)
+		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+	assert_int_equal(stats(c).inval_late, 1);
+	assert_int_equal(uffd_messages(c) - m0, 2);
+	assert_int_equal(mn_rcache_destroy(c), 0);
+	munmap(p, 7 * PG);
+}
+
 static void test_merge(void **state)
 {
 	mn_rcache *c = make(MN_RCACHE_MERGE, 0, 0);
@@ -457,6 +511,7 @@ int main(void)
 		cmocka_unit_test(test_free_large_block),
 		cmocka_unit_test(test_deferred_while_referenced),
 		cmocka_unit_test(test_raw_syscall_late),
+		cmocka_unit_test(test_no_round_trip),
 		cmocka_unit_test(test_merge),
 		cmocka_unit_test(test_eviction),
 		cmocka_unit_test(test_register_error),

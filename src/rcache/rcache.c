@@ -189,12 +189,8 @@ static void on_change(const struct mn_vm_event *ev, void *ctx)
 	pgt_each(&c->pgt, ev->address / c->ps,
 		 (ev->address + ev->length + c->ps - 1) / c->ps, mark_one, &ch);
 	mn__idx_read_end(&c->idx, slot);
-	/* An unmap or a move of cached memory, reported before the call:
-	   take the call's range out of userfaultfd so that the kernel sends
-	   no late copy (and the call does not wait for its reader). */
-	if (ch.found && !ev->late && uses_uffd(c) &&
-	    (ev->kind == MN_VM_UNMAP || ev->kind == MN_VM_MOVE))
-		mn__uffd_forget(ev->address, ev->length);
+	/* (An unmap or a move of registered memory leaves userfaultfd
+	   before its call: mn__vm_notify.) */
 }
 
 /* --- release ---------------------------------------------------------------- */
@@ -767,13 +763,16 @@ int mn_rcache_stats_json(mn_rcache *c, char *buf, size_t len)
 		     "\"deregistrations\":%llu,\"deferred\":%llu,"
 		     "\"register_errors\":%llu,\"retries\":%llu,\"regions\":%llu,"
 		     "\"bytes\":%llu,\"table_bytes\":%llu,\"uffd_whole\":%llu,"
-		     "\"uffd_per_range\":%llu,\"uffd_failed\":%llu}",
+		     "\"uffd_per_range\":%llu,\"uffd_failed\":%llu,"
+		     "\"uffd_rehold_failed\":%llu,\"uffd_messages\":%llu}",
 		     ts, U(hits), U(misses), U(merges), U(inval_unmap),
 		     U(inval_move), U(inval_discard), U(inval_protect),
 		     U(inval_late), U(evictions), U(deregistrations), U(deferred),
 		     U(register_errors), U(retries), U(regions), U(bytes), table,
 		     (unsigned long long)u.whole, (unsigned long long)u.per_range,
-		     (unsigned long long)u.failed);
+		     (unsigned long long)u.failed,
+		     (unsigned long long)u.rehold_failed,
+		     (unsigned long long)u.messages);
 #undef U
 	if (n < 0 || (size_t)n >= len)
 		return -ENOSPC;

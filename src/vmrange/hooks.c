@@ -170,12 +170,15 @@ MN__NO_TSAN static bool discards(int advice)
 }
 
 /* mremap: a shrink unmaps the tail; a move reports the old range before
-   it goes.  MREMAP_DONTUNMAP always moves the pages and leaves the old
-   range mapped but empty: a move, then a discard of the old range.
-   Growing in place changes nothing a cache holds. */
+   it goes; MREMAP_FIXED first unmaps whatever the new range held.
+   MREMAP_DONTUNMAP always moves the pages and leaves the old range mapped
+   but empty: a move, then a discard of the old range.  Growing in place
+   changes nothing a cache holds. */
 MN__NO_TSAN static void report_mremap(void *old, size_t old_len, size_t new_len, int flags,
 			  void *new_addr)
 {
+	if ((flags & MREMAP_FIXED) && new_len)
+		report(MN_VM_UNMAP, new_addr, new_len, -1, 0, 0, 0);
 	if (new_len < old_len)
 		report(MN_VM_UNMAP, (char *)old + new_len, old_len - new_len, -1,
 		       0, 0, 0);
@@ -325,34 +328,38 @@ MN__NO_TSAN static int mn_pkey_mprotect_impl(void *addr, size_t len, int prot, i
 	return (int)syscall(SYS_pkey_mprotect, addr, len, prot, pkey);
 }
 
-/* A discard reported before its system call, recorded as in flight
-   until the call returns: userfaultfd's copy of this call (sent while it
-   runs) is dropped, a later call's is not.  -1: nothing recorded. */
-MN__NO_TSAN static int discard_begin(void *addr, size_t len, int advice)
+/* A discard reported before its system call (mn__vm_discard_begin: its
+   registered memory leaves userfaultfd for the call, and a copy the
+   kernel sends anyway is dropped); false: nothing to end. */
+MN__NO_TSAN static bool discard_begin(void *addr, size_t len, int advice,
+				      struct mn__vm_discard *d)
 {
 	uint64_t lo, n;
 
 	if (!discards(advice) ||
 	    !atomic_load_explicit(&mn__vm_active, memory_order_relaxed))
-		return -1;
+		return false;
 	report(MN_VM_DISCARD, addr, len, -1, advice, 0, 0);
 	if (!mn__uffd_in_use())
-		return -1;
+		return false;
 	page_range((uint64_t)(uintptr_t)addr, len, &lo, &n);
-	return mn__vm_inflight_begin(MN_VM_DISCARD, lo, lo + n);
+	mn__vm_discard_begin(lo, lo + n, d);
+	return true;
 }
 
 static int mn_madvise_impl(void *addr, size_t len, int advice)
 {
 	bool orig = ORIGINAL(SYS_madvise, addr, len);
-	int slot = tls_forwarding || orig ? -1 : discard_begin(addr, len, advice);
+	struct mn__vm_discard d;
+	bool held = !tls_forwarding && !orig && discard_begin(addr, len, advice, &d);
 	int r;
 
 	if (chained.madvise && !orig)
 		r = CHAIN(SYS_madvise, addr, len, chained.madvise(addr, len, advice));
 	else
 		r = (int)syscall(SYS_madvise, addr, len, advice);
-	mn__vm_inflight_end(slot);
+	if (held)
+		mn__vm_discard_end(&d);
 	return r;
 }
 
@@ -549,15 +556,17 @@ MN_API MN__NO_TSAN int pkey_mprotect(void *addr, size_t len, int prot, int pkey)
 static __attribute__((noinline)) MN__NO_TSAN int
 exp_madvise(void *addr, size_t len, int advice)
 {
-	int slot = ORIGINAL(SYS_madvise, addr, len) ? -1
-						   : discard_begin(addr, len, advice);
+	struct mn__vm_discard d;
+	bool held = !ORIGINAL(SYS_madvise, addr, len) &&
+		    discard_begin(addr, len, advice, &d);
 	int r;
 
 	if (!next.madvise)
 		r = (int)syscall(SYS_madvise, addr, len, advice);
 	else
 		r = FORWARD(next.madvise(addr, len, advice));
-	mn__vm_inflight_end(slot);
+	if (held)
+		mn__vm_discard_end(&d);
 	return r;
 }
 

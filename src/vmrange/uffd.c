@@ -37,6 +37,7 @@
 
 #include "../core/caps.h"
 #include "../core/core.h"
+#include "index.h"
 #include "vmrange.h"
 
 #define QUEUE_CAP 1024u /* a power of two */
@@ -55,10 +56,21 @@ static struct {
 	/* The reader's sequence: odd while it is between a read(2) and the
 	   end of the matching of what it read. */
 	_Atomic unsigned int rseq;
+	_Atomic uint64_t msgs;   /* messages read (stats) */
 	struct mn__async_hook hook;
 	struct mn__shutdown_hook shutdown;
 	bool hooks_registered;   /* core lock */
 } u = { .fd = -1, .stopfd = -1 };
+
+/*
+ * What is registered, for the hooks: every span in sp.spans, keyed (lo,
+ * hi) in an index that a hook reads without locks.  Conservative: an entry
+ * stays when part of it is unmapped or forgotten (a hook then makes one
+ * UFFDIO_UNREGISTER that finds nothing), never the other way round: a
+ * range is added after its registration succeeded and removed after it
+ * was unregistered.
+ */
+static struct mn__idx sidx;
 
 /* The dispatcher: deliver what the reader queued. */
 static void drain(void)
@@ -139,6 +151,8 @@ static void *reader_main(void *arg)
 			break;
 		}
 		bool queued = false;
+		atomic_fetch_add_explicit(&u.msgs, (size_t)n / sizeof(msg[0]),
+					  memory_order_relaxed);
 		for (size_t i = 0; i < (size_t)n / sizeof(msg[0]); i++) {
 			struct mn_vm_event ev;
 			if (!to_event(&msg[i], &ev))
@@ -264,6 +278,7 @@ static void atfork_child(void)
 	atomic_store(&u.qhead, 0);
 	atomic_store(&u.qtail, 0);
 	atomic_store(&u.rseq, 0); /* the parent's reader may have been odd */
+	mn__idx_atfork_child(&sidx);
 	spans_reset();
 	atomic_store(&u.once.state, 0);
 }
@@ -314,14 +329,64 @@ static struct {
 	int maps_fd;                /* /proc/self/maps, core lock; -1: none */
 	unsigned int maps_gen;      /* fork generation it was opened in */
 	bool no_query;              /* PROCMAP_QUERY is not there */
-	struct { uint64_t lo, hi; } *spans; /* registered whole, core lock */
+	/* Registered whole or alone, core lock; what is in sidx. */
+	struct { uint64_t lo, hi; } *spans;
 	size_t n_spans, cap_spans;
+	bool stale;                 /* spans and sidx are a fork parent's or
+				       a shut-down descriptor's: clear them */
 	struct mn__uffd_counts counts;
-	/* The last span registered whole, and mn__vm_map_seq then: a range
-	   inside it needs no system call while no unmap or move was seen. */
-	uint64_t last_lo, last_hi;
-	unsigned long last_seq;
+	_Atomic uint64_t fast_whole; /* covered without the core lock */
+	_Atomic uint64_t rehold_failed;
 } sp = { .maps_fd = -1 };
+
+static void *span_key(uint64_t hi)
+{
+	return (void *)(uintptr_t)hi;
+}
+
+/*
+ * The last span registered whole, and mn__vm_map_seq then: a range inside
+ * it needs no system call while no unmap or move was seen.  Published with
+ * a sequence count (odd while the core lock holder writes it), so that a
+ * miss of the range cache can check it without the core lock.
+ */
+static struct {
+	_Atomic unsigned int ver;
+	_Atomic uint64_t lo, hi;
+	_Atomic unsigned long seq;
+} last;
+
+/* Async-signal-safe (the atfork child handler): writers are the core
+   lock's holder, or the only thread. */
+static void last_set(uint64_t lo, uint64_t hi, unsigned long seq)
+{
+	atomic_fetch_add_explicit(&last.ver, 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	atomic_store_explicit(&last.lo, lo, memory_order_relaxed);
+	atomic_store_explicit(&last.hi, hi, memory_order_relaxed);
+	atomic_store_explicit(&last.seq, seq, memory_order_relaxed);
+	atomic_fetch_add_explicit(&last.ver, 1, memory_order_release);
+}
+
+/* [start, end) is inside the last span registered whole, and nothing was
+   unmapped or moved since; lock-free. */
+static bool last_holds(uint64_t start, uint64_t end)
+{
+	unsigned int v = atomic_load_explicit(&last.ver, memory_order_acquire);
+	uint64_t lo, hi;
+	unsigned long seq;
+
+	if (v & 1)
+		return false;
+	lo = atomic_load_explicit(&last.lo, memory_order_relaxed);
+	hi = atomic_load_explicit(&last.hi, memory_order_relaxed);
+	seq = atomic_load_explicit(&last.seq, memory_order_relaxed);
+	atomic_thread_fence(memory_order_acquire);
+	if (atomic_load_explicit(&last.ver, memory_order_relaxed) != v)
+		return false;
+	return hi && lo <= start && end <= hi &&
+	       seq == atomic_load(&mn__vm_map_seq);
+}
 
 /* The mapping holding @addr: 0 or -errno. */
 static int vma_of(uint64_t addr, uint64_t *lo, uint64_t *hi)
@@ -346,21 +411,58 @@ static int vma_of(uint64_t addr, uint64_t *lo, uint64_t *hi)
 }
 
 /* No allocation, close(2) only (async-signal-safe): the atfork child
-   handler runs it. */
+   handler runs it.  The spans and their index are cleared by the next
+   writer (spans_fresh). */
 static void spans_reset(void)
 {
-	sp.n_spans = 0;
-	sp.last_hi = 0;
+	sp.stale = true;
+	last_set(0, 0, 0);
 	if (sp.maps_fd >= 0)
 		close(sp.maps_fd); /* mn_shutdown() leaves no fd; a fork
 				      child's is the parent's maps */
 	sp.maps_fd = -1;
 }
 
+/* Core lock: forget spans that a fork or mn_shutdown() left behind. */
+static void spans_fresh(void)
+{
+	if (!sp.stale)
+		return;
+	for (size_t i = 0; i < sp.n_spans; i++)
+		mn__idx_remove(&sidx, sp.spans[i].lo, span_key(sp.spans[i].hi));
+	sp.n_spans = 0;
+	sp.stale = false;
+	mn__idx_poll(&sidx, NULL);
+}
+
+struct span_q {
+	uint64_t lo, hi;
+	bool found;
+};
+
+static bool same_span(uint64_t start, uint64_t end, void *owner, void *arg)
+{
+	struct span_q *q = arg;
+
+	(void)owner;
+	q->found = start == q->lo && end == q->hi;
+	return !q->found;
+}
+
+/* Core lock: (lo, hi) is in the index already. */
+static bool span_known(uint64_t lo, uint64_t hi)
+{
+	struct span_q q = { lo, hi, false };
+	unsigned int slot = mn__idx_read_begin(&sidx);
+
+	mn__idx_query(&sidx, lo, lo + 1, same_span, &q);
+	mn__idx_read_end(&sidx, slot);
+	return q.found;
+}
+
 static void span_add(uint64_t lo, uint64_t hi)
 {
-	if (sp.n_spans && sp.spans[sp.n_spans - 1].lo == lo &&
-	    sp.spans[sp.n_spans - 1].hi == hi)
+	if (span_known(lo, hi))
 		return;
 	if (sp.n_spans == sp.cap_spans) {
 		size_t cap = sp.cap_spans ? 2 * sp.cap_spans : 16;
@@ -370,8 +472,12 @@ static void span_add(uint64_t lo, uint64_t hi)
 		sp.spans = p;
 		sp.cap_spans = cap;
 	}
+	if (mn__idx_insert(&sidx, lo, hi, span_key(hi)) != 0)
+		return; /* not in the index: hooks do not forget it (a
+			   round trip through the reader, no loss) */
 	sp.spans[sp.n_spans].lo = lo;
 	sp.spans[sp.n_spans++].hi = hi;
+	mn__idx_poll(&sidx, NULL);
 }
 
 /* The whole mappings [start, end) touches, or a reason not to. */
@@ -400,6 +506,17 @@ static int uffd_ioctl_register(int fd, uint64_t start, uint64_t len)
 	return ioctl(fd, UFFDIO_REGISTER, &reg) < 0 ? -errno : 0;
 }
 
+static void hooks_register(void)
+{
+	if (u.hooks_registered)
+		return;
+	u.hook.fn = drain;
+	mn__async_hook_register(&u.hook);
+	u.shutdown.fn = shutdown_fn;
+	mn__shutdown_hook_register(&u.shutdown);
+	u.hooks_registered = true;
+}
+
 int mn__uffd_register(uint64_t start, uint64_t len, bool *whole)
 {
 	int fd = atomic_load(&u.fd), err;
@@ -408,15 +525,9 @@ int mn__uffd_register(uint64_t start, uint64_t len, bool *whole)
 	*whole = false;
 	if (fd < 0)
 		return u.err ? u.err : -EBADF;
-	if (!u.hooks_registered) {
-		u.hook.fn = drain;
-		mn__async_hook_register(&u.hook);
-		u.shutdown.fn = shutdown_fn;
-		mn__shutdown_hook_register(&u.shutdown);
-		u.hooks_registered = true;
-	}
-	if (sp.last_hi && sp.last_lo <= start && start + len <= sp.last_hi &&
-	    sp.last_seq == atomic_load(&mn__vm_map_seq)) {
+	hooks_register();
+	spans_fresh();
+	if (last_holds(start, start + len)) {
 		*whole = true;
 		sp.counts.whole++;
 		return 0;
@@ -432,9 +543,7 @@ int mn__uffd_register(uint64_t start, uint64_t len, bool *whole)
 	unsigned long seq = atomic_load(&mn__vm_map_seq);
 	if (!err && uffd_ioctl_register(fd, lo, hi - lo) == 0) {
 		span_add(lo, hi);
-		sp.last_lo = lo;
-		sp.last_hi = hi;
-		sp.last_seq = seq;
+		last_set(lo, hi, seq);
 		*whole = true;
 		sp.counts.whole++;
 		return 0;
@@ -446,27 +555,44 @@ int mn__uffd_register(uint64_t start, uint64_t len, bool *whole)
 		sp.counts.failed++;
 		return err; /* not mapped yet, or not anonymous/shmem */
 	}
+	span_add(start, start + len);
 	sp.counts.per_range++;
 	return 0;
+}
+
+bool mn__uffd_covered_fast(uint64_t start, uint64_t len)
+{
+	if (atomic_load_explicit(&u.fd, memory_order_relaxed) < 0 ||
+	    !last_holds(start, start + len))
+		return false;
+	atomic_fetch_add_explicit(&sp.fast_whole, 1, memory_order_relaxed);
+	return true;
 }
 
 void mn__uffd_release_all(void)
 {
 	int fd = atomic_load(&u.fd);
 
+	spans_fresh();
 	for (size_t i = 0; i < sp.n_spans; i++) {
 		struct uffdio_range r = { .start = sp.spans[i].lo,
 					  .len = sp.spans[i].hi - sp.spans[i].lo };
 		if (fd >= 0)
 			ioctl(fd, UFFDIO_UNREGISTER, &r); /* holes, gone: fine */
+		mn__idx_remove(&sidx, sp.spans[i].lo, span_key(sp.spans[i].hi));
 	}
 	sp.n_spans = 0;
-	sp.last_hi = 0;
+	last_set(0, 0, 0);
+	mn__idx_poll(&sidx, NULL);
 }
 
 void mn__uffd_counts(struct mn__uffd_counts *out)
 {
 	*out = sp.counts;
+	out->whole += atomic_load_explicit(&sp.fast_whole, memory_order_relaxed);
+	out->rehold_failed = atomic_load_explicit(&sp.rehold_failed,
+						  memory_order_relaxed);
+	out->messages = atomic_load_explicit(&u.msgs, memory_order_relaxed);
 	out->no_query = sp.no_query;
 }
 
@@ -477,6 +603,39 @@ void mn__uffd_unregister(uint64_t start, uint64_t len)
 
 	if (fd >= 0)
 		ioctl(fd, UFFDIO_UNREGISTER, &r); /* gone already: fine */
+	spans_fresh();
+	for (size_t i = 0; i < sp.n_spans; i++) {
+		if (sp.spans[i].lo != start || sp.spans[i].hi != start + len)
+			continue;
+		if (mn__idx_remove(&sidx, start, span_key(start + len)) == 0)
+			sp.spans[i] = sp.spans[--sp.n_spans];
+		break;
+	}
+	mn__idx_poll(&sidx, NULL);
+}
+
+/* --- from the hooks: async-signal-safe, lock-free ------------------------ */
+
+static bool any_span(uint64_t start, uint64_t end, void *owner, void *arg)
+{
+	(void)start;
+	(void)end;
+	(void)owner;
+	*(bool *)arg = true;
+	return false;
+}
+
+bool mn__uffd_covered(uint64_t lo, uint64_t hi)
+{
+	bool hit = false;
+	unsigned int slot;
+
+	if (atomic_load_explicit(&u.fd, memory_order_relaxed) < 0)
+		return false;
+	slot = mn__idx_read_begin(&sidx);
+	mn__idx_query(&sidx, lo, hi, any_span, &hit);
+	mn__idx_read_end(&sidx, slot);
+	return hit;
 }
 
 void mn__uffd_forget(uint64_t start, uint64_t len)
@@ -487,6 +646,41 @@ void mn__uffd_forget(uint64_t start, uint64_t len)
 
 	if (fd >= 0)
 		ioctl(fd, UFFDIO_UNREGISTER, &r);
+	errno = saved;
+}
+
+struct rehold {
+	int fd;
+	uint64_t lo, hi;
+};
+
+static bool rehold_one(uint64_t start, uint64_t end, void *owner, void *arg)
+{
+	struct rehold *h = arg;
+	uint64_t a = MN__MAX(start, h->lo), b = MN__MIN(end, h->hi);
+
+	(void)owner;
+	if (uffd_ioctl_register(h->fd, a, b - a) != 0) {
+		/* A hole in it (unmapped meanwhile): the next cover looks
+		   at the mappings again. */
+		atomic_fetch_add_explicit(&sp.rehold_failed, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&mn__vm_map_seq, 1, memory_order_relaxed);
+	}
+	return true;
+}
+
+void mn__uffd_rehold(uint64_t lo, uint64_t hi)
+{
+	struct rehold h = { atomic_load_explicit(&u.fd, memory_order_relaxed),
+			    lo, hi };
+	int saved = errno;
+	unsigned int slot;
+
+	if (h.fd < 0)
+		return;
+	slot = mn__idx_read_begin(&sidx);
+	mn__idx_query(&sidx, lo, hi, rehold_one, &h);
+	mn__idx_read_end(&sidx, slot);
 	errno = saved;
 }
 

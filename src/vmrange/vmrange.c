@@ -209,7 +209,6 @@ static void ring_drain(struct vmring *r, mn_vm_cb cb, void *ctx)
 struct deliver_ctx {
 	struct mn_vm_event *ev;
 	uint64_t call_addr, call_len, hi;
-	bool forgot;
 };
 
 /* One overlapping watch (signal-safe). */
@@ -229,15 +228,6 @@ static bool deliver_one(uint64_t start, uint64_t end, void *owner, void *arg)
 	}
 	if (ev->tid == -1)
 		ev->tid = (int)syscall(SYS_gettid);
-	/* An unmap or a move a hook reports: take the call's range out of
-	   userfaultfd first, so the kernel sends no late copy (a discard's
-	   copy is dropped per call by the reader: mn__vm_inflight_match).
-	   The whole call's: its mapping may be registered whole. */
-	if (!ev->late && w->uffd && !c->forgot &&
-	    (ev->kind == MN_VM_UNMAP || ev->kind == MN_VM_MOVE)) {
-		mn__uffd_forget(c->call_addr, c->call_len);
-		c->forgot = true;
-	}
 	ev->address = MN__MAX(start, c->call_addr);
 	ev->length = MN__MIN(end, c->hi) - ev->address;
 	ev->watch_address = start;
@@ -255,7 +245,7 @@ static bool deliver_one(uint64_t start, uint64_t end, void *owner, void *arg)
 static void deliver_watches(struct mn_vm_event *ev)
 {
 	struct deliver_ctx c = { ev, ev->address, ev->length,
-				 ev->address + ev->length, false };
+				 ev->address + ev->length };
 	unsigned int slot = mn__idx_read_begin(&vm.idx);
 
 	mn__idx_query(&vm.idx, c.call_addr, c.hi, deliver_one, &c);
@@ -322,6 +312,23 @@ void mn__vm_inflight_end(int slot)
 	atomic_store_explicit(&inflight[slot].kind, 0, memory_order_release);
 }
 
+void mn__vm_discard_begin(uint64_t lo, uint64_t hi, struct mn__vm_discard *d)
+{
+	d->lo = lo;
+	d->hi = hi;
+	d->held = mn__uffd_covered(lo, hi);
+	if (d->held)
+		mn__uffd_forget(lo, hi - lo);
+	d->slot = mn__vm_inflight_begin(MN_VM_DISCARD, lo, hi);
+}
+
+void mn__vm_discard_end(struct mn__vm_discard *d)
+{
+	if (d->held)
+		mn__uffd_rehold(d->lo, d->hi);
+	mn__vm_inflight_end(d->slot);
+}
+
 bool mn__vm_inflight_match(enum mn_vm_kind kind, uint64_t lo, uint64_t hi)
 {
 	for (int i = 0; i < INFLIGHT; i++) {
@@ -351,10 +358,19 @@ void mn__vm_notify(struct mn_vm_event *ev)
 	ev->via = MN_VM_VIA_HOOK;
 	ev->late = 0;
 	ev->tid = -1; /* filled in (one system call) only if someone is told */
-	if ((ev->kind == MN_VM_UNMAP || ev->kind == MN_VM_MOVE) && mn__uffd_in_use())
+	bool unmaps = (ev->kind == MN_VM_UNMAP || ev->kind == MN_VM_MOVE) &&
+		      mn__uffd_in_use();
+	if (unmaps)
 		atomic_fetch_add_explicit(&mn__vm_map_seq, 1, memory_order_relaxed);
 	deliver_listeners(ev);
 	deliver_watches(ev);
+	/* An unmap or a move of registered memory, reported before its
+	   call: take the call's range out of userfaultfd, so that the
+	   kernel sends no late copy and the call does not wait for the
+	   reader.  Whatever the range holds (a watch, a cached region, or a
+	   neighbour in a mapping registered whole). */
+	if (unmaps && mn__uffd_covered(ev->address, ev->address + ev->length))
+		mn__uffd_forget(ev->address, ev->length);
 	tls_depth--;
 	errno = saved_errno;
 }
@@ -897,6 +913,10 @@ int mn__vm_uffd_cover(uint64_t start, uint64_t len)
 
 	if ((err = mn__uffd_prepare()) != 0)
 		return err;
+	/* Inside the mapping registered last, nothing unmapped since: no
+	   lock, no system call (a miss of the range cache). */
+	if (mn__uffd_covered_fast(start, len))
+		return 0;
 	mn__dispatch_start(); /* no lock held: its thread */
 	mn__lock();
 	err = mn__dispatch_ensure();

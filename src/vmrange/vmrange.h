@@ -48,6 +48,18 @@ void mn__vm_notify_late(struct mn_vm_event *ev);
  */
 int mn__vm_inflight_begin(enum mn_vm_kind kind, uint64_t lo, uint64_t hi);
 void mn__vm_inflight_end(int slot);
+/* A hooked discard of [lo, hi) (pages), reported already: begin before its
+   system call, end after.  Registered memory in it is taken out of
+   userfaultfd for the call and registered again after (no round trip
+   through the reader); the in-flight record drops the copy of a
+   registration made meanwhile.  Async-signal-safe. */
+struct mn__vm_discard {
+	int slot;
+	bool held;
+	uint64_t lo, hi;
+};
+void mn__vm_discard_begin(uint64_t lo, uint64_t hi, struct mn__vm_discard *d);
+void mn__vm_discard_end(struct mn__vm_discard *d);
 bool mn__vm_inflight_match(enum mn_vm_kind kind, uint64_t lo, uint64_t hi);
 
 /* Hooks (hooks.c): make sure they are installed, once; no memnotify lock
@@ -72,15 +84,28 @@ struct mn__uffd_counts {
 	uint64_t whole;      /* registered with their whole mappings */
 	uint64_t per_range;  /* registered alone (the reason logged) */
 	uint64_t failed;     /* not registered: the hooks alone watch them */
+	uint64_t rehold_failed; /* a discard's range not registered again */
+	uint64_t messages;   /* events the reader read, every kind */
 	bool no_query;       /* PROCMAP_QUERY missing: every range alone */
 };
 void mn__uffd_counts(struct mn__uffd_counts *out);
 /* The same, taking the core lock (for callers outside vmrange). */
 void mn__vm_uffd_counts(struct mn__uffd_counts *out);
+/* From a hook: [lo, hi) overlaps what is registered (conservative: true
+   for a part unmapped since).  Lock-free, async-signal-safe. */
+bool mn__uffd_covered(uint64_t lo, uint64_t hi);
 /* From a hook, before an unmap or move a hook has reported: take the range
-   out of userfaultfd so the kernel sends no late copy.  Async-signal-safe
+   out of userfaultfd so the kernel sends no late copy (the calling thread
+   would wait for the reader: tens of microseconds).  Async-signal-safe
    (one ioctl). */
 void mn__uffd_forget(uint64_t start, uint64_t len);
+/* From a hook, after the system call of a discard whose range it forgot:
+   register the parts of [lo, hi) that were registered again (a failure is
+   counted in rehold_failed).  Async-signal-safe (ioctls). */
+void mn__uffd_rehold(uint64_t lo, uint64_t hi);
+/* Lock-free: [start, start + len) is inside the last span registered whole
+   and nothing was unmapped or moved since (no system call needed). */
+bool mn__uffd_covered_fast(uint64_t start, uint64_t len);
 /* From a hook, after the system call of a discard it recorded in flight:
    wait until the reader has matched what its current read(2) took (our
    call's copy among it).  Async-signal-safe. */
