@@ -223,6 +223,37 @@ static int cmp_i64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* @d[k] from pair(..., k & 1): the mean of the two orders' medians (the
+   first call of a pair may cost more, whichever it is). */
+static double pair_median(const int64_t *d, size_t n)
+{
+	static int64_t h[2][INVAL_N / 2 + 1];
+	size_t m[2] = { 0, 0 };
+
+	for (size_t k = 0; k < n; k++)
+		h[k & 1][m[k & 1]++] = d[k];
+	qsort(h[0], m[0], sizeof(h[0][0]), cmp_i64);
+	qsort(h[1], m[1], sizeof(h[1][0]), cmp_i64);
+	return ((double)h[0][m[0] / 2] + (double)h[1][m[1] / 2]) / 2;
+}
+
+/* munmap of the page @cached minus munmap of the page @bare, ns, timed
+   side by side; which goes first alternates (@cached_first). */
+static int64_t pair(char *bare_pg, char *cached, int cached_first)
+{
+	uint64_t t0, t1, t2;
+	char *first = cached_first ? cached : bare_pg;
+	char *second = cached_first ? bare_pg : cached;
+
+	t0 = now_ns();
+	munmap(first, PG);
+	t1 = now_ns();
+	munmap(second, PG);
+	t2 = now_ns();
+	return cached_first ? (int64_t)(t1 - t0) - (int64_t)(t2 - t1)
+			    : (int64_t)(t2 - t1) - (int64_t)(t1 - t0);
+}
+
 /* ns per region: the median over the regions of (munmap of a cached page
    - munmap of a bare one, timed side by side: the machine's noise cancels)
    plus the next get's share (it drops them all).  @pfx names the lines
@@ -230,24 +261,18 @@ static int cmp_i64(const void *a, const void *b)
 static double invalidate(size_t n, const char *pfx)
 {
 	static int64_t d[INVAL_N];
-	uint64_t t0, t1, t2, drop;
+	uint64_t t0, drop;
 
 	n = n < INVAL_N ? n : INVAL_N;
-	for (size_t k = 0; k < n; k++) {
-		t0 = now_ns();
-		munmap(bare + 2 * k * PG, PG);
-		t1 = now_ns();
-		munmap(base + 2 * k * PG, PG);
-		t2 = now_ns();
-		d[k] = (int64_t)(t2 - t1) - (int64_t)(t1 - t0);
-	}
+	for (size_t k = 0; k < n; k++)
+		d[k] = pair(bare + 2 * k * PG, base + 2 * k * PG, k & 1);
 	t0 = now_ns();
 	flush();
 	drop = now_ns() - t0;
-	qsort(d, n, sizeof(d[0]), cmp_i64);
-	printf("%s_unmap_ns %.1f\n", pfx, (double)d[n / 2]);
+	double unmap = pair_median(d, n);
+	printf("%s_unmap_ns %.1f\n", pfx, unmap);
 	printf("%s_next_get_ns %.1f\n", pfx, (double)drop / (double)n);
-	return (double)d[n / 2] + (double)drop / (double)n;
+	return unmap + (double)drop / (double)n;
 }
 
 /* An uncached page of a mapping that holds cached ones (the safety net
@@ -259,18 +284,11 @@ static double invalidate(size_t n, const char *pfx)
 static double unmap_neighbour(void)
 {
 	static int64_t d[NEIGH_N];
-	uint64_t t0, t1, t2;
 
-	for (size_t k = 0; k < NEIGH_N; k++) {
-		t0 = now_ns();
-		munmap(bare + (2 * (INVAL_N - NEIGH_N + k) + 1) * PG, PG);
-		t1 = now_ns();
-		munmap(base + (2 * (INVAL_N + k) + 1) * PG, PG);
-		t2 = now_ns();
-		d[k] = (int64_t)(t2 - t1) - (int64_t)(t1 - t0);
-	}
-	qsort(d, NEIGH_N, sizeof(d[0]), cmp_i64);
-	return (double)d[NEIGH_N / 2];
+	for (size_t k = 0; k < NEIGH_N; k++)
+		d[k] = pair(bare + (2 * (INVAL_N - NEIGH_N + k) + 1) * PG,
+			    base + (2 * (INVAL_N + k) + 1) * PG, k & 1);
+	return pair_median(d, NEIGH_N);
 }
 
 /* The cached pages and the bare ones, faulted in together (the same

@@ -630,7 +630,8 @@ bool mn__uffd_covered(uint64_t lo, uint64_t hi)
 	bool hit = false;
 	unsigned int slot;
 
-	if (atomic_load_explicit(&u.fd, memory_order_relaxed) < 0)
+	if (atomic_load_explicit(&u.fd, memory_order_relaxed) < 0 ||
+	    mn__idx_empty(&sidx))
 		return false;
 	slot = mn__idx_read_begin(&sidx);
 	mn__idx_query(&sidx, lo, hi, any_span, &hit);

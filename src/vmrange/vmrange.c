@@ -246,7 +246,11 @@ static void deliver_watches(struct mn_vm_event *ev)
 {
 	struct deliver_ctx c = { ev, ev->address, ev->length,
 				 ev->address + ev->length };
-	unsigned int slot = mn__idx_read_begin(&vm.idx);
+	unsigned int slot;
+
+	if (mn__idx_empty(&vm.idx))
+		return;
+	slot = mn__idx_read_begin(&vm.idx);
 
 	mn__idx_query(&vm.idx, c.call_addr, c.hi, deliver_one, &c);
 	mn__idx_read_end(&vm.idx, slot);
