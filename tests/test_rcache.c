@@ -372,6 +372,53 @@ static void test_no_round_trip(void **state)
 	munmap(p, 7 * PG);
 }
 
+/* The page table frees the nodes a removal empties: regions in 64
+   distinct 2 MiB blocks take a leaf node each, and once they are gone the
+   table is back to its size before them (the root, set once, stays). */
+static uint64_t table_bytes(mn_rcache *c)
+{
+	char json[1024];
+	const char *k;
+
+	assert_true(mn_rcache_stats_json(c, json, sizeof(json)) > 0);
+	k = strstr(json, "\"table_bytes\":");
+	assert_non_null(k);
+	return strtoull(k + strlen("\"table_bytes\":"), NULL, 10);
+}
+
+static void test_table_frees_nodes(void **state)
+{
+	const size_t blk = 2ul << 20, nblk = 64;
+	struct mn_rcache_region *r;
+	mn_rcache *c = make(0, 0, 0);
+	uint64_t t0, t1, t2;
+	char *p;
+
+	(void)state;
+	p = mmap(NULL, (nblk + 1) * blk, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	assert_true(p != MAP_FAILED);
+	p = (char *)(((uintptr_t)p + blk - 1) & ~(uintptr_t)(blk - 1));
+	/* The root and the upper levels for this part of the address space. */
+	assert_int_equal(mn_rcache_get(c, p - PG, PG, PROT_READ, &r), 0);
+	assert_int_equal(mn_rcache_put(c, r), 0);
+	t0 = table_bytes(c);
+	for (size_t i = 0; i < nblk; i++) {
+		assert_int_equal(mn_rcache_get(c, p + i * blk, PG, PROT_READ, &r), 0);
+		assert_int_equal(mn_rcache_put(c, r), 0);
+	}
+	t1 = table_bytes(c);
+	print_message("table: %llu bytes, %llu with %zu blocks\n",
+		      (unsigned long long)t0, (unsigned long long)t1, nblk);
+	assert_true(t1 >= t0 + nblk * 4096);
+	assert_int_equal(munmap(p, nblk * blk), 0);
+	assert_int_equal(mn_rcache_flush(c), 0);
+	assert_int_equal(stats(c).regions, 1);
+	t2 = table_bytes(c);
+	assert_true(t2 <= t0);
+	assert_int_equal(mn_rcache_destroy(c), 0);
+}
+
 static void test_merge(void **state)
 {
 	mn_rcache *c = make(MN_RCACHE_MERGE, 0, 0);
@@ -512,6 +559,7 @@ int main(void)
 		cmocka_unit_test(test_deferred_while_referenced),
 		cmocka_unit_test(test_raw_syscall_late),
 		cmocka_unit_test(test_no_round_trip),
+		cmocka_unit_test(test_table_frees_nodes),
 		cmocka_unit_test(test_merge),
 		cmocka_unit_test(test_eviction),
 		cmocka_unit_test(test_register_error),

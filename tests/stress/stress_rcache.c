@@ -6,9 +6,13 @@
  * invalidation runs there) — and a fourth adds and removes unrelated
  * watches (the index changing under the hooks' lookups).  A generation
  * per buffer is the truth: no get may return a region registered before
- * the last completed change of its buffer.  At the end the cache must be
- * destroyable (no reference leaked) and no event lost.
+ * the last completed change of its buffer.  One registration in four
+ * fails, and the hitters ask for one or two pages (a two-page get replaces
+ * the one-page region, maybe while it is still registering): every region
+ * registered is deregistered exactly once, a failed one never.  At the end
+ * the cache must be destroyable (no reference leaked) and no event lost.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -40,17 +44,27 @@ static int buf_of(uint64_t a)
 	return (int)((a - (uint64_t)(uintptr_t)area) / (2 * PG));
 }
 
+static _Atomic unsigned long n_reg, n_fail, n_dereg, n_bad_dereg;
+
 static int reg(void *ctx, struct mn_rcache_region *r)
 {
 	(void)ctx;
-	r->handle = (void *)(uintptr_t)atomic_load(&gen[buf_of(r->start)]);
+	if (atomic_fetch_add(&n_reg, 1) % 4 == 3) {
+		atomic_fetch_add(&n_fail, 1);
+		r->handle = NULL;
+		return -EPERM;
+	}
+	/* gen + 1: never NULL, so a deregistration of a failed one shows. */
+	r->handle = (void *)(uintptr_t)(atomic_load(&gen[buf_of(r->start)]) + 1);
 	return 0;
 }
 
 static void dereg(void *ctx, struct mn_rcache_region *r)
 {
 	(void)ctx;
-	(void)r;
+	if (!r->handle)
+		atomic_fetch_add(&n_bad_dereg, 1);
+	atomic_fetch_add(&n_dereg, 1);
 }
 
 static void *hitter(void *arg)
@@ -63,9 +77,10 @@ static void *hitter(void *arg)
 		struct mn_rcache_region *r;
 		if (g0 & 1)
 			continue;
-		if (mn_rcache_get(cache, bufp(b), PG, PROT_READ | PROT_WRITE, &r) != 0)
+		size_t len = rand_r(&seed) % 2 ? 2 * PG : PG;
+		if (mn_rcache_get(cache, bufp(b), len, PROT_READ | PROT_WRITE, &r) != 0)
 			continue;
-		unsigned int h = (unsigned int)(uintptr_t)r->handle;
+		unsigned int h = (unsigned int)(uintptr_t)r->handle - 1;
 		if (h + (h & 1) < g0)
 			atomic_fetch_add(&stale, 1);
 		atomic_fetch_add(&gets, 1);
@@ -165,6 +180,12 @@ int main(void)
 	stress_check(atomic_load(&stale) == 0, "no stale hit");
 	stress_check(atomic_load(&gets) > 0, "some gets");
 	stress_check(mn_rcache_destroy(cache) == 0, "destroy: no reference left");
+	printf("stress_rcache: %lu registrations, %lu failed, %lu deregistrations\n",
+	       atomic_load(&n_reg), atomic_load(&n_fail), atomic_load(&n_dereg));
+	stress_check(atomic_load(&n_fail) > 0, "some registrations failed");
+	stress_check(atomic_load(&n_bad_dereg) == 0, "no failed one deregistered");
+	stress_check(atomic_load(&n_dereg) == atomic_load(&n_reg) - atomic_load(&n_fail),
+		     "each registered region deregistered once");
 	mn_stats(&st);
 	stress_check(st.events_lost == lost0, "no event lost");
 	return stress_finish("stress_rcache", atomic_load(&gets));
