@@ -9,13 +9,19 @@
  *              1,000 and 100,000 regions cached, from 1 and 2 threads
  *   miss       get of a new region (register) + put, ns
  *   invalidate munmap of a cached page and the next get, which drops it,
- *              ns per region (20,000 of the 100,000, so that the
- *              holes stay under vm.max_map_count), minus a bare munmap
- *              measured in the same process; again with MN_RCACHE_NO_USERFAULTFD
- *              (_hooks_only: what UCX's hooks-only cache promises; the
- *              safety net costs one UFFDIO_UNREGISTER per unmap)
- *   neighbour  munmap of an uncached page beside cached ones, ns above a
- *              bare munmap (median): what the cache costs everyone else
+ *              ns per region, above a bare munmap: 20,000 regions, one on
+ *              each even page of a mapping made and faulted in together
+ *              with a bare one of the same size (so that the holes stay
+ *              under vm.max_map_count); each region's pair of calls is
+ *              timed side by side, which goes first alternates, and the
+ *              figure is the mean of the two orders' medians (_unmap_ns)
+ *              plus the next get's share (_next_get_ns); again with
+ *              MN_RCACHE_NO_USERFAULTFD (_hooks_only: what UCX's
+ *              hooks-only cache promises; the safety net costs one
+ *              UFFDIO_UNREGISTER per unmap)
+ *   neighbour  munmap of an uncached page beside cached ones (the odd
+ *              pages), ns above a bare munmap: what the cache costs
+ *              everyone else
  *   memory     resident bytes per cached region (100,000 regions)
  *   watch      (memnotify only) mn_vm_watch/mn_unsubscribe per call at
  *              100,000 watches: see watch_scale
@@ -214,7 +220,7 @@ static double fill(size_t from, size_t to)
    past that munmap fails with ENOMEM and the figure would time failures. */
 #define INVAL_N 20000
 
-static char *bare; /* INVAL_N * 2 pages faulted in with base's */
+static char *bare, *cached; /* map_pair() */
 
 static int cmp_i64(const void *a, const void *b)
 {
@@ -237,13 +243,13 @@ static double pair_median(const int64_t *d, size_t n)
 	return ((double)h[0][m[0] / 2] + (double)h[1][m[1] / 2]) / 2;
 }
 
-/* munmap of the page @cached minus munmap of the page @bare, ns, timed
+/* munmap of the page @cached_pg minus munmap of the page @bare_pg, ns, timed
    side by side; which goes first alternates (@cached_first). */
-static int64_t pair(char *bare_pg, char *cached, int cached_first)
+static int64_t pair(char *bare_pg, char *cached_pg, int cached_first)
 {
 	uint64_t t0, t1, t2;
-	char *first = cached_first ? cached : bare_pg;
-	char *second = cached_first ? bare_pg : cached;
+	char *first = cached_first ? cached_pg : bare_pg;
+	char *second = cached_first ? bare_pg : cached_pg;
 
 	t0 = now_ns();
 	munmap(first, PG);
@@ -265,7 +271,7 @@ static double invalidate(size_t n, const char *pfx)
 
 	n = n < INVAL_N ? n : INVAL_N;
 	for (size_t k = 0; k < n; k++)
-		d[k] = pair(bare + 2 * k * PG, base + 2 * k * PG, k & 1);
+		d[k] = pair(bare + 2 * k * PG, cached + 2 * k * PG, k & 1);
 	t0 = now_ns();
 	flush();
 	drop = now_ns() - t0;
@@ -276,9 +282,8 @@ static double invalidate(size_t n, const char *pfx)
 }
 
 /* An uncached page of a mapping that holds cached ones (the safety net
-   registers whole mappings): ns per munmap above a bare one, median; the
-   pages are the uncached odd ones after the 20,000 invalidate() takes,
-   the bare ones after its. */
+   registers whole mappings): ns per munmap above a bare one (the odd
+   pages of the pair). */
 #define NEIGH_N 2000
 
 static double unmap_neighbour(void)
@@ -286,37 +291,53 @@ static double unmap_neighbour(void)
 	static int64_t d[NEIGH_N];
 
 	for (size_t k = 0; k < NEIGH_N; k++)
-		d[k] = pair(bare + (2 * (INVAL_N - NEIGH_N + k) + 1) * PG,
-			    base + (2 * (INVAL_N + k) + 1) * PG, k & 1);
+		d[k] = pair(bare + (2 * k + 1) * PG, cached + (2 * k + 1) * PG, k & 1);
 	return pair_median(d, NEIGH_N);
 }
 
-/* The cached pages and the bare ones, faulted in together (the same
-   state of page and TLB), neither with transparent huge pages; a
-   PROT_NONE page between them keeps them two mappings. */
-#define ALL_BYTES ((2 * INVAL_N + 1 + 2 * MAXN) * PG)
-
+/* The pages for the hit, miss and memory figures. */
 static void map_base(void)
 {
-	char *all = mmap(NULL, ALL_BYTES, PROT_READ | PROT_WRITE,
+	base = mmap(NULL, 2 * MAXN * PG, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (base == MAP_FAILED)
+		exit(1);
+	madvise(base, 2 * MAXN * PG, MADV_NOHUGEPAGE);
+	for (size_t k = 0; k < 2 * MAXN; k++)
+		base[k * PG] = 1; /* faulted in before any RSS is taken */
+}
+
+/* For the invalidation figures: two mappings of the same size made and
+   faulted in together (the same state of pages, TLB and mapping tree),
+   a PROT_NONE page between them, no transparent huge pages; the cached
+   one gets a region on each even page. */
+#define PAIR_PAGES (2 * INVAL_N)
+
+static void map_pair(void)
+{
+	char *all = mmap(NULL, (2 * PAIR_PAGES + 1) * PG, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	if (all == MAP_FAILED)
 		exit(1);
-	madvise(all, ALL_BYTES, MADV_NOHUGEPAGE);
+	madvise(all, (2 * PAIR_PAGES + 1) * PG, MADV_NOHUGEPAGE);
 	bare = all;
-	mprotect(all + 2 * INVAL_N * PG, PG, PROT_NONE);
-	base = all + (2 * INVAL_N + 1) * PG;
-	for (size_t k = 0; k < 2 * MAXN; k++) {
-		base[k * PG] = 1; /* faulted in before any RSS is taken */
-		if (k < 2 * INVAL_N)
-			bare[k * PG] = 1;
+	mprotect(all + PAIR_PAGES * PG, PG, PROT_NONE);
+	cached = all + (PAIR_PAGES + 1) * PG;
+	for (size_t k = 0; k < PAIR_PAGES; k++) {
+		bare[k * PG] = 1;
+		cached[k * PG] = 1;
+	}
+	for (size_t k = 0; k < INVAL_N; k++) {
+		region_t *r = get(cached + 2 * k * PG);
+		if (r)
+			put(r);
 	}
 }
 
-static void unmap_base(void)
+static void unmap_pair(void)
 {
-	munmap(bare, ALL_BYTES);
+	munmap(bare, (2 * PAIR_PAGES + 1) * PG);
 }
 
 static int measure(void)
@@ -340,17 +361,21 @@ static int measure(void)
 	rss1 = rss_bytes();
 	printf("miss_register_put_ns %.1f\n", miss);
 	printf("bytes_per_region %.1f\n", (double)(rss1 - rss0) / MAXN);
+	map_pair();
 	printf("unmap_uncached_neighbour_ns %.1f\n", unmap_neighbour());
 	printf("invalidate_ns_per_region %.1f\n", invalidate(MAXN, "invalidate"));
+	unmap_pair();
 	cache_drop();
 	/* The same without the userfaultfd safety net (mn_rcache's
 	   MN_RCACHE_NO_USERFAULTFD): hooked calls only, as UCX's. */
-	unmap_base();
+	munmap(base, 2 * MAXN * PG);
 	map_base();
 	cache_make(1);
 	fill(0, MAXN);
+	map_pair();
 	printf("invalidate_ns_per_region_hooks_only %.1f\n",
 	       invalidate(MAXN, "invalidate_hooks_only"));
+	unmap_pair();
 	cache_drop();
 	return 0;
 }
