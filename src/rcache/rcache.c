@@ -119,7 +119,8 @@ static void push(struct mn_rcache *c, struct region *r)
 {
 	struct region *head = atomic_load(&c->inval);
 
-	atomic_store(&r->on_stack, true);
+	/* Published by the compare-and-swap (release) with the link. */
+	atomic_store_explicit(&r->on_stack, true, memory_order_relaxed);
 	do {
 		r->inval_next = head;
 	} while (!atomic_compare_exchange_weak(&c->inval, &head, r));
@@ -232,14 +233,25 @@ static void unindex(struct mn_rcache *c, struct region *r)
 /* Last reference gone: thread context, no lock held.  The region is out
    of the index and invalid: no listener pushes it any more (a push
    follows only the first invalid bit). */
-static void deregister(struct mn_rcache *c, struct region *r)
+static void deregister(struct mn_rcache *c, struct region *r, uint64_t *deregs,
+		       uint64_t *deferred)
 {
 	if (r->no_dereg)
 		return;
-	if (atomic_load(&r->invalid) & ~(INV_EVICT | INV_MERGED | INV_GONE))
-		ST(c, deferred);
+	if (atomic_load_explicit(&r->invalid, memory_order_relaxed) &
+	    ~(INV_EVICT | INV_MERGED | INV_GONE))
+		(*deferred)++;
 	c->o.dereg(c->o.ctx, &r->pub);
-	ST(c, deregs);
+	(*deregs)++;
+}
+
+static void count_deregs(struct mn_rcache *c, uint64_t deregs, uint64_t deferred)
+{
+	if (deregs)
+		atomic_fetch_add_explicit(&c->st.deregs, deregs, memory_order_relaxed);
+	if (deferred)
+		atomic_fetch_add_explicit(&c->st.deferred, deferred,
+					  memory_order_relaxed);
 }
 
 /* Deregistered regions (linked by next) to the reclamation, one lock for
@@ -266,8 +278,11 @@ static void retire_list(struct mn_rcache *c, struct region *list)
 
 static void unref(struct mn_rcache *c, struct region *r)
 {
+	uint64_t deregs = 0, deferred = 0;
+
 	if (atomic_fetch_sub(&r->refs, 1) == 1) {
-		deregister(c, r);
+		deregister(c, r, &deregs, &deferred);
+		count_deregs(c, deregs, deferred);
 		r->next = NULL;
 		retire_list(c, r);
 	}
@@ -277,16 +292,18 @@ static void unref(struct mn_rcache *c, struct region *r)
 static void unref_list(struct mn_rcache *c, struct region *list)
 {
 	struct region *dead = NULL;
+	uint64_t deregs = 0, deferred = 0;
 
 	while (list) {
 		struct region *r = list;
 		list = r->next;
 		if (atomic_fetch_sub(&r->refs, 1) == 1) {
-			deregister(c, r);
+			deregister(c, r, &deregs, &deferred);
 			r->next = dead;
 			dead = r;
 		}
 	}
+	count_deregs(c, deregs, deferred);
 	retire_list(c, dead);
 }
 
@@ -327,7 +344,8 @@ static void process(struct mn_rcache *c)
 	while (list) {
 		struct region *r = list;
 		list = r->inval_next;
-		atomic_store(&r->on_stack, false);
+		/* Read under rc_lock only (retire_list). */
+		atomic_store_explicit(&r->on_stack, false, memory_order_relaxed);
 		if (r->free_pending) {
 			retire(c, r);
 			continue;
