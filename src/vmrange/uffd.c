@@ -426,12 +426,15 @@ static void spans_reset(void)
 /* Core lock: forget spans that a fork or mn_shutdown() left behind. */
 static void spans_fresh(void)
 {
+	size_t keep = 0;
+
 	if (!sp.stale)
 		return;
 	for (size_t i = 0; i < sp.n_spans; i++)
-		mn__idx_remove(&sidx, sp.spans[i].lo, span_key(sp.spans[i].hi));
-	sp.n_spans = 0;
-	sp.stale = false;
+		if (mn__idx_remove(&sidx, sp.spans[i].lo, span_key(sp.spans[i].hi)))
+			sp.spans[keep++] = sp.spans[i]; /* -ENOMEM: next time */
+	sp.n_spans = keep;
+	sp.stale = keep > 0;
 	mn__idx_poll(&sidx, NULL);
 }
 
@@ -449,8 +452,8 @@ static bool same_span(uint64_t start, uint64_t end, void *owner, void *arg)
 	return !q->found;
 }
 
-/* Core lock: (lo, hi) is in the index already. */
-static bool span_known(uint64_t lo, uint64_t hi)
+/* (lo, hi) is in the index (lock-free: async-signal-safe). */
+static bool span_present(uint64_t lo, uint64_t hi)
 {
 	struct span_q q = { lo, hi, false };
 	unsigned int slot = mn__idx_read_begin(&sidx);
@@ -462,7 +465,7 @@ static bool span_known(uint64_t lo, uint64_t hi)
 
 static void span_add(uint64_t lo, uint64_t hi)
 {
-	if (span_known(lo, hi))
+	if (span_present(lo, hi))
 		return;
 	if (sp.n_spans == sp.cap_spans) {
 		size_t cap = sp.cap_spans ? 2 * sp.cap_spans : 16;
@@ -569,19 +572,30 @@ bool mn__uffd_covered_fast(uint64_t start, uint64_t len)
 	return true;
 }
 
+/*
+ * Out of the index first, then unregistered: a hook's rehold that still
+ * saw the entry either registers before the UFFDIO_UNREGISTER (undone by
+ * it) or finds the entry gone when it looks again after registering (and
+ * undoes its own).  An entry the index cannot take out now (-ENOMEM)
+ * stays in sp.spans for the next release.
+ */
 void mn__uffd_release_all(void)
 {
 	int fd = atomic_load(&u.fd);
+	size_t keep = 0;
 
 	spans_fresh();
 	for (size_t i = 0; i < sp.n_spans; i++) {
 		struct uffdio_range r = { .start = sp.spans[i].lo,
 					  .len = sp.spans[i].hi - sp.spans[i].lo };
+		bool out = mn__idx_remove(&sidx, sp.spans[i].lo,
+					  span_key(sp.spans[i].hi)) == 0;
 		if (fd >= 0)
 			ioctl(fd, UFFDIO_UNREGISTER, &r); /* holes, gone: fine */
-		mn__idx_remove(&sidx, sp.spans[i].lo, span_key(sp.spans[i].hi));
+		if (!out)
+			sp.spans[keep++] = sp.spans[i];
 	}
-	sp.n_spans = 0;
+	sp.n_spans = keep;
 	last_set(0, 0, 0);
 	mn__idx_poll(&sidx, NULL);
 }
@@ -601,16 +615,17 @@ void mn__uffd_unregister(uint64_t start, uint64_t len)
 	struct uffdio_range r = { .start = start, .len = len };
 	int fd = atomic_load(&u.fd);
 
-	if (fd >= 0)
-		ioctl(fd, UFFDIO_UNREGISTER, &r); /* gone already: fine */
 	spans_fresh();
 	for (size_t i = 0; i < sp.n_spans; i++) {
 		if (sp.spans[i].lo != start || sp.spans[i].hi != start + len)
 			continue;
+		/* Out of the index first (see mn__uffd_release_all). */
 		if (mn__idx_remove(&sidx, start, span_key(start + len)) == 0)
 			sp.spans[i] = sp.spans[--sp.n_spans];
 		break;
 	}
+	if (fd >= 0)
+		ioctl(fd, UFFDIO_UNREGISTER, &r); /* gone already: fine */
 	mn__idx_poll(&sidx, NULL);
 }
 
@@ -666,7 +681,11 @@ static bool rehold_one(uint64_t start, uint64_t end, void *owner, void *arg)
 		   at the mappings again. */
 		atomic_fetch_add_explicit(&sp.rehold_failed, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&mn__vm_map_seq, 1, memory_order_relaxed);
+		return true;
 	}
+	/* Released meanwhile (mn__uffd_release_all): undo ours. */
+	if (!span_present(start, end))
+		mn__uffd_forget(a, b - a);
 	return true;
 }
 
