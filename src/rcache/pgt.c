@@ -42,7 +42,7 @@ static bool each_rec(const struct pgt_node *nd, int level, uint64_t base,
 		     uint64_t lo, uint64_t hi, bool (*fn)(void *, void *), void *arg)
 {
 	uint64_t span = span_of(level);
-	unsigned int i = lo > base ? (unsigned int)((lo - base) / span) : 0;
+	unsigned int i = lo > base ? index_of(lo - base, level) : 0;
 
 	for (; i < PGT_N && base + i * span < hi; i++) {
 		uintptr_t v = atomic_load_explicit(&nd->e[i], memory_order_acquire);
@@ -90,7 +90,7 @@ static int set_rec(struct pgt *t, struct pgt_node *nd, int level, uint64_t base,
 		   uint64_t lo, uint64_t hi, uintptr_t r)
 {
 	uint64_t span = span_of(level);
-	unsigned int i = lo > base ? (unsigned int)((lo - base) / span) : 0;
+	unsigned int i = lo > base ? index_of(lo - base, level) : 0;
 
 	for (; i < PGT_N && base + i * span < hi; i++) {
 		uint64_t eb = base + i * span;
@@ -123,7 +123,7 @@ static void clear_rec(struct pgt *t, struct pgt_node *nd, int level,
 		      uint64_t base, uint64_t lo, uint64_t hi, uintptr_t r)
 {
 	uint64_t span = span_of(level);
-	unsigned int i = lo > base ? (unsigned int)((lo - base) / span) : 0;
+	unsigned int i = lo > base ? index_of(lo - base, level) : 0;
 
 	for (; i < PGT_N && base + i * span < hi; i++) {
 		uint64_t eb = base + i * span;
