@@ -1314,6 +1314,13 @@ typedef void (*mn_rcache_deregister_fn)(void *ctx, struct mn_rcache_region *regi
 #define MN_RCACHE_NO_USERFAULTFD  0x2u /* hooks only: no userfaultfd
                                           safety net (raw system calls go
                                           unseen; unmaps are cheaper) */
+#define MN_RCACHE_BACKGROUND      0x4u /* also drop invalidated regions
+                                          on memnotify's dispatcher thread
+                                          soon after the change: their
+                                          deregister runs there, without
+                                          waiting for the next get, put or
+                                          flush (pinned memory of freed
+                                          buffers is let go at once) */
 
 struct mn_rcache_opts {
 	size_t sz;                       /* sizeof(struct mn_rcache_opts) */
@@ -1425,7 +1432,10 @@ MN_API int mn_rcache_stats_json(mn_rcache *c, char *buf, size_t len);
 /**
  * mn_rcache_destroy() - deregister every region and free the cache.
  * Return: 0; -EINVAL for NULL @c; -EBUSY if a region is still referenced
- * (nothing is changed).  No other call on @c may run or follow.
+ * (nothing is changed); -EDEADLK from the cache's own deregister callback
+ * run in the background (MN_RCACHE_BACKGROUND).  With MN_RCACHE_BACKGROUND
+ * it waits for a background run on the cache to end.  No other call on @c
+ * may run or follow.
  */
 MN_API int mn_rcache_destroy(mn_rcache *c);
 

@@ -419,6 +419,46 @@ static void test_table_frees_nodes(void **state)
 	assert_int_equal(mn_rcache_destroy(c), 0);
 }
 
+/* MN_RCACHE_BACKGROUND: an invalidated, unreferenced region is
+   deregistered on memnotify's dispatcher thread, with no further call on
+   the cache; destroy from its own background deregister says -EDEADLK. */
+static _Atomic pid_t bg_dereg_tid;
+static _Atomic int bg_destroy_err;
+static mn_rcache *bg_self;
+
+static void bg_dereg(void *ctx, struct mn_rcache_region *r)
+{
+	(void)ctx;
+	(void)r;
+	atomic_store(&bg_dereg_tid, (pid_t)syscall(SYS_gettid));
+	atomic_store(&bg_destroy_err, mn_rcache_destroy(bg_self));
+	atomic_fetch_add(&n_dereg, 1);
+}
+
+static void test_background(void **state)
+{
+	struct mn_rcache_opts o = { .sz = sizeof(o), .reg = reg, .dereg = bg_dereg,
+				    .flags = MN_RCACHE_BACKGROUND };
+	struct mn_rcache_region *r;
+	char *p = map(2);
+
+	(void)state;
+	atomic_store(&n_dereg, 0);
+	assert_int_equal(mn_rcache_create(&o, &bg_self), 0);
+	assert_int_equal(mn_rcache_get(bg_self, p, PG, PROT_READ, &r), 0);
+	assert_int_equal(mn_rcache_put(bg_self, r), 0);
+	assert_int_equal(munmap(p, PG), 0);
+	for (int i = 0; i < 5000 && atomic_load(&n_dereg) == 0; i++)
+		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+	assert_int_equal(atomic_load(&n_dereg), 1);
+	assert_true(atomic_load(&bg_dereg_tid) != (pid_t)syscall(SYS_gettid));
+	assert_int_equal(atomic_load(&bg_destroy_err), -EDEADLK);
+	assert_int_equal(stats(bg_self).deferred, 1);
+	assert_int_equal(stats(bg_self).regions, 0);
+	assert_int_equal(mn_rcache_destroy(bg_self), 0);
+	munmap(p + PG, PG);
+}
+
 static void test_merge(void **state)
 {
 	mn_rcache *c = make(MN_RCACHE_MERGE, 0, 0);
@@ -560,6 +600,7 @@ int main(void)
 		cmocka_unit_test(test_raw_syscall_late),
 		cmocka_unit_test(test_no_round_trip),
 		cmocka_unit_test(test_table_frees_nodes),
+		cmocka_unit_test(test_background),
 		cmocka_unit_test(test_merge),
 		cmocka_unit_test(test_eviction),
 		cmocka_unit_test(test_register_error),

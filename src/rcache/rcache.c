@@ -93,6 +93,12 @@ struct mn_rcache {
 		_Atomic uint64_t n;
 		char pad[64 - sizeof(uint64_t)];
 	} hits[MN__IDX_STRIPES] __attribute__((aligned(64))); /* per thread */
+	/* MN_RCACHE_BACKGROUND: on bg.list (rc_lock); want: a change
+	   pushed a region since the last background run; busy: a run on
+	   this cache is under way (destroy waits for it). */
+	struct mn_rcache *bg_next;
+	_Atomic bool bg_want;
+	_Atomic int bg_busy;
 	struct {
 		_Atomic uint64_t misses, merges, unmap, move, discard,
 			protect, late, evictions, deregs, deferred, reg_errors,
@@ -101,6 +107,15 @@ struct mn_rcache {
 };
 
 static pthread_mutex_t rc_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The caches made with MN_RCACHE_BACKGROUND, and the dispatcher's async
+   hook that serves them (registered once, under the core lock). */
+static struct {
+	struct mn__async_hook hook;
+	bool hooked;                 /* core lock */
+	struct mn_rcache *list;      /* rc_lock */
+} bg;
+static __thread struct mn_rcache *tls_bg_cache; /* the run under way here */
 
 __attribute__((constructor)) static void rcache_init(void)
 {
@@ -191,7 +206,11 @@ static void on_change(const struct mn_vm_event *ev, void *ctx)
 		 (ev->address + ev->length + c->ps - 1) / c->ps, mark_one, &ch);
 	mn__idx_read_end(&c->idx, slot);
 	/* (An unmap or a move of registered memory leaves userfaultfd
-	   before its call: mn__vm_notify.) */
+	   before its call: mn__vm_notify.)  A background cache asks the
+	   dispatcher for a run: one write(2), async-signal-safe. */
+	if (ch.found && (c->o.flags & MN_RCACHE_BACKGROUND) &&
+	    !atomic_exchange(&c->bg_want, true))
+		mn__dispatch_wake_async();
 }
 
 /* --- release ---------------------------------------------------------------- */
@@ -358,6 +377,68 @@ static void process(struct mn_rcache *c)
 	}
 	pthread_mutex_unlock(&rc_lock);
 	unref_list(c, drop); /* the index's references */
+}
+
+/* The dispatcher (async hook, no lock held): process each background
+   cache a change asked for.  A cache is held busy while it is processed,
+   so that mn_rcache_destroy() waits. */
+static void bg_run(void)
+{
+	for (;;) {
+		struct mn_rcache *c;
+		pthread_mutex_lock(&rc_lock);
+		for (c = bg.list; c && !atomic_load(&c->bg_want); c = c->bg_next)
+			;
+		if (c) {
+			atomic_store(&c->bg_want, false);
+			atomic_fetch_add(&c->bg_busy, 1);
+		}
+		pthread_mutex_unlock(&rc_lock);
+		if (!c)
+			return;
+		tls_bg_cache = c;
+		process(c);
+		tls_bg_cache = NULL;
+		atomic_fetch_sub(&c->bg_busy, 1);
+	}
+}
+
+/* No lock held: the hook once, the dispatcher running, @c on the list. */
+static int bg_join(struct mn_rcache *c)
+{
+	int err = mn__dispatch_start();
+
+	if (err)
+		return err;
+	mn__lock();
+	err = mn__dispatch_ensure();
+	if (!err && !bg.hooked) {
+		bg.hook.fn = bg_run;
+		mn__async_hook_register(&bg.hook);
+		bg.hooked = true;
+	}
+	mn__unlock();
+	if (err)
+		return err;
+	pthread_mutex_lock(&rc_lock);
+	c->bg_next = bg.list;
+	bg.list = c;
+	pthread_mutex_unlock(&rc_lock);
+	return 0;
+}
+
+/* Off the list, then no run under way on it. */
+static void bg_leave(struct mn_rcache *c)
+{
+	pthread_mutex_lock(&rc_lock);
+	for (struct mn_rcache **p = &bg.list; *p; p = &(*p)->bg_next)
+		if (*p == c) {
+			*p = c->bg_next;
+			break;
+		}
+	pthread_mutex_unlock(&rc_lock);
+	while (atomic_load(&c->bg_busy))
+		sched_yield();
 }
 
 /* --- lookup ------------------------------------------------------------------ */
@@ -648,7 +729,8 @@ int mn_rcache_create(const struct mn_rcache_opts *opts, mn_rcache **out)
 	mn__check(opts && MN__OPTS_VALID(opts, mn_rcache_opts) &&
 			  opts->sz >= sizeof(*opts) && opts->reg && opts->dereg,
 		  -EINVAL);
-	mn__check(!(opts->flags & ~(MN_RCACHE_MERGE | MN_RCACHE_NO_USERFAULTFD)),
+	mn__check(!(opts->flags & ~(MN_RCACHE_MERGE | MN_RCACHE_NO_USERFAULTFD |
+				    MN_RCACHE_BACKGROUND)),
 		  -EINVAL);
 	/* Aligned: its per-thread counters are one cache line each. */
 	c = aligned_alloc(64, (sizeof(*c) + 63) & ~(size_t)63);
@@ -659,8 +741,14 @@ int mn_rcache_create(const struct mn_rcache_opts *opts, mn_rcache **out)
 	c->fork_gen = mn__fork_generation();
 	c->ps = mn__page_size();
 	c->pgt.reclaim = &c->idx;
+	if ((opts->flags & MN_RCACHE_BACKGROUND) && (err = bg_join(c)) != 0) {
+		free(c);
+		return err;
+	}
 	err = mn__vm_listen_late(on_change, c, &c->listener);
 	if (err) {
+		if (opts->flags & MN_RCACHE_BACKGROUND)
+			bg_leave(c);
 		free(c);
 		return err;
 	}
@@ -802,6 +890,8 @@ int mn_rcache_destroy(mn_rcache *c)
 	bool busy = false;
 
 	mn__check(c, -EINVAL);
+	if (tls_bg_cache == c)
+		return -EDEADLK; /* its own deregister, in its background run */
 	process(c);
 	pthread_mutex_lock(&rc_lock);
 	for (struct region *r = c->head; r; r = r->next)
@@ -811,6 +901,8 @@ int mn_rcache_destroy(mn_rcache *c)
 		return -EBUSY;
 	/* Returns once on_change runs nowhere: no push after this. */
 	mn_unsubscribe(c->listener);
+	if (c->o.flags & MN_RCACHE_BACKGROUND)
+		bg_leave(c);
 	for (;;) {
 		struct region *r;
 		pthread_mutex_lock(&rc_lock);

@@ -9,8 +9,10 @@
  * the last completed change of its buffer.  One registration in four
  * fails, and the hitters ask for one or two pages (a two-page get replaces
  * the one-page region, maybe while it is still registering): every region
- * registered is deregistered exactly once, a failed one never.  At the end
- * the cache must be destroyable (no reference leaked) and no event lost.
+ * registered is deregistered exactly once, a failed one never.  The cache
+ * is MN_RCACHE_BACKGROUND: the dispatcher drops invalidated regions too,
+ * against the hitters' own drops.  At the end the cache must be
+ * destroyable (no reference leaked) and no event lost.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -155,7 +157,8 @@ static void *churner(void *arg)
 
 int main(void)
 {
-	struct mn_rcache_opts o = { .sz = sizeof(o), .reg = reg, .dereg = dereg };
+	struct mn_rcache_opts o = { .sz = sizeof(o), .reg = reg, .dereg = dereg,
+				    .flags = MN_RCACHE_BACKGROUND };
 	struct mn_stats st = { .sz = sizeof(st) };
 	pthread_t t[4];
 	uint64_t lost0;
