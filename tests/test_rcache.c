@@ -324,15 +324,21 @@ static void test_raw_syscall_late(void **state)
    cached or a neighbour; a hooked discard must leave its range registered
    (a raw call there is still seen).  Counted with the reader's messages,
    in order: the last raw call's late invalidation is the bound. */
-static uint64_t uffd_messages(mn_rcache *c)
+static uint64_t json_field(mn_rcache *c, const char *name)
 {
-	char json[1024];
+	char json[1024], key[64];
 	const char *k;
 
 	assert_true(mn_rcache_stats_json(c, json, sizeof(json)) > 0);
-	k = strstr(json, "\"uffd_messages\":");
+	snprintf(key, sizeof(key), "\"%s\":", name);
+	k = strstr(json, key);
 	assert_non_null(k);
-	return strtoull(k + strlen("\"uffd_messages\":"), NULL, 10);
+	return strtoull(k + strlen(key), NULL, 10);
+}
+
+static uint64_t uffd_messages(mn_rcache *c)
+{
+	return json_field(c, "uffd_messages");
 }
 
 static void test_no_round_trip(void **state)
@@ -377,13 +383,7 @@ static void test_no_round_trip(void **state)
    table is back to its size before them (the root, set once, stays). */
 static uint64_t table_bytes(mn_rcache *c)
 {
-	char json[1024];
-	const char *k;
-
-	assert_true(mn_rcache_stats_json(c, json, sizeof(json)) > 0);
-	k = strstr(json, "\"table_bytes\":");
-	assert_non_null(k);
-	return strtoull(k + strlen("\"table_bytes\":"), NULL, 10);
+	return json_field(c, "table_bytes");
 }
 
 static void test_table_frees_nodes(void **state)
