@@ -18,7 +18,8 @@
  *              plus the next get's share (_next_get_ns); again with
  *              MN_RCACHE_NO_USERFAULTFD (_hooks_only: what UCX's
  *              hooks-only cache promises; the safety net costs one
- *              UFFDIO_UNREGISTER per unmap)
+ *              UFFDIO_UNREGISTER per unmap), each cache in a fresh process
+ *              (no thread or registration left from the other figures)
  *   neighbour  munmap of an uncached page beside cached ones (the odd
  *              pages), ns above a bare munmap: what the cache costs
  *              everyone else
@@ -340,6 +341,22 @@ static void unmap_pair(void)
 	munmap(bare, (2 * PAIR_PAGES + 1) * PG);
 }
 
+/* Without the userfaultfd safety net (mn_rcache's MN_RCACHE_NO_USERFAULTFD):
+   hooked calls only, as UCX's; in a process of its own (no thread or
+   registration left by the other figures), for both caches. */
+static int measure_hooks_only(void)
+{
+	map_base();
+	cache_make(1);
+	fill(0, MAXN);
+	map_pair();
+	printf("invalidate_ns_per_region_hooks_only %.1f\n",
+	       invalidate(MAXN, "invalidate_hooks_only"));
+	unmap_pair();
+	cache_drop();
+	return 0;
+}
+
 static int measure(void)
 {
 	static const size_t ns[] = { 1, 1000, MAXN };
@@ -366,23 +383,14 @@ static int measure(void)
 	printf("invalidate_ns_per_region %.1f\n", invalidate(MAXN, "invalidate"));
 	unmap_pair();
 	cache_drop();
-	/* The same without the userfaultfd safety net (mn_rcache's
-	   MN_RCACHE_NO_USERFAULTFD): hooked calls only, as UCX's. */
-	munmap(base, 2 * MAXN * PG);
-	map_base();
-	cache_make(1);
-	fill(0, MAXN);
-	map_pair();
-	printf("invalidate_ns_per_region_hooks_only %.1f\n",
-	       invalidate(MAXN, "invalidate_hooks_only"));
-	unmap_pair();
-	cache_drop();
 	return 0;
 }
 
 #ifdef MN_BENCH_UCX
-int main(void)
+int main(int argc, char **argv)
 {
+	if (argc > 1 && !strcmp(argv[1], "--hooks-only"))
+		return measure_hooks_only();
 	return measure();
 }
 #else
@@ -393,12 +401,12 @@ struct col {
 	int n;
 };
 
+/* Appends the "key value" lines @cmd prints to @c. */
 static int run_col(const char *cmd, struct col *c)
 {
 	FILE *f = popen(cmd, "r");
 	char line[256];
 
-	c->n = 0;
 	if (!f)
 		return -1;
 	while (fgets(line, sizeof(line), f) && c->n < KEYS)
@@ -425,17 +433,28 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && !strcmp(argv[1], "--raw"))
 		return measure();
+	if (argc > 1 && !strcmp(argv[1], "--hooks-only"))
+		return measure_hooks_only();
 	len = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (len <= 0)
 		return 1;
 	self[len] = 0;
+	mn.n = ucx.n = 0;
 	snprintf(cmd, sizeof(cmd), "'%s' --raw", self);
 	if (run_col(cmd, &mn) != 0 || mn.n == 0) {
 		printf("rcache: the memnotify run failed\n");
 		return 1;
 	}
+	snprintf(cmd, sizeof(cmd), "'%s' --hooks-only", self);
+	if (run_col(cmd, &mn) != 0) {
+		printf("rcache: the memnotify hooks-only run failed\n");
+		return 1;
+	}
 	snprintf(cmd, sizeof(cmd), "'%s_ucx' 2>/dev/null", self);
 	if (run_col(cmd, &ucx) != 0)
+		ucx.n = 0;
+	snprintf(cmd, sizeof(cmd), "'%s_ucx' --hooks-only 2>/dev/null", self);
+	if (ucx.n && run_col(cmd, &ucx) != 0)
 		ucx.n = 0;
 	printf("rcache: mn_rcache vs UCX ucs_rcache (1.13, Debian libucx-dev), same run, lower is better\n");
 	printf("  %-36s %14s %14s %8s\n", "figure", "mn_rcache", "ucs_rcache", "mn/ucx");
