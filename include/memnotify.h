@@ -1320,7 +1320,9 @@ typedef void (*mn_rcache_deregister_fn)(void *ctx, struct mn_rcache_region *regi
                                           deregister runs there, without
                                           waiting for the next get, put or
                                           flush (pinned memory of freed
-                                          buffers is let go at once) */
+                                          buffers is let go at once; in
+                                          a fork child, from its first
+                                          memnotify call on) */
 
 struct mn_rcache_opts {
 	size_t sz;                       /* sizeof(struct mn_rcache_opts) */
