@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -346,7 +347,8 @@ static void test_no_round_trip(void **state)
 	struct mn_capability cap = { .sz = sizeof(cap) };
 	struct mn_rcache_region *r;
 	mn_rcache *c;
-	uint64_t m0;
+	uint64_t m0, w0;
+	bool whole;
 	char *p;
 
 	(void)state;
@@ -357,8 +359,15 @@ static void test_no_round_trip(void **state)
 	}
 	c = make(0, 0, 0);
 	p = map(8);
+	w0 = json_field(c, "uffd_whole");
 	assert_int_equal(mn_rcache_get(c, p, PG, PROT_READ, &r), 0);
 	assert_int_equal(mn_rcache_put(c, r), 0);
+	/* Without PROCMAP_QUERY (before Linux 6.11) the region is registered
+	   alone: no neighbour is, and the rehold has nothing to keep. */
+	whole = json_field(c, "uffd_whole") > w0;
+	if (!whole)
+		print_message("registered alone (no PROCMAP_QUERY): the neighbours "
+			      "are not registered\n");
 	m0 = uffd_messages(c);
 	assert_int_equal(munmap(p + 7 * PG, PG), 0);                 /* neighbour */
 	assert_int_equal(madvise(p + 2 * PG, 3 * PG, MADV_DONTNEED), 0); /* neighbour */
@@ -373,7 +382,7 @@ static void test_no_round_trip(void **state)
 	for (int i = 0; i < 5000 && stats(c).inval_late == 0; i++)
 		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
 	assert_int_equal(stats(c).inval_late, 1);
-	assert_int_equal(uffd_messages(c) - m0, 2);
+	assert_int_equal(uffd_messages(c) - m0, whole ? 2 : 1);
 	assert_int_equal(mn_rcache_destroy(c), 0);
 	munmap(p, 7 * PG);
 }
