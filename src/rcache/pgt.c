@@ -166,11 +166,51 @@ int pgt_set(struct pgt *t, uint64_t lo, uint64_t hi, void *region)
 	return err;
 }
 
+/* The common shape, without recursion: [lo, hi) inside one leaf node
+   and no upper-level entry on the way.  Clears, then retires the nodes
+   left empty from the leaf up (never the root).  false: another shape,
+   nothing done. */
+static bool clear_in_leaf(struct pgt *t, struct pgt_node *root, uint64_t lo,
+			  uint64_t hi, uintptr_t r)
+{
+	struct pgt_node *path[PGT_LEVELS], *nd = root;
+	unsigned int idx[PGT_LEVELS];
+
+	if ((lo >> PGT_BITS) != ((hi - 1) >> PGT_BITS))
+		return false;
+	for (int level = PGT_LEVELS - 1; level > 0; level--) {
+		unsigned int i = index_of(lo, level);
+		uintptr_t v = atomic_load_explicit(&nd->e[i], memory_order_relaxed);
+		if (!v || (v & TAG))
+			return false;
+		path[level] = nd;
+		idx[level] = i;
+		nd = (struct pgt_node *)v;
+	}
+	for (uint64_t pn = lo; pn < hi; pn++) {
+		_Atomic uintptr_t *e = &nd->e[index_of(pn, 0)];
+		if (atomic_load_explicit(e, memory_order_relaxed) == r) {
+			atomic_store_explicit(e, 0, memory_order_release);
+			nd->used--;
+		}
+	}
+	for (int level = 1; level < PGT_LEVELS && !nd->used; level++) {
+		struct pgt_node *parent = path[level];
+		atomic_store_explicit(&parent->e[idx[level]], 0, memory_order_release);
+		parent->used--;
+		nd->ret.free_fn = node_free;
+		mn__idx_retire(t->reclaim, &nd->ret);
+		t->nodes--;
+		nd = parent;
+	}
+	return true;
+}
+
 void pgt_clear(struct pgt *t, uint64_t lo, uint64_t hi, void *region)
 {
 	struct pgt_node *root = atomic_load_explicit(&t->root, memory_order_relaxed);
 
-	if (root)
+	if (root && !clear_in_leaf(t, root, lo, hi, (uintptr_t)region))
 		clear_rec(t, root, PGT_LEVELS - 1, 0, lo, hi, (uintptr_t)region);
 }
 
