@@ -72,6 +72,25 @@ static struct mn_rcache_stats stats(mn_rcache *c)
 	return s;
 }
 
+/* Skips the test where the kernel has no usable userfaultfd. */
+static void need_userfaultfd(void)
+{
+	struct mn_capability cap = { .sz = sizeof(cap) };
+
+	mn_capability(MN_CAP_USERFAULTFD, &cap);
+	if (!cap.supported) {
+		print_message("skipped: %s\n", cap.detail);
+		skip();
+	}
+}
+
+/* Waits (5 s at most) for the cache's first late invalidation. */
+static void wait_late(mn_rcache *c)
+{
+	for (int i = 0; i < 5000 && stats(c).inval_late == 0; i++)
+		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+}
+
 static char *map(size_t pages)
 {
 	char *p = mmap(NULL, pages * PG, PROT_READ | PROT_WRITE,
@@ -292,24 +311,18 @@ static void test_deferred_while_referenced(void **state)
 /* A raw system call: no hook sees it; userfaultfd's late event does. */
 static void test_raw_syscall_late(void **state)
 {
-	struct mn_capability cap = { .sz = sizeof(cap) };
 	mn_rcache *c;
 	struct mn_rcache_region *r;
 	char *p;
 
 	(void)state;
-	mn_capability(MN_CAP_USERFAULTFD, &cap);
-	if (!cap.supported) {
-		print_message("skipped: %s\n", cap.detail);
-		skip();
-	}
+	need_userfaultfd();
 	c = make(0, 0, 0);
 	p = map(2);
 	assert_int_equal(mn_rcache_get(c, p, PG, PROT_READ, &r), 0);
 	assert_int_equal(mn_rcache_put(c, r), 0);
 	assert_int_equal(syscall(SYS_madvise, p, PG, MADV_DONTNEED), 0);
-	for (int i = 0; i < 5000 && stats(c).inval_late == 0; i++)
-		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+	wait_late(c);
 	assert_int_equal(stats(c).inval_late, 1);
 	assert_int_equal(stats(c).inval_discard, 1);
 	assert_int_equal(mn_rcache_get(c, p, PG, PROT_READ, &r), 0);
@@ -344,7 +357,6 @@ static uint64_t uffd_messages(mn_rcache *c)
 
 static void test_no_round_trip(void **state)
 {
-	struct mn_capability cap = { .sz = sizeof(cap) };
 	struct mn_rcache_region *r;
 	mn_rcache *c;
 	uint64_t m0, w0;
@@ -352,11 +364,7 @@ static void test_no_round_trip(void **state)
 	char *p;
 
 	(void)state;
-	mn_capability(MN_CAP_USERFAULTFD, &cap);
-	if (!cap.supported) {
-		print_message("skipped: %s\n", cap.detail);
-		skip();
-	}
+	need_userfaultfd();
 	c = make(0, 0, 0);
 	p = map(8);
 	w0 = json_field(c, "uffd_whole");
@@ -379,8 +387,7 @@ static void test_no_round_trip(void **state)
 	assert_int_equal(syscall(SYS_madvise, p + 3 * PG, PG, MADV_DONTNEED), 0);
 	/* The cached page, raw: seen late, after everything above. */
 	assert_int_equal(syscall(SYS_madvise, p, PG, MADV_DONTNEED), 0);
-	for (int i = 0; i < 5000 && stats(c).inval_late == 0; i++)
-		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+	wait_late(c);
 	assert_int_equal(stats(c).inval_late, 1);
 	assert_int_equal(uffd_messages(c) - m0, whole ? 2 : 1);
 	assert_int_equal(mn_rcache_destroy(c), 0);
