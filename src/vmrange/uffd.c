@@ -423,19 +423,40 @@ static void spans_reset(void)
 	sp.maps_fd = -1;
 }
 
-/* Core lock: forget spans that a fork or mn_shutdown() left behind. */
-static void spans_fresh(void)
+/*
+ * Core lock: every span out of the index, then (@fd >= 0) unregistered —
+ * in that order: a hook's rehold that still saw the entry either
+ * registers before the UFFDIO_UNREGISTER (undone by it) or finds the entry
+ * gone when it looks again after registering (and undoes its own).  A
+ * span the index cannot take out now (-ENOMEM) stays in sp.spans for the
+ * next time.
+ */
+static void spans_drop(int fd)
 {
 	size_t keep = 0;
 
+	for (size_t i = 0; i < sp.n_spans; i++) {
+		struct uffdio_range r = { .start = sp.spans[i].lo,
+					  .len = sp.spans[i].hi - sp.spans[i].lo };
+		bool out = mn__idx_remove(&sidx, sp.spans[i].lo,
+					  span_key(sp.spans[i].hi)) == 0;
+		if (fd >= 0)
+			ioctl(fd, UFFDIO_UNREGISTER, &r); /* holes, gone: fine */
+		if (!out)
+			sp.spans[keep++] = sp.spans[i];
+	}
+	sp.n_spans = keep;
+	mn__idx_poll(&sidx, NULL);
+}
+
+/* Core lock: forget spans that a fork or mn_shutdown() left behind (the
+   descriptor that held them is gone). */
+static void spans_fresh(void)
+{
 	if (!sp.stale)
 		return;
-	for (size_t i = 0; i < sp.n_spans; i++)
-		if (mn__idx_remove(&sidx, sp.spans[i].lo, span_key(sp.spans[i].hi)))
-			sp.spans[keep++] = sp.spans[i]; /* -ENOMEM: next time */
-	sp.n_spans = keep;
-	sp.stale = keep > 0;
-	mn__idx_poll(&sidx, NULL);
+	spans_drop(-1);
+	sp.stale = sp.n_spans > 0;
 }
 
 struct span_q {
@@ -572,32 +593,11 @@ bool mn__uffd_covered_fast(uint64_t start, uint64_t len)
 	return true;
 }
 
-/*
- * Out of the index first, then unregistered: a hook's rehold that still
- * saw the entry either registers before the UFFDIO_UNREGISTER (undone by
- * it) or finds the entry gone when it looks again after registering (and
- * undoes its own).  An entry the index cannot take out now (-ENOMEM)
- * stays in sp.spans for the next release.
- */
 void mn__uffd_release_all(void)
 {
-	int fd = atomic_load(&u.fd);
-	size_t keep = 0;
-
 	spans_fresh();
-	for (size_t i = 0; i < sp.n_spans; i++) {
-		struct uffdio_range r = { .start = sp.spans[i].lo,
-					  .len = sp.spans[i].hi - sp.spans[i].lo };
-		bool out = mn__idx_remove(&sidx, sp.spans[i].lo,
-					  span_key(sp.spans[i].hi)) == 0;
-		if (fd >= 0)
-			ioctl(fd, UFFDIO_UNREGISTER, &r); /* holes, gone: fine */
-		if (!out)
-			sp.spans[keep++] = sp.spans[i];
-	}
-	sp.n_spans = keep;
+	spans_drop(atomic_load(&u.fd));
 	last_set(0, 0, 0);
-	mn__idx_poll(&sidx, NULL);
 }
 
 void mn__uffd_counts(struct mn__uffd_counts *out)
@@ -619,7 +619,7 @@ void mn__uffd_unregister(uint64_t start, uint64_t len)
 	for (size_t i = 0; i < sp.n_spans; i++) {
 		if (sp.spans[i].lo != start || sp.spans[i].hi != start + len)
 			continue;
-		/* Out of the index first (see mn__uffd_release_all). */
+		/* Out of the index first (see spans_drop). */
 		if (mn__idx_remove(&sidx, start, span_key(start + len)) == 0)
 			sp.spans[i] = sp.spans[--sp.n_spans];
 		break;

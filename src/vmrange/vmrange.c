@@ -291,7 +291,7 @@ static struct {
 	_Atomic uint64_t lo, hi;
 } inflight[INFLIGHT];
 
-int mn__vm_inflight_begin(enum mn_vm_kind kind, uint64_t lo, uint64_t hi)
+static int inflight_begin(enum mn_vm_kind kind, uint64_t lo, uint64_t hi)
 {
 	for (int i = 0; i < INFLIGHT; i++) {
 		int free_ = 0;
@@ -307,7 +307,7 @@ int mn__vm_inflight_begin(enum mn_vm_kind kind, uint64_t lo, uint64_t hi)
 	return -1;
 }
 
-void mn__vm_inflight_end(int slot)
+static void inflight_end(int slot)
 {
 	if (slot < 0)
 		return;
@@ -323,14 +323,14 @@ void mn__vm_discard_begin(uint64_t lo, uint64_t hi, struct mn__vm_discard *d)
 	d->held = mn__uffd_covered(lo, hi);
 	if (d->held)
 		mn__uffd_forget(lo, hi - lo);
-	d->slot = mn__vm_inflight_begin(MN_VM_DISCARD, lo, hi);
+	d->slot = inflight_begin(MN_VM_DISCARD, lo, hi);
 }
 
 void mn__vm_discard_end(struct mn__vm_discard *d)
 {
 	if (d->held)
 		mn__uffd_rehold(d->lo, d->hi);
-	mn__vm_inflight_end(d->slot);
+	inflight_end(d->slot);
 }
 
 bool mn__vm_inflight_match(enum mn_vm_kind kind, uint64_t lo, uint64_t hi)

@@ -40,19 +40,13 @@ void mn__vm_notify(struct mn_vm_event *ev);
 /* Late events from userfaultfd: thread context (the dispatcher). */
 void mn__vm_notify_late(struct mn_vm_event *ev);
 
-/*
- * Per-call de-duplication of userfaultfd's copies (async-signal-safe): a
- * hook claims a slot for a discard it reported, before its system call,
- * and frees it after; the userfaultfd reader drops a REMOVE event that a
- * running call covers.  begin returns the slot or -1 (not recorded).
- */
-int mn__vm_inflight_begin(enum mn_vm_kind kind, uint64_t lo, uint64_t hi);
-void mn__vm_inflight_end(int slot);
 /* A hooked discard of [lo, hi) (pages), reported already: begin before its
    system call, end after.  Registered memory in it is taken out of
    userfaultfd for the call and registered again after (no round trip
-   through the reader); the in-flight record drops the copy of a
-   registration made meanwhile.  Async-signal-safe. */
+   through the reader); the call is also recorded as in flight, and the
+   userfaultfd reader drops a REMOVE event a running call covers
+   (inflight_match: the copy of a registration made meanwhile).
+   Async-signal-safe. */
 struct mn__vm_discard {
 	int slot;
 	bool held;
