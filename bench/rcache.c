@@ -203,13 +203,13 @@ static double hits(size_t n, int threads)
 	return sum / threads;
 }
 
-/* Fill regions [from, to): the miss cost per region. */
-static double fill(size_t from, size_t to)
+/* Regions on the even pages from..to of @at: the miss cost per region. */
+static double fill(char *at, size_t from, size_t to)
 {
 	uint64_t t = now_ns();
 
 	for (size_t k = from; k < to; k++) {
-		region_t *r = get(base + 2 * k * PG);
+		region_t *r = get(at + 2 * k * PG);
 		if (r)
 			put(r);
 	}
@@ -261,8 +261,8 @@ static int64_t pair(char *bare_pg, char *cached_pg, int cached_first)
 			    : (int64_t)(t2 - t1) - (int64_t)(t1 - t0);
 }
 
-/* ns per region: the median over the regions of (munmap of a cached page
-   - munmap of a bare one, timed side by side: the machine's noise cancels)
+/* ns per region: munmap of a cached page less munmap of a bare one,
+   timed side by side so that the machine's noise cancels (pair_median),
    plus the next get's share (it drops them all).  @pfx names the lines
    printed with the two parts. */
 static double invalidate(size_t n, const char *pfx)
@@ -329,11 +329,7 @@ static void map_pair(void)
 		bare[k * PG] = 1;
 		cached[k * PG] = 1;
 	}
-	for (size_t k = 0; k < INVAL_N; k++) {
-		region_t *r = get(cached + 2 * k * PG);
-		if (r)
-			put(r);
-	}
+	fill(cached, 0, INVAL_N);
 }
 
 static void unmap_pair(void)
@@ -348,7 +344,7 @@ static int measure_hooks_only(void)
 {
 	map_base();
 	cache_make(1);
-	fill(0, MAXN);
+	fill(base, 0, MAXN);
 	map_pair();
 	printf("invalidate_ns_per_region_hooks_only %.1f\n",
 	       invalidate(MAXN, "invalidate_hooks_only"));
@@ -368,7 +364,7 @@ static int measure(void)
 	rss0 = rss_bytes();
 	size_t have = 0;
 	for (size_t i = 0; i < 3; i++) {
-		double m = fill(have, ns[i]);
+		double m = fill(base, have, ns[i]);
 		if (ns[i] == MAXN)
 			miss = m;
 		have = ns[i];

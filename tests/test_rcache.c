@@ -332,12 +332,7 @@ static void test_raw_syscall_late(void **state)
 	munmap(p, 2 * PG);
 }
 
-/* The safety net registers whole mappings.  A hooked call of registered
-   memory must not make the kernel send its copy (the calling thread would
-   wait for the reader thread: tens of microseconds), whether the range is
-   cached or a neighbour; a hooked discard must leave its range registered
-   (a raw call there is still seen).  Counted with the reader's messages,
-   in order: the last raw call's late invalidation is the bound. */
+/* A number field of the cache's stats JSON. */
 static uint64_t json_field(mn_rcache *c, const char *name)
 {
 	char json[1024], key[64];
@@ -350,11 +345,12 @@ static uint64_t json_field(mn_rcache *c, const char *name)
 	return strtoull(k + strlen(key), NULL, 10);
 }
 
-static uint64_t uffd_messages(mn_rcache *c)
-{
-	return json_field(c, "uffd_messages");
-}
-
+/* The safety net registers whole mappings.  A hooked call of registered
+   memory must not make the kernel send its copy (the calling thread would
+   wait for the reader thread: tens of microseconds), whether the range is
+   cached or a neighbour; a hooked discard must leave its range registered
+   (a raw call there is still seen).  Counted with the reader's messages,
+   in order: the last raw call's late invalidation is the bound. */
 static void test_no_round_trip(void **state)
 {
 	struct mn_rcache_region *r;
@@ -376,7 +372,7 @@ static void test_no_round_trip(void **state)
 	if (!whole)
 		print_message("registered alone (no PROCMAP_QUERY): the neighbours "
 			      "are not registered\n");
-	m0 = uffd_messages(c);
+	m0 = json_field(c, "uffd_messages");
 	assert_int_equal(munmap(p + 7 * PG, PG), 0);                 /* neighbour */
 	assert_int_equal(madvise(p + 2 * PG, 3 * PG, MADV_DONTNEED), 0); /* neighbour */
 	assert_int_equal(mremap(p + 6 * PG, PG, PG, MREMAP_MAYMOVE | MREMAP_FIXED,
@@ -389,7 +385,7 @@ static void test_no_round_trip(void **state)
 	assert_int_equal(syscall(SYS_madvise, p, PG, MADV_DONTNEED), 0);
 	wait_late(c);
 	assert_int_equal(stats(c).inval_late, 1);
-	assert_int_equal(uffd_messages(c) - m0, whole ? 2 : 1);
+	assert_int_equal(json_field(c, "uffd_messages") - m0, whole ? 2 : 1);
 	assert_int_equal(mn_rcache_destroy(c), 0);
 	munmap(p, 7 * PG);
 }
@@ -397,11 +393,6 @@ static void test_no_round_trip(void **state)
 /* The page table frees the nodes a removal empties: regions in 64
    distinct 2 MiB blocks take a leaf node each, and once they are gone the
    table is back to its size before them (the root, set once, stays). */
-static uint64_t table_bytes(mn_rcache *c)
-{
-	return json_field(c, "table_bytes");
-}
-
 static void test_table_frees_nodes(void **state)
 {
 	const size_t blk = 2ul << 20, nblk = 64;
@@ -418,19 +409,19 @@ static void test_table_frees_nodes(void **state)
 	/* The root and the upper levels for this part of the address space. */
 	assert_int_equal(mn_rcache_get(c, p - PG, PG, PROT_READ, &r), 0);
 	assert_int_equal(mn_rcache_put(c, r), 0);
-	t0 = table_bytes(c);
+	t0 = json_field(c, "table_bytes");
 	for (size_t i = 0; i < nblk; i++) {
 		assert_int_equal(mn_rcache_get(c, p + i * blk, PG, PROT_READ, &r), 0);
 		assert_int_equal(mn_rcache_put(c, r), 0);
 	}
-	t1 = table_bytes(c);
+	t1 = json_field(c, "table_bytes");
 	print_message("table: %llu bytes, %llu with %zu blocks\n",
 		      (unsigned long long)t0, (unsigned long long)t1, nblk);
 	assert_true(t1 >= t0 + nblk * 4096);
 	assert_int_equal(munmap(p, nblk * blk), 0);
 	assert_int_equal(mn_rcache_flush(c), 0);
 	assert_int_equal(stats(c).regions, 1);
-	t2 = table_bytes(c);
+	t2 = json_field(c, "table_bytes");
 	assert_true(t2 <= t0);
 	assert_int_equal(mn_rcache_destroy(c), 0);
 }
