@@ -1300,7 +1300,9 @@ struct mn_rcache_region {
 /*
  * The caller's registration functions.  Thread context, no memnotify lock
  * held, on the thread calling mn_rcache_get() / put() / flush() /
- * destroy().  register returns 0 (and may set region->handle) or a
+ * destroy(); with MN_RCACHE_BACKGROUND deregister may also run on
+ * memnotify's dispatcher thread (then it must not destroy its own cache:
+ * -EDEADLK).  register returns 0 (and may set region->handle) or a
  * negative errno value, which mn_rcache_get() returns.  deregister runs
  * exactly once for each region that registered, when the region is both
  * out of the cache (invalidated, merged into a bigger one, evicted) and
