@@ -630,7 +630,13 @@ struct mn_memory_opts {
  * refaults stop is left at the first sample after a span without them
  * (and min_dwell_ms).  A LOW
  * that memory other than active file pages makes is never delayed: it is
- * entered at the sample that sees the crossing.  The rule is off with
+ * entered at the sample that sees the crossing.  The rule's other side is
+ * thrashing: a group (or limited ancestor) that refaults, per second over
+ * such a span, at least as many bytes of file pages as its inactive file
+ * list holds (the cache is read back faster than it can stay) counts its
+ * inactive file pages as used too: available_bytes is then its limit less
+ * its whole usage (usage_bytes and load_percent follow), and LOW comes as
+ * usage says.  The rule is off with
  * MN_MEMORY_COUNT_ACTIVE_FILE, at machine scope (MemAvailable already
  * counts reclaimable cache) and where memory.stat has no refault count
  * (older kernels: the usage rule alone then).

@@ -979,11 +979,14 @@ static void test_anon_hog_low_at_crossing(void **state)
 }
 /*
  * The other side: a working set that no longer fits.  A child re-reads a
- * 300 MiB file for ever (its active cache is a working set) and a 300 MiB
+ * 300 MiB file for ever (its cache is a working set) and a 300 MiB
  * anonymous hog joins it: memory other than file pages stays far from LOW
  * (about 210 MiB left), but the cache is evicted and read back — refaults
- * at hundreds of MiB/s — and the usage-based LOW that comes is confirmed:
- * LOW is delivered.
+ * at hundreds of MiB/s — and LOW is delivered, whichever way the kernel
+ * balances its file lists: all active (the usage-based LOW, confirmed by
+ * the refaults) or half inactive, read back faster than once a second (the
+ * thrashing rule counts those pages as used).  Seen here both ways; before
+ * the thrashing rule the second gave NEUTRAL at about 150 MiB available.
  */
 static void test_working_set_squeeze_low(void **state)
 {
@@ -1006,9 +1009,16 @@ static void test_working_set_squeeze_low(void **state)
 	assert_true(h > 0);
 	int k = wait_for(&s, 1, MN_MEMORY_CHANGE, MN_MEMORY_LOW);
 	uint64_t used = pc_used_not_file(cg);
-	print_message("working set squeezed: LOW %s, %llu MiB other than "
-		      "file\n", k >= 0 ? "delivered" : "not delivered",
-		      (unsigned long long)(used / MiB));
+	char stat[8192];
+	pc_read(cg, "memory.stat", stat, sizeof(stat));
+	print_message("working set squeezed: LOW %s at %llu MiB available, "
+		      "%llu MiB other than file, %llu MiB inactive file\n",
+		      k >= 0 ? "delivered" : "not delivered",
+		      k >= 0 ? (unsigned long long)(s.ev[k].available_bytes / MiB)
+			     : 0ull,
+		      (unsigned long long)(used / MiB),
+		      (unsigned long long)((pc_key(stat, "total_inactive_file") +
+					    pc_key(stat, "inactive_file")) / MiB));
 	assert_int_equal(mn_unsubscribe(sub), 0);
 	mn_test_hog_stop(h);
 	mn_test_hog_stop(r);
@@ -1018,6 +1028,7 @@ static void test_working_set_squeeze_low(void **state)
 	assert_int_equal(mn_shutdown(), 0);
 	assert_int_equal(mn_test_cgroup_destroy(cg), 0);
 	assert_true(k >= 0);
+	assert_true(s.ev[k].available_bytes < s.ev[k].low_bytes);
 	/* Not a LOW that memory other than file pages makes on its own. */
 	assert_true(used < 512 * MiB - 512 * MiB / 10 - 512 * MiB / 50);
 }
@@ -1043,5 +1054,8 @@ int main(void)
 		cmocka_unit_test(test_anon_hog_low_at_crossing),
 		cmocka_unit_test(test_working_set_squeeze_low),
 	};
+	/* MN_TEST_FILTER=name runs one test (a cmocka pattern). */
+	if (getenv("MN_TEST_FILTER"))
+		cmocka_set_test_filter(getenv("MN_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

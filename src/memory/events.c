@@ -279,11 +279,20 @@ enum mn_memory_level mn__mon_dwell(struct mon *m, enum mn_memory_level lvl,
 	return lvl;
 }
 
+/* Do @bytes over @span_us reach @per_sec bytes per second? */
+static bool rate_reaches(uint64_t bytes, uint64_t span_us, uint64_t per_sec)
+{
+	return (unsigned __int128)bytes * 1000000u >=
+	       (unsigned __int128)per_sec * span_us;
+}
+
 /*
  * The page-cache rule's reclaim signal: does a limited level refault its
  * file pages at REFAULT_PERMILLE of its limit per second or more?  Measured
  * over spans of at least REFAULT_SPAN_US since the previous measure (a
  * sample sooner keeps the last verdict); the first span only starts one.
+ * A refaulting level whose refaults per second also reach its inactive
+ * file pages is thrashing (its bit in m->thrashing).
  */
 static bool refaulting(struct mon *m, uint64_t now)
 {
@@ -294,6 +303,7 @@ static bool refaulting(struct mon *m, uint64_t now)
 
 	if (m->refault_base_usec && span < REFAULT_SPAN_US)
 		return m->refaulting;
+	m->thrashing = 0;
 	for (int i = 0; i < s->n_levels; i++) {
 		const struct mn__cg_level *l = &s->lv[i];
 		uint64_t base = m->refault_base[i];
@@ -301,10 +311,15 @@ static bool refaulting(struct mon *m, uint64_t now)
 		if (!m->refault_base_usec || l->refaults <= base ||
 		    !mn__level_limited(s, i, m->last.physical_bytes))
 			continue;
-		/* bytes / (span / 1e6) >= limit * permille / 1000 */
-		if ((unsigned __int128)(l->refaults - base) * page * 1000000000u >=
-		    (unsigned __int128)l->limit * REFAULT_PERMILLE * span)
-			hot = true;
+		uint64_t bytes = (l->refaults - base) * page;
+		uint64_t inactive = l->raw_usage > l->used
+					    ? l->raw_usage - l->used : 0;
+		if (!rate_reaches(bytes, span, l->limit / 1000 *
+							REFAULT_PERMILLE))
+			continue;
+		hot = true;
+		if (rate_reaches(bytes, span, inactive))
+			m->thrashing |= (uint16_t)(1u << i);
 	}
 	m->refault_base_usec = now;
 	m->refaulting = hot;
@@ -312,9 +327,37 @@ static bool refaulting(struct mon *m, uint64_t now)
 }
 
 /*
+ * Thrashing levels count their inactive file pages as used: the sample's
+ * available memory becomes the smallest of its own and each such level's
+ * limit less its whole usage (usage and load follow).
+ */
+static void count_thrashing(struct mon *m)
+{
+	const struct mn__sampler *s = &m->sampler;
+	struct mn_memory_status *st = &m->last;
+	uint64_t avail = st->available_bytes;
+
+	for (int i = 0; i < s->n_levels; i++) {
+		const struct mn__cg_level *l = &s->lv[i];
+		if (!(m->thrashing & (1u << i)))
+			continue;
+		avail = MN__MIN(avail, l->limit > l->raw_usage
+					       ? l->limit - l->raw_usage : 0);
+	}
+	if (avail == st->available_bytes)
+		return;
+	st->available_bytes = avail;
+	st->usage_bytes = st->limit_bytes - avail;
+	st->load_percent = (unsigned int)((st->usage_bytes * 100 +
+					   st->limit_bytes / 2) /
+					  st->limit_bytes);
+}
+
+/*
  * The level this sample says from the current one.  The page-cache rule
  * (see mn_memory_subscribe): a LOW that only active file pages make is
- * NEUTRAL unless the group refaults file pages; off with
+ * NEUTRAL unless the group refaults file pages, and a thrashing group's
+ * inactive file pages count as used; off with
  * MN_MEMORY_COUNT_ACTIVE_FILE, at machine scope (MemAvailable already
  * counts the page cache) and where memory.stat counts no refaults (the
  * usage rule alone then, as before).
@@ -323,15 +366,17 @@ static enum mn_memory_level sample_level(struct mon *m,
 					 const struct mn__thresholds *t,
 					 uint64_t now)
 {
-	uint64_t avail = m->last.available_bytes;
-	enum mn_memory_level lvl = mn__level_step(t, m->level, avail);
 	bool on = !(m->p.flags & MN_MEMORY_COUNT_ACTIVE_FILE) &&
 		  m->p.cg.version != MN_CGROUP_NONE && m->sampler.has_refaults;
 
 	m->cache_held = false;
 	if (!on)
-		return lvl;
+		return mn__level_step(t, m->level, m->last.available_bytes);
 	bool confirmed = refaulting(m, now);
+	if (m->thrashing)
+		count_thrashing(m);
+	uint64_t avail = m->last.available_bytes;
+	enum mn_memory_level lvl = mn__level_step(t, m->level, avail);
 	enum mn_memory_level c = mn__level_step_cache(
 		t, m->level, avail, m->sampler.avail_active, confirmed);
 	m->cache_held = c != lvl;

@@ -42,6 +42,9 @@
    or more, measured over spans of at least REFAULT_SPAN_US. */
 #define REFAULT_PERMILLE 5u
 #define REFAULT_SPAN_US 100000u
+/* Its other side, thrashing: a level whose refaults per second reach its
+   inactive file pages (the list turns over through refaults at least once
+   a second) counts those pages as used too. */
 /* The fastest fill rate assumed when sizing the next sleep, as earlyoom
    does; a faster measured rate takes over. */
 #define ASSUMED_FILL_BYTES_PER_SEC (2ull << 30)
@@ -131,6 +134,7 @@ struct mon {
 	uint64_t refault_base_usec;
 	bool refaulting;
 	bool cache_held;
+	uint16_t thrashing; /* bit i: level i thrashed over the last span */
 };
 
 struct memsub {
