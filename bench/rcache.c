@@ -24,6 +24,10 @@
  *              pages), ns above a bare munmap: what the cache costs
  *              everyone else
  *   memory     resident bytes per cached region (100,000 regions)
+ *   scale      region insert and invalidate (one munmap of the mapping
+ *              holding them) per region at 1,000, 10,000 and 100,000
+ *              regions, each cache fresh (measure_scale); watch_scale
+ *              prints UCX's beside mn_vm_watch()/mn_unsubscribe()
  *   watch      (memnotify only) mn_vm_watch/mn_unsubscribe per call at
  *              100,000 watches: see watch_scale
  */
@@ -353,6 +357,48 @@ static int measure_hooks_only(void)
 	return 0;
 }
 
+/*
+ * The figures beside watch_scale's: N regions (N = 1,000, 10,000, 100,000),
+ * one on each even page of a fresh mapping, in a fresh cache.  Insert: get
+ * of a new region + put, ns per region.  Invalidate: one munmap of the
+ * mapping that holds all N, and the next get (which drops them), ns per
+ * region above the munmap of a bare mapping of the same size made with it.
+ */
+static char *map_plain(size_t len)
+{
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (p == MAP_FAILED)
+		exit(1);
+	madvise(p, len, MADV_NOHUGEPAGE);
+	return p;
+}
+
+static int measure_scale(void)
+{
+	static const size_t ns[] = { 1000, 10000, MAXN };
+
+	base = map_plain(2 * PG); /* flush()'s page */
+	for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
+		size_t n = ns[i], len = 2 * n * PG;
+		char *c = map_plain(len), *b = map_plain(len);
+		cache_make(0);
+		printf("region_insert_ns_%zu %.1f\n", n, fill(c, 0, n));
+		uint64_t t0 = now_ns();
+		munmap(b, len);
+		uint64_t t1 = now_ns();
+		munmap(c, len);
+		flush();
+		uint64_t t2 = now_ns();
+		printf("region_invalidate_ns_%zu %.1f\n", n,
+		       ((double)(t2 - t1) - (double)(t1 - t0)) / (double)n);
+		cache_drop();
+	}
+	munmap(base, 2 * PG);
+	return 0;
+}
+
 static int measure(void)
 {
 	static const size_t ns[] = { 1, 1000, MAXN };
@@ -387,10 +433,12 @@ int main(int argc, char **argv)
 {
 	if (argc > 1 && !strcmp(argv[1], "--hooks-only"))
 		return measure_hooks_only();
+	if (argc > 1 && !strcmp(argv[1], "--scale"))
+		return measure_scale();
 	return measure();
 }
 #else
-#define KEYS 32
+#define KEYS 48
 struct col {
 	char key[KEYS][48];
 	double v[KEYS];
@@ -431,6 +479,8 @@ int main(int argc, char **argv)
 		return measure();
 	if (argc > 1 && !strcmp(argv[1], "--hooks-only"))
 		return measure_hooks_only();
+	if (argc > 1 && !strcmp(argv[1], "--scale"))
+		return measure_scale();
 	len = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (len <= 0)
 		return 1;
@@ -446,10 +496,18 @@ int main(int argc, char **argv)
 		printf("rcache: the memnotify hooks-only run failed\n");
 		return 1;
 	}
+	snprintf(cmd, sizeof(cmd), "'%s' --scale", self);
+	if (run_col(cmd, &mn) != 0) {
+		printf("rcache: the memnotify scale run failed\n");
+		return 1;
+	}
 	snprintf(cmd, sizeof(cmd), "'%s_ucx' 2>/dev/null", self);
 	if (run_col(cmd, &ucx) != 0)
 		ucx.n = 0;
 	snprintf(cmd, sizeof(cmd), "'%s_ucx' --hooks-only 2>/dev/null", self);
+	if (ucx.n && run_col(cmd, &ucx) != 0)
+		ucx.n = 0;
+	snprintf(cmd, sizeof(cmd), "'%s_ucx' --scale 2>/dev/null", self);
 	if (ucx.n && run_col(cmd, &ucx) != 0)
 		ucx.n = 0;
 	printf("rcache: mn_rcache vs UCX ucs_rcache (1.13, Debian libucx-dev), same run, lower is better\n");

@@ -10,12 +10,18 @@
  *                    hooked mprotect() and madvise(MADV_DONTNEED) of an
  *                    unwatched page against the same system call made raw
  *                    (syscall(2), no hook), in this one run
+ *   UCX              beside each N, UCX's region insert and invalidate
+ *                    per region at the same N (ucs_rcache, what a range
+ *                    watch stands for in it), run as `rcache_ucx --scale`
+ *                    of this build (see bench/rcache.c), same run
  * Goals: 100,000 watches registered and removed in under 1 s each; the
  * hook path within 1.10x of the raw call.
  */
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -115,6 +121,51 @@ static void hook_path(void)
 	munmap(p, PG);
 }
 
+/* UCX's figures from `rcache_ucx --scale` beside this program: "key ns"
+   lines, looked up by find_ucx(); none when UCX was not built. */
+static char ucx_out[2048];
+
+static void run_ucx(void)
+{
+	char self[PATH_MAX], cmd[PATH_MAX + 64];
+	ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	FILE *f;
+
+	if (len <= 0)
+		return;
+	self[len] = 0;
+	*strrchr(self, '/') = 0;
+	snprintf(cmd, sizeof(cmd), "'%s/rcache_ucx' --scale 2>/dev/null", self);
+	if (!(f = popen(cmd, "r")))
+		return;
+	len = (ssize_t)fread(ucx_out, 1, sizeof(ucx_out) - 1, f);
+	ucx_out[len > 0 ? len : 0] = 0;
+	if (pclose(f) != 0)
+		ucx_out[0] = 0;
+}
+
+static double find_ucx(const char *what, size_t n)
+{
+	char key[64];
+	const char *p;
+
+	snprintf(key, sizeof(key), "region_%s_ns_%zu ", what, n);
+	p = strstr(ucx_out, key);
+	return p ? strtod(p + strlen(key), NULL) : -1;
+}
+
+static void print_ucx(size_t n)
+{
+	double ins = find_ucx("insert", n), inv = find_ucx("invalidate", n);
+
+	if (ins < 0 || inv < 0)
+		printf("  %7zu regions: UCX ucs_rcache not built (rcache_ucx)\n", n);
+	else
+		printf("  %7zu regions: UCX ucs_rcache insert %6.2f us/region, "
+		       "invalidate %6.2f us/region (one munmap of them all)\n",
+		       n, ins / 1e3, inv / 1e3);
+}
+
 static int run(size_t n)
 {
 	char *base = mmap(NULL, 2 * n * PG, PROT_READ | PROT_WRITE,
@@ -144,6 +195,7 @@ static int run(size_t n)
 	printf("  %7zu watches: watch %8.1f ms (%6.2f us/call)  unwatch %8.1f ms (%6.2f us/call)  mappings while watched %ld\n",
 	       n, (t1 - t0) / 1e6, (t1 - t0) / 1e3 / (double)n, (t3 - t2) / 1e6,
 	       (t3 - t2) / 1e3 / (double)n, maps);
+	print_ucx(n);
 	munmap(base, 2 * n * PG);
 	free(subs);
 	return 0;
@@ -154,6 +206,7 @@ int main(void)
 	static const size_t ns[] = { 1000, 10000, 100000 };
 	int rc = 0;
 
+	run_ucx();
 	printf("watch_scale: 4 KiB ranges one page apart, userfaultfd safety net on\n");
 	for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++)
 		rc |= run(ns[i]) != 0;
