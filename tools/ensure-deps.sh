@@ -2,14 +2,14 @@
 # Make sure the Debian packages a target needs are here.
 #   tools/ensure-deps.sh --build   what building and installing need (4)
 #   tools/ensure-deps.sh --test    that, plus what the tests, benchmarks,
-#                                  sanitizer builds and fuzzers need (14 in all)
+#                                  sanitizer builds and fuzzers need (15 in all)
 #   tools/ensure-deps.sh --vm      what the VM test bed (make check-vm) needs:
 #                                  QEMU, Debian's 6.1 kernel, static busybox
 # As root, install the missing ones; otherwise name them and stop.
 set -eu
 build="cmake ninja-build pkg-config gcc"
 vm="qemu-system-x86 linux-image-amd64 busybox-static cpio"
-test="g++ clang libcmocka-dev stress-ng strace sqlite3 python3 libucx-dev libclang-rt-14-dev python3-prometheus-client"
+test="g++ clang libcmocka-dev stress-ng strace sqlite3 python3 libucx-dev liburing-dev libclang-rt-14-dev python3-prometheus-client"
 case "${1:---test}" in
 --build) need=$build ;;
 --test) need="$build $test" ;;
