@@ -1364,7 +1364,10 @@ struct mn_rcache_stats {
  * @opts: callbacks and limits (sz set: MN_OPTS_INIT(mn_rcache_opts)).
  * @out:  receives the cache; end it with mn_rcache_destroy().
  *
- * Installs the hooks and starts the listener (as mn_vm_listen()).
+ * Installs the hooks and starts the listener (as mn_vm_listen()); unless
+ * MN_RCACHE_NO_USERFAULTFD, also opens the userfaultfd safety net and
+ * starts its reader and memnotify's dispatcher thread, so that the first
+ * get pays for none of it.
  *
  * Return: 0; -EINVAL for NULL @opts, @out, a callback, a bad sz or unknown
  * flags; -ENOMEM; -EDEADLK from inside a memnotify callback that holds its

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -426,6 +427,120 @@ static void test_table_frees_nodes(void **state)
 	assert_int_equal(mn_rcache_destroy(c), 0);
 }
 
+/* The page table's shapes against a model of pages: random gets of one
+   page to three 2 MiB blocks (inside one leaf node, across leaves, whole
+   blocks held by an upper level's entry) in 16 MiB aligned to 2 MiB, for
+   reading or writing (a write inside a region registered for reading is
+   a miss: the page table is searched inside a block it holds whole).
+   Each get must be the hit or the miss the model says (a miss replaces
+   the regions it overlaps: no merging), and every cached region stays
+   found. */
+#define SH_PAGES 4096
+#define SH_STEPS 4000
+
+struct sh_model {
+	struct mn_rcache_region *r[SH_STEPS];
+	size_t s[SH_STEPS], e[SH_STEPS]; /* pages */
+	int prot[SH_STEPS];
+	int owner[SH_PAGES];             /* region id or -1 */
+	int live;
+};
+
+static size_t sh_len(unsigned int *seed)
+{
+	unsigned int k = (unsigned int)rand_r(seed) % 100;
+
+	if (k < 90)
+		return 1 + (size_t)rand_r(seed) % 8;
+	if (k < 97)
+		return 1 + (size_t)rand_r(seed) % 1100;
+	return 512 * (1 + (size_t)rand_r(seed) % 3); /* whole blocks */
+}
+
+/* The model after a miss: [s, e) is region @id, the regions it overlaps
+   are gone. */
+static void sh_place(struct sh_model *m, int id, size_t s, size_t e)
+{
+	for (size_t pg = s; pg < e; pg++) {
+		int old = m->owner[pg];
+		if (old < 0)
+			continue;
+		for (size_t q = m->s[old]; q < m->e[old]; q++)
+			m->owner[q] = -1;
+		m->live--;
+	}
+	for (size_t pg = s; pg < e; pg++)
+		m->owner[pg] = id;
+	m->live++;
+}
+
+static void sh_check_all(mn_rcache *c, char *p, struct sh_model *m)
+{
+	struct mn_rcache_region *r;
+	uint64_t misses = stats(c).misses;
+
+	for (size_t pg = 0; pg < SH_PAGES; pg++) {
+		int id = m->owner[pg];
+		if (id < 0 || m->s[id] != pg)
+			continue;
+		assert_int_equal(mn_rcache_get(c, p + pg * PG, PG, PROT_READ, &r), 0);
+		assert_ptr_equal(r, m->r[id]);
+		assert_int_equal(mn_rcache_put(c, r), 0);
+	}
+	assert_int_equal(stats(c).misses, misses);
+	assert_int_equal(stats(c).regions, (uint64_t)m->live);
+}
+
+static void test_table_shapes(void **state)
+{
+	const size_t blk = 2ul << 20;
+	static struct sh_model m;
+	unsigned int seed = 14;
+	int most = 0;
+	struct mn_rcache_region *r;
+	mn_rcache *c = make(0, 0, 0);
+	char *map0, *p;
+
+	(void)state;
+	map0 = mmap(NULL, SH_PAGES * PG + blk, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	assert_true(map0 != MAP_FAILED);
+	p = (char *)(((uintptr_t)map0 + blk - 1) & ~(uintptr_t)(blk - 1));
+	memset(m.owner, -1, sizeof(m.owner));
+	m.live = 0;
+	for (int id = 0; id < SH_STEPS; id++) {
+		size_t len = sh_len(&seed), s = (size_t)rand_r(&seed) % SH_PAGES;
+		size_t e = s + len < SH_PAGES ? s + len : SH_PAGES;
+		int have = m.owner[s], prot = rand_r(&seed) % 4 ? PROT_READ
+							       : PROT_READ | PROT_WRITE;
+		bool hit = have >= 0 && m.e[have] >= e && (m.prot[have] & prot) == prot;
+		uint64_t misses = stats(c).misses;
+
+		assert_int_equal(mn_rcache_get(c, p + s * PG, (e - s) * PG,
+					       prot, &r), 0);
+		assert_int_equal(stats(c).misses, misses + !hit);
+		if (hit) {
+			assert_ptr_equal(r, m.r[have]);
+		} else {
+			assert_int_equal(r->start, (uint64_t)(uintptr_t)(p + s * PG));
+			assert_int_equal(r->end, (uint64_t)(uintptr_t)(p + e * PG));
+			m.r[id] = r;
+			m.s[id] = s;
+			m.e[id] = e;
+			m.prot[id] = prot;
+			sh_place(&m, id, s, e);
+		}
+		assert_int_equal(mn_rcache_put(c, r), 0);
+		most = m.live > most ? m.live : most;
+		if (id % 200 == 199)
+			sh_check_all(c, p, &m);
+	}
+	print_message("%d regions cached at the end (%d at most), %" PRIu64
+		      " replaced\n", m.live, most, stats(c).merges);
+	assert_int_equal(mn_rcache_destroy(c), 0);
+	munmap(map0, SH_PAGES * PG + blk);
+}
+
 /* MN_RCACHE_BACKGROUND: an invalidated, unreferenced region is
    deregistered on memnotify's dispatcher thread, with no further call on
    the cache; destroy from its own background deregister says -EDEADLK. */
@@ -607,6 +722,7 @@ int main(void)
 		cmocka_unit_test(test_raw_syscall_late),
 		cmocka_unit_test(test_no_round_trip),
 		cmocka_unit_test(test_table_frees_nodes),
+		cmocka_unit_test(test_table_shapes),
 		cmocka_unit_test(test_background),
 		cmocka_unit_test(test_merge),
 		cmocka_unit_test(test_eviction),

@@ -60,12 +60,38 @@ static bool each_rec(const struct pgt_node *nd, int level, uint64_t base,
 	return true;
 }
 
+/* The common shape, without recursion: [lo, hi) inside one leaf node. */
+static void each_in_leaf(const struct pgt_node *nd, uint64_t lo, uint64_t hi,
+			 bool (*fn)(void *, void *), void *arg)
+{
+	for (int level = PGT_LEVELS - 1; level > 0; level--) {
+		uintptr_t v = atomic_load_explicit(&nd->e[index_of(lo, level)],
+						   memory_order_acquire);
+		if (!v)
+			return;
+		if (v & TAG) {
+			fn((void *)(v & ~TAG), arg);
+			return;
+		}
+		nd = (const struct pgt_node *)v;
+	}
+	for (uint64_t pn = lo; pn < hi; pn++) {
+		uintptr_t v = atomic_load_explicit(&nd->e[index_of(pn, 0)],
+						   memory_order_acquire);
+		if (v && !fn((void *)v, arg))
+			return;
+	}
+}
+
 void pgt_each(const struct pgt *t, uint64_t lo, uint64_t hi,
 	      bool (*fn)(void *region, void *arg), void *arg)
 {
 	const struct pgt_node *root = atomic_load_explicit(&t->root, memory_order_acquire);
 
-	if (root && lo < hi && lo < PGT_MAX_PN)
+	if (root && lo < hi && hi <= PGT_MAX_PN &&
+	    (lo >> PGT_BITS) == ((hi - 1) >> PGT_BITS))
+		each_in_leaf(root, lo, hi, fn, arg);
+	else if (root && lo < hi && lo < PGT_MAX_PN)
 		each_rec(root, PGT_LEVELS - 1, 0, lo,
 			 hi < PGT_MAX_PN ? hi : PGT_MAX_PN, fn, arg);
 }
@@ -150,6 +176,42 @@ static void clear_rec(struct pgt *t, struct pgt_node *nd, int level,
 	}
 }
 
+/* The common shape, without recursion: [lo, hi) inside one leaf node
+   (a region of at most 2 MiB that crosses no 2 MiB boundary), no
+   upper-level entry holding a region on the way.  Makes the missing
+   nodes, then stores the leaf's entries.  1: done, 0: another shape
+   (nothing stored), -ENOMEM. */
+static int set_in_leaf(struct pgt *t, struct pgt_node *nd, uint64_t lo,
+		       uint64_t hi, uintptr_t r)
+{
+	if ((lo >> PGT_BITS) != ((hi - 1) >> PGT_BITS))
+		return 0;
+	for (int level = PGT_LEVELS - 1; level > 0; level--) {
+		_Atomic uintptr_t *e = &nd->e[index_of(lo, level)];
+		uintptr_t v = atomic_load_explicit(e, memory_order_relaxed);
+		if (v & TAG)
+			return 0;
+		if (!v) {
+			struct pgt_node *child = node_new(t);
+			if (!child)
+				return -ENOMEM; /* the nodes made stay: empty */
+			v = (uintptr_t)child;
+			nd->used++;
+			atomic_store_explicit(e, v, memory_order_release);
+		}
+		nd = (struct pgt_node *)v;
+	}
+	for (uint64_t pn = lo; pn < hi; pn++) {
+		_Atomic uintptr_t *e = &nd->e[index_of(pn, 0)];
+		if (atomic_load_explicit(e, memory_order_relaxed))
+			return 0; /* overlap: the caller's bug (set_rec says so) */
+	}
+	for (uint64_t pn = lo; pn < hi; pn++)
+		atomic_store_explicit(&nd->e[index_of(pn, 0)], r, memory_order_release);
+	nd->used += (unsigned int)(hi - lo);
+	return 1;
+}
+
 int pgt_set(struct pgt *t, uint64_t lo, uint64_t hi, void *region)
 {
 	struct pgt_node *root = atomic_load_explicit(&t->root, memory_order_relaxed);
@@ -160,7 +222,11 @@ int pgt_set(struct pgt *t, uint64_t lo, uint64_t hi, void *region)
 			return -ENOMEM;
 		atomic_store_explicit(&t->root, root, memory_order_release);
 	}
-	err = set_rec(t, root, PGT_LEVELS - 1, 0, lo, hi, (uintptr_t)region);
+	err = set_in_leaf(t, root, lo, hi, (uintptr_t)region);
+	if (err > 0)
+		return 0;
+	if (!err)
+		err = set_rec(t, root, PGT_LEVELS - 1, 0, lo, hi, (uintptr_t)region);
 	if (err)
 		pgt_clear(t, lo, hi, region);
 	return err;

@@ -752,6 +752,11 @@ int mn_rcache_create(const struct mn_rcache_opts *opts, mn_rcache **out)
 		free(c);
 		return err;
 	}
+	/* The safety net's one-time setup (its userfaultfd and reader thread,
+	   the dispatcher) here rather than in the first get's miss: no lock
+	   held.  A failure is the miss's to count and report, as later. */
+	if (uses_uffd(c) && mn__uffd_prepare() == 0)
+		mn__dispatch_start();
 	*out = c;
 	return 0;
 }
