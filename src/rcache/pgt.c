@@ -18,6 +18,13 @@ static unsigned int index_of(uint64_t pn, int level)
 	return (unsigned int)(pn >> (PGT_BITS * level)) & (PGT_N - 1);
 }
 
+/* Is [lo, hi) inside one leaf node (the common shape: at most 2 MiB,
+   crossing no 2 MiB boundary)? */
+static bool in_one_leaf(uint64_t lo, uint64_t hi)
+{
+	return (lo >> PGT_BITS) == ((hi - 1) >> PGT_BITS);
+}
+
 /* --- readers (async-signal-safe) -------------------------------------------- */
 
 void *pgt_find(const struct pgt *t, uint64_t pn)
@@ -88,8 +95,7 @@ void pgt_each(const struct pgt *t, uint64_t lo, uint64_t hi,
 {
 	const struct pgt_node *root = atomic_load_explicit(&t->root, memory_order_acquire);
 
-	if (root && lo < hi && hi <= PGT_MAX_PN &&
-	    (lo >> PGT_BITS) == ((hi - 1) >> PGT_BITS))
+	if (root && lo < hi && hi <= PGT_MAX_PN && in_one_leaf(lo, hi))
 		each_in_leaf(root, lo, hi, fn, arg);
 	else if (root && lo < hi && lo < PGT_MAX_PN)
 		each_rec(root, PGT_LEVELS - 1, 0, lo,
@@ -176,15 +182,14 @@ static void clear_rec(struct pgt *t, struct pgt_node *nd, int level,
 	}
 }
 
-/* The common shape, without recursion: [lo, hi) inside one leaf node
-   (a region of at most 2 MiB that crosses no 2 MiB boundary), no
-   upper-level entry holding a region on the way.  Makes the missing
-   nodes, then stores the leaf's entries.  1: done, 0: another shape
-   (nothing stored), -ENOMEM. */
+/* The common shape, without recursion: [lo, hi) inside one leaf node,
+   no upper-level entry holding a region on the way.  Makes the missing
+   nodes, then stores the leaf's entries (as set_rec's level 0 does).
+   1: done, 0: another shape (nothing stored), -ENOMEM. */
 static int set_in_leaf(struct pgt *t, struct pgt_node *nd, uint64_t lo,
 		       uint64_t hi, uintptr_t r)
 {
-	if ((lo >> PGT_BITS) != ((hi - 1) >> PGT_BITS))
+	if (!in_one_leaf(lo, hi))
 		return 0;
 	for (int level = PGT_LEVELS - 1; level > 0; level--) {
 		_Atomic uintptr_t *e = &nd->e[index_of(lo, level)];
@@ -194,7 +199,8 @@ static int set_in_leaf(struct pgt *t, struct pgt_node *nd, uint64_t lo,
 		if (!v) {
 			struct pgt_node *child = node_new(t);
 			if (!child)
-				return -ENOMEM; /* the nodes made stay: empty */
+				return -ENOMEM; /* pgt_set's clear retires
+						   the empty nodes made */
 			v = (uintptr_t)child;
 			nd->used++;
 			atomic_store_explicit(e, v, memory_order_release);
@@ -203,12 +209,9 @@ static int set_in_leaf(struct pgt *t, struct pgt_node *nd, uint64_t lo,
 	}
 	for (uint64_t pn = lo; pn < hi; pn++) {
 		_Atomic uintptr_t *e = &nd->e[index_of(pn, 0)];
-		if (atomic_load_explicit(e, memory_order_relaxed))
-			return 0; /* overlap: the caller's bug (set_rec says so) */
+		nd->used += !atomic_load_explicit(e, memory_order_relaxed);
+		atomic_store_explicit(e, r, memory_order_release);
 	}
-	for (uint64_t pn = lo; pn < hi; pn++)
-		atomic_store_explicit(&nd->e[index_of(pn, 0)], r, memory_order_release);
-	nd->used += (unsigned int)(hi - lo);
 	return 1;
 }
 
@@ -242,7 +245,7 @@ static bool clear_in_leaf(struct pgt *t, struct pgt_node *root, uint64_t lo,
 	struct pgt_node *path[PGT_LEVELS], *nd = root;
 	unsigned int idx[PGT_LEVELS];
 
-	if ((lo >> PGT_BITS) != ((hi - 1) >> PGT_BITS))
+	if (!in_one_leaf(lo, hi))
 		return false;
 	for (int level = PGT_LEVELS - 1; level > 0; level--) {
 		unsigned int i = index_of(lo, level);
